@@ -1,0 +1,260 @@
+/**
+ * Manifests, indexes and image configs. Parsers keep the exact bytes they were given: a
+ * digest is always computed over the bytes as received, never over a re-serialisation.
+ */
+import { z } from "zod";
+import { type DiffID, type Digest, type DigestAlgorithm, InvalidDigestError, digestOf, parseDigest } from "./digest.js";
+import { MediaTypes, baseMediaType } from "./mediatypes.js";
+
+export class InvalidManifestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidManifestError";
+  }
+}
+
+const digestSchema = z.string().transform((s, ctx) => {
+  try {
+    return parseDigest(s);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const mediaTypeSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/, "invalid media type");
+const annotationsSchema = z.record(z.string(), z.string());
+
+export const platformSchema = z.object({
+  architecture: z.string(),
+  os: z.string(),
+  "os.version": z.string().optional(),
+  "os.features": z.array(z.string()).optional(),
+  variant: z.string().optional(),
+  features: z.array(z.string()).optional(),
+});
+export type Platform = z.infer<typeof platformSchema>;
+
+export const descriptorSchema = z.object({
+  mediaType: mediaTypeSchema,
+  digest: digestSchema,
+  size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  urls: z.array(z.string()).optional(),
+  annotations: annotationsSchema.optional(),
+  data: z.string().optional(),
+  artifactType: mediaTypeSchema.optional(),
+  platform: platformSchema.optional(),
+});
+export type Descriptor = z.infer<typeof descriptorSchema>;
+
+const imageManifestSchema = z.object({
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  artifactType: mediaTypeSchema.optional(),
+  config: descriptorSchema,
+  layers: z.array(descriptorSchema),
+  subject: descriptorSchema.optional(),
+  annotations: annotationsSchema.optional(),
+});
+
+const indexSchema = z.object({
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  artifactType: mediaTypeSchema.optional(),
+  manifests: z.array(descriptorSchema),
+  subject: descriptorSchema.optional(),
+  annotations: annotationsSchema.optional(),
+});
+
+export type ImageManifestBody = z.infer<typeof imageManifestSchema>;
+export type IndexBody = z.infer<typeof indexSchema>;
+
+interface ParsedBase {
+  /** The exact bytes received. */
+  readonly raw: Buffer;
+  /** Media type from the body, else from the Content-Type it arrived with. */
+  readonly mediaType: string;
+  readonly artifactType?: string;
+  readonly subject?: Descriptor;
+  readonly annotations?: Record<string, string>;
+}
+
+export interface ParsedImageManifest extends ParsedBase {
+  readonly kind: "manifest";
+  readonly config: Descriptor;
+  readonly layers: readonly Descriptor[];
+}
+
+export interface ParsedIndex extends ParsedBase {
+  readonly kind: "index";
+  readonly manifests: readonly Descriptor[];
+}
+
+export type ParsedManifest = ParsedImageManifest | ParsedIndex;
+
+function describeZod(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+}
+
+/**
+ * Parses a manifest or index. `contentType` is the Content-Type it arrived with (optional).
+ * Throws InvalidManifestError for bad JSON, unknown media types, a body mediaType that
+ * contradicts the Content-Type, or a schema violation.
+ */
+export function parseManifest(raw: Uint8Array, contentType?: string): ParsedManifest {
+  const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString("utf8"));
+  } catch (e) {
+    throw new InvalidManifestError(`manifest is not valid JSON: ${(e as Error).message}`);
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new InvalidManifestError("manifest must be a JSON object");
+  const obj = json as Record<string, unknown>;
+  const ct = contentType ? baseMediaType(contentType) : "";
+  const bodyMt = typeof obj.mediaType === "string" ? obj.mediaType : undefined;
+  if (obj.mediaType !== undefined && bodyMt === undefined) throw new InvalidManifestError("mediaType must be a string");
+  let mediaType = bodyMt ?? ct;
+  if (bodyMt && ct && ct !== bodyMt && ct !== "application/json" && ct !== "application/octet-stream") {
+    throw new InvalidManifestError(`Content-Type ${ct} does not match the manifest's mediaType ${bodyMt}`);
+  }
+  if (!mediaType || mediaType === "application/json" || mediaType === "application/octet-stream") {
+    if (Array.isArray(obj.manifests)) mediaType = MediaTypes.OciIndex;
+    else if (obj.config !== undefined) mediaType = MediaTypes.OciManifest;
+    else throw new InvalidManifestError("cannot determine the manifest's media type");
+  }
+  switch (mediaType) {
+    case MediaTypes.OciManifest:
+    case MediaTypes.DockerManifest: {
+      const r = imageManifestSchema.safeParse(obj);
+      if (!r.success) throw new InvalidManifestError(`invalid image manifest: ${describeZod(r.error)}`);
+      if (mediaType === MediaTypes.DockerManifest && r.data.mediaType !== MediaTypes.DockerManifest) {
+        throw new InvalidManifestError("Docker schema2 manifests must carry their mediaType");
+      }
+      return {
+        kind: "manifest",
+        raw: bytes,
+        mediaType,
+        artifactType: r.data.artifactType,
+        subject: r.data.subject,
+        annotations: r.data.annotations,
+        config: r.data.config,
+        layers: r.data.layers,
+      };
+    }
+    case MediaTypes.OciIndex:
+    case MediaTypes.DockerManifestList: {
+      const r = indexSchema.safeParse(obj);
+      if (!r.success) throw new InvalidManifestError(`invalid index: ${describeZod(r.error)}`);
+      return {
+        kind: "index",
+        raw: bytes,
+        mediaType,
+        artifactType: r.data.artifactType,
+        subject: r.data.subject,
+        annotations: r.data.annotations,
+        manifests: r.data.manifests,
+      };
+    }
+    default:
+      throw new InvalidManifestError(`unsupported manifest media type ${JSON.stringify(mediaType)}`);
+  }
+}
+
+/** Digest of a parsed manifest's raw bytes. */
+export function manifestDigest(m: Pick<ParsedBase, "raw">, algorithm: DigestAlgorithm = "sha256"): Digest {
+  return digestOf(m.raw, algorithm);
+}
+
+// ---------------------------------------------------------------------------------------
+// Image config
+
+const diffIdSchema = digestSchema.transform((d) => d as DiffID);
+
+export const imageConfigSchema = z
+  .object({
+    architecture: z.string(),
+    os: z.string(),
+    variant: z.string().optional(),
+    "os.version": z.string().optional(),
+    created: z.string().optional(),
+    author: z.string().optional(),
+    config: z.record(z.string(), z.unknown()).nullable().optional(),
+    rootfs: z.object({ type: z.literal("layers"), diff_ids: z.array(diffIdSchema) }),
+    history: z
+      .array(
+        z
+          .object({
+            created: z.string().optional(),
+            created_by: z.string().optional(),
+            author: z.string().optional(),
+            comment: z.string().optional(),
+            empty_layer: z.boolean().optional(),
+          })
+          .loose(),
+      )
+      .optional(),
+  })
+  .loose();
+
+export type ImageConfig = z.infer<typeof imageConfigSchema>;
+
+export interface ParsedImageConfig {
+  readonly raw: Buffer;
+  readonly config: ImageConfig;
+}
+
+export function parseImageConfig(raw: Uint8Array): ParsedImageConfig {
+  const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString("utf8"));
+  } catch (e) {
+    throw new InvalidManifestError(`image config is not valid JSON: ${(e as Error).message}`);
+  }
+  const r = imageConfigSchema.safeParse(json);
+  if (!r.success) throw new InvalidManifestError(`invalid image config: ${describeZod(r.error)}`);
+  return { raw: bytes, config: r.data };
+}
+
+// ---------------------------------------------------------------------------------------
+// Platforms
+
+/** `os/arch[/variant]` */
+export function parsePlatform(s: string): Platform {
+  const parts = s.split("/");
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p.length === 0))
+    throw new Error(`invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
+  return parts.length === 3 ? { os: parts[0], architecture: parts[1], variant: parts[2] } : { os: parts[0], architecture: parts[1] };
+}
+
+export function formatPlatform(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
+}
+
+/** The platform of this Node process in OCI terms. */
+export function hostPlatform(): Platform {
+  const archMap: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
+  const architecture = archMap[process.arch] ?? process.arch;
+  const p: Platform = { os: process.platform === "win32" ? "windows" : process.platform, architecture };
+  if (architecture === "arm64") p.variant = "v8";
+  return p;
+}
+
+function normVariant(p: Platform): string | undefined {
+  if (p.architecture === "arm64" && (p.variant === undefined || p.variant === "v8")) return "v8";
+  return p.variant;
+}
+
+/** Whether a candidate platform satisfies the wanted one (variant compared only when wanted says one). */
+export function platformMatches(want: Platform, have: Platform | undefined): boolean {
+  if (!have) return false;
+  if (want.os !== have.os || want.architecture !== have.architecture) return false;
+  if (want.variant === undefined) return true;
+  return normVariant(want) === normVariant(have);
+}
+
+export { InvalidDigestError };

@@ -1,0 +1,125 @@
+/**
+ * The storage driver contract. A driver stores opaque byte objects under slash-separated
+ * keys and knows nothing about registries; keys come only from `paths.ts`.
+ *
+ * Keys: absolute, "/"-separated, components of [A-Za-z0-9._-] (no empty, "." or ".."
+ * component), e.g. "/v2/blobs/sha256/ab/ab12.../data". Every driver is wrapped by
+ * `checkedDriver` (base.ts) which rejects other keys, so drivers only do raw I/O.
+ *
+ * Contracts every driver honours (checked by the shared conformance suite):
+ * - `getContent`/`reader` of a missing key throw PathNotFoundError; never an empty result.
+ * - `putContent` is atomic: a concurrent reader sees the old content or the new, never a mix.
+ * - A writer's data is readable at its key only after `commit()`. `close()` without commit
+ *   keeps what was written so that `writer(key, {append: true})` can continue from `size`.
+ *   `cancel()` removes everything the writer (and earlier appended writers) wrote.
+ * - `move` is atomic for readers of the destination, replaces an existing destination, and
+ *   removes the source.
+ * - `list` returns the direct children of a "directory" key as full keys, sorted by byte
+ *   order, paginated with `after` (exclusive) and `limit`; a missing key throws PathNotFoundError.
+ * - `delete` removes a key and everything below it; a missing key throws PathNotFoundError.
+ * - Every operation honours its AbortSignal where one is given.
+ */
+import type { Readable } from "node:stream";
+
+export interface FileInfo {
+  readonly path: string;
+  /** Bytes; 0 for directories. */
+  readonly size: number;
+  readonly modTime: Date;
+  readonly isDir: boolean;
+}
+
+export interface ReadOptions {
+  /** First byte to read (default 0). Reading at or past the end yields an empty stream. */
+  readonly offset?: number;
+  /** Maximum number of bytes to read (default: to the end). */
+  readonly length?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface WriterOptions {
+  /** Continue a writer that was closed without commit. */
+  readonly append?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface ListOptions {
+  /** Return only children whose key sorts strictly after this full key. */
+  readonly after?: string;
+  /** At most this many keys. */
+  readonly limit?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ListResult {
+  readonly keys: string[];
+  /** Whether more children follow the last returned key. */
+  readonly truncated: boolean;
+}
+
+/** A resumable writer. Methods must not be called concurrently. */
+export interface FileWriter {
+  /** Bytes written so far, including earlier appended sessions. */
+  readonly size: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Persists what was written without publishing it; the writer is unusable afterwards. */
+  close(): Promise<void>;
+  /** Makes the content readable at the key (durably); the writer is unusable afterwards. */
+  commit(): Promise<void>;
+  /** Discards everything written; the writer is unusable afterwards. */
+  cancel(): Promise<void>;
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  getContent(key: string, signal?: AbortSignal): Promise<Buffer>;
+  putContent(key: string, content: Uint8Array, signal?: AbortSignal): Promise<void>;
+  reader(key: string, opts?: ReadOptions): Promise<Readable>;
+  writer(key: string, opts?: WriterOptions): Promise<FileWriter>;
+  stat(key: string, signal?: AbortSignal): Promise<FileInfo>;
+  list(key: string, opts?: ListOptions): Promise<ListResult>;
+  move(source: string, dest: string, signal?: AbortSignal): Promise<void>;
+  delete(key: string, signal?: AbortSignal): Promise<void>;
+  /** A URL a client may fetch the key from directly, or undefined when the driver has none. */
+  redirectURL?(key: string, opts: { method: "GET" | "HEAD"; expiresInSeconds: number }): Promise<string | undefined>;
+  /** Releases connections and handles. */
+  close?(): Promise<void>;
+}
+
+export class StorageError extends Error {
+  constructor(
+    readonly driver: string,
+    readonly key: string,
+    message: string,
+    opts?: { cause?: unknown },
+  ) {
+    super(`${driver}: ${message}: ${key}`, opts);
+    this.name = "StorageError";
+  }
+}
+
+export class PathNotFoundError extends StorageError {
+  constructor(driver: string, key: string) {
+    super(driver, key, "path not found");
+    this.name = "PathNotFoundError";
+  }
+}
+
+export class InvalidPathError extends StorageError {
+  constructor(driver: string, key: string) {
+    super(driver, key, "invalid path");
+    this.name = "InvalidPathError";
+  }
+}
+
+/** The backing service could not be reached or failed (maps to 503). */
+export class StorageUnavailableError extends StorageError {
+  constructor(driver: string, key: string, message: string, opts?: { cause?: unknown }) {
+    super(driver, key, message, opts);
+    this.name = "StorageUnavailableError";
+  }
+}
+
+export function isNotFound(e: unknown): e is PathNotFoundError {
+  return e instanceof PathNotFoundError;
+}

@@ -1,0 +1,108 @@
+/**
+ * Every storage key the registry uses, and nothing else builds keys. The layout:
+ *
+ *   /v2/
+ *   ├── blobs/<alg>/<hex[0:2]>/<hex>/data              blob bytes (layers, configs AND manifests),
+ *   │                                                   stored once per digest for all repositories
+ *   └── repositories/<name...>/
+ *       ├── _layers/<alg>/<hex>/link                    "<digest>": blob is part of this repository
+ *       ├── _manifests/
+ *       │   ├── revisions/<alg>/<hex>/link              "<digest>": manifest is in this repository
+ *       │   └── tags/<tag>/current/link                 "<digest>": what the tag points at
+ *       ├── _referrers/<alg>/<subjecthex>/<alg>/<hex>/link
+ *       │                                               descriptor JSON of a manifest whose
+ *       │                                               `subject` is <alg>:<subjecthex>
+ *       └── _uploads/<uuid>/
+ *           ├── data                                    bytes received so far (never a blob key)
+ *           └── startedat                               RFC 3339 start time (for expiry)
+ *
+ * A blob becomes visible only when its verified upload `data` is moved to its blobs/ key.
+ * Repository names may contain "/" (nested repositories); `_layers`, `_manifests`,
+ * `_referrers` and `_uploads` cannot be repository path components (components start with
+ * [a-z0-9]), so a repository's own keys never collide with a nested repository.
+ */
+import { type Digest, digestAlgorithm, digestHex } from "@strata/core";
+
+export const ROOT = "/v2";
+
+export type PathSpec =
+  | { kind: "blobsRoot" }
+  | { kind: "blobData"; digest: Digest }
+  | { kind: "blobDir"; digest: Digest }
+  | { kind: "repositoriesRoot" }
+  | { kind: "repository"; name: string }
+  | { kind: "layerLink"; name: string; digest: Digest }
+  | { kind: "layersRoot"; name: string }
+  | { kind: "manifestRevisionLink"; name: string; digest: Digest }
+  | { kind: "manifestRevisionsRoot"; name: string }
+  | { kind: "tagsRoot"; name: string }
+  | { kind: "tag"; name: string; tag: string }
+  | { kind: "tagCurrentLink"; name: string; tag: string }
+  | { kind: "referrersOf"; name: string; subject: Digest }
+  | { kind: "referrerLink"; name: string; subject: Digest; digest: Digest }
+  | { kind: "uploadsRoot"; name: string }
+  | { kind: "upload"; name: string; id: string }
+  | { kind: "uploadData"; name: string; id: string }
+  | { kind: "uploadStartedAt"; name: string; id: string };
+
+const d = (x: Digest) => `${digestAlgorithm(x)}/${digestHex(x)}`;
+
+/** Turns a spec into its storage key. Pure; no I/O. */
+export function pathFor(spec: PathSpec): string {
+  switch (spec.kind) {
+    case "blobsRoot":
+      return `${ROOT}/blobs`;
+    case "blobDir": {
+      const hex = digestHex(spec.digest);
+      return `${ROOT}/blobs/${digestAlgorithm(spec.digest)}/${hex.slice(0, 2)}/${hex}`;
+    }
+    case "blobData":
+      return `${pathFor({ kind: "blobDir", digest: spec.digest })}/data`;
+    case "repositoriesRoot":
+      return `${ROOT}/repositories`;
+    case "repository":
+      return `${ROOT}/repositories/${spec.name}`;
+    case "layersRoot":
+      return `${pathFor({ kind: "repository", name: spec.name })}/_layers`;
+    case "layerLink":
+      return `${pathFor({ kind: "layersRoot", name: spec.name })}/${d(spec.digest)}/link`;
+    case "manifestRevisionsRoot":
+      return `${pathFor({ kind: "repository", name: spec.name })}/_manifests/revisions`;
+    case "manifestRevisionLink":
+      return `${pathFor({ kind: "manifestRevisionsRoot", name: spec.name })}/${d(spec.digest)}/link`;
+    case "tagsRoot":
+      return `${pathFor({ kind: "repository", name: spec.name })}/_manifests/tags`;
+    case "tag":
+      return `${pathFor({ kind: "tagsRoot", name: spec.name })}/${spec.tag}`;
+    case "tagCurrentLink":
+      return `${pathFor({ kind: "tag", name: spec.name, tag: spec.tag })}/current/link`;
+    case "referrersOf":
+      return `${pathFor({ kind: "repository", name: spec.name })}/_referrers/${d(spec.subject)}`;
+    case "referrerLink":
+      return `${pathFor({ kind: "referrersOf", name: spec.name, subject: spec.subject })}/${d(spec.digest)}/link`;
+    case "uploadsRoot":
+      return `${pathFor({ kind: "repository", name: spec.name })}/_uploads`;
+    case "upload":
+      return `${pathFor({ kind: "uploadsRoot", name: spec.name })}/${spec.id}`;
+    case "uploadData":
+      return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/data`;
+    case "uploadStartedAt":
+      return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/startedat`;
+  }
+}
+
+/** Last component of a key. */
+export function baseName(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1);
+}
+
+const COMPONENT = /^[A-Za-z0-9._-]+$/;
+
+/** Whether a key obeys the driver key grammar (see driver.ts). */
+export function isValidKey(key: string): boolean {
+  if (!key.startsWith("/") || key.length < 2 || key.endsWith("/")) return false;
+  for (const c of key.slice(1).split("/")) {
+    if (c === "" || c === "." || c === ".." || !COMPONENT.test(c)) return false;
+  }
+  return true;
+}
