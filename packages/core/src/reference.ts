@@ -87,6 +87,8 @@ export interface ParseReferenceOptions {
 /** Parses and normalises a reference (`alpine` → `docker.io/library/alpine:latest`). */
 export function parseReference(input: string, opts: ParseReferenceOptions = {}): Reference {
   if (input.length === 0) throw new InvalidReferenceError(input, "empty");
+  // A bare 64-hex string is an image ID, never a repository name.
+  if (/^[a-f0-9]{64}$/.test(input)) throw new InvalidReferenceError(input, "cannot specify 64-byte hexadecimal strings");
   let rest = input;
   let digest: Digest | undefined;
   const at = rest.indexOf("@");
