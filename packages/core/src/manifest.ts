@@ -244,8 +244,13 @@ export function hostPlatform(): Platform {
   return p;
 }
 
+/** Variant normalisation as containerd does it: arm64 defaults to v8, arm to v7; bare numbers get a "v". */
 function normVariant(p: Platform): string | undefined {
-  if (p.architecture === "arm64" && (p.variant === undefined || p.variant === "v8")) return "v8";
+  if (p.architecture === "arm64" && (p.variant === undefined || p.variant === "v8" || p.variant === "8")) return "v8";
+  if (p.architecture === "arm") {
+    if (p.variant === undefined || p.variant === "7") return "v7";
+    if (p.variant === "5" || p.variant === "6" || p.variant === "8") return `v${p.variant}`;
+  }
   return p.variant;
 }
 
