@@ -22,11 +22,9 @@ import {
 } from "../src/index.js";
 
 const SHA256_EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-const SHA512_EMPTY =
-  "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
+const SHA512_EMPTY = "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
 const SHA256_ABC = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-const SHA512_ABC =
-  "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f";
+const SHA512_ABC = "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f";
 
 function rejects(input: unknown, cls: new (...args: never[]) => Error = InvalidDigestError): void {
   assert.throws(() => parseDigest(input), cls, `expected ${String(input)} to be rejected with ${cls.name}`);
@@ -66,7 +64,10 @@ describe("parseDigest: rejected", () => {
     rejects(`sha512:${SHA512_EMPTY.slice(7).toUpperCase()}`);
   });
   it("rejects an uppercase algorithm as a grammar violation, not as unsupported", () => {
-    assert.throws(() => parseDigest(`SHA256:${SHA256_EMPTY.slice(7)}`), (e: unknown) => e instanceof InvalidDigestError && !(e instanceof UnsupportedDigestError));
+    assert.throws(
+      () => parseDigest(`SHA256:${SHA256_EMPTY.slice(7)}`),
+      (e: unknown) => e instanceof InvalidDigestError && !(e instanceof UnsupportedDigestError),
+    );
   });
   it("rejects wrong lengths", () => {
     const hex = SHA256_EMPTY.slice(7);

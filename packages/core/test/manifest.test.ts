@@ -25,10 +25,7 @@ import {
 
 /** The shared/ directory beside the repository (resolved from this file, else from the working directory). */
 function sharedDir(): string {
-  const candidates = [
-    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../../shared"),
-    path.resolve(process.cwd(), "../shared"),
-  ];
+  const candidates = [path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../../shared"), path.resolve(process.cwd(), "../shared")];
   const found = candidates.find((c) => existsSync(path.join(c, "fixtures/docker-golden/edge/expected.json")));
   if (!found) throw new Error(`shared fixtures not found; looked in ${candidates.join(", ")}`);
   return found;
@@ -359,14 +356,7 @@ describe("parseManifest: invalid documents", () => {
     invalid(bytes({ schemaVersion: 2, mediaType: MediaTypes.DockerManifestList, manifests: {} }));
   });
   it("bad descriptor digests", () => {
-    const bad = [
-      "sha256:abc",
-      D1.toUpperCase(),
-      `sha256:${D1.slice(7).toUpperCase()}`,
-      "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
-      "",
-      7,
-    ];
+    const bad = ["sha256:abc", D1.toUpperCase(), `sha256:${D1.slice(7).toUpperCase()}`, "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564", "", 7];
     for (const digest of bad) {
       invalid(bytes(ociManifest({ config: { mediaType: MediaTypes.OciConfig, digest, size: 1 } })), undefined, `config digest ${digest}`);
       invalid(bytes(ociManifest({ layers: [{ mediaType: MediaTypes.OciLayerGzip, digest, size: 1 }] })), undefined, `layer digest ${digest}`);

@@ -25,11 +25,7 @@ const D = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8
 
 function ref(input: string, domain: string, repository: string, tag?: string, digest?: string): void {
   const r = parseReference(input);
-  assert.deepEqual(
-    { domain: r.domain, repository: r.repository, tag: r.tag, digest: r.digest },
-    { domain, repository, tag, digest },
-    input,
-  );
+  assert.deepEqual({ domain: r.domain, repository: r.repository, tag: r.tag, digest: r.digest }, { domain, repository, tag, digest }, input);
 }
 
 function bad(input: string): void {
@@ -215,23 +211,7 @@ describe("familiar names", () => {
 });
 
 describe("OCI distribution-spec repository names", () => {
-  const ok = [
-    "a",
-    "a/b",
-    "a/b/c/d",
-    "library/alpine",
-    "a.b",
-    "a_b",
-    "a__b",
-    "a-b",
-    "a--b",
-    "a----b",
-    "a.b-c_d__e",
-    "0",
-    "0/1",
-    "golden/edge",
-    "a".repeat(255),
-  ];
+  const ok = ["a", "a/b", "a/b/c/d", "library/alpine", "a.b", "a_b", "a__b", "a-b", "a--b", "a----b", "a.b-c_d__e", "0", "0/1", "golden/edge", "a".repeat(255)];
   const notOk = [
     "",
     "A",
