@@ -1,0 +1,426 @@
+/**
+ * Storage driver for S3-compatible object storage (AWS S3, MinIO, Ceph RGW, Swift s3api, R2).
+ *
+ * Keys: driver key "/a/b" is object "<prefix>/a/b" (or "a/b" without a prefix). Directories
+ * do not exist in S3; a directory is any key prefix "<key>/" with objects below it, listed
+ * with ListObjectsV2 and Delimiter "/". Objects whose last component is outside the key
+ * grammar (the writers' tail objects, see s3-writer.ts) are internal and never listed.
+ *
+ * Atomicity: PutObject, CopyObject and CompleteMultipartUpload replace an object atomically
+ * for readers. `move` is a server-side copy followed by a delete of the source. Conditional
+ * writes (If-None-Match) are not used: Swift's s3api does not implement them.
+ */
+import { PassThrough, Readable } from "node:stream";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+  UploadPartCopyCommand,
+} from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import type { S3Config } from "../config.js";
+import { checkedDriver } from "./base.js";
+import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
+import { PathNotFoundError, StorageError } from "./driver.js";
+import { classifyS3Error, createS3Client, DRIVER_NAME, ensureBucket, errorName, s3Call, statusOf } from "./s3-client.js";
+import { S3Writer, TAIL_SUFFIX } from "./s3-writer.js";
+
+export { createS3Client, ensureBucket } from "./s3-client.js";
+export { TAIL_SUFFIX } from "./s3-writer.js";
+
+/** The S3 driver: a StorageDriver plus S3-only maintenance operations. */
+export interface S3StorageDriver extends StorageDriver {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Creates the configured bucket unless it exists. */
+  ensureBucket(): Promise<void>;
+  /**
+   * Aborts every multipart upload under the driver's prefix that was started before
+   * `olderThan`, and deletes its writer tail object. Returns how many were aborted.
+   * (Closed writers that never filled a part own only a tail object; deleting their upload
+   * directory removes it.)
+   */
+  abortStaleMultipartUploads(olderThan: Date): Promise<number>;
+}
+
+const COMPONENT = /^[A-Za-z0-9._-]+$/;
+/** Largest object CopyObject can copy in one request. */
+const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
+const COPY_PART_SIZE = 512 * 1024 * 1024;
+const COPY_CONCURRENCY = 4;
+const DELETE_BATCH = 1000;
+
+/** Runs `fn` over items with at most `n` at a time. */
+async function parallel<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  const worker = async () => {
+    while (i < items.length) await fn(items[i++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
+class S3DriverImpl {
+  readonly name = DRIVER_NAME;
+  readonly client: S3Client;
+  readonly bucket: string;
+  private readonly root: string;
+  private multiDelete = true;
+
+  constructor(private readonly cfg: S3Config) {
+    this.client = createS3Client(cfg);
+    this.bucket = cfg.bucket;
+    this.root = cfg.prefix ? `${cfg.prefix}/` : "";
+  }
+
+  /** Object key of a driver key ("/a/b" -> "<prefix>/a/b"). */
+  objectKey(key: string): string {
+    return this.root + key.slice(1);
+  }
+
+  private driverKey(objectKey: string): string {
+    return `/${objectKey.slice(this.root.length)}`;
+  }
+
+  async ensureBucket(): Promise<void> {
+    await ensureBucket(this.cfg, this.client);
+  }
+
+  async getContent(key: string, signal?: AbortSignal): Promise<Buffer> {
+    const res = await s3Call(key, signal, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }));
+    return s3Call(key, signal, async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of res.Body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+      return Buffer.concat(chunks);
+    });
+  }
+
+  async putContent(key: string, content: Uint8Array, signal?: AbortSignal): Promise<void> {
+    await s3Call(key, signal, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: content, ContentLength: content.byteLength }), { abortSignal: signal }),
+    );
+  }
+
+  async reader(key: string, opts: ReadOptions = {}): Promise<Readable> {
+    const { signal } = opts;
+    signal?.throwIfAborted();
+    const offset = opts.offset ?? 0;
+    const length = opts.length;
+    const objectKey = this.objectKey(key);
+    if (length === 0) {
+      await this.stat(key, signal);
+      return Readable.from([]);
+    }
+    let range: string | undefined;
+    if (length !== undefined) range = `bytes=${offset}-${offset + length - 1}`;
+    else if (offset > 0) range = `bytes=${offset}-`;
+    let body: Readable;
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: range }), { abortSignal: signal });
+      body = res.Body as Readable;
+    } catch (e) {
+      // 416: the object exists and the range starts at or past its end.
+      if (statusOf(e) === 416 || errorName(e) === "InvalidRange") return Readable.from([]);
+      throw classifyS3Error(e, key, signal);
+    }
+    const out = new PassThrough();
+    body.on("error", (e) => out.destroy(classifyS3Error(e, key, signal)));
+    body.pipe(out);
+    if (signal) {
+      const onAbort = () => {
+        body.destroy();
+        out.destroy(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      out.once("close", () => signal.removeEventListener("abort", onAbort));
+    }
+    out.once("close", () => body.destroy());
+    return out;
+  }
+
+  async writer(key: string, opts: WriterOptions = {}): Promise<FileWriter> {
+    opts.signal?.throwIfAborted();
+    const ctx = { client: this.client, bucket: this.bucket, partSize: this.cfg.partSize, key, objectKey: this.objectKey(key), signal: opts.signal };
+    return opts.append ? S3Writer.resume(ctx) : S3Writer.fresh(ctx);
+  }
+
+  async stat(key: string, signal?: AbortSignal): Promise<FileInfo> {
+    try {
+      const res = await s3Call(key, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }));
+      return { path: key, size: res.ContentLength ?? 0, modTime: res.LastModified ?? new Date(0), isDir: false };
+    } catch (e) {
+      if (!(e instanceof PathNotFoundError)) throw e;
+    }
+    const res = await s3Call(key, signal, () =>
+      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.objectKey(key)}/`, MaxKeys: 1 }), { abortSignal: signal }),
+    );
+    const first = res.Contents?.[0];
+    if (!first) throw new PathNotFoundError(DRIVER_NAME, key);
+    return { path: key, size: 0, modTime: first.LastModified ?? new Date(0), isDir: true };
+  }
+
+  /**
+   * Direct children in byte order of their keys. S3 orders a sub-"directory" by "name/",
+   * which sorts after siblings "name-x" and "name.x" although "name" sorts before them; so a
+   * child is only returned once no unseen directory can still sort before it.
+   */
+  async list(key: string, opts: ListOptions = {}): Promise<ListResult> {
+    const { signal, after } = opts;
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    const base = `${this.objectKey(key)}/`;
+    const startAfter = after !== undefined && after > `${key}/` ? this.objectKey(after) : undefined;
+    const out: string[] = [];
+    const pending = new Set<string>(); // child names seen but not yet safe to emit
+    let sawAny = false;
+    let token: string | undefined;
+    let more = true;
+    while (more && out.length <= limit) {
+      const res = await s3Call(key, signal, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: base,
+            Delimiter: "/",
+            StartAfter: token === undefined ? startAfter : undefined,
+            ContinuationToken: token,
+            MaxKeys: Number.isFinite(limit) ? Math.min(1000, Math.max(limit - out.length + 2, 2)) : 1000,
+          }),
+          { abortSignal: signal },
+        ),
+      );
+      let last = "";
+      for (const p of res.CommonPrefixes ?? []) {
+        if (!p.Prefix) continue;
+        sawAny = true;
+        if (p.Prefix > last) last = p.Prefix;
+        pending.add(p.Prefix.slice(base.length, -1));
+      }
+      for (const c of res.Contents ?? []) {
+        if (!c.Key) continue;
+        sawAny = true;
+        if (c.Key > last) last = c.Key;
+        pending.add(c.Key.slice(base.length));
+      }
+      more = res.IsTruncated === true && res.NextContinuationToken !== undefined;
+      token = res.NextContinuationToken;
+      // Names below `bound` can no longer be preceded by an unseen entry.
+      let bound: string | undefined;
+      if (more && last) {
+        const lastName = last.slice(base.length).replace(/\/$/, "");
+        for (let i = 1; i < lastName.length; i++) {
+          if (lastName[i] < "/") {
+            bound = lastName.slice(0, i);
+            break;
+          }
+        }
+      }
+      const ready = [...pending].filter((n) => bound === undefined || n < bound).sort();
+      for (const n of ready) {
+        pending.delete(n);
+        if (!COMPONENT.test(n)) continue;
+        const full = `${key}/${n}`;
+        if (after !== undefined && full <= after) continue;
+        out.push(full);
+      }
+    }
+    if (!sawAny) {
+      if (after === undefined) throw new PathNotFoundError(DRIVER_NAME, key);
+      await this.stat(key, signal).then((st) => {
+        if (!st.isDir) throw new PathNotFoundError(DRIVER_NAME, key);
+      });
+    }
+    // The loop stops at limit + 1 children or at the end of the listing.
+    return { keys: out.slice(0, Number.isFinite(limit) ? limit : undefined), truncated: out.length > limit };
+  }
+
+  async move(source: string, dest: string, signal?: AbortSignal): Promise<void> {
+    const src = this.objectKey(source);
+    const dst = this.objectKey(dest);
+    const head = await s3Call(source, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: src }), { abortSignal: signal }));
+    const size = head.ContentLength ?? 0;
+    const copySource = `${this.bucket}/${src.split("/").map(encodeURIComponent).join("/")}`;
+    if (size <= MAX_SINGLE_COPY) {
+      await s3Call(dest, signal, () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: copySource }), { abortSignal: signal }));
+    } else {
+      await this.multipartCopy(dest, dst, copySource, size, signal);
+    }
+    await s3Call(source, signal, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: src }), { abortSignal: signal }));
+  }
+
+  private async multipartCopy(dest: string, dst: string, copySource: string, size: number, signal?: AbortSignal): Promise<void> {
+    const created = await s3Call(dest, signal, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst }), { abortSignal: signal }));
+    const uploadId = created.UploadId;
+    if (!uploadId) throw new StorageError(DRIVER_NAME, dest, "CreateMultipartUpload returned no upload id");
+    const ranges: { n: number; start: number; end: number }[] = [];
+    for (let start = 0, n = 1; start < size; start += COPY_PART_SIZE, n++) ranges.push({ n, start, end: Math.min(size, start + COPY_PART_SIZE) - 1 });
+    const parts: { PartNumber: number; ETag: string }[] = [];
+    try {
+      await parallel(ranges, COPY_CONCURRENCY, async (r) => {
+        const res = await s3Call(dest, signal, () =>
+          this.client.send(
+            new UploadPartCopyCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: r.n, CopySource: copySource, CopySourceRange: `bytes=${r.start}-${r.end}` }),
+            { abortSignal: signal },
+          ),
+        );
+        const etag = res.CopyPartResult?.ETag;
+        if (!etag) throw new StorageError(DRIVER_NAME, dest, `UploadPartCopy ${r.n} returned no ETag`);
+        parts.push({ PartNumber: r.n, ETag: etag });
+      });
+      parts.sort((a, b) => a.PartNumber - b.PartNumber);
+      await s3Call(dest, signal, () =>
+        this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }),
+      );
+    } catch (e) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId })).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Removes the key, everything below it, its writer tail and its unfinished multipart uploads. */
+  async delete(key: string, signal?: AbortSignal): Promise<void> {
+    const ok = this.objectKey(key);
+    const below = `${ok}/`;
+    const exists = async (k: string) => {
+      try {
+        await s3Call(key, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: k }), { abortSignal: signal }));
+        return true;
+      } catch (e) {
+        if (e instanceof PathNotFoundError) return false;
+        throw e;
+      }
+    };
+    const listAll = async () => {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const res = await s3Call(key, signal, () =>
+          this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: below, ContinuationToken: token }), { abortSignal: signal }),
+        );
+        for (const c of res.Contents ?? []) if (c.Key) keys.push(c.Key);
+        token = res.IsTruncated ? res.NextContinuationToken : undefined;
+      } while (token);
+      return keys;
+    };
+    const [self, tail, children, uploads] = await Promise.all([exists(ok), exists(ok + TAIL_SUFFIX), listAll(), this.listUploads(ok, signal)]);
+    const mine = uploads.filter((u) => u.key === ok || u.key.startsWith(below));
+    if (!self && !tail && children.length === 0 && mine.length === 0) throw new PathNotFoundError(DRIVER_NAME, key);
+    await parallel(mine, 4, async (u) => {
+      await s3Call(key, signal, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal })).catch(
+        (e) => {
+          if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
+        },
+      );
+    });
+    const doomed = [...(self ? [ok] : []), ...(tail ? [ok + TAIL_SUFFIX] : []), ...children];
+    await this.deleteObjects(key, doomed, signal);
+  }
+
+  private async deleteObjects(key: string, keys: string[], signal?: AbortSignal): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      if (this.multiDelete && batch.length > 1) {
+        try {
+          const res = await this.client.send(
+            new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+            { abortSignal: signal },
+          );
+          const errors = (res.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
+          if (errors.length) {
+            throw new StorageError(DRIVER_NAME, key, `DeleteObjects failed for ${errors.length} objects: ${errors[0].Code} ${errors[0].Message ?? ""} (${errors[0].Key})`);
+          }
+          continue;
+        } catch (e) {
+          if (e instanceof StorageError) throw e;
+          const name = errorName(e);
+          // Servers without multi-delete answer NotImplemented (501) or reject the request.
+          if (name === "NotImplemented" || statusOf(e) === 501 || (statusOf(e) === 400 && name !== "RequestTimeout")) {
+            this.multiDelete = false;
+          } else {
+            throw classifyS3Error(e, key, signal);
+          }
+        }
+      }
+      await parallel(batch, 8, (k) =>
+        s3Call(key, signal, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: k }), { abortSignal: signal })).then(() => {}),
+      );
+    }
+  }
+
+  /** Unfinished multipart uploads whose object key starts with `prefix`. */
+  private async listUploads(prefix: string, signal?: AbortSignal): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
+    const out: { key: string; uploadId: string; initiated?: Date }[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const res = await s3Call(prefix, signal, () =>
+        this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }), {
+          abortSignal: signal,
+        }),
+      );
+      for (const u of res.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
+      if (!res.IsTruncated) break;
+      keyMarker = res.NextKeyMarker;
+      uploadIdMarker = res.NextUploadIdMarker;
+      if (keyMarker === undefined) break;
+    }
+    return out;
+  }
+
+  async abortStaleMultipartUploads(olderThan: Date): Promise<number> {
+    const uploads = await this.listUploads(this.root);
+    const stale = uploads.filter((u) => u.initiated !== undefined && u.initiated < olderThan);
+    let n = 0;
+    await parallel(stale, 4, async (u) => {
+      const key = this.driverKey(u.key);
+      try {
+        await s3Call(key, undefined, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId })));
+        n++;
+      } catch (e) {
+        if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
+      }
+      await s3Call(key, undefined, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: u.key + TAIL_SUFFIX })));
+    });
+    return n;
+  }
+
+  async redirectURL(key: string, opts: { method: "GET" | "HEAD"; expiresInSeconds: number }): Promise<string | undefined> {
+    if (!this.cfg.redirect) return undefined;
+    const input = { Bucket: this.bucket, Key: this.objectKey(key) };
+    const cmd = opts.method === "HEAD" ? new HeadObjectCommand(input) : new GetObjectCommand(input);
+    return s3Call(key, undefined, () => getSignedUrl(this.client, cmd, { expiresIn: opts.expiresInSeconds }));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+/** An S3 driver for the config, wrapped by checkedDriver. Does not create the bucket. */
+export function s3Driver(cfg: S3Config): S3StorageDriver {
+  const impl = new S3DriverImpl(cfg);
+  const checked = checkedDriver(impl);
+  return Object.assign(checked, {
+    client: impl.client,
+    bucket: impl.bucket,
+    ensureBucket: () => impl.ensureBucket(),
+    abortStaleMultipartUploads: (olderThan: Date) => impl.abortStaleMultipartUploads(olderThan),
+  });
+}
+
+/** Aborts stale multipart uploads for a config without keeping a driver around. */
+export async function abortStaleMultipartUploads(cfg: S3Config, olderThan: Date): Promise<number> {
+  const impl = new S3DriverImpl(cfg);
+  try {
+    return await impl.abortStaleMultipartUploads(olderThan);
+  } finally {
+    await impl.close();
+  }
+}
