@@ -31,14 +31,17 @@ export type PathSpec =
   | { kind: "blobDir"; digest: Digest }
   | { kind: "repositoriesRoot" }
   | { kind: "repository"; name: string }
+  | { kind: "layerDir"; name: string; digest: Digest }
   | { kind: "layerLink"; name: string; digest: Digest }
   | { kind: "layersRoot"; name: string }
+  | { kind: "manifestRevisionDir"; name: string; digest: Digest }
   | { kind: "manifestRevisionLink"; name: string; digest: Digest }
   | { kind: "manifestRevisionsRoot"; name: string }
   | { kind: "tagsRoot"; name: string }
   | { kind: "tag"; name: string; tag: string }
   | { kind: "tagCurrentLink"; name: string; tag: string }
   | { kind: "referrersOf"; name: string; subject: Digest }
+  | { kind: "referrerDir"; name: string; subject: Digest; digest: Digest }
   | { kind: "referrerLink"; name: string; subject: Digest; digest: Digest }
   | { kind: "uploadsRoot"; name: string }
   | { kind: "upload"; name: string; id: string }
@@ -64,12 +67,16 @@ export function pathFor(spec: PathSpec): string {
       return `${ROOT}/repositories/${spec.name}`;
     case "layersRoot":
       return `${pathFor({ kind: "repository", name: spec.name })}/_layers`;
+    case "layerDir":
+      return `${pathFor({ kind: "layersRoot", name: spec.name })}/${d(spec.digest)}`;
     case "layerLink":
-      return `${pathFor({ kind: "layersRoot", name: spec.name })}/${d(spec.digest)}/link`;
+      return `${pathFor({ kind: "layerDir", name: spec.name, digest: spec.digest })}/link`;
     case "manifestRevisionsRoot":
       return `${pathFor({ kind: "repository", name: spec.name })}/_manifests/revisions`;
+    case "manifestRevisionDir":
+      return `${pathFor({ kind: "manifestRevisionsRoot", name: spec.name })}/${d(spec.digest)}`;
     case "manifestRevisionLink":
-      return `${pathFor({ kind: "manifestRevisionsRoot", name: spec.name })}/${d(spec.digest)}/link`;
+      return `${pathFor({ kind: "manifestRevisionDir", name: spec.name, digest: spec.digest })}/link`;
     case "tagsRoot":
       return `${pathFor({ kind: "repository", name: spec.name })}/_manifests/tags`;
     case "tag":
@@ -78,8 +85,10 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "tag", name: spec.name, tag: spec.tag })}/current/link`;
     case "referrersOf":
       return `${pathFor({ kind: "repository", name: spec.name })}/_referrers/${d(spec.subject)}`;
+    case "referrerDir":
+      return `${pathFor({ kind: "referrersOf", name: spec.name, subject: spec.subject })}/${d(spec.digest)}`;
     case "referrerLink":
-      return `${pathFor({ kind: "referrersOf", name: spec.name, subject: spec.subject })}/${d(spec.digest)}/link`;
+      return `${pathFor({ kind: "referrerDir", name: spec.name, subject: spec.subject, digest: spec.digest })}/link`;
     case "uploadsRoot":
       return `${pathFor({ kind: "repository", name: spec.name })}/_uploads`;
     case "upload":

@@ -1,0 +1,25 @@
+/**
+ * The `strata` command. Subcommands are contributed by the packages that implement them:
+ * the registry (serve, index) and the client (pull, images, inspect, ...). Errors are one
+ * line on stderr and a non-zero exit code.
+ */
+import { registerClientCommands } from "@strata/client";
+import { registerRegistryCommands } from "@strata/registry";
+import { Command, CommanderError } from "commander";
+
+const program = new Command("strata").description("Strata: an OCI registry and a pull client that writes Docker's overlay2 store").showHelpAfterError();
+program.exitOverride();
+registerRegistryCommands(program);
+registerClientCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`strata: ${msg.split("\n")[0]}\n`);
+    process.exitCode = (e as { exitCode?: number }).exitCode ?? 1;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Builds the registry Koa application from a validated config. Wiring only: storage driver,
+ * upload sessions, caches and routes are created here; behaviour lives in their modules.
+ */
+import Router from "@koa/router";
+import Koa from "koa";
+import { type Logger, pino } from "pino";
+import type { RegistryConfig } from "./config.js";
+import { registerBase } from "./handlers/base.js";
+import { registerBlobs } from "./handlers/blobs.js";
+import { registerCatalog } from "./handlers/catalog.js";
+import { registerManifests } from "./handlers/manifests.js";
+import { registerReferrers } from "./handlers/referrers.js";
+import { registerTags } from "./handlers/tags.js";
+import { registerUploads } from "./handlers/uploads.js";
+import { errorMiddleware } from "./http/errors.js";
+import { requestLog } from "./http/logging.js";
+import { BlobStore } from "./services/blobs.js";
+import { MemoryDescriptorCache } from "./services/cache.js";
+import { StorageRepositoryIndex } from "./services/catalog.js";
+import type { Services } from "./services/index.js";
+import { ManifestStore, StorageTagIndex } from "./services/manifests.js";
+import type { StorageDriver } from "./storage/driver.js";
+import { createDriver } from "./storage/factory.js";
+import { MemorySessionStore } from "./upload/sessions.js";
+import { UploadService } from "./upload/uploads.js";
+
+export interface Registry {
+  readonly app: Koa;
+  readonly config: RegistryConfig;
+  readonly services: Services;
+  /** Stops background work and releases connections (not the HTTP server). */
+  close(): Promise<void>;
+}
+
+export interface CreateRegistryOptions {
+  logger?: Logger;
+  /** Use this driver instead of creating the configured one. */
+  driver?: StorageDriver;
+}
+
+export async function createRegistry(config: RegistryConfig, opts: CreateRegistryOptions = {}): Promise<Registry> {
+  const logger = opts.logger ?? pino({ level: config.log.level });
+  const driver = opts.driver ?? (await createDriver(config));
+  const closers: (() => Promise<void>)[] = [];
+  if (driver.close) closers.push(() => driver.close!());
+
+  const blobs = new BlobStore(driver, new MemoryDescriptorCache());
+  const tagIndex = new StorageTagIndex(driver);
+  const repositories = new StorageRepositoryIndex(driver);
+  const sessions = new MemorySessionStore();
+  const manifests = new ManifestStore(driver, blobs, tagIndex, config.cache.manifestBytes);
+  const uploads = new UploadService(driver, sessions, blobs, repositories, { ttlSeconds: config.uploads.ttlSeconds, maxBlobBytes: config.limits.blobMaxBytes });
+  const services: Services = { config, blobs, manifests, uploads, repositories, health: async () => {} };
+
+  if (config.uploads.purgeIntervalSeconds > 0) {
+    const timer = setInterval(() => {
+      uploads.purgeExpired().catch((e) => logger.warn({ err: (e as Error).message }, "upload purge failed"));
+    }, config.uploads.purgeIntervalSeconds * 1000);
+    timer.unref();
+    closers.push(async () => clearInterval(timer));
+  }
+
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true;
+  const router = new Router();
+  registerBase(router, services);
+  registerCatalog(router, services);
+  registerTags(router, services);
+  registerReferrers(router, services);
+  registerUploads(router, services);
+  registerManifests(router, services);
+  registerBlobs(router, services);
+
+  app.use(requestLog(logger));
+  app.use(async (ctx, next) => {
+    ctx.set("Docker-Distribution-API-Version", "registry/2.0");
+    await next();
+  });
+  app.use(errorMiddleware());
+  app.use(router.routes());
+  app.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined && ctx.matched?.length) {
+      const { OciError } = await import("@strata/core");
+      throw new OciError("UNSUPPORTED", { message: `method ${ctx.method} not allowed` });
+    }
+  });
+
+  return {
+    app,
+    config,
+    services,
+    async close() {
+      for (const c of closers.reverse()) await c();
+    },
+  };
+}

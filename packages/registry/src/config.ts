@@ -1,0 +1,199 @@
+/**
+ * The registry's whole configuration: one zod schema, the type inferred from it.
+ * Sources, later ones winning: schema defaults < YAML file (--config) < STRATA_* environment
+ * < command-line flags. Environment names: STRATA_ + the path in upper snake case with "__"
+ * between levels (STRATA_STORAGE__S3__FORCE_PATH_STYLE=true), plus the short forms
+ * STRATA_ADDR, STRATA_DATA and STRATA_REDIS_URL. S3 credentials may also come from the
+ * standard AWS_* variables (the SDK's default chain) when absent here.
+ */
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+
+const addrSchema = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$/, "expected HOST:PORT");
+
+export const s3Schema = z.object({
+  endpoint: z.string().url().optional(),
+  bucket: z.string().min(1),
+  region: z.string().default("us-east-1"),
+  forcePathStyle: z.boolean().default(false),
+  /** Key prefix inside the bucket ("" or "a/b"). */
+  prefix: z
+    .string()
+    .default("")
+    .refine((p) => !p.startsWith("/") && !p.endsWith("/"), "prefix must not start or end with /"),
+  /** Answer blob GETs with a redirect to a presigned URL. */
+  redirect: z.boolean().default(false),
+  redirectExpirySeconds: z.number().int().positive().default(1200),
+  accessKeyId: z.string().optional(),
+  secretAccessKey: z.string().optional(),
+  sessionToken: z.string().optional(),
+  /** Minimum multipart part size (S3 requires 5 MiB for all but the last part). */
+  partSize: z
+    .number()
+    .int()
+    .min(5 * MiB)
+    .default(8 * MiB),
+  maxAttempts: z.number().int().positive().default(5),
+  requestTimeoutMs: z.number().int().positive().default(60_000),
+});
+
+export const configSchema = z.object({
+  addr: addrSchema.default("127.0.0.1:5000"),
+  storage: z
+    .object({
+      driver: z.enum(["filesystem", "memory", "s3"]).default("filesystem"),
+      filesystem: z.object({ root: z.string().default("./data") }).default({ root: "./data" }),
+      s3: s3Schema.optional(),
+    })
+    .default({ driver: "filesystem", filesystem: { root: "./data" } })
+    .refine((s) => s.driver !== "s3" || s.s3 !== undefined, "storage.s3 is required when storage.driver is s3"),
+  redis: z
+    .object({
+      /** redis://host:port/db; when absent, sessions, caches and locks live in this process. */
+      url: z.string().optional(),
+      keyPrefix: z.string().default("strata:"),
+      /** Fail a request after this long without a Redis answer. */
+      commandTimeoutMs: z.number().int().positive().default(2000),
+    })
+    .default({ keyPrefix: "strata:", commandTimeoutMs: 2000 }),
+  uploads: z
+    .object({
+      /** An upload session untouched for this long is expired and purged. */
+      ttlSeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(24 * 3600),
+      purgeIntervalSeconds: z.number().int().nonnegative().default(3600),
+    })
+    .default({ ttlSeconds: 24 * 3600, purgeIntervalSeconds: 3600 }),
+  limits: z
+    .object({
+      manifestMaxBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(4 * MiB),
+      /** Largest accepted blob; 0 = unlimited. */
+      blobMaxBytes: z.number().int().nonnegative().default(0),
+    })
+    .default({ manifestMaxBytes: 4 * MiB, blobMaxBytes: 0 }),
+  cache: z
+    .object({
+      /** Bytes of manifests kept in memory (manifests by digest are immutable). */
+      manifestBytes: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(64 * MiB),
+    })
+    .default({ manifestBytes: 64 * MiB }),
+  log: z
+    .object({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
+    .default({ level: "info" }),
+  /** Enable DELETE of manifests, tags and blobs. */
+  delete: z.object({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+});
+
+export type RegistryConfig = z.infer<typeof configSchema>;
+export type RegistryConfigInput = z.input<typeof configSchema>;
+export type S3Config = z.infer<typeof s3Schema>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+function camel(s: string): string {
+  return s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function coerce(v: string): unknown {
+  if (v === "true") return true;
+  if (v === "false") return false;
+  if (/^-?\d+$/.test(v) && v.length < 16) return Number(v);
+  return v;
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const p of path.slice(0, -1)) {
+    if (typeof cur[p] !== "object" || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]] = value;
+}
+
+/** Applies STRATA_* variables onto a raw (unvalidated) config object. */
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out = structuredClone(raw);
+  const short: Record<string, string[]> = { STRATA_ADDR: ["addr"], STRATA_DATA: ["storage", "filesystem", "root"], STRATA_REDIS_URL: ["redis", "url"] };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || !k.startsWith("STRATA_")) continue;
+    if (short[k]) {
+      setPath(out, short[k], v);
+      continue;
+    }
+    const rest = k.slice("STRATA_".length);
+    if (!rest.includes("__") && !["LOG", "STORAGE"].some((p) => rest.startsWith(p))) continue;
+    setPath(out, rest.split("__").map(camel), coerce(v));
+  }
+  return out;
+}
+
+/** Validates a raw config object; throws ConfigError with every problem on one line each. */
+export function parseConfig(raw: unknown): RegistryConfig {
+  const r = configSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    throw new ConfigError(`invalid configuration:\n${r.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n")}`);
+  }
+  return r.data;
+}
+
+export interface LoadConfigOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Highest-priority overrides (command-line flags). */
+  overrides?: { addr?: string; data?: string };
+}
+
+export async function loadConfig(opts: LoadConfigOptions = {}): Promise<RegistryConfig> {
+  let raw: Record<string, unknown> = {};
+  if (opts.file) {
+    let text: string;
+    try {
+      text = await readFile(opts.file, "utf8");
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text);
+    } catch (e) {
+      throw new ConfigError(`config file ${opts.file} is not valid YAML: ${(e as Error).message}`);
+    }
+    if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) {
+      throw new ConfigError(`config file ${opts.file} must hold a mapping`);
+    }
+    raw = (parsed as Record<string, unknown>) ?? {};
+  }
+  raw = applyEnv(raw, opts.env ?? process.env);
+  if (opts.overrides?.addr) raw.addr = opts.overrides.addr;
+  if (opts.overrides?.data) setPath(raw, ["storage", "filesystem", "root"], opts.overrides.data);
+  return parseConfig(raw);
+}
+
+/** Splits "host:port" (host may be "[v6]" or empty). */
+export function splitAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  let host = addr.slice(0, i);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  return { host: host || "0.0.0.0", port: Number(addr.slice(i + 1)) };
+}

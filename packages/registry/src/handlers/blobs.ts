@@ -1,0 +1,77 @@
+/** GET, HEAD and DELETE /v2/<name>/blobs/<digest>. */
+import type Router from "@koa/router";
+import type { Context } from "koa";
+import { BlobRangeError, UnsupportedError } from "../errors.js";
+import { digestAt, repository } from "../http/params.js";
+import type { BlobRange } from "../services/blobs.js";
+import type { Services } from "../services/index.js";
+
+const PATH = /^\/v2\/(.+?)\/blobs\/([^/]+)$/;
+
+/** Parses a single `Range: bytes=a-b | a- | -n` against a blob of `size` bytes. */
+export function parseRange(header: string, size: number): BlobRange | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) throw new BlobRangeError(size);
+  if (m[1] === "") {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) throw new BlobRangeError(size);
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || start > end) throw new BlobRangeError(size);
+  return { start, end };
+}
+
+export function registerBlobs(router: Router, s: Services): void {
+  const read = async (ctx: Context) => {
+    const name = repository(ctx);
+    const digest = digestAt(ctx, 1);
+    const size = await s.blobs.stat(name, digest);
+    const head = ctx.method === "HEAD";
+    if (s.config.storage.s3?.redirect && !head) {
+      const url = await s.blobs.redirectURL(digest, "GET", s.config.storage.s3.redirectExpirySeconds);
+      if (url) {
+        ctx.set("Docker-Content-Digest", digest);
+        ctx.redirect(url);
+        ctx.status = 307;
+        return;
+      }
+    }
+    const rangeHeader = ctx.get("Range");
+    const range = rangeHeader ? parseRange(rangeHeader, size) : undefined;
+    ctx.set("Docker-Content-Digest", digest);
+    ctx.set("ETag", `"${digest}"`);
+    ctx.set("Accept-Ranges", "bytes");
+    ctx.set("Cache-Control", "max-age=31536000");
+    ctx.type = "application/octet-stream";
+    if (range) {
+      ctx.status = 206;
+      ctx.set("Content-Range", `bytes ${range.start}-${range.end}/${size}`);
+    }
+    const length = range ? range.end - range.start + 1 : size;
+    if (head) {
+      ctx.status = range ? 206 : 200;
+      ctx.body = null;
+      ctx.status = range ? 206 : 200;
+      ctx.length = length;
+      return;
+    }
+    if (ctx.get("If-None-Match") === `"${digest}"`) {
+      ctx.status = 304;
+      return;
+    }
+    const stream = await s.blobs.open(digest, size, range, undefined);
+    ctx.body = stream;
+    ctx.length = length;
+  };
+  router.get(PATH, read);
+  router.head(PATH, read);
+  router.delete(PATH, async (ctx) => {
+    if (!s.config.delete.enabled) throw new UnsupportedError("deletes are disabled");
+    const name = repository(ctx);
+    await s.blobs.unlink(name, digestAt(ctx, 1));
+    ctx.status = 202;
+    ctx.length = 0;
+  });
+}

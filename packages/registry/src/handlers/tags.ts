@@ -1,0 +1,15 @@
+/** GET /v2/<name>/tags/list with n/last pagination. */
+import type Router from "@koa/router";
+import { nextLink, pageQuery, repository } from "../http/params.js";
+import type { Services } from "../services/index.js";
+import { paginate } from "../services/manifests.js";
+
+export function registerTags(router: Router, s: Services): void {
+  router.get(/^\/v2\/(.+?)\/tags\/list$/, async (ctx) => {
+    const name = repository(ctx);
+    const { n, last } = pageQuery(ctx);
+    const page = paginate(await s.manifests.tags(name), n, last);
+    if (page.next !== undefined && n !== undefined) ctx.set("Link", nextLink(`/v2/${name}/tags/list`, n, page.next));
+    ctx.body = { name, tags: page.items };
+  });
+}

@@ -1,0 +1,92 @@
+/** Blob uploads: POST (start, monolithic, mount), PATCH, PUT, GET status, DELETE. */
+import type Router from "@koa/router";
+import type { Context } from "koa";
+import { parseDigest, tryParseDigest } from "@strata/core";
+import { BadRequestError } from "../errors.js";
+import { capture, contentLength, contentRange, hasBody, repository } from "../http/params.js";
+import type { Services } from "../services/index.js";
+import type { UploadSession } from "../upload/sessions.js";
+import { uploadLocation } from "../upload/uploads.js";
+
+const START = /^\/v2\/(.+?)\/blobs\/uploads\/?$/;
+const SESSION = /^\/v2\/(.+?)\/blobs\/uploads\/([^/]+)$/;
+
+function progress(ctx: Context, s: UploadSession, status: number): void {
+  ctx.status = status;
+  ctx.set("Location", uploadLocation(s.repository, s.id));
+  ctx.set("Docker-Upload-UUID", s.id);
+  ctx.set("Range", `0-${Math.max(0, s.offset - 1)}`);
+  ctx.set("OCI-Chunk-Min-Length", "0");
+  ctx.length = 0;
+  ctx.body = null;
+  ctx.status = status;
+}
+
+function created(ctx: Context, name: string, digest: string): void {
+  ctx.status = 201;
+  ctx.set("Location", `/v2/${name}/blobs/${digest}`);
+  ctx.set("Docker-Content-Digest", digest);
+  ctx.length = 0;
+  ctx.body = null;
+  ctx.status = 201;
+}
+
+function queryString(ctx: Context, key: string): string | undefined {
+  const v = ctx.query[key];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function registerUploads(router: Router, s: Services): void {
+  router.post(START, async (ctx) => {
+    const name = repository(ctx);
+    const mount = queryString(ctx, "mount");
+    const from = queryString(ctx, "from");
+    if (mount !== undefined) {
+      const digest = tryParseDigest(mount);
+      const source = from !== undefined && /^[a-z0-9]/.test(from) ? from : undefined;
+      if (digest) {
+        const size = source !== undefined ? await s.blobs.sizeIn(source, digest) : await s.blobs.globalSize(digest);
+        if (size !== undefined) {
+          await s.blobs.link(name, digest, size);
+          await s.repositories.added(name);
+          return created(ctx, name, digest);
+        }
+      }
+    }
+    const digestParam = queryString(ctx, "digest");
+    const session = await s.uploads.start(name);
+    if (digestParam !== undefined) {
+      const digest = parseDigest(digestParam);
+      await s.uploads.complete(name, session.id, digest, hasBody(ctx) ? ctx.req : undefined, undefined, contentLength(ctx));
+      return created(ctx, name, digest);
+    }
+    progress(ctx, session, 202);
+  });
+
+  router.get(SESSION, async (ctx) => {
+    const session = await s.uploads.get(repository(ctx), capture(ctx, 1));
+    progress(ctx, session, 204);
+  });
+
+  router.patch(SESSION, async (ctx) => {
+    const name = repository(ctx);
+    const session = await s.uploads.append(name, capture(ctx, 1), ctx.req, contentRange(ctx), contentLength(ctx));
+    progress(ctx, session, 202);
+  });
+
+  router.put(SESSION, async (ctx) => {
+    const name = repository(ctx);
+    const d = queryString(ctx, "digest");
+    if (d === undefined) throw new BadRequestError("digest", "the digest query parameter is required to complete an upload");
+    const digest = parseDigest(d);
+    await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? ctx.req : undefined, contentRange(ctx), contentLength(ctx));
+    created(ctx, name, digest);
+  });
+
+  router.delete(SESSION, async (ctx) => {
+    await s.uploads.cancel(repository(ctx), capture(ctx, 1));
+    ctx.status = 204;
+    ctx.body = null;
+    ctx.status = 204;
+  });
+}

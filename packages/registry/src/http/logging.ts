@@ -1,0 +1,25 @@
+/** One JSON log line per request. Authorization and Cookie headers are never logged. */
+import type { Context, Next } from "koa";
+import type { Logger } from "pino";
+
+export function requestLog(logger: Logger) {
+  return async function log(ctx: Context, next: Next): Promise<void> {
+    const start = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const fields = {
+        method: ctx.method,
+        path: ctx.path,
+        status: ctx.status,
+        ms: Number(process.hrtime.bigint() - start) / 1e6,
+        bytesIn: Number(ctx.get("Content-Length")) || undefined,
+        remote: ctx.ip,
+        ua: ctx.get("User-Agent") || undefined,
+      };
+      const err = ctx.state.error as Error | undefined;
+      if (err) logger.error({ ...fields, err: { name: err.name, message: err.message, stack: err.stack } }, "request failed");
+      else logger.info(fields, "request");
+    }
+  };
+}

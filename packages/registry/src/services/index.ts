@@ -1,0 +1,16 @@
+import type { RegistryConfig } from "../config.js";
+import type { UploadService } from "../upload/uploads.js";
+import type { BlobStore } from "./blobs.js";
+import type { RepositoryIndex } from "./catalog.js";
+import type { ManifestStore } from "./manifests.js";
+
+/** Everything a request handler may use. */
+export interface Services {
+  readonly config: RegistryConfig;
+  readonly blobs: BlobStore;
+  readonly manifests: ManifestStore;
+  readonly uploads: UploadService;
+  readonly repositories: RepositoryIndex;
+  /** Throws UnavailableError when a backing service is down (checked by /healthz). */
+  readonly health: () => Promise<void>;
+}

@@ -1,0 +1,274 @@
+/**
+ * Manifests, tags and referrers of a repository. Manifest bytes are stored as blobs (by
+ * digest, once) and linked into the repository as revisions; tags are links to revisions;
+ * a manifest with a `subject` is also linked under the subject's referrers.
+ */
+import {
+  type Descriptor,
+  type Digest,
+  DigestMismatchError,
+  type DigestAlgorithm,
+  type ParsedManifest,
+  digestAlgorithm,
+  digestOf,
+  parseManifest,
+} from "@strata/core";
+import { ManifestReferenceError, UnknownError } from "../errors.js";
+import { type StorageDriver, isNotFound } from "../storage/driver.js";
+import { baseName, pathFor } from "../storage/paths.js";
+import { BlobStore } from "./blobs.js";
+import { ByteLru } from "./cache.js";
+
+export interface StoredManifest {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly raw: Buffer;
+}
+
+export interface PutManifestResult {
+  readonly digest: Digest;
+  readonly subject?: Digest;
+}
+
+/** Where tags and repositories are listed from; Redis mode swaps in an index. */
+export interface TagIndex {
+  tags(repository: string): Promise<string[] | undefined>;
+  tagged(repository: string, tag: string): Promise<void>;
+  untagged(repository: string, tag: string): Promise<void>;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** The last item, when more items follow it. */
+  next?: string;
+}
+
+export function paginate(sorted: string[], n: number | undefined, last: string | undefined): Page<string> {
+  let items = last === undefined ? sorted : sorted.filter((t) => t > last);
+  if (n === undefined) return { items };
+  const more = items.length > n;
+  items = items.slice(0, n);
+  return { items, next: more && items.length > 0 ? items[items.length - 1] : undefined };
+}
+
+export class ManifestStore {
+  private readonly lru: ByteLru<StoredManifest & { bytes: number }>;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly tagIndex: TagIndex,
+    cacheBytes: number,
+  ) {
+    this.lru = new ByteLru(cacheBytes);
+  }
+
+  /** Resolves a tag or digest reference to a digest in the repository. */
+  async resolve(repository: string, reference: { tag?: string; digest?: Digest }): Promise<Digest> {
+    if (reference.digest) {
+      const linked = await BlobStore.readLink(this.driver, pathFor({ kind: "manifestRevisionLink", name: repository, digest: reference.digest }));
+      if (!linked) throw new UnknownError("manifest", reference.digest);
+      return reference.digest;
+    }
+    const tag = reference.tag!;
+    const d = await BlobStore.readLink(this.driver, pathFor({ kind: "tagCurrentLink", name: repository, tag }));
+    if (!d) throw new UnknownError("manifest", tag);
+    return d;
+  }
+
+  async get(repository: string, reference: { tag?: string; digest?: Digest }): Promise<StoredManifest> {
+    const digest = await this.resolve(repository, reference);
+    return this.load(digest);
+  }
+
+  private async load(digest: Digest): Promise<StoredManifest> {
+    const hit = this.lru.get(digest);
+    if (hit) return hit;
+    let raw: Buffer;
+    try {
+      raw = await this.blobs.getSmall(digest);
+    } catch (e) {
+      if (e instanceof UnknownError) throw new UnknownError("manifest", digest);
+      throw e;
+    }
+    if (digestOf(raw, digestAlgorithm(digest)) !== digest) throw new Error(`stored manifest ${digest} is corrupt`);
+    const m: StoredManifest = { digest, raw, mediaType: parseManifest(raw).mediaType };
+    this.lru.set(digest, { ...m, bytes: raw.length + 200 });
+    return m;
+  }
+
+  /**
+   * Validates and stores a manifest. `reference` is the tag or digest it was PUT under;
+   * a digest reference must equal the digest of the bytes (DigestMismatchError otherwise).
+   */
+  async put(repository: string, reference: { tag?: string; digest?: Digest }, raw: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+    const m = parseManifest(raw, contentType);
+    const algorithm: DigestAlgorithm = reference.digest ? digestAlgorithm(reference.digest) : "sha256";
+    const digest = digestOf(raw, algorithm);
+    if (reference.digest && reference.digest !== digest) throw new DigestMismatchError(reference.digest, digest);
+    await this.checkReferences(repository, m);
+    await this.blobs.putSmall(digest, raw);
+    await this.driver.putContent(pathFor({ kind: "manifestRevisionLink", name: repository, digest }), Buffer.from(digest));
+    if (m.subject) {
+      const desc = referrerDescriptor(m, digest, raw.length);
+      await this.driver.putContent(pathFor({ kind: "referrerLink", name: repository, subject: m.subject.digest, digest }), Buffer.from(JSON.stringify(desc)));
+    }
+    if (reference.tag) await this.tag(repository, reference.tag, digest);
+    this.lru.set(digest, { digest, raw, mediaType: m.mediaType, bytes: raw.length + 200 });
+    return { digest, subject: m.subject?.digest };
+  }
+
+  private async checkReferences(repository: string, m: ParsedManifest): Promise<void> {
+    if (m.kind === "manifest") {
+      for (const d of [m.config, ...m.layers]) {
+        if (d.urls && d.urls.length > 0 && (d.mediaType.includes("foreign") || d.mediaType.includes("nondistributable"))) continue;
+        const size = await this.blobs.sizeIn(repository, d.digest);
+        if (size === undefined) {
+          if (await this.hasRevision(repository, d.digest)) continue; // a manifest used as a blob
+          throw new ManifestReferenceError(d.digest, `blob ${d.digest} is not in repository ${repository}`);
+        }
+        if (size !== d.size) throw new ManifestReferenceError(d.digest, `blob ${d.digest} has size ${size}, the manifest says ${d.size}`);
+      }
+    } else {
+      for (const d of m.manifests) {
+        if (!(await this.hasRevision(repository, d.digest)))
+          throw new ManifestReferenceError(d.digest, `manifest ${d.digest} is not in repository ${repository}`);
+      }
+    }
+  }
+
+  async hasRevision(repository: string, digest: Digest): Promise<boolean> {
+    return (await BlobStore.readLink(this.driver, pathFor({ kind: "manifestRevisionLink", name: repository, digest }))) !== undefined;
+  }
+
+  async tag(repository: string, tag: string, digest: Digest): Promise<void> {
+    await this.driver.putContent(pathFor({ kind: "tagCurrentLink", name: repository, tag }), Buffer.from(digest));
+    await this.tagIndex.tagged(repository, tag);
+  }
+
+  /** Deletes a tag; throws UnknownError("manifest") when it does not exist. */
+  async untag(repository: string, tag: string): Promise<void> {
+    try {
+      await this.driver.delete(pathFor({ kind: "tag", name: repository, tag }));
+    } catch (e) {
+      if (isNotFound(e)) throw new UnknownError("manifest", tag);
+      throw e;
+    }
+    await this.tagIndex.untagged(repository, tag);
+  }
+
+  /** Deletes a manifest revision, every tag of the repository pointing at it, and its referrer link. */
+  async delete(repository: string, digest: Digest): Promise<void> {
+    const m = await this.get(repository, { digest });
+    for (const tag of (await this.tagIndex.tags(repository)) ?? []) {
+      const d = await BlobStore.readLink(this.driver, pathFor({ kind: "tagCurrentLink", name: repository, tag }));
+      if (d === digest) await this.untag(repository, tag);
+    }
+    let parsed: ParsedManifest | undefined;
+    try {
+      parsed = parseManifest(m.raw);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.subject) {
+      try {
+        await this.driver.delete(pathFor({ kind: "referrerDir", name: repository, subject: parsed.subject.digest, digest }));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    }
+    try {
+      await this.driver.delete(pathFor({ kind: "manifestRevisionDir", name: repository, digest }));
+    } catch (e) {
+      if (isNotFound(e)) throw new UnknownError("manifest", digest);
+      throw e;
+    }
+  }
+
+  async tags(repository: string): Promise<string[]> {
+    const tags = await this.tagIndex.tags(repository);
+    if (tags === undefined) throw new UnknownError("repository", repository);
+    return tags;
+  }
+
+  /** Descriptors of the manifests whose subject is `subject`, optionally filtered by artifactType. */
+  async referrers(repository: string, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const root = pathFor({ kind: "referrersOf", name: repository, subject });
+    const out: Descriptor[] = [];
+    let after: string | undefined;
+    for (;;) {
+      let page: { keys: string[]; truncated: boolean };
+      try {
+        page = await this.driver.list(root, { after, limit: 1000 });
+      } catch (e) {
+        if (isNotFound(e)) return out;
+        throw e;
+      }
+      for (const algKey of page.keys) {
+        const hexes = await this.driver.list(algKey);
+        for (const dir of hexes.keys) {
+          let desc: Descriptor;
+          try {
+            desc = JSON.parse((await this.driver.getContent(`${dir}/link`)).toString("utf8")) as Descriptor;
+          } catch (e) {
+            if (isNotFound(e)) continue;
+            throw e;
+          }
+          if (artifactType === undefined || desc.artifactType === artifactType) out.push(desc);
+        }
+      }
+      if (!page.truncated) break;
+      after = page.keys[page.keys.length - 1];
+    }
+    return out.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+  }
+}
+
+function referrerDescriptor(m: ParsedManifest, digest: Digest, size: number): Descriptor {
+  const artifactType = m.artifactType ?? (m.kind === "manifest" ? m.config.mediaType : undefined);
+  const desc: Descriptor = { mediaType: m.mediaType, digest, size };
+  if (artifactType) desc.artifactType = artifactType;
+  if (m.annotations) desc.annotations = m.annotations;
+  return desc;
+}
+
+/** Tag index read straight from storage (embedded mode). */
+export class StorageTagIndex implements TagIndex {
+  constructor(private readonly driver: StorageDriver) {}
+
+  async tags(repository: string): Promise<string[] | undefined> {
+    const root = pathFor({ kind: "tagsRoot", name: repository });
+    const out: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      let page: { keys: string[]; truncated: boolean };
+      try {
+        page = await this.driver.list(root, { after, limit: 1000 });
+      } catch (e) {
+        if (isNotFound(e)) return (await this.repositoryExists(repository)) ? out : undefined;
+        throw e;
+      }
+      out.push(...page.keys.map(baseName));
+      if (!page.truncated) break;
+      after = page.keys[page.keys.length - 1];
+    }
+    return out.sort(byteOrder);
+  }
+
+  private async repositoryExists(repository: string): Promise<boolean> {
+    try {
+      await this.driver.stat(pathFor({ kind: "repository", name: repository }));
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  async tagged(): Promise<void> {}
+  async untagged(): Promise<void> {}
+}
+
+export function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
