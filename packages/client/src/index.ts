@@ -1,0 +1,15 @@
+export { registerClientCommands } from "./cli.js";
+export { pull, PullError, type PullOptions, type PullResult, type PulledLayer } from "./pull.js";
+export { RegistryClient, RegistryError, registryBaseUrl, isLoopbackHost, MANIFEST_ACCEPT, type RegistryClientOptions, type FetchedManifest } from "./registry/client.js";
+export { type Credentials, credentialsFromDockerConfig, parseChallenges, redact } from "./registry/auth.js";
+export { selectPlatform, NoMatchingPlatformError } from "./registry/platform.js";
+export { Store, type LayerRecord, type PendingLayer, type Repositories, type V2Metadata } from "./store/store.js";
+export { StorePaths, defaultRoot } from "./store/paths.js";
+export { StoreLock } from "./store/lock.js";
+export { listImages, loadImage, resolveImage, removeImage, imageSize, referenceKeys, type StoredImage } from "./store/images.js";
+export { imageRows, formatImageTable } from "./commands/images.js";
+export { inspectImage, type InspectResult } from "./commands/inspect.js";
+export { rmiImages } from "./commands/rmi.js";
+export { verifyStore, verifyLayer, verifyImage, type ImageCheck, type LayerCheck } from "./commands/verify.js";
+export { saveImages, tarSplitTarSize } from "./commands/save.js";
+export { PlainProgress, TtyProgress, silentProgress, humanSize, type ProgressReporter, type PullEvent } from "./progress.js";

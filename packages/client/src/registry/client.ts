@@ -1,0 +1,390 @@
+/**
+ * A registry HTTP client for pulling (OCI Distribution spec, read side).
+ *
+ * - Scheme: HTTPS, except plain HTTP for loopback hosts (127.0.0.0/8, ::1, localhost) and hosts
+ *   named in `insecureRegistries` ("host" or "host:port"). `docker.io` is served by registry-1.docker.io.
+ * - Auth: anonymous first; on 401 the WWW-Authenticate challenge decides: Bearer -> a token from
+ *   the realm for `repository:<name>:pull` (sent with Basic credentials when there are any),
+ *   cached per realm/service/scope; Basic -> the credentials. Credentials never appear in errors.
+ * - Retries: network errors, 5xx and 429 are retried with exponential backoff (Retry-After
+ *   honoured), bounded by the policy. A blob body cut off mid-way is resumed with `Range`.
+ * - Verification is the caller's job for blob streams (see `blobStream`); `getManifest` and
+ *   `readBlob` verify what they return.
+ */
+import { Readable } from "node:stream";
+import {
+  type Descriptor,
+  type Digest,
+  MediaTypes,
+  baseMediaType,
+  createVerifier,
+  digestAlgorithm,
+  digestOf,
+  parseDigest,
+  tryParseDigest,
+} from "@strata/core";
+import { type Challenge, type Credentials, basicAuthHeader, parseChallenges, redact } from "./auth.js";
+import { DEFAULT_RETRY, type RetryPolicy, backoffDelay, isNetworkError, isRetryableStatus, parseRetryAfter, sleep } from "./retry.js";
+
+export const MANIFEST_ACCEPT = [MediaTypes.OciManifest, MediaTypes.OciIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList].join(", ");
+
+/** Largest manifest accepted (the distribution spec recommends 4 MiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = "RegistryError";
+  }
+}
+
+export interface RegistryClientOptions {
+  /** Registry domain as in a reference (`docker.io`, `127.0.0.1:5000`, `ghcr.io`). */
+  domain: string;
+  /** Hosts ("host" or "host:port") reached over plain HTTP. */
+  insecureRegistries?: readonly string[];
+  credentials?: Credentials;
+  retry?: Partial<RetryPolicy>;
+  userAgent?: string;
+  signal?: AbortSignal;
+}
+
+export interface FetchedManifest {
+  /** Exact bytes as served. */
+  raw: Buffer;
+  /** The Content-Type the registry sent (without parameters). */
+  contentType: string;
+  /** sha256 of `raw`. */
+  digest: Digest;
+}
+
+function hostOf(domain: string): { host: string; port?: string } {
+  if (domain.startsWith("[")) {
+    const end = domain.indexOf("]");
+    const host = domain.slice(1, end);
+    const rest = domain.slice(end + 1);
+    return { host, port: rest.startsWith(":") ? rest.slice(1) : undefined };
+  }
+  const colon = domain.lastIndexOf(":");
+  return colon === -1 ? { host: domain } : { host: domain.slice(0, colon), port: domain.slice(colon + 1) };
+}
+
+export function isLoopbackHost(domain: string): boolean {
+  const { host } = hostOf(domain);
+  const h = host.toLowerCase();
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** The base URL (`scheme://host[:port]`) for a registry domain. */
+export function registryBaseUrl(domain: string, insecureRegistries: readonly string[] = []): string {
+  const d = domain === "docker.io" || domain === "index.docker.io" ? "registry-1.docker.io" : domain;
+  const { host } = hostOf(d);
+  const insecure = isLoopbackHost(d) || insecureRegistries.some((r) => r === d || r === host || r === domain);
+  return `${insecure ? "http" : "https"}://${d}`;
+}
+
+interface RequestOptions {
+  method?: "GET" | "HEAD";
+  headers?: Record<string, string>;
+  /** The repository the request is about (for the token scope). */
+  repository: string;
+  signal?: AbortSignal;
+}
+
+export class RegistryClient {
+  readonly baseUrl: string;
+  private readonly policy: RetryPolicy;
+  private readonly creds: Credentials | undefined;
+  private readonly userAgent: string;
+  private readonly signal: AbortSignal | undefined;
+  /** Authorization header per token scope key. */
+  private readonly tokens = new Map<string, string>();
+  /** The challenge learned from the registry (undefined until the first 401). */
+  private challenge: Challenge | undefined;
+  private readonly secrets: string[] = [];
+
+  constructor(readonly opts: RegistryClientOptions) {
+    this.baseUrl = registryBaseUrl(opts.domain, opts.insecureRegistries);
+    this.policy = { ...DEFAULT_RETRY, ...opts.retry };
+    this.creds = opts.credentials;
+    this.userAgent = opts.userAgent ?? "strata/0.1";
+    this.signal = opts.signal;
+  }
+
+  private scrub(text: string): string {
+    return redact(text, this.creds, this.secrets);
+  }
+
+  private scopeKey(repository: string): string {
+    const c = this.challenge;
+    return `${c?.params.realm ?? ""}|${c?.params.service ?? ""}|repository:${repository}:pull`;
+  }
+
+  private authHeaderFor(repository: string): string | undefined {
+    const c = this.challenge;
+    if (!c) return undefined;
+    if (c.scheme === "bearer") return this.tokens.get(this.scopeKey(repository));
+    if (c.scheme === "basic" && this.creds) return basicAuthHeader(this.creds);
+    return undefined;
+  }
+
+  private async fetchToken(repository: string, signal: AbortSignal | undefined): Promise<string> {
+    const c = this.challenge!;
+    const realm = c.params.realm;
+    if (!realm) throw new RegistryError("registry sent a Bearer challenge without a realm", 401, "UNAUTHORIZED");
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new RegistryError(`registry sent an invalid token realm ${JSON.stringify(realm)}`, 401, "UNAUTHORIZED");
+    }
+    if (c.params.service) url.searchParams.set("service", c.params.service);
+    url.searchParams.append("scope", `repository:${repository}:pull`);
+    const headers: Record<string, string> = { "User-Agent": this.userAgent, Accept: "application/json" };
+    if (this.creds) headers.Authorization = basicAuthHeader(this.creds);
+    const res = await this.withRetry(() => fetch(url, { headers, signal }), signal);
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      throw new RegistryError(
+        `token request to ${url.origin}${url.pathname} failed: HTTP ${res.status}${res.status === 401 ? " (bad credentials?)" : ""}`,
+        res.status,
+        "UNAUTHORIZED",
+      );
+    }
+    let body: { token?: string; access_token?: string };
+    try {
+      body = (await res.json()) as typeof body;
+    } catch {
+      throw new RegistryError(`token response from ${url.origin}${url.pathname} is not JSON`, res.status, "UNAUTHORIZED");
+    }
+    const token = body.token ?? body.access_token;
+    if (!token) throw new RegistryError(`token response from ${url.origin}${url.pathname} has no token`, res.status, "UNAUTHORIZED");
+    this.secrets.push(token);
+    const header = `Bearer ${token}`;
+    this.tokens.set(this.scopeKey(repository), header);
+    return header;
+  }
+
+  /** Runs `attempt` until it returns a non-retryable response or the policy is exhausted. */
+  private async withRetry(attempt: () => Promise<Response>, signal: AbortSignal | undefined): Promise<Response> {
+    let lastErr: unknown;
+    for (let i = 0; i < this.policy.attempts; i++) {
+      let res: Response;
+      try {
+        res = await attempt();
+      } catch (e) {
+        if (!isNetworkError(e) || i === this.policy.attempts - 1) throw this.wrapNetwork(e);
+        lastErr = e;
+        await sleep(backoffDelay(this.policy, i), signal);
+        continue;
+      }
+      if (isRetryableStatus(res.status) && i < this.policy.attempts - 1) {
+        await res.body?.cancel().catch(() => {});
+        await sleep(backoffDelay(this.policy, i, parseRetryAfter(res.headers.get("retry-after"))), signal);
+        continue;
+      }
+      return res;
+    }
+    throw this.wrapNetwork(lastErr);
+  }
+
+  private wrapNetwork(e: unknown): Error {
+    if (e instanceof Error && e.name === "AbortError") return e;
+    const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
+    const detail = cause?.code ?? cause?.message ?? (e as Error)?.message ?? String(e);
+    return new RegistryError(this.scrub(`cannot reach registry ${this.baseUrl}: ${detail}`));
+  }
+
+  /**
+   * One request with auth and retries. Returns the final response (any status except a 401 that
+   * could be answered): callers check `ok`.
+   */
+  async request(path: string, o: RequestOptions): Promise<Response> {
+    const url = `${this.baseUrl}${path}`;
+    const signal = o.signal ?? this.signal;
+    let refreshed = false;
+    for (;;) {
+      const headers: Record<string, string> = { "User-Agent": this.userAgent, ...o.headers };
+      const auth = this.authHeaderFor(o.repository);
+      if (auth) headers.Authorization = auth;
+      const res = await this.withRetry(() => fetch(url, { method: o.method ?? "GET", headers, signal, redirect: "follow" }), signal);
+      if (res.status !== 401 || refreshed) {
+        if (res.status === 401) {
+          await res.body?.cancel().catch(() => {});
+          throw new RegistryError(
+            `${this.opts.domain}: authentication required for ${o.repository}${this.creds ? " (credentials rejected)" : ""}`,
+            401,
+            "UNAUTHORIZED",
+          );
+        }
+        return res;
+      }
+      await res.body?.cancel().catch(() => {});
+      refreshed = true;
+      const challenges = parseChallenges(res.headers.get("www-authenticate"));
+      const bearer = challenges.find((c) => c.scheme === "bearer");
+      const basic = challenges.find((c) => c.scheme === "basic");
+      if (bearer) {
+        this.challenge = bearer;
+        this.tokens.delete(this.scopeKey(o.repository));
+        await this.fetchToken(o.repository, signal);
+      } else if (basic) {
+        this.challenge = basic;
+        if (!this.creds) throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (no credentials)`, 401, "UNAUTHORIZED");
+      } else {
+        throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (unsupported challenge)`, 401, "UNAUTHORIZED");
+      }
+    }
+  }
+
+  private async failure(res: Response, what: string): Promise<RegistryError> {
+    let code: string | undefined;
+    let message = "";
+    try {
+      const text = await res.text();
+      const body = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+      code = body.errors?.[0]?.code;
+      message = body.errors?.[0]?.message ?? "";
+    } catch {
+      // not a JSON error body
+    }
+    const detail = code ? `${code}${message ? `: ${message}` : ""}` : `HTTP ${res.status}`;
+    return new RegistryError(this.scrub(`${what}: ${detail}`), res.status, code);
+  }
+
+  /**
+   * Fetches a manifest or index by tag or digest. When `reference` is a digest the bytes must
+   * hash to it; a Docker-Content-Digest header, when present, must match the bytes too.
+   */
+  async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    const res = await this.request(`/v2/${repository}/manifests/${reference}`, { repository, headers: { Accept: MANIFEST_ACCEPT }, signal });
+    if (!res.ok) {
+      if (res.status === 404) {
+        await res.body?.cancel().catch(() => {});
+        throw new RegistryError(`manifest for ${this.opts.domain}/${repository}${reference.includes(":") ? "@" : ":"}${reference} not found`, 404, "MANIFEST_UNKNOWN");
+      }
+      throw await this.failure(res, `fetching manifest ${repository}:${reference}`);
+    }
+    const raw = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${repository}:${reference}`);
+    const wanted = tryParseDigest(reference);
+    const algorithm = wanted ? digestAlgorithm(wanted) : "sha256";
+    const actual = digestOf(raw, algorithm);
+    if (wanted && actual !== wanted) throw new RegistryError(`manifest digest mismatch for ${repository}: expected ${wanted}, got ${actual}`);
+    const header = res.headers.get("docker-content-digest");
+    if (header) {
+      const hd = tryParseDigest(header);
+      if (hd && digestOf(raw, digestAlgorithm(hd)) !== hd) {
+        throw new RegistryError(`manifest for ${repository}:${reference} does not match its Docker-Content-Digest ${hd}`);
+      }
+    }
+    return { raw, contentType: baseMediaType(res.headers.get("content-type") ?? ""), digest: algorithm === "sha256" ? actual : digestOf(raw, "sha256") };
+  }
+
+  /** Reads a small blob fully (config), verified against the descriptor (size-limited). */
+  async readBlob(repository: string, desc: Pick<Descriptor, "digest" | "size">, maxSize = 64 * 1024 * 1024, signal?: AbortSignal): Promise<Buffer> {
+    if (desc.size > maxSize) throw new RegistryError(`blob ${desc.digest} is too large (${desc.size} bytes)`);
+    const verifier = createVerifier({ digest: desc.digest, size: desc.size });
+    const chunks: Buffer[] = [];
+    const src = this.blobStream(repository, desc, { signal });
+    await new Promise<void>((resolve, reject) => {
+      src.on("error", (e) => verifier.destroy(e));
+      verifier.on("data", (c: Buffer) => chunks.push(c));
+      verifier.on("end", resolve);
+      verifier.on("error", reject);
+      src.pipe(verifier);
+    });
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * The raw bytes of a blob as a stream, resuming with `Range` after a network failure (the
+   * consumer sees one continuous stream). Not verified: pipe it through `createVerifier`.
+   * `onRetry` is told the offset whenever a resume happens.
+   */
+  blobStream(repository: string, desc: Pick<Descriptor, "digest" | "size">, o: { signal?: AbortSignal; onResume?: (offset: number) => void } = {}): Readable {
+    const digest = parseDigest(desc.digest);
+    const self = this;
+    const signal = o.signal ?? this.signal;
+    async function* generate(): AsyncGenerator<Buffer> {
+      let offset = 0;
+      let failures = 0;
+      for (;;) {
+        const ac = new AbortController();
+        const onAbort = () => ac.abort(signal?.reason);
+        if (signal?.aborted) throw signal.reason ?? new Error("aborted");
+        signal?.addEventListener("abort", onAbort, { once: true });
+        try {
+          const headers: Record<string, string> = {};
+          if (offset > 0) headers.Range = `bytes=${offset}-`;
+          const res = await self.request(`/v2/${repository}/blobs/${digest}`, { repository, headers, signal: ac.signal });
+          if (!res.ok) {
+            if (res.status === 404) {
+              await res.body?.cancel().catch(() => {});
+              throw new RegistryError(`blob ${digest} not found in ${repository}`, 404, "BLOB_UNKNOWN");
+            }
+            throw await self.failure(res, `fetching blob ${digest}`);
+          }
+          let skip = 0;
+          if (offset > 0) {
+            if (res.status === 206) {
+              const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
+              if (!m || Number(m[1]) !== offset) {
+                await res.body?.cancel().catch(() => {});
+                throw new RegistryError(`registry answered a resume of ${digest} at ${offset} with a different range`);
+              }
+            } else {
+              skip = offset; // the registry ignored Range: drop what was already delivered
+            }
+          }
+          if (!res.body) return;
+          try {
+            for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+              let chunk = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+              if (skip > 0) {
+                if (chunk.length <= skip) {
+                  skip -= chunk.length;
+                  continue;
+                }
+                chunk = chunk.subarray(skip);
+                skip = 0;
+              }
+              offset += chunk.length;
+              yield chunk;
+            }
+            return;
+          } catch (e) {
+            if (signal?.aborted || !isNetworkError(e) || ++failures >= self.policy.attempts) throw e instanceof Error && isNetworkError(e) ? self.wrapNetwork(e) : e;
+            await sleep(backoffDelay(self.policy, failures - 1), signal);
+            o.onResume?.(offset);
+          }
+        } finally {
+          signal?.removeEventListener("abort", onAbort);
+          ac.abort();
+        }
+      }
+    }
+    return Readable.from(generate(), { objectMode: false });
+  }
+}
+
+async function readLimited(res: Response, max: number, what: string): Promise<Buffer> {
+  const len = Number(res.headers.get("content-length") ?? "-1");
+  if (len > max) {
+    await res.body?.cancel().catch(() => {});
+    throw new RegistryError(`${what} is too large (${len} bytes)`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  if (!res.body) return Buffer.alloc(0);
+  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+    total += part.byteLength;
+    if (total > max) throw new RegistryError(`${what} is too large (over ${max} bytes)`);
+    chunks.push(Buffer.from(part));
+  }
+  return Buffer.concat(chunks);
+}

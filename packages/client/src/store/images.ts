@@ -1,0 +1,194 @@
+/**
+ * Image-level views over the store: resolving a user's IMAGE argument, listing images with
+ * their references, and removing images with the layers nothing else references (Docker's rmi).
+ */
+import {
+  type ChainID,
+  type Digest,
+  type ParsedImageConfig,
+  type Reference,
+  chainIds,
+  familiarName,
+  parseImageConfig,
+  parseReference,
+} from "@strata/core";
+import type { Repositories, Store } from "./store.js";
+
+export interface StoredImage {
+  readonly id: Digest;
+  readonly config: ParsedImageConfig;
+  readonly chainIds: ChainID[];
+  /** "<repo>:<tag>" references. */
+  readonly repoTags: string[];
+  /** "<repo>@<digest>" references. */
+  readonly repoDigests: string[];
+}
+
+export class ImageNotFoundError extends Error {
+  constructor(what: string) {
+    super(`No such image: ${what}`);
+    this.name = "ImageNotFoundError";
+  }
+}
+
+/** The repositories.json key and entry name for a reference. */
+export function referenceKeys(ref: Reference): { repo: string; key: string } {
+  const repo = familiarName(ref);
+  return { repo, key: ref.digest ? `${repo}@${ref.digest}` : `${repo}:${ref.tag ?? "latest"}` };
+}
+
+function refsOf(repos: Repositories, id: Digest): { tags: string[]; digests: string[] } {
+  const tags: string[] = [];
+  const digests: string[] = [];
+  for (const entries of Object.values(repos)) {
+    for (const [k, v] of Object.entries(entries)) {
+      if (v !== id) continue;
+      if (k.includes("@")) digests.push(k);
+      else tags.push(k);
+    }
+  }
+  return { tags: tags.sort(), digests: digests.sort() };
+}
+
+export async function loadImage(store: Store, id: Digest, repos?: Repositories): Promise<StoredImage | undefined> {
+  const raw = await store.getImageConfig(id);
+  if (!raw) return undefined;
+  const config = parseImageConfig(raw);
+  const r = refsOf(repos ?? (await store.readRepositories()), id);
+  return { id, config, chainIds: chainIds(config.config.rootfs.diff_ids), repoTags: r.tags, repoDigests: r.digests };
+}
+
+export async function listImages(store: Store): Promise<StoredImage[]> {
+  const repos = await store.readRepositories();
+  const out: StoredImage[] = [];
+  for (const id of await store.listImageIds()) {
+    const img = await loadImage(store, id, repos).catch(() => undefined);
+    if (img) out.push(img);
+  }
+  return out;
+}
+
+export interface ResolvedImage {
+  id: Digest;
+  /** Set when the argument was a reference (not an ID). */
+  ref?: { repo: string; key: string };
+}
+
+/** Resolves IMAGE: a full or short image ID (with or without sha256:), or a reference. */
+export async function resolveImage(store: Store, arg: string): Promise<ResolvedImage> {
+  const idMatch = /^(?:sha256:)?([0-9a-f]{4,64})$/.exec(arg);
+  if (idMatch) {
+    const hits = (await store.listImageIds()).filter((id) => id.slice(7).startsWith(idMatch[1]));
+    if (hits.length === 1) return { id: hits[0] };
+    if (hits.length > 1) throw new Error(`ambiguous image ID prefix ${arg}: matches ${hits.length} images`);
+  }
+  let ref: Reference;
+  try {
+    ref = parseReference(arg);
+  } catch {
+    throw new ImageNotFoundError(arg);
+  }
+  const keys = referenceKeys(ref);
+  const repos = await store.readRepositories();
+  const id = repos[keys.repo]?.[keys.key];
+  if (!id) throw new ImageNotFoundError(arg);
+  if (!(await store.getImageConfig(id as Digest))) throw new ImageNotFoundError(arg);
+  return { id: id as Digest, ref: keys };
+}
+
+/** Sum of the layerdb sizes of an image's layers. */
+export async function imageSize(store: Store, img: StoredImage): Promise<number> {
+  let total = 0;
+  for (const c of img.chainIds) total += (await store.getLayer(c))?.size ?? 0;
+  return total;
+}
+
+/** Every chainID some image (other than `exclude`) or container still needs, ancestors included. */
+async function referencedChains(store: Store, exclude: Digest): Promise<Set<string>> {
+  const used = new Set<string>();
+  for (const id of await store.listImageIds()) {
+    if (id === exclude) continue;
+    const img = await loadImage(store, id).catch(() => undefined);
+    for (const c of img?.chainIds ?? []) used.add(c);
+  }
+  for (let c of await store.mountParents()) {
+    for (;;) {
+      used.add(c);
+      const rec = await store.getLayer(c);
+      if (!rec?.parent) break;
+      c = rec.parent;
+    }
+  }
+  return used;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  deleted: string[];
+}
+
+/**
+ * Docker's `rmi`: a reference argument untags first (and, once no tag of that repository is
+ * left, its digest references); the image is deleted only when no reference remains. An ID
+ * argument deletes the image with all its references (refused when they span several
+ * repositories unless `force`). Deleting releases layers top-down while nothing else uses them.
+ * Caller holds the store lock.
+ */
+export async function removeImage(store: Store, arg: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
+  const resolved = await resolveImage(store, arg);
+  const result: RemoveResult = { untagged: [], deleted: [] };
+  const id = resolved.id;
+  let repos = await store.readRepositories();
+  if (resolved.ref) {
+    const { repo, key } = resolved.ref;
+    await store.updateRepositories((r) => {
+      delete r[repo]?.[key];
+      result.untagged.push(key);
+      if (!key.includes("@")) {
+        const entries = r[repo] ?? {};
+        const tagLeft = Object.entries(entries).some(([k, v]) => v === id && !k.includes("@"));
+        if (!tagLeft) {
+          for (const [k, v] of Object.entries(entries)) {
+            if (v === id && k.includes("@")) {
+              delete entries[k];
+              result.untagged.push(k);
+            }
+          }
+        }
+      }
+    });
+    repos = await store.readRepositories();
+    const left = refsOf(repos, id);
+    if (left.tags.length + left.digests.length > 0) return result;
+  } else {
+    const left = refsOf(repos, id);
+    const all = [...left.tags, ...left.digests];
+    const repoNames = new Set(all.map((k) => k.split(/[@]|:(?=[^:/]*$)/)[0]));
+    if (repoNames.size > 1 && !opts.force) {
+      throw new Error(`conflict: unable to delete ${id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+    }
+    await store.updateRepositories((r) => {
+      for (const entries of Object.values(r)) {
+        for (const [k, v] of Object.entries(entries)) {
+          if (v === id) {
+            delete entries[k];
+            result.untagged.push(k);
+          }
+        }
+      }
+    });
+  }
+  const img = await loadImage(store, id);
+  if (!img) return result;
+  const used = await referencedChains(store, id);
+  await store.deleteImageConfig(id);
+  result.deleted.push(id);
+  for (let i = img.chainIds.length - 1; i >= 0; i--) {
+    const c = img.chainIds[i];
+    if (used.has(c)) break;
+    if (!(await store.hasLayer(c))) continue;
+    await store.deleteLayer(c);
+    result.deleted.push(c);
+  }
+  return result;
+}

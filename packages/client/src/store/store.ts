@@ -1,0 +1,392 @@
+/**
+ * Docker's overlay2 image store (see paths.ts for the tree), written atomically.
+ *
+ * Lifecycle of a layer:
+ *   prepareLayer()  -> overlay2/.strata-tmp-<pid>-<rand>/diff (0755) and a layerdb write-set dir
+ *   (caller extracts into diffDir and writes tar-split at tarSplitPath)
+ *   commitLayer()   -> under the store lock: syncfs; link/lower/work written inside the temp dir;
+ *                      temp dir renamed to overlay2/<cache-id>; l/<link> symlink; parent's
+ *                      `committed`; diff/parent/size/cache-id written and fsynced in the write-set;
+ *                      the write-set renamed to layerdb/sha256/<chainID> LAST.
+ * A layerdb entry therefore exists only for a complete layer. `recover()` (under the lock) removes
+ * what a killed process left: temp dirs of dead pids, write-sets, half-deleted `-removing` entries,
+ * overlay2 dirs no layerdb entry or mount references, and dangling `l/` links.
+ *
+ * Mutations of shared files (layerdb, imagedb, repositories.json, distribution) happen under
+ * `withLock`; extraction into private temp dirs does not need it.
+ */
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
+import { join } from "node:path";
+import { type ChainID, type DiffID, type Digest, digestHex, digestOf, parseChainID, parseDiffID, parseDigest } from "@strata/core";
+import { fsyncPath, isErrno, mkdirMode, randomId, randomLinkId, readSmall, syncFilesystem, writeFileAtomic, writeFileSynced } from "./fsutil.js";
+import { StoreLock } from "./lock.js";
+import { StorePaths } from "./paths.js";
+
+export interface LayerRecord {
+  readonly chainId: ChainID;
+  readonly diffId: DiffID;
+  readonly parent?: ChainID;
+  readonly size: number;
+  readonly cacheId: string;
+}
+
+export interface PendingLayer {
+  /** overlay2/.strata-tmp-... : becomes overlay2/<cacheId>. */
+  readonly dir: string;
+  /** Where the layer's files are extracted. */
+  readonly diffDir: string;
+  /** layerdb/tmp/write-set-... : becomes layerdb/sha256/<chainID>. */
+  readonly writeSet: string;
+  /** Where the extractor writes tar-split.json.gz. */
+  readonly tarSplitPath: string;
+  readonly cacheId: string;
+}
+
+export interface V2Metadata {
+  Digest: string;
+  SourceRepository: string;
+  HMAC: string;
+}
+
+/** repositories.json: repo -> ("<repo>:<tag>" | "<repo>@<digest>") -> "sha256:<imageID>". */
+export type Repositories = Record<string, Record<string, string>>;
+
+const TMP_PREFIX = ".strata-tmp-";
+const MAX_V2_METADATA = 50;
+
+function pidOfTemp(name: string, prefix: string): number | undefined {
+  const m = new RegExp(`^${prefix.replace(/[.]/g, "\\.")}(\\d+)-`).exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return isErrno(e, "EPERM");
+  }
+}
+
+/** Go's json.Marshal of a map: keys sorted, compact. */
+function sortedJson(value: unknown): string {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return JSON.stringify(value);
+  const obj = value as Record<string, unknown>;
+  return `{${Object.keys(obj)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${sortedJson(obj[k])}`)
+    .join(",")}}`;
+}
+
+export class Store {
+  readonly paths: StorePaths;
+  readonly lock: StoreLock;
+
+  private constructor(readonly root: string) {
+    this.paths = new StorePaths(root);
+    this.lock = new StoreLock(this.paths.lockFile);
+  }
+
+  /** Opens (creating when needed) the store at `root`. */
+  static async open(root: string): Promise<Store> {
+    const s = new Store(root);
+    const p = s.paths;
+    await mkdir(root, { recursive: true, mode: 0o711 });
+    for (const d of [join(root, "image"), p.image, join(p.image, "imagedb"), join(p.image, "imagedb", "content"), p.imagedbContent]) {
+      await mkdir(d, { recursive: true, mode: 0o700 });
+    }
+    for (const d of [join(p.image, "layerdb"), p.layerdb, p.layerdbTmp]) await mkdir(d, { recursive: true, mode: 0o700 });
+    for (const d of [join(p.image, "distribution"), p.diffIdByDigest, p.v2MetadataByDiffId]) await mkdir(d, { recursive: true, mode: 0o755 });
+    try {
+      await lstat(p.overlay);
+    } catch {
+      await mkdirMode(p.overlay, 0o710);
+    }
+    try {
+      await lstat(p.links);
+    } catch {
+      await mkdirMode(p.links, 0o700);
+    }
+    return s;
+  }
+
+  withLock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.lock.with(fn, signal);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Layers
+
+  async getLayer(chainId: ChainID): Promise<LayerRecord | undefined> {
+    const dir = this.paths.layer(chainId);
+    const diff = await readSmall(join(dir, "diff"));
+    if (diff === undefined) return undefined;
+    const cacheId = await readSmall(join(dir, "cache-id"));
+    const size = await readSmall(join(dir, "size"));
+    const parent = await readSmall(join(dir, "parent"));
+    if (cacheId === undefined || size === undefined) throw new Error(`layer ${chainId} in ${this.root} is incomplete`);
+    return { chainId, diffId: parseDiffID(diff), parent: parent ? parseChainID(parent) : undefined, size: Number(size), cacheId };
+  }
+
+  async hasLayer(chainId: ChainID): Promise<boolean> {
+    return (await readSmall(join(this.paths.layer(chainId), "diff"))) !== undefined;
+  }
+
+  /** Every layer chainID in layerdb. */
+  async listLayers(): Promise<ChainID[]> {
+    const names = await readdir(this.paths.layerdb).catch(() => [] as string[]);
+    return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => parseChainID(`sha256:${n}`));
+  }
+
+  /** Creates private temp dirs for extracting one layer. */
+  async prepareLayer(): Promise<PendingLayer> {
+    const rand = randomBytes(6).toString("hex");
+    const dir = join(this.paths.overlay, `${TMP_PREFIX}${process.pid}-${rand}`);
+    await mkdirMode(dir, 0o710);
+    const diffDir = join(dir, "diff");
+    await mkdirMode(diffDir, 0o755);
+    const writeSet = join(this.paths.layerdbTmp, `write-set-${process.pid}-${rand}`);
+    await mkdirMode(writeSet, 0o700);
+    return { dir, diffDir, writeSet, tarSplitPath: join(writeSet, "tar-split.json.gz"), cacheId: randomId() };
+  }
+
+  async discardLayer(p: PendingLayer): Promise<void> {
+    await rm(p.dir, { recursive: true, force: true });
+    await rm(p.writeSet, { recursive: true, force: true });
+  }
+
+  /**
+   * Makes a prepared layer part of the store. Caller holds the lock. When the chainID is already
+   * present (another pull won the race) the pending dirs are discarded and the existing record
+   * returned.
+   */
+  async commitLayer(p: PendingLayer, meta: { chainId: ChainID; diffId: DiffID; parent?: ChainID; size: number }): Promise<LayerRecord> {
+    const existing = await this.getLayer(meta.chainId);
+    if (existing) {
+      await this.discardLayer(p);
+      return existing;
+    }
+    let parentLink: string | undefined;
+    let parentLower: string | undefined;
+    let parentDir: string | undefined;
+    if (meta.parent) {
+      const parent = await this.getLayer(meta.parent);
+      if (!parent) throw new Error(`parent layer ${meta.parent} of ${meta.chainId} is not in the store`);
+      parentDir = this.paths.overlayDir(parent.cacheId);
+      parentLink = await readSmall(join(parentDir, "link"));
+      if (!parentLink) throw new Error(`layer directory of ${meta.parent} has no link`);
+      parentLower = await readSmall(join(parentDir, "lower"));
+    }
+    // Everything extracted must be on disk before any metadata points at it.
+    await syncFilesystem(p.diffDir);
+
+    const link = randomLinkId();
+    await writeFileSynced(join(p.dir, "link"), link, 0o644);
+    if (meta.parent) {
+      await writeFileSynced(join(p.dir, "lower"), parentLower ? `l/${parentLink}:${parentLower}` : `l/${parentLink}`, 0o644);
+      await mkdirMode(join(p.dir, "work"), 0o700);
+    }
+    await fsyncPath(p.dir);
+    const finalDir = this.paths.overlayDir(p.cacheId);
+    await rename(p.dir, finalDir);
+    const linkPath = join(this.paths.links, link);
+    await symlink(join("..", p.cacheId, "diff"), linkPath);
+    if (parentDir) await writeFileSynced(join(parentDir, "committed"), "", 0o600);
+    await fsyncPath(this.paths.links);
+    await fsyncPath(this.paths.overlay);
+
+    const ws = p.writeSet;
+    await writeFileSynced(join(ws, "diff"), meta.diffId, 0o644);
+    if (meta.parent) await writeFileSynced(join(ws, "parent"), meta.parent, 0o644);
+    await writeFileSynced(join(ws, "size"), String(meta.size), 0o644);
+    await writeFileSynced(join(ws, "cache-id"), p.cacheId, 0o644);
+    await fsyncPath(join(ws, "tar-split.json.gz"));
+    await fsyncPath(ws);
+    await rename(ws, this.paths.layer(meta.chainId));
+    await fsyncPath(this.paths.layerdb);
+    return { chainId: meta.chainId, diffId: meta.diffId, parent: meta.parent, size: meta.size, cacheId: p.cacheId };
+  }
+
+  /**
+   * Removes one layer Docker-style (caller holds the lock and has checked nothing references
+   * it): the layerdb entry is renamed to `<hex>-<random>-removing` first, then the overlay2 dir
+   * and its `l/` link are removed, then the renamed entry.
+   */
+  async deleteLayer(chainId: ChainID): Promise<void> {
+    const rec = await this.getLayer(chainId);
+    if (!rec) return;
+    const removing = join(this.paths.layerdb, `${digestHex(chainId)}-${randomId()}-removing`);
+    await rename(this.paths.layer(chainId), removing);
+    await fsyncPath(this.paths.layerdb);
+    await this.removeOverlayDir(rec.cacheId);
+    await rm(removing, { recursive: true, force: true });
+  }
+
+  private async removeOverlayDir(cacheId: string): Promise<void> {
+    if (!/^[0-9a-f]{64}(-init)?$/.test(cacheId)) throw new Error(`refusing to remove overlay2 dir ${JSON.stringify(cacheId)}`);
+    const dir = this.paths.overlayDir(cacheId);
+    const link = await readSmall(join(dir, "link"));
+    if (link && /^[A-Z2-7]{26}$/.test(link)) await rm(join(this.paths.links, link), { force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /** chainIDs referenced by containers (layerdb/mounts/<id>/parent). */
+  async mountParents(): Promise<ChainID[]> {
+    const ids = await readdir(this.paths.mounts).catch(() => [] as string[]);
+    const out: ChainID[] = [];
+    for (const id of ids) {
+      const parent = await readSmall(join(this.paths.mounts, id, "parent"));
+      if (parent) out.push(parseChainID(parent));
+    }
+    return out;
+  }
+
+  /** Cleans what an interrupted process left behind (caller holds the lock). */
+  async recover(): Promise<string[]> {
+    const removed: string[] = [];
+    // 1. temp overlay dirs and write-sets of processes that are gone
+    for (const name of await readdir(this.paths.overlay).catch(() => [] as string[])) {
+      const pid = pidOfTemp(name, TMP_PREFIX);
+      if (pid !== undefined && (pid === process.pid ? false : !alive(pid))) {
+        await rm(join(this.paths.overlay, name), { recursive: true, force: true });
+        removed.push(`overlay2/${name}`);
+      }
+    }
+    for (const name of await readdir(this.paths.layerdbTmp).catch(() => [] as string[])) {
+      const pid = pidOfTemp(name, "write-set-");
+      if (pid === undefined || (pid !== process.pid && !alive(pid))) {
+        await rm(join(this.paths.layerdbTmp, name), { recursive: true, force: true });
+        removed.push(`layerdb/tmp/${name}`);
+      }
+    }
+    // 2. half-deleted layerdb entries
+    for (const name of await readdir(this.paths.layerdb).catch(() => [] as string[])) {
+      if (!name.endsWith("-removing")) continue;
+      const cacheId = await readSmall(join(this.paths.layerdb, name, "cache-id"));
+      if (cacheId) await this.removeOverlayDir(cacheId);
+      await rm(join(this.paths.layerdb, name), { recursive: true, force: true });
+      removed.push(`layerdb/sha256/${name}`);
+    }
+    // 3. overlay2 dirs that nothing references (renamed into place, entry never committed)
+    const referenced = new Set<string>();
+    for (const chain of await this.listLayers()) {
+      const c = await readSmall(join(this.paths.layer(chain), "cache-id"));
+      if (c) referenced.add(c);
+    }
+    for (const id of await readdir(this.paths.mounts).catch(() => [] as string[])) {
+      const m = await readSmall(join(this.paths.mounts, id, "mount-id"));
+      const i = await readSmall(join(this.paths.mounts, id, "init-id"));
+      if (m) referenced.add(m);
+      if (i) referenced.add(i);
+    }
+    for (const name of await readdir(this.paths.overlay).catch(() => [] as string[])) {
+      if (/^[0-9a-f]{64}$/.test(name) && !referenced.has(name)) {
+        await this.removeOverlayDir(name);
+        removed.push(`overlay2/${name}`);
+      }
+    }
+    // 4. dangling l/ links
+    for (const name of await readdir(this.paths.links).catch(() => [] as string[])) {
+      const p = join(this.paths.links, name);
+      try {
+        const target = await readlink(p);
+        await lstat(join(this.paths.links, target));
+      } catch {
+        await rm(p, { force: true });
+        removed.push(`overlay2/l/${name}`);
+      }
+    }
+    return removed;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Images
+
+  /** Stores a config blob verbatim (mode 0600) and returns the image ID. Caller holds the lock. */
+  async putImageConfig(raw: Buffer): Promise<Digest> {
+    const id = digestOf(raw, "sha256");
+    const path = this.paths.imageConfig(id);
+    const existing = await readFile(path).catch(() => undefined);
+    if (existing?.equals(raw)) return id;
+    await writeFileAtomic(path, raw, 0o600);
+    return id;
+  }
+
+  async getImageConfig(id: Digest): Promise<Buffer | undefined> {
+    return readFile(this.paths.imageConfig(id)).catch((e) => {
+      if (isErrno(e, "ENOENT")) return undefined;
+      throw e;
+    });
+  }
+
+  async listImageIds(): Promise<Digest[]> {
+    const names = await readdir(this.paths.imagedbContent).catch(() => [] as string[]);
+    return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => parseDigest(`sha256:${n}`));
+  }
+
+  /** Removes an image's config (and metadata dir). Caller holds the lock. */
+  async deleteImageConfig(id: Digest): Promise<void> {
+    await rm(this.paths.imageConfig(id), { force: true });
+    await rm(join(this.paths.imagedbMetadata, digestHex(id)), { recursive: true, force: true });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // repositories.json
+
+  async readRepositories(): Promise<Repositories> {
+    let text: string;
+    try {
+      text = await readFile(this.paths.repositories, "utf8");
+    } catch (e) {
+      if (isErrno(e, "ENOENT")) return {};
+      throw e;
+    }
+    if (text.trim() === "") return {};
+    const parsed = JSON.parse(text) as { Repositories?: Repositories };
+    return parsed.Repositories ?? {};
+  }
+
+  /** Read-modify-write of repositories.json (caller holds the lock). */
+  async updateRepositories(fn: (repos: Repositories) => void): Promise<void> {
+    const repos = await this.readRepositories();
+    fn(repos);
+    for (const [k, v] of Object.entries(repos)) if (Object.keys(v).length === 0) delete repos[k];
+    await writeFileAtomic(this.paths.repositories, sortedJson({ Repositories: repos }), 0o600);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // distribution metadata
+
+  async getV2Metadata(diffId: DiffID): Promise<V2Metadata[]> {
+    const text = await readSmall(join(this.paths.v2MetadataByDiffId, digestHex(diffId)));
+    if (!text) return [];
+    try {
+      const v = JSON.parse(text) as V2Metadata[];
+      return Array.isArray(v) ? v : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Records that `blob` (compressed) from `sourceRepository` has `diffId`, the way Docker does:
+   * an equal entry is moved to the end, at most 50 entries are kept; diffid-by-digest points the
+   * blob at the diffID. Caller holds the lock.
+   */
+  async addV2Metadata(diffId: DiffID, blob: Digest, sourceRepository: string): Promise<void> {
+    const entry: V2Metadata = { Digest: blob, SourceRepository: sourceRepository, HMAC: "" };
+    const old = await this.getV2Metadata(diffId);
+    let list = old.filter((m) => !(m.Digest === entry.Digest && m.SourceRepository === entry.SourceRepository && m.HMAC === entry.HMAC));
+    list.push(entry);
+    if (list.length > MAX_V2_METADATA) list = list.slice(list.length - MAX_V2_METADATA);
+    const json = `[${list.map((m) => `{"Digest":${JSON.stringify(m.Digest)},"SourceRepository":${JSON.stringify(m.SourceRepository)},"HMAC":${JSON.stringify(m.HMAC)}}`).join(",")}]`;
+    await writeFileAtomic(join(this.paths.v2MetadataByDiffId, digestHex(diffId)), json, 0o644);
+    await writeFileAtomic(join(this.paths.diffIdByDigest, digestHex(blob)), diffId, 0o644);
+  }
+
+  async getDiffIdByDigest(blob: Digest): Promise<DiffID | undefined> {
+    const v = await readSmall(join(this.paths.diffIdByDigest, digestHex(blob)));
+    return v ? parseDiffID(v) : undefined;
+  }
+}
