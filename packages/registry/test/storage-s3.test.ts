@@ -1,9 +1,264 @@
+/**
+ * The S3 driver against a real S3-compatible server (Swift s3api locally, see
+ * test/helpers/s3-server.ts): the shared conformance suite plus what only S3 has.
+ */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import type { S3Config } from "../src/config.js";
 import { driverConformanceSuite } from "../src/storage/conformance.js";
-import { s3Driver } from "../src/storage/s3.js";
-import { dropS3TestBucket, s3TestConfig } from "./helpers/s3-server.js";
+import { PathNotFoundError, StorageUnavailableError } from "../src/storage/driver.js";
+import { s3Driver, type S3StorageDriver } from "../src/storage/s3.js";
+import { baseS3TestConfig, dropS3TestBucket, s3SkipReason, s3TestConfig } from "./helpers/s3-server.js";
 
-driverConformanceSuite("s3", async () => {
-  const cfg = await s3TestConfig({ partSize: 5 * 1024 * 1024, prefix: "conf/pre" });
-  if (!cfg) throw new Error("no S3 server");
-  return { driver: s3Driver(cfg), cleanup: () => dropS3TestBucket(cfg) };
-});
+const MiB = 1024 * 1024;
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
+}
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/** Writes `data` in uneven chunks. */
+async function writeChunked(w: { write(c: Uint8Array): Promise<void> }, data: Buffer): Promise<void> {
+  const sizes = [700 * 1024 + 3, 64 * 1024, 2 * MiB + 1, 17];
+  for (let off = 0, i = 0; off < data.length; i++) {
+    const end = Math.min(data.length, off + sizes[i % sizes.length]);
+    await w.write(data.subarray(off, end));
+    off = end;
+  }
+}
+
+const probe = await s3TestConfig();
+if (!probe) {
+  console.error(`\n#################\n# ${s3SkipReason()}\n#################\n`);
+  it.skip(s3SkipReason());
+} else {
+  await dropS3TestBucket(probe);
+
+  // A small part size and a key prefix, so that the suite crosses part boundaries and proves
+  // that prefixed keys behave like unprefixed ones.
+  driverConformanceSuite("s3", async () => {
+    const cfg = await s3TestConfig({ partSize: 5 * MiB, prefix: "conformance/root" });
+    assert.ok(cfg, "S3 server vanished");
+    return { driver: s3Driver(cfg), cleanup: () => dropS3TestBucket(cfg) };
+  });
+
+  describe("s3 driver specifics", () => {
+    let cfg: S3Config;
+    const drivers: S3StorageDriver[] = [];
+    const make = (over: Partial<S3Config> = {}) => {
+      const d = s3Driver({ ...cfg, ...over });
+      drivers.push(d);
+      return d;
+    };
+    const uploadsFor = async (d: S3StorageDriver, objectKey: string) =>
+      ((await d.client.send(new ListMultipartUploadsCommand({ Bucket: d.bucket, Prefix: objectKey }))).Uploads ?? []).filter((u) => u.Key === objectKey);
+    const rawKeys = async (d: S3StorageDriver, prefix = "") =>
+      ((await d.client.send(new ListObjectsV2Command({ Bucket: d.bucket, Prefix: prefix }))).Contents ?? []).map((c) => c.Key).sort();
+
+    before(async () => {
+      const c = await s3TestConfig({ partSize: 5 * MiB });
+      assert.ok(c, "S3 server vanished");
+      cfg = c;
+    });
+    after(async () => {
+      for (const d of drivers) await d.close?.();
+      if (cfg) await dropS3TestBucket(cfg);
+    });
+
+    it("a chunked upload continues in a second driver instance (another replica) and completes as one multipart object", async () => {
+      const key = "/v2/repositories/r/_uploads/u1/data";
+      const first = randomBytes(12 * MiB + 5);
+      const second = randomBytes(7 * MiB + 3);
+      const a = make();
+      const w1 = await a.writer(key);
+      await writeChunked(w1, first);
+      assert.equal(w1.size, first.length);
+      await w1.close();
+      // Closed but not committed: nothing at the key, one multipart upload in progress.
+      await assert.rejects(a.stat(key), PathNotFoundError);
+      assert.equal((await uploadsFor(a, key.slice(1))).length, 1, "one multipart upload in progress after close");
+
+      const b = make();
+      const w2 = await b.writer(key, { append: true });
+      assert.equal(w2.size, first.length, "size after resuming in another instance");
+      await writeChunked(w2, second);
+      assert.equal(w2.size, first.length + second.length);
+      await w2.commit();
+
+      const all = Buffer.concat([first, second]);
+      assert.equal((await a.stat(key)).size, all.length);
+      assert.equal(sha(await readAll(await a.reader(key))), sha(all), "content differs");
+      const edge = await readAll(await b.reader(key, { offset: first.length - 10, length: 20 }));
+      assert.ok(edge.equals(all.subarray(first.length - 10, first.length + 10)), "bytes around the replica switch differ");
+      // S3 gives a multipart object the ETag "<hash>-<number of parts>": 5 MiB parts over 19 MiB -> 4 parts.
+      const head = await a.client.send(new HeadObjectCommand({ Bucket: a.bucket, Key: key.slice(1) }));
+      assert.match(head.ETag ?? "", /-4"?$/, `ETag ${head.ETag} is not that of a 4-part upload`);
+      assert.equal((await uploadsFor(a, key.slice(1))).length, 0, "no multipart upload left after commit");
+      assert.deepEqual(await rawKeys(a, "v2/repositories/r/_uploads/u1/"), [key.slice(1)], "only the object itself remains (no tail)");
+      await a.delete("/v2");
+    });
+
+    it("cancel aborts the multipart upload and removes the tail", async () => {
+      const key = "/v2/repositories/r/_uploads/u2/data";
+      const d = make();
+      const w = await d.writer(key);
+      await writeChunked(w, randomBytes(6 * MiB));
+      await w.close();
+      assert.equal((await uploadsFor(d, key.slice(1))).length, 1);
+      const w2 = await d.writer(key, { append: true });
+      assert.equal(w2.size, 6 * MiB);
+      await w2.write(randomBytes(1000));
+      await w2.cancel();
+      assert.equal((await uploadsFor(d, key.slice(1))).length, 0, "ListMultipartUploads still shows the upload");
+      assert.deepEqual(await rawKeys(d, "v2/"), [], "objects left after cancel");
+      const w3 = await d.writer(key, { append: true });
+      assert.equal(w3.size, 0);
+      await w3.cancel();
+    });
+
+    it("abortStaleMultipartUploads aborts only uploads started before the cutoff", async () => {
+      const key = "/v2/repositories/r/_uploads/u3/data";
+      const d = make();
+      const w = await d.writer(key);
+      await w.write(randomBytes(5 * MiB + 1));
+      await w.close();
+      assert.equal(await d.abortStaleMultipartUploads(new Date(Date.now() - 3600_000)), 0);
+      assert.equal((await uploadsFor(d, key.slice(1))).length, 1, "a fresh upload was aborted");
+      assert.equal(await d.abortStaleMultipartUploads(new Date(Date.now() + 3600_000)), 1);
+      assert.equal((await uploadsFor(d, key.slice(1))).length, 0);
+      assert.deepEqual(await rawKeys(d, "v2/"), [], "the aborted upload's tail remains");
+    });
+
+    it("deleting an upload directory also aborts its unfinished multipart upload", async () => {
+      const d = make();
+      const w = await d.writer("/v2/up/u4/data");
+      await w.write(randomBytes(5 * MiB + 1));
+      await w.close();
+      await d.putContent("/v2/up/u4/startedat", Buffer.from("2024-01-01T00:00:00Z"));
+      await d.delete("/v2/up/u4");
+      assert.equal((await uploadsFor(d, "v2/up/u4/data")).length, 0);
+      assert.deepEqual(await rawKeys(d, "v2/"), []);
+    });
+
+    it("redirect URLs are presigned and fetchable without credentials; off unless configured", async () => {
+      const data = randomBytes(100_000);
+      const plain = make();
+      await plain.putContent("/v2/blobs/x/data", data);
+      assert.equal(await plain.redirectURL!("/v2/blobs/x/data", { method: "GET", expiresInSeconds: 60 }), undefined);
+      const d = make({ redirect: true });
+      const url = await d.redirectURL!("/v2/blobs/x/data", { method: "GET", expiresInSeconds: 60 });
+      assert.ok(url, "no URL");
+      const res = await fetch(url);
+      assert.equal(res.status, 200);
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(data), "fetched bytes differ");
+      const headUrl = await d.redirectURL!("/v2/blobs/x/data", { method: "HEAD", expiresInSeconds: 60 });
+      const head = await fetch(headUrl!, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), String(data.length));
+      // A URL is bound to its method and key.
+      assert.notEqual((await fetch(url.replace("/x/data", "/y/data"))).status, 200);
+      await d.delete("/v2");
+    });
+
+    it("list pages stay in byte order where S3's own order puts a directory after its dashed siblings", async () => {
+      // S3 lists "x-1" < "x-2" < "x.3" < "x/" (directory x) < "y"; byte order of the keys is x < x-1 < ...
+      const d = make();
+      for (const k of ["x/inner", "x-1", "x-2", "x.3", "y"]) await d.putContent(`/v2/l/${k}`, Buffer.from(k));
+      const want = ["x", "x-1", "x-2", "x.3", "y"].map((n) => `/v2/l/${n}`);
+      for (const limit of [1, 2, 3]) {
+        const seen: string[] = [];
+        let afterKey: string | undefined;
+        for (;;) {
+          const page = await d.list("/v2/l", { limit, after: afterKey });
+          seen.push(...page.keys);
+          if (!page.truncated) break;
+          afterKey = page.keys[page.keys.length - 1];
+        }
+        assert.deepEqual(seen, want, `pages of ${limit}`);
+      }
+      await d.delete("/v2");
+    });
+
+    it("keys live under the prefix; drivers with different prefixes do not see each other", async () => {
+      const a = make({ prefix: "tenant-a" });
+      const b = make({ prefix: "tenant-b/nested" });
+      const none = make();
+      await a.putContent("/v2/k", Buffer.from("a"));
+      await b.putContent("/v2/k", Buffer.from("b"));
+      assert.deepEqual(await rawKeys(none), ["tenant-a/v2/k", "tenant-b/nested/v2/k"]);
+      assert.equal((await a.getContent("/v2/k")).toString(), "a");
+      assert.equal((await b.getContent("/v2/k")).toString(), "b");
+      await assert.rejects(none.getContent("/v2/k"), PathNotFoundError);
+      assert.deepEqual((await a.list("/v2")).keys, ["/v2/k"]);
+      assert.deepEqual((await none.list("/tenant-b")).keys, ["/tenant-b/nested"]);
+      await a.delete("/v2");
+      await assert.rejects(a.stat("/v2/k"), PathNotFoundError);
+      assert.equal((await b.getContent("/v2/k")).toString(), "b");
+      await b.delete("/v2");
+      assert.deepEqual(await rawKeys(none), []);
+    });
+  });
+
+  describe("s3 driver failures", () => {
+    const servers: Server[] = [];
+    after(() => {
+      for (const s of servers) s.close();
+    });
+    const listen = async (handler: Parameters<typeof createServer>[1]) => {
+      const s = createServer(handler);
+      servers.push(s);
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+      return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    };
+
+    it("an endpoint refusing connections yields StorageUnavailableError", { timeout: 60_000 }, async () => {
+      const endpoint = await listen(() => {});
+      servers.pop()!.close();
+      await new Promise((r) => setTimeout(r, 50));
+      const d = s3Driver(baseS3TestConfig({ endpoint, maxAttempts: 2 }));
+      await assert.rejects(d.getContent("/v2/x"), StorageUnavailableError);
+      await assert.rejects(d.putContent("/v2/x", Buffer.from("x")), StorageUnavailableError);
+      await assert.rejects(d.list("/v2"), StorageUnavailableError);
+      await d.close?.();
+    });
+
+    it("a server that accepts but never answers times out into StorageUnavailableError", { timeout: 60_000 }, async () => {
+      const endpoint = await listen(() => {
+        /* never responds */
+      });
+      const d = s3Driver(baseS3TestConfig({ endpoint, maxAttempts: 2, requestTimeoutMs: 300 }));
+      await assert.rejects(d.stat("/v2/x"), StorageUnavailableError);
+      const w = await d.writer("/v2/w");
+      await w.write(Buffer.from("x"));
+      await assert.rejects(w.commit(), StorageUnavailableError);
+      await d.close?.();
+    });
+
+    it("503 SlowDown is retried maxAttempts times, then StorageUnavailableError", { timeout: 60_000 }, async () => {
+      let hits = 0;
+      const endpoint = await listen((req, res) => {
+        hits++;
+        req.resume();
+        res.writeHead(503, { "content-type": "application/xml" });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+      });
+      const d = s3Driver(baseS3TestConfig({ endpoint, maxAttempts: 3 }));
+      await assert.rejects(d.getContent("/v2/x"), StorageUnavailableError);
+      assert.equal(hits, 3);
+      await d.close?.();
+    });
+
+    it("a missing bucket is StorageUnavailableError, not PathNotFoundError", async () => {
+      const d = s3Driver(baseS3TestConfig({ bucket: `strata-missing-${randomBytes(4).toString("hex")}` }));
+      await assert.rejects(d.getContent("/v2/x"), StorageUnavailableError);
+      await d.close?.();
+    });
+  });
+}
