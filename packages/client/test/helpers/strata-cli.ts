@@ -1,0 +1,21 @@
+/**
+ * A `strata` entry point with only the client commands (same error contract as packages/cli's
+ * main: one line on stderr, non-zero exit), so client tests can run the CLI as a child process
+ * without building the registry package.
+ */
+import { Command, CommanderError } from "commander";
+import { registerClientCommands } from "../../src/cli.js";
+
+const program = new Command("strata");
+program.exitOverride();
+registerClientCommands(program);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;
+  else {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`strata: ${msg.split("\n")[0]}\n`);
+    process.exitCode = (e as { exitCode?: number }).exitCode ?? 1;
+  }
+}
