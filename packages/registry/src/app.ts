@@ -3,6 +3,7 @@
  * upload sessions, caches and routes are created here; behaviour lives in their modules.
  */
 import Router from "@koa/router";
+import { OciError } from "@strata/core";
 import Koa from "koa";
 import { type Logger, pino } from "pino";
 import type { RegistryConfig } from "./config.js";
@@ -22,6 +23,12 @@ import type { Services } from "./services/index.js";
 import { ManifestStore, StorageTagIndex } from "./services/manifests.js";
 import type { StorageDriver } from "./storage/driver.js";
 import { createDriver } from "./storage/factory.js";
+import { MemoryLocker } from "./locks.js";
+import { RedisDescriptorCache } from "./redis/cache.js";
+import { RedisConnection } from "./redis/client.js";
+import { RedisLocker } from "./redis/locks.js";
+import { RedisSessionStore } from "./redis/sessions.js";
+import { RedisIndex } from "./redis/tagindex.js";
 import { MemorySessionStore } from "./upload/sessions.js";
 import { UploadService } from "./upload/uploads.js";
 
@@ -45,17 +52,33 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const closers: (() => Promise<void>)[] = [];
   if (driver.close) closers.push(() => driver.close!());
 
-  const blobs = new BlobStore(driver, new MemoryDescriptorCache());
-  const tagIndex = new StorageTagIndex(driver);
-  const repositories = new StorageRepositoryIndex(driver);
-  const sessions = new MemorySessionStore();
-  const manifests = new ManifestStore(driver, blobs, tagIndex, config.cache.manifestBytes);
-  const uploads = new UploadService(driver, sessions, blobs, repositories, { ttlSeconds: config.uploads.ttlSeconds, maxBlobBytes: config.limits.blobMaxBytes });
-  const services: Services = { config, blobs, manifests, uploads, repositories, health: async () => {} };
+  const shared = config.redis.url ? sharedState(config, logger) : undefined;
+  if (shared) closers.push(() => shared.conn.close());
+  const locks = shared?.locks ?? new MemoryLocker();
+  const blobs = new BlobStore(driver, shared?.cache ?? new MemoryDescriptorCache());
+  const tagIndex = shared?.index ?? new StorageTagIndex(driver);
+  const repositories = shared?.index ?? new StorageRepositoryIndex(driver);
+  const sessions = shared?.sessions ?? new MemorySessionStore();
+  const manifests = new ManifestStore(driver, blobs, tagIndex, locks, config.cache.manifestBytes);
+  const uploads = new UploadService(driver, sessions, blobs, repositories, locks, {
+    ttlSeconds: config.uploads.ttlSeconds,
+    maxBlobBytes: config.limits.blobMaxBytes,
+  });
+  const health = shared ? () => shared.conn.ping() : async () => {};
+  const services: Services = { config, blobs, manifests, uploads, repositories, health };
 
   if (config.uploads.purgeIntervalSeconds > 0) {
+    const purge = async () => {
+      await locks.withLock("purge", async () => {
+        await uploads.purgeExpired();
+        if (config.storage.driver === "s3") {
+          const { abortStaleMultipartUploads } = await import("./storage/s3.js");
+          await abortStaleMultipartUploads(config.storage.s3!, new Date(Date.now() - config.uploads.ttlSeconds * 1000));
+        }
+      });
+    };
     const timer = setInterval(() => {
-      uploads.purgeExpired().catch((e) => logger.warn({ err: (e as Error).message }, "upload purge failed"));
+      purge().catch((e) => logger.warn({ err: (e as Error).message }, "upload purge failed"));
     }, config.uploads.purgeIntervalSeconds * 1000);
     timer.unref();
     closers.push(async () => clearInterval(timer));
@@ -80,13 +103,13 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   });
   app.use(errorMiddleware());
   app.use(router.routes());
-  app.use(async (ctx, next) => {
-    await next();
-    if (ctx.status === 404 && ctx.body === undefined && ctx.matched?.length) {
-      const { OciError } = await import("@strata/core");
-      throw new OciError("UNSUPPORTED", { message: `method ${ctx.method} not allowed` });
-    }
-  });
+  app.use(
+    router.allowedMethods({
+      throw: true,
+      methodNotAllowed: () => new OciError("UNSUPPORTED", { message: "method not allowed" }),
+      notImplemented: () => new OciError("UNSUPPORTED", { message: "method not implemented" }),
+    }),
+  );
 
   return {
     app,
@@ -95,5 +118,18 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     async close() {
       for (const c of closers.reverse()) await c();
     },
+  };
+}
+
+/** Redis-backed sessions, caches, index and locks shared by every replica. */
+function sharedState(config: RegistryConfig, logger: Logger) {
+  const conn = new RedisConnection({ url: config.redis.url!, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs }, logger);
+  const index = new RedisIndex(conn);
+  return {
+    conn,
+    index,
+    locks: new RedisLocker(conn),
+    cache: new RedisDescriptorCache(conn),
+    sessions: new RedisSessionStore(conn, config.uploads.ttlSeconds),
   };
 }

@@ -76,7 +76,7 @@ export class BlobStore {
 
   async link(repository: string, digest: Digest, size?: number): Promise<void> {
     await this.driver.putContent(pathFor({ kind: "layerLink", name: repository, digest }), Buffer.from(digest));
-    if (size !== undefined) await this.cache.set(repository, digest, size);
+    if (size !== undefined) await this.cache.linked(repository, digest, size);
   }
 
   /** Removes the repository's link; throws UnknownError("blob") when there is none. */

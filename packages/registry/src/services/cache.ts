@@ -6,7 +6,11 @@
 /** digest-keyed facts about blobs in repositories ("is <digest> linked into <repo>, and its size"). */
 export interface DescriptorCache {
   get(repository: string, digest: string): Promise<number | undefined>;
+  /** Caches a size read from storage; ignored for a short while after `delete` of the same entry. */
   set(repository: string, digest: string, size: number): Promise<void>;
+  /** Caches a link just written (always taken). */
+  linked(repository: string, digest: string, size: number): Promise<void>;
+  /** Forgets an entry before its link is removed; late `set`s of it are then ignored. */
   delete(repository: string, digest: string): Promise<void>;
 }
 
@@ -48,16 +52,33 @@ export class ByteLru<V extends { bytes: number }> {
 
 export class MemoryDescriptorCache implements DescriptorCache {
   private readonly lru = new ByteLru<{ size: number; bytes: number }>(16 * 1024 * 1024);
+  /** key -> time until which `set` is ignored */
+  private readonly tombs = new Map<string, number>();
 
   async get(repository: string, digest: string): Promise<number | undefined> {
     return this.lru.get(`${repository}@${digest}`)?.size;
   }
 
   async set(repository: string, digest: string, size: number): Promise<void> {
-    this.lru.set(`${repository}@${digest}`, { size, bytes: repository.length + digest.length + 64 });
+    const k = `${repository}@${digest}`;
+    const until = this.tombs.get(k);
+    if (until !== undefined) {
+      if (until > Date.now()) return;
+      this.tombs.delete(k);
+    }
+    this.lru.set(k, { size, bytes: k.length + 64 });
+  }
+
+  async linked(repository: string, digest: string, size: number): Promise<void> {
+    const k = `${repository}@${digest}`;
+    this.tombs.delete(k);
+    this.lru.set(k, { size, bytes: k.length + 64 });
   }
 
   async delete(repository: string, digest: string): Promise<void> {
-    this.lru.delete(`${repository}@${digest}`);
+    const k = `${repository}@${digest}`;
+    this.lru.delete(k);
+    this.tombs.set(k, Date.now() + 60_000);
+    if (this.tombs.size > 10_000) for (const [t, until] of this.tombs) if (until <= Date.now()) this.tombs.delete(t);
   }
 }

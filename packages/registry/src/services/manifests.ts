@@ -14,6 +14,7 @@ import {
   parseManifest,
 } from "@strata/core";
 import { ManifestReferenceError, UnknownError } from "../errors.js";
+import type { Locker } from "../locks.js";
 import { type StorageDriver, isNotFound } from "../storage/driver.js";
 import { baseName, pathFor } from "../storage/paths.js";
 import { BlobStore } from "./blobs.js";
@@ -58,6 +59,7 @@ export class ManifestStore {
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
     private readonly tagIndex: TagIndex,
+    private readonly locks: Locker,
     cacheBytes: number,
   ) {
     this.lru = new ByteLru(cacheBytes);
@@ -141,20 +143,25 @@ export class ManifestStore {
     return (await BlobStore.readLink(this.driver, pathFor({ kind: "manifestRevisionLink", name: repository, digest }))) !== undefined;
   }
 
+  /** Points a tag at a manifest; concurrent pushes of one tag are serialised (last one wins whole). */
   async tag(repository: string, tag: string, digest: Digest): Promise<void> {
-    await this.driver.putContent(pathFor({ kind: "tagCurrentLink", name: repository, tag }), Buffer.from(digest));
-    await this.tagIndex.tagged(repository, tag);
+    await this.locks.withLock(`tag:${repository}:${tag}`, async () => {
+      await this.driver.putContent(pathFor({ kind: "tagCurrentLink", name: repository, tag }), Buffer.from(digest));
+      await this.tagIndex.tagged(repository, tag);
+    });
   }
 
   /** Deletes a tag; throws UnknownError("manifest") when it does not exist. */
   async untag(repository: string, tag: string): Promise<void> {
-    try {
-      await this.driver.delete(pathFor({ kind: "tag", name: repository, tag }));
-    } catch (e) {
-      if (isNotFound(e)) throw new UnknownError("manifest", tag);
-      throw e;
-    }
-    await this.tagIndex.untagged(repository, tag);
+    await this.locks.withLock(`tag:${repository}:${tag}`, async () => {
+      try {
+        await this.driver.delete(pathFor({ kind: "tag", name: repository, tag }));
+      } catch (e) {
+        if (isNotFound(e)) throw new UnknownError("manifest", tag);
+        throw e;
+      }
+      await this.tagIndex.untagged(repository, tag);
+    });
   }
 
   /** Deletes a manifest revision, every tag of the repository pointing at it, and its referrer link. */

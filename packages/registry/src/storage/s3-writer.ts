@@ -190,9 +190,12 @@ export class S3Writer implements FileWriter {
     const partNumber = this.nextPart++;
     const { client, bucket, objectKey, key, signal } = this.ctx;
     const p: Promise<void> = s3Call(key, signal, () =>
-      client.send(new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }), {
-        abortSignal: signal,
-      }),
+      client.send(
+        new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+        {
+          abortSignal: signal,
+        },
+      ),
     ).then(
       (res) => {
         if (!res.ETag) throw new StorageError(DRIVER_NAME, key, `UploadPart ${partNumber} returned no ETag`);
@@ -237,7 +240,9 @@ export class S3Writer implements FileWriter {
     const { client, bucket, objectKey, key, signal } = this.ctx;
     if (this.uploadId === undefined) {
       const body = this.take(this.bufferedLen);
-      await s3Call(key, signal, () => client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length }), { abortSignal: signal }));
+      await s3Call(key, signal, () =>
+        client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length }), { abortSignal: signal }),
+      );
     } else {
       if (this.bufferedLen > 0) await this.startPart(this.take(this.bufferedLen));
       await this.drain();

@@ -95,7 +95,9 @@ class S3DriverImpl {
   }
 
   async getContent(key: string, signal?: AbortSignal): Promise<Buffer> {
-    const res = await s3Call(key, signal, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }));
+    const res = await s3Call(key, signal, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }),
+    );
     return s3Call(key, signal, async () => {
       const chunks: Buffer[] = [];
       for await (const c of res.Body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
@@ -105,7 +107,9 @@ class S3DriverImpl {
 
   async putContent(key: string, content: Uint8Array, signal?: AbortSignal): Promise<void> {
     await s3Call(key, signal, () =>
-      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: content, ContentLength: content.byteLength }), { abortSignal: signal }),
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: content, ContentLength: content.byteLength }), {
+        abortSignal: signal,
+      }),
     );
   }
 
@@ -154,7 +158,9 @@ class S3DriverImpl {
 
   async stat(key: string, signal?: AbortSignal): Promise<FileInfo> {
     try {
-      const res = await s3Call(key, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }));
+      const res = await s3Call(key, signal, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }),
+      );
       return { path: key, size: res.ContentLength ?? 0, modTime: res.LastModified ?? new Date(0), isDir: false };
     } catch (e) {
       if (!(e instanceof PathNotFoundError)) throw e;
@@ -248,7 +254,9 @@ class S3DriverImpl {
     const size = head.ContentLength ?? 0;
     const copySource = `${this.bucket}/${src.split("/").map(encodeURIComponent).join("/")}`;
     if (size <= MAX_SINGLE_COPY) {
-      await s3Call(dest, signal, () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: copySource }), { abortSignal: signal }));
+      await s3Call(dest, signal, () =>
+        this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: copySource }), { abortSignal: signal }),
+      );
     } else {
       await this.multipartCopy(dest, dst, copySource, size, signal);
     }
@@ -256,7 +264,9 @@ class S3DriverImpl {
   }
 
   private async multipartCopy(dest: string, dst: string, copySource: string, size: number, signal?: AbortSignal): Promise<void> {
-    const created = await s3Call(dest, signal, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst }), { abortSignal: signal }));
+    const created = await s3Call(dest, signal, () =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst }), { abortSignal: signal }),
+    );
     const uploadId = created.UploadId;
     if (!uploadId) throw new StorageError(DRIVER_NAME, dest, "CreateMultipartUpload returned no upload id");
     const ranges: { n: number; start: number; end: number }[] = [];
@@ -266,7 +276,14 @@ class S3DriverImpl {
       await parallel(ranges, COPY_CONCURRENCY, async (r) => {
         const res = await s3Call(dest, signal, () =>
           this.client.send(
-            new UploadPartCopyCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, PartNumber: r.n, CopySource: copySource, CopySourceRange: `bytes=${r.start}-${r.end}` }),
+            new UploadPartCopyCommand({
+              Bucket: this.bucket,
+              Key: dst,
+              UploadId: uploadId,
+              PartNumber: r.n,
+              CopySource: copySource,
+              CopySourceRange: `bytes=${r.start}-${r.end}`,
+            }),
             { abortSignal: signal },
           ),
         );
@@ -276,7 +293,9 @@ class S3DriverImpl {
       });
       parts.sort((a, b) => a.PartNumber - b.PartNumber);
       await s3Call(dest, signal, () =>
-        this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }),
+        this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+          abortSignal: signal,
+        }),
       );
     } catch (e) {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: dst, UploadId: uploadId })).catch(() => {});
@@ -313,11 +332,11 @@ class S3DriverImpl {
     const mine = uploads.filter((u) => u.key === ok || u.key.startsWith(below));
     if (!self && !tail && children.length === 0 && mine.length === 0) throw new PathNotFoundError(DRIVER_NAME, key);
     await parallel(mine, 4, async (u) => {
-      await s3Call(key, signal, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal })).catch(
-        (e) => {
-          if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
-        },
-      );
+      await s3Call(key, signal, () =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal }),
+      ).catch((e) => {
+        if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
+      });
     });
     const doomed = [...(self ? [ok] : []), ...(tail ? [ok + TAIL_SUFFIX] : []), ...children];
     await this.deleteObjects(key, doomed, signal);
@@ -334,7 +353,11 @@ class S3DriverImpl {
           );
           const errors = (res.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
           if (errors.length) {
-            throw new StorageError(DRIVER_NAME, key, `DeleteObjects failed for ${errors.length} objects: ${errors[0].Code} ${errors[0].Message ?? ""} (${errors[0].Key})`);
+            throw new StorageError(
+              DRIVER_NAME,
+              key,
+              `DeleteObjects failed for ${errors.length} objects: ${errors[0].Code} ${errors[0].Message ?? ""} (${errors[0].Key})`,
+            );
           }
           continue;
         } catch (e) {

@@ -5,7 +5,8 @@
  *
  * Lifecycle: create (POST) -> update after every accepted chunk (PATCH) -> delete on
  * completion (PUT) or cancel (DELETE). A session untouched for `ttlSeconds` expires; the
- * purger then removes its data. All mutations of one session happen under `lock(id)`.
+ * purger then removes its data. All mutations of one session happen under the
+ * upload's lock (see locks.ts).
  */
 
 export interface UploadSession {
@@ -25,39 +26,13 @@ export interface SessionStore {
   get(id: string): Promise<UploadSession | undefined>;
   update(s: UploadSession): Promise<void>;
   delete(id: string): Promise<void>;
-  /** Runs `fn` while holding the session's exclusive lock. */
-  withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
   /** Sessions last updated before `before` (epoch ms). */
   expired(before: number): Promise<UploadSession[]>;
   close?(): Promise<void>;
 }
 
-/** A promise-chain mutex per key, for one process. */
-export class KeyedMutex {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => {
-      release = r;
-    });
-    const tail = prev.then(() => mine);
-    this.tails.set(key, tail);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
-
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, UploadSession>();
-  private readonly mutex = new KeyedMutex();
-
   async create(s: UploadSession): Promise<void> {
     this.sessions.set(s.id, { ...s });
   }
@@ -73,10 +48,6 @@ export class MemorySessionStore implements SessionStore {
 
   async delete(id: string): Promise<void> {
     this.sessions.delete(id);
-  }
-
-  withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    return this.mutex.run(id, fn);
   }
 
   async expired(before: number): Promise<UploadSession[]> {

@@ -9,6 +9,7 @@ import type { Readable } from "node:stream";
 import { type Digest, DigestMismatchError, createDigester, digestAlgorithm } from "@strata/core";
 import { BadRequestError, UnknownError, UploadRangeError } from "../errors.js";
 import type { BlobStore } from "../services/blobs.js";
+import type { Locker } from "../locks.js";
 import type { RepositoryIndex } from "../services/catalog.js";
 import { type FileWriter, type StorageDriver, isNotFound } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
@@ -40,6 +41,7 @@ export class UploadService {
     private readonly sessions: SessionStore,
     private readonly blobs: BlobStore,
     private readonly repos: RepositoryIndex,
+    private readonly locks: Locker,
     private readonly opts: UploadOptions,
   ) {}
 
@@ -66,7 +68,7 @@ export class UploadService {
   /** Appends a chunk (PATCH). Returns the session after the chunk. */
   async append(repository: string, id: string, body: Readable, range?: ChunkRange, contentLength?: number): Promise<UploadSession> {
     const first = await this.get(repository, id);
-    return this.sessions.withLock(first.id, async () => {
+    return this.locks.withLock(`upload:${first.id}`, async () => {
       const s = await this.get(repository, id);
       this.checkRange(s, range, contentLength);
       await this.write(s, body, contentLength, false);
@@ -80,7 +82,7 @@ export class UploadService {
    */
   async complete(repository: string, id: string, digest: Digest, body: Readable | undefined, range?: ChunkRange, contentLength?: number): Promise<number> {
     const first = await this.get(repository, id);
-    return this.sessions.withLock(first.id, async () => {
+    return this.locks.withLock(`upload:${first.id}`, async () => {
       const s = await this.get(repository, id);
       if (body) this.checkRange(s, range, contentLength);
       const writer = await this.write(s, body, contentLength, true);
@@ -118,7 +120,7 @@ export class UploadService {
   /** Cancels an upload (DELETE). */
   async cancel(repository: string, id: string): Promise<void> {
     const s = await this.get(repository, id);
-    await this.sessions.withLock(s.id, async () => {
+    await this.locks.withLock(`upload:${s.id}`, async () => {
       const w = await this.driver.writer(pathFor({ kind: "uploadData", name: repository, id: s.id }), { append: true }).catch(() => undefined);
       await w?.cancel();
       await this.discard(s);

@@ -1,0 +1,366 @@
+/**
+ * A driver over a local directory: key "/v2/x" is the file `<root>/v2/x`, "directories" are
+ * real directories.
+ *
+ * Files that are not objects carry a "~" in their name, which no key component can contain,
+ * so `list` (which shows only names obeying the key grammar) and `stat`/`reader` (which only
+ * ever see valid keys) never expose them:
+ * - `~tmp~<name>~<random>`: putContent's temporary file, renamed over `<name>` once synced.
+ * - `~partial~<name>`: a writer's bytes, renamed over `<name>` by commit; it stays after
+ *   close() (or a crash) for an appending writer and is removed by cancel().
+ * Both live in the key's own directory so that the final rename never crosses filesystems.
+ *
+ * delete (and move, for the source) removes directories left empty, up to the root, so that
+ * an emptied "directory" disappears as it does in object stores. Operations that create a
+ * file retry when a concurrent removal takes its directory away between mkdir and open.
+ */
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { type FileHandle, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { checkedDriver } from "./base.js";
+import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
+import { PathNotFoundError, StorageError } from "./driver.js";
+
+const NAME = "filesystem";
+/** Names that can be key components; everything else in a directory is driver-private. */
+const VISIBLE = /^[A-Za-z0-9._-]+$/;
+/** Writer staging buffer: small chunks are gathered into writes of this size. */
+const STAGE = 1024 * 1024;
+/** Chunks at least this large are written straight from the caller's buffer. */
+const DIRECT = 256 * 1024;
+const READ_CHUNK = 512 * 1024;
+
+const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
+const isAbort = (e: unknown) => (e as Error | null)?.name === "AbortError";
+
+/** Maps an fs error: a missing path (or a file where a directory was expected) is PathNotFoundError. */
+function mapError(key: string, e: unknown, notFound = ["ENOENT", "ENOTDIR"]): Error {
+  if (e instanceof StorageError || isAbort(e)) return e as Error;
+  const code = errno(e);
+  if (code && notFound.includes(code)) return new PathNotFoundError(NAME, key);
+  return new StorageError(NAME, key, (e as Error).message ?? String(e), { cause: e });
+}
+
+/** Makes a directory's entries durable; filesystems that cannot sync directories are tolerated. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch (e) {
+    if (!["EINVAL", "EISDIR", "EBADF", "EPERM"].includes(errno(e) ?? "")) throw e;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Runs `fn` (which creates something in `dir`) after mkdir -p, again if `dir` vanished meanwhile. */
+async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(dir, { recursive: true });
+    try {
+      return await fn();
+    } catch (e) {
+      if (errno(e) !== "ENOENT" || attempt >= 4) throw e;
+    }
+  }
+}
+
+async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < data.byteLength) {
+    const { bytesWritten } = await fh.write(data, off, data.byteLength - off, position + off);
+    off += bytesWritten;
+  }
+}
+
+function emptyStream(): Readable {
+  return new Readable({
+    read() {
+      this.push(null);
+    },
+  });
+}
+
+export function filesystemDriver(root: string): StorageDriver {
+  const base = path.resolve(root);
+  const fsPath = (key: string) => path.join(base, key);
+  const partialOf = (p: string) => path.join(path.dirname(p), `~partial~${path.basename(p)}`);
+
+  /** Removes `dir` and its ancestors below the root while they are empty. */
+  const prune = async (dir: string) => {
+    while (dir.startsWith(base + path.sep)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return;
+      }
+      dir = path.dirname(dir);
+    }
+  };
+
+  const driver: StorageDriver = {
+    name: NAME,
+
+    async getContent(key, signal) {
+      signal?.throwIfAborted();
+      try {
+        return await readFile(fsPath(key), { signal });
+      } catch (e) {
+        throw mapError(key, e, ["ENOENT", "ENOTDIR", "EISDIR"]);
+      }
+    },
+
+    async putContent(key, content, signal) {
+      signal?.throwIfAborted();
+      const p = fsPath(key);
+      const dir = path.dirname(p);
+      const tmp = path.join(dir, `~tmp~${path.basename(p)}~${randomBytes(8).toString("hex")}`);
+      try {
+        const fh = await inDir(dir, () => open(tmp, "wx"));
+        try {
+          await writeAll(fh, content, 0);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        signal?.throwIfAborted();
+        await rename(tmp, p);
+        await syncDir(dir);
+      } catch (e) {
+        await unlink(tmp).catch(() => {});
+        throw mapError(key, e, []);
+      }
+    },
+
+    async reader(key, opts: ReadOptions = {}) {
+      const { signal } = opts;
+      signal?.throwIfAborted();
+      const offset = opts.offset ?? 0;
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
+      if (opts.length !== undefined && (!Number.isSafeInteger(opts.length) || opts.length < 0)) throw new RangeError(`invalid length ${opts.length}`);
+      let fh: FileHandle;
+      try {
+        fh = await open(fsPath(key), "r");
+      } catch (e) {
+        throw mapError(key, e);
+      }
+      let size: number;
+      try {
+        const st = await fh.stat();
+        if (st.isDirectory()) throw new PathNotFoundError(NAME, key);
+        size = st.size;
+        signal?.throwIfAborted();
+      } catch (e) {
+        await fh.close();
+        throw mapError(key, e);
+      }
+      if (offset >= size || opts.length === 0) {
+        await fh.close();
+        return emptyStream();
+      }
+      const end = opts.length === undefined ? size - 1 : Math.min(size, offset + opts.length) - 1;
+      return createReadStream("", { fd: fh, start: offset, end, signal, highWaterMark: READ_CHUNK });
+    },
+
+    async writer(key, opts: WriterOptions = {}) {
+      opts.signal?.throwIfAborted();
+      const p = fsPath(key);
+      const partial = partialOf(p);
+      try {
+        if (opts.append) {
+          const fh = await open(partial, "r+");
+          try {
+            const { size } = await fh.stat();
+            return new FsWriter(key, p, partial, fh, size, opts.signal, prune);
+          } catch (e) {
+            await fh.close();
+            throw e;
+          }
+        }
+        const fh = await inDir(path.dirname(p), () => open(partial, "w"));
+        return new FsWriter(key, p, partial, fh, 0, opts.signal, prune);
+      } catch (e) {
+        throw mapError(key, e, opts.append ? ["ENOENT", "ENOTDIR"] : []);
+      }
+    },
+
+    async stat(key, signal): Promise<FileInfo> {
+      signal?.throwIfAborted();
+      try {
+        const st = await stat(fsPath(key));
+        const isDir = st.isDirectory();
+        return { path: key, size: isDir ? 0 : st.size, modTime: st.mtime, isDir };
+      } catch (e) {
+        throw mapError(key, e);
+      }
+    },
+
+    async list(key, opts: ListOptions = {}): Promise<ListResult> {
+      opts.signal?.throwIfAborted();
+      let names: string[];
+      try {
+        names = await readdir(fsPath(key));
+      } catch (e) {
+        throw mapError(key, e);
+      }
+      // Visible names are ASCII, so UTF-16 code unit order is byte order.
+      const all = names
+        .filter((n) => VISIBLE.test(n))
+        .map((n) => `${key}/${n}`)
+        .sort();
+      const after = opts.after;
+      const rest = after === undefined ? all : all.filter((k) => k > after);
+      const limit = opts.limit ?? rest.length;
+      return { keys: rest.slice(0, limit), truncated: rest.length > limit };
+    },
+
+    async move(source, dest, signal) {
+      signal?.throwIfAborted();
+      const src = fsPath(source);
+      const dst = fsPath(dest);
+      try {
+        await lstat(src);
+      } catch (e) {
+        throw mapError(source, e);
+      }
+      if (src === dst) return;
+      if (dst.startsWith(src + path.sep)) throw new StorageError(NAME, dest, "cannot move a key below itself");
+      const dstDir = path.dirname(dst);
+      try {
+        try {
+          await inDir(dstDir, () => rename(src, dst));
+        } catch (e) {
+          // A directory (or a file over a directory) cannot be renamed over: replace it.
+          if (!["ENOTEMPTY", "EEXIST", "EISDIR", "ENOTDIR"].includes(errno(e) ?? "")) throw e;
+          await rm(dst, { recursive: true, force: true });
+          await inDir(dstDir, () => rename(src, dst));
+        }
+        await syncDir(dstDir);
+      } catch (e) {
+        throw mapError(source, e, ["ENOENT"]);
+      }
+      if (path.dirname(src) !== dstDir) await prune(path.dirname(src));
+    },
+
+    async delete(key, signal) {
+      signal?.throwIfAborted();
+      const p = fsPath(key);
+      try {
+        await lstat(p);
+        await rm(p, { recursive: true, force: true });
+      } catch (e) {
+        throw mapError(key, e);
+      }
+      await prune(path.dirname(p));
+    },
+  };
+  return checkedDriver(driver);
+}
+
+/**
+ * Writes to the key's partial file at explicit positions. Chunks below DIRECT bytes are copied
+ * into a staging buffer and written a megabyte at a time; larger ones go straight to the file.
+ * Nothing is synced until close() or commit().
+ */
+class FsWriter implements FileWriter {
+  #fh: FileHandle;
+  /** Bytes in the file. */
+  #written: number;
+  #stage: Buffer | undefined;
+  #staged = 0;
+  #done = false;
+
+  constructor(
+    readonly key: string,
+    readonly target: string,
+    readonly partial: string,
+    fh: FileHandle,
+    written: number,
+    readonly signal: AbortSignal | undefined,
+    readonly prune: (dir: string) => Promise<void>,
+  ) {
+    this.#fh = fh;
+    this.#written = written;
+  }
+
+  get size(): number {
+    return this.#written + this.#staged;
+  }
+
+  #live(): void {
+    if (this.#done) throw new StorageError(NAME, this.key, "writer already closed");
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#staged === 0) return;
+    await writeAll(this.#fh, this.#stage!.subarray(0, this.#staged), this.#written);
+    this.#written += this.#staged;
+    this.#staged = 0;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.#live();
+    this.signal?.throwIfAborted();
+    const n = chunk.byteLength;
+    try {
+      if (n >= DIRECT) {
+        await this.#flush();
+        await writeAll(this.#fh, chunk, this.#written);
+        this.#written += n;
+        return;
+      }
+      if (this.#staged + n > STAGE) await this.#flush();
+      this.#stage ??= Buffer.allocUnsafe(STAGE);
+      this.#stage.set(chunk, this.#staged);
+      this.#staged += n;
+    } catch (e) {
+      throw mapError(this.key, e, []);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#live();
+    this.#done = true;
+    try {
+      await this.#flush();
+      await this.#fh.datasync();
+    } catch (e) {
+      throw mapError(this.key, e, []);
+    } finally {
+      await this.#fh.close();
+    }
+  }
+
+  async commit(): Promise<void> {
+    this.#live();
+    this.signal?.throwIfAborted();
+    this.#done = true;
+    try {
+      try {
+        await this.#flush();
+        await this.#fh.datasync();
+      } finally {
+        await this.#fh.close();
+      }
+      await rename(this.partial, this.target);
+      await syncDir(path.dirname(this.target));
+    } catch (e) {
+      throw mapError(this.key, e, []);
+    }
+  }
+
+  async cancel(): Promise<void> {
+    const wasOpen = !this.#done;
+    this.#done = true;
+    if (wasOpen) await this.#fh.close().catch(() => {});
+    try {
+      await rm(this.partial, { force: true });
+    } catch (e) {
+      throw mapError(this.key, e, []);
+    }
+    await this.prune(path.dirname(this.target));
+  }
+}
