@@ -268,7 +268,7 @@ export class RegistryClient {
         await res.body?.cancel().catch(() => {});
         throw new RegistryError(`manifest for ${this.opts.domain}/${repository}${reference.includes(":") ? "@" : ":"}${reference} not found`, 404, "MANIFEST_UNKNOWN");
       }
-      throw await this.failure(res, `fetching manifest ${repository}:${reference}`);
+      throw await this.failure(res, `fetching manifest ${repository}${reference.includes(":") ? "@" : ":"}${reference}`);
     }
     const raw = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${repository}:${reference}`);
     const wanted = tryParseDigest(reference);
