@@ -12,7 +12,7 @@ import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } 
 import type { S3Config } from "../src/config.js";
 import { driverConformanceSuite } from "../src/storage/conformance.js";
 import { PathNotFoundError, StorageUnavailableError } from "../src/storage/driver.js";
-import { s3Driver, type S3StorageDriver } from "../src/storage/s3.js";
+import { type S3StorageDriver, s3Driver } from "../src/storage/s3.js";
 import { baseS3TestConfig, dropS3TestBucket, s3SkipReason, s3TestConfig } from "./helpers/s3-server.js";
 
 const MiB = 1024 * 1024;

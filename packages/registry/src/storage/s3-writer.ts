@@ -109,7 +109,7 @@ export class S3Writer implements FileWriter {
     }
     const uploadId = meta["upload-id"] ?? "";
     const partCount = Number(meta["part-count"] ?? "0");
-    const expected = Number(meta["size"] ?? "NaN");
+    const expected = Number(meta.size ?? "NaN");
     if (uploadId) {
       const listed: Part[] = [];
       let marker: string | undefined;

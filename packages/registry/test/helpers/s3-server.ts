@@ -10,7 +10,14 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client, AbortMultipartUploadCommand, ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
+import {
+  AbortMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { type S3Config, s3Schema } from "../../src/config.js";
 import { createS3Client, ensureBucket } from "../../src/storage/s3.js";
 

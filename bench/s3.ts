@@ -1,0 +1,271 @@
+/**
+ * `npm run bench:s3`: throughput of one large blob against an S3-compatible server, raw SDK
+ * calls next to the Strata S3 driver (and, via `benchStrataHttp`, the registry over HTTP).
+ *
+ * Environment:
+ *   STRATA_BENCH_S3_ENDPOINT  server (default STRATA_TEST_S3_ENDPOINT or http://127.0.0.1:9000;
+ *                             a local one is started with scripts/s3-server.sh when silent)
+ *   STRATA_BENCH_S3_ACCESS_KEY / STRATA_BENCH_S3_SECRET_KEY  (default the local Swift's test:tester / testing)
+ *   STRATA_BENCH_S3_MIB       blob size in MiB (default 256)
+ *   STRATA_BENCH_RUNS         runs per measurement, the best is reported (default 2)
+ *
+ * Not a test: it prints a table and asserts nothing but the integrity of the bytes.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import {
+  AbortMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { type S3Config, s3Schema } from "@strata/registry";
+import { createS3Client, ensureBucket, type S3StorageDriver, s3Driver } from "@strata/registry/s3";
+
+const MiB = 1024 * 1024;
+
+export interface Row {
+  /** What was measured. */
+  name: string;
+  /** "write" rows are compared with raw PutObject, "read" rows with raw GetObject. */
+  kind: "write" | "read";
+  bytes: number;
+  seconds: number;
+}
+
+/** What a measurement may use: the server, a bucket of its own, and the blob. */
+export interface BenchContext {
+  readonly cfg: S3Config;
+  readonly client: S3Client;
+  readonly driver: S3StorageDriver;
+  readonly blob: Buffer;
+  readonly blobSha256: string;
+  readonly runs: number;
+}
+
+/**
+ * Strata push and pull over HTTP with the registry in S3 mode. Plug-in point: start the
+ * registry with `storage: {driver: "s3", s3: ctx.cfg}` (the bucket exists), push ctx.blob as
+ * one blob (monolithic or chunked PUT/PATCH) and pull it back, and return one "write" row for
+ * the push and one "read" row for the pull. Returns no rows until the registry server is wired in.
+ */
+export async function benchStrataHttp(_ctx: BenchContext): Promise<Row[]> {
+  return [];
+}
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "scripts", "s3-server.sh"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("scripts/s3-server.sh not found");
+    dir = up;
+  }
+  return dir;
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** Runs `fn` ctx.runs times (with `reset` between) and keeps the fastest. */
+async function best(runs: number, fn: (run: number) => Promise<void>, reset?: () => Promise<void>): Promise<number> {
+  let min = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < runs; i++) {
+    const s = await timed(() => fn(i));
+    min = Math.min(min, s);
+    if (reset) await reset();
+  }
+  return min;
+}
+
+/** The blob as a stream of `chunk`-sized pieces, as an HTTP body would arrive. */
+function chunks(blob: Buffer, chunk: number): Readable {
+  return Readable.from(
+    (function* () {
+      for (let off = 0; off < blob.length; off += chunk) yield blob.subarray(off, Math.min(blob.length, off + chunk));
+    })(),
+    { objectMode: false },
+  );
+}
+
+async function drain(stream: AsyncIterable<Uint8Array>, hash = false): Promise<{ bytes: number; sha256?: string }> {
+  const h = hash ? createHash("sha256") : undefined;
+  let bytes = 0;
+  for await (const c of stream) {
+    bytes += c.byteLength;
+    h?.update(c);
+  }
+  return { bytes, sha256: h?.digest("hex") };
+}
+
+async function rawRows(ctx: BenchContext): Promise<Row[]> {
+  const { client, cfg, blob, runs } = ctx;
+  const n = blob.length;
+  const rows: Row[] = [];
+  const del = (Key: string) => client.send(new DeleteObjectCommand({ Bucket: cfg.bucket, Key })).then(() => {});
+
+  rows.push({
+    name: "raw PutObject (one request)",
+    kind: "write",
+    bytes: n,
+    seconds: await best(runs, () => client.send(new PutObjectCommand({ Bucket: cfg.bucket, Key: "raw/put", Body: blob, ContentLength: n })).then(() => {})),
+  });
+  rows.push({
+    name: `raw lib-storage Upload (${cfg.partSize / MiB} MiB parts, 4 in flight)`,
+    kind: "write",
+    bytes: n,
+    seconds: await best(
+      runs,
+      () =>
+        new Upload({ client, params: { Bucket: cfg.bucket, Key: "raw/upload", Body: chunks(blob, MiB) }, partSize: cfg.partSize, queueSize: 4 })
+          .done()
+          .then(() => {}),
+      () => del("raw/upload"),
+    ),
+  });
+  rows.push({
+    name: "raw GetObject",
+    kind: "read",
+    bytes: n,
+    seconds: await best(runs, async () => {
+      const res = await client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: "raw/put" }));
+      const got = await drain(res.Body as AsyncIterable<Uint8Array>);
+      if (got.bytes !== n) throw new Error(`raw GetObject returned ${got.bytes} bytes`);
+    }),
+  });
+  await del("raw/put");
+  return rows;
+}
+
+async function driverRows(ctx: BenchContext): Promise<Row[]> {
+  const { driver, blob, runs } = ctx;
+  const n = blob.length;
+  const upload = "/v2/repositories/bench/_uploads/u/data";
+  const blobKey = "/v2/blobs/sha256/ab/abcd/data";
+  const write = async () => {
+    const w = await driver.writer(upload);
+    for (let off = 0; off < n; off += MiB) await w.write(blob.subarray(off, Math.min(n, off + MiB)));
+    await w.commit();
+  };
+  const rows: Row[] = [];
+  const writeS = await best(runs, write, () => driver.delete(upload));
+  const moves: number[] = [];
+  rows.push({ name: "driver writer + commit (1 MiB writes)", kind: "write", bytes: n, seconds: writeS });
+  const moveS = await best(
+    runs,
+    async () => {
+      await write();
+      const t = await timed(() => driver.move(upload, blobKey));
+      moves.push(t);
+    },
+    () => driver.delete(blobKey),
+  );
+  const moveOnly = Math.min(...moves);
+  rows.push({ name: "driver move upload -> blob (server-side copy)", kind: "write", bytes: n, seconds: moveOnly });
+  rows.push({ name: "driver push = writer + commit + move", kind: "write", bytes: n, seconds: moveS });
+  await write();
+  await driver.move(upload, blobKey);
+  rows.push({
+    name: "driver reader",
+    kind: "read",
+    bytes: n,
+    seconds: await best(runs, async () => {
+      const got = await drain(await driver.reader(blobKey));
+      if (got.bytes !== n) throw new Error(`driver reader returned ${got.bytes} bytes`);
+    }),
+  });
+  const check = await drain(await driver.reader(blobKey), true);
+  if (check.sha256 !== ctx.blobSha256) throw new Error("driver round trip changed the bytes");
+  await driver.delete("/v2");
+  return rows;
+}
+
+function table(rows: Row[]): string {
+  const base = {
+    write: rows.find((r) => r.name.startsWith("raw PutObject")),
+    read: rows.find((r) => r.name === "raw GetObject"),
+  };
+  const mibs = (r: Row) => r.bytes / MiB / r.seconds;
+  const lines = [["operation", "MiB", "seconds", "MiB/s", "x raw"]];
+  for (const r of rows) {
+    const b = base[r.kind];
+    lines.push([
+      r.name,
+      (r.bytes / MiB).toFixed(0),
+      r.seconds.toFixed(2),
+      mibs(r).toFixed(1),
+      b ? `${(mibs(r) / mibs(b)).toFixed(2)} (${r.kind === "write" ? "PutObject" : "GetObject"})` : "-",
+    ]);
+  }
+  const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  const fmt = (l: string[]) => `| ${l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  return [
+    fmt(lines[0]),
+    `|${widths.map((w, i) => (i === 0 ? ":" : "-").padEnd(w + 1, "-") + (i === 0 ? "-" : ":")).join("|")}|`,
+    ...lines.slice(1).map(fmt),
+  ].join("\n");
+}
+
+async function dropBucket(client: S3Client, bucket: string): Promise<void> {
+  let token: string | undefined;
+  do {
+    const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const c of res.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: c.Key! }));
+    token = res.IsTruncated ? res.NextContinuationToken : undefined;
+  } while (token);
+  const ups = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  for (const u of ups.Uploads ?? []) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key!, UploadId: u.UploadId! }));
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
+
+async function main(): Promise<void> {
+  const endpoint = process.env.STRATA_BENCH_S3_ENDPOINT || process.env.STRATA_TEST_S3_ENDPOINT || "http://127.0.0.1:9000";
+  const cfg = s3Schema.parse({
+    endpoint,
+    bucket: `strata-bench-${Date.now().toString(36)}`,
+    forcePathStyle: true,
+    accessKeyId: process.env.STRATA_BENCH_S3_ACCESS_KEY || "test:tester",
+    secretAccessKey: process.env.STRATA_BENCH_S3_SECRET_KEY || "testing",
+  });
+  try {
+    await ensureBucket(cfg);
+  } catch (e) {
+    const url = new URL(endpoint);
+    if ((e as Error).name !== "StorageUnavailableError" || !["127.0.0.1", "localhost"].includes(url.hostname)) throw e;
+    console.error(`no S3 server at ${endpoint}; starting one with scripts/s3-server.sh`);
+    execFileSync("bash", [join(repoRoot(), "scripts", "s3-server.sh"), "start", join(process.env.TMPDIR || "/tmp", `strata-s3-${url.port}`), url.port], {
+      stdio: "inherit",
+    });
+    await ensureBucket(cfg);
+  }
+  const size = Number(process.env.STRATA_BENCH_S3_MIB || 256) * MiB;
+  const runs = Number(process.env.STRATA_BENCH_RUNS || 2);
+  const blob = randomBytes(size);
+  const client = createS3Client(cfg);
+  const driver = s3Driver(cfg);
+  const ctx: BenchContext = { cfg, client, driver, blob, blobSha256: createHash("sha256").update(blob).digest("hex"), runs };
+  console.log(`S3 benchmark: ${size / MiB} MiB random blob, endpoint ${endpoint}, best of ${runs} runs, node ${process.version}`);
+  try {
+    const rows = [...(await rawRows(ctx)), ...(await driverRows(ctx)), ...(await benchStrataHttp(ctx))];
+    console.log(table(rows));
+    if (!rows.some((r) => r.name.startsWith("strata")))
+      console.log("(Strata HTTP push/pull rows: benchStrataHttp() in bench/s3.ts is not wired to the registry yet)");
+  } finally {
+    await driver.close?.();
+    await dropBucket(client, cfg.bucket).catch((e) => console.error(`bucket cleanup failed: ${(e as Error).message}`));
+    client.destroy();
+  }
+}
+
+await main();
