@@ -32,7 +32,7 @@ export const ErrorCodes = {
   DIGEST_INVALID: register("DIGEST_INVALID", 400, "provided digest did not match uploaded content", "The digest is malformed or does not match the content."),
   MANIFEST_BLOB_UNKNOWN: register(
     "MANIFEST_BLOB_UNKNOWN",
-    404,
+    400,
     "manifest references a manifest or blob unknown to registry",
     "A blob or child manifest referenced by the manifest is not in the repository.",
   ),

@@ -11,7 +11,8 @@ const SPEC: Record<string, number> = {
   BLOB_UPLOAD_INVALID: 400,
   BLOB_UPLOAD_UNKNOWN: 404,
   DIGEST_INVALID: 400,
-  MANIFEST_BLOB_UNKNOWN: 404,
+  // returned when a pushed manifest references missing content: a bad request (spec: "MUST return 400")
+  MANIFEST_BLOB_UNKNOWN: 400,
   MANIFEST_INVALID: 400,
   MANIFEST_UNKNOWN: 404,
   NAME_INVALID: 400,

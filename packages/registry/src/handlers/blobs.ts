@@ -44,7 +44,6 @@ export function registerBlobs(router: Router, s: Services): void {
     ctx.set("ETag", `"${digest}"`);
     ctx.set("Accept-Ranges", "bytes");
     ctx.set("Cache-Control", "max-age=31536000");
-    ctx.type = "application/octet-stream";
     if (range) {
       ctx.status = 206;
       ctx.set("Content-Range", `bytes ${range.start}-${range.end}/${size}`);
@@ -55,6 +54,7 @@ export function registerBlobs(router: Router, s: Services): void {
       ctx.body = null;
       ctx.status = range ? 206 : 200;
       ctx.length = length;
+      ctx.type = "application/octet-stream";
       return;
     }
     if (ctx.get("If-None-Match") === `"${digest}"`) {
@@ -64,6 +64,7 @@ export function registerBlobs(router: Router, s: Services): void {
     const stream = await s.blobs.open(digest, size, range, undefined);
     ctx.body = stream;
     ctx.length = length;
+    ctx.type = "application/octet-stream";
   };
   router.get(PATH, read);
   router.head(PATH, read);

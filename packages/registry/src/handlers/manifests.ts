@@ -36,14 +36,15 @@ export function registerManifests(router: Router, s: Services): void {
     if (!accepts(ctx.get("Accept"), m.mediaType)) throw new UnknownError("manifest", `${m.digest} (not in the accepted media types)`);
     ctx.set("Docker-Content-Digest", m.digest);
     ctx.set("ETag", `"${m.digest}"`);
-    ctx.type = m.mediaType;
     if (ctx.method === "HEAD") {
       ctx.body = null;
       ctx.status = 200;
       ctx.length = m.raw.length;
+      ctx.type = m.mediaType;
       return;
     }
     ctx.body = m.raw;
+    ctx.type = m.mediaType;
   };
   router.get(PATH, read);
   router.head(PATH, read);
