@@ -5,7 +5,7 @@
  * separate map for an appending writer. Stored buffers are never handed out for mutation:
  * content is copied in on write and out by getContent.
  */
-import { Readable, addAbortSignal } from "node:stream";
+import { addAbortSignal, Readable } from "node:stream";
 import { checkedDriver } from "./base.js";
 import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
