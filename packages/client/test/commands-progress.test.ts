@@ -1,0 +1,67 @@
+/** Progress rendering: per-layer bars on a terminal, plain lines otherwise, Docker's size units. */
+import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
+import { describe, it } from "node:test";
+import { PlainProgress, TtyProgress, humanSize } from "../src/progress.js";
+
+function sink(tty: boolean): { stream: PassThrough & { isTTY?: boolean; columns?: number }; text: () => string } {
+  const stream = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };
+  if (tty) {
+    stream.isTTY = true;
+    stream.columns = 160;
+  }
+  const chunks: Buffer[] = [];
+  stream.on("data", (c: Buffer) => chunks.push(c));
+  return { stream, text: () => Buffer.concat(chunks).toString("utf8") };
+}
+
+describe("progress", () => {
+  it("formats sizes like docker (decimal units, 3 significant digits)", () => {
+    assert.equal(humanSize(0), "0B");
+    assert.equal(humanSize(999), "999B");
+    assert.equal(humanSize(205908), "206kB");
+    assert.equal(humanSize(5_570_000), "5.57MB");
+    assert.equal(humanSize(1_000_000), "1MB");
+    assert.equal(humanSize(72_800_000), "72.8MB");
+  });
+
+  it("plain lines when not a terminal", () => {
+    const s = sink(false);
+    const p = new PlainProgress(s.stream);
+    p.event({ type: "start", reference: "x/y:v1", repository: "x/y", tagOrDigest: "v1" });
+    p.event({ type: "layers", layers: [{ id: "aaaaaaaaaaaa", size: 10, exists: true }, { id: "bbbbbbbbbbbb", size: 10, exists: false }] });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "downloading", current: 1, total: 10 });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "downloading", current: 5, total: 10 });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "extracting" });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "complete" });
+    p.stop();
+    assert.equal(
+      s.text(),
+      [
+        "v1: Pulling from x/y",
+        "aaaaaaaaaaaa: Already exists",
+        "bbbbbbbbbbbb: Pulling fs layer",
+        "bbbbbbbbbbbb: Downloading",
+        "bbbbbbbbbbbb: Extracting",
+        "bbbbbbbbbbbb: Pull complete",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("per-layer bars on a terminal: downloading with bytes and rate, then done / already exists", () => {
+    const s = sink(true);
+    const p = new TtyProgress(s.stream);
+    p.event({ type: "start", reference: "x/y:v1", repository: "x/y", tagOrDigest: "v1" });
+    p.event({ type: "layers", layers: [{ id: "aaaaaaaaaaaa", size: 10, exists: true }, { id: "bbbbbbbbbbbb", size: 2_000_000, exists: false }] });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "downloading", current: 1_000_000, total: 2_000_000 });
+    // force a render of the current state
+    (p as unknown as { multi: { update(): void } }).multi.update();
+    const mid = s.text();
+    assert.match(mid, /bbbbbbbbbbbb: Downloading \[=+>\s+\] 1MB\/2MB [\d.]+[kMG]?B\/s/);
+    assert.match(mid, /aaaaaaaaaaaa: Already exists/);
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "complete" });
+    p.stop();
+    assert.match(s.text(), /bbbbbbbbbbbb: Pull complete/);
+  });
+});
