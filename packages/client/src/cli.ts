@@ -1,17 +1,16 @@
 /** Client subcommands of `strata`: pull, images, inspect, rmi, verify, save. Errors are thrown (main prints one line). */
-import { parsePlatform } from "@strata/core";
-import { Command, Option } from "commander";
+import { parsePlatform, parseReference } from "@strata/core";
+import { type Command, Option } from "commander";
 import { formatImageTable, imageRows } from "./commands/images.js";
 import { inspectImage } from "./commands/inspect.js";
 import { formatRemoveResult, rmiImages } from "./commands/rmi.js";
 import { saveImages } from "./commands/save.js";
 import { formatChecks, verifyStore } from "./commands/verify.js";
-import { PlainProgress, type ProgressReporter, TtyProgress, silentProgress } from "./progress.js";
+import { PlainProgress, type ProgressReporter, silentProgress, TtyProgress } from "./progress.js";
 import { pull } from "./pull.js";
 import { type Credentials, credentialsFromDockerConfig } from "./registry/auth.js";
 import { defaultRoot } from "./store/paths.js";
 import { Store } from "./store/store.js";
-import { parseReference } from "@strata/core";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -24,7 +23,9 @@ function rootOption(): Option {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
 }
 
 class ExitError extends Error {
@@ -43,78 +44,95 @@ export function registerClientCommands(program: Command): void {
     .argument("<ref>", "image reference (name[:tag] or name@digest)")
     .addOption(rootOption())
     .option("--platform <os/arch[/variant]>", "platform to pull from a multi-platform image (default: this host)")
-    .option("--max-concurrent <n>", "layers downloaded at once", (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--max-concurrent must be a positive integer, got ${JSON.stringify(v)}`);
-      return n;
-    }, 3)
+    .option(
+      "--max-concurrent <n>",
+      "layers downloaded at once",
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new Error(`--max-concurrent must be a positive integer, got ${JSON.stringify(v)}`);
+        return n;
+      },
+      3,
+    )
     .option("-q, --quiet", "print only the image reference")
     .addOption(new Option("--format <format>", "output format").choices(["json"]))
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
     .option("-u, --username <user>", "registry user name")
     .option("--password-stdin", "read the registry password from stdin")
-    .action(async (refArg: string, o: {
-      root?: string;
-      platform?: string;
-      maxConcurrent: number;
-      quiet?: boolean;
-      format?: string;
-      insecureRegistry: string[];
-      username?: string;
-      passwordStdin?: boolean;
-    }) => {
-      const ref = parseReference(refArg);
-      let credentials: Credentials | undefined;
-      if (o.passwordStdin && !o.username) throw new Error("--password-stdin needs --username");
-      if (o.username) {
-        if (!o.passwordStdin) throw new Error("--username needs --password-stdin (passwords are never taken on the command line)");
-        credentials = { username: o.username, password: await readStdin() };
-      } else {
-        credentials = await credentialsFromDockerConfig(ref.domain);
-      }
-      let progress: ProgressReporter = silentProgress;
-      if (!o.quiet && o.format !== "json") progress = process.stdout.isTTY ? new TtyProgress(process.stdout) : new PlainProgress(process.stdout);
-      const ac = new AbortController();
-      const onSignal = () => ac.abort(new ExitError("pull interrupted", 130));
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
-      try {
-        const result = await pull(refArg, {
-          root: o.root ?? defaultRoot(),
-          platform: o.platform ? parsePlatform(o.platform) : undefined,
-          maxConcurrent: o.maxConcurrent,
-          insecureRegistries: o.insecureRegistry,
-          credentials,
-          progress,
-          signal: ac.signal,
-        });
-        progress.stop();
-        if (o.format === "json") {
-          process.stdout.write(
-            `${JSON.stringify({
-              reference: result.reference,
-              id: result.imageId,
-              digest: result.manifestDigest,
-              platform: result.platform,
-              upToDate: result.upToDate,
-              layers: result.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, chainId: l.chainId, cacheId: l.cacheId, size: l.size, status: l.status })),
-            })}\n`,
-          );
-        } else if (o.quiet) {
-          process.stdout.write(`${result.reference}\n`);
+    .action(
+      async (
+        refArg: string,
+        o: {
+          root?: string;
+          platform?: string;
+          maxConcurrent: number;
+          quiet?: boolean;
+          format?: string;
+          insecureRegistry: string[];
+          username?: string;
+          passwordStdin?: boolean;
+        },
+      ) => {
+        const ref = parseReference(refArg);
+        let credentials: Credentials | undefined;
+        if (o.passwordStdin && !o.username) throw new Error("--password-stdin needs --username");
+        if (o.username) {
+          if (!o.passwordStdin) throw new Error("--username needs --password-stdin (passwords are never taken on the command line)");
+          credentials = { username: o.username, password: await readStdin() };
         } else {
-          process.stdout.write(`Digest: ${result.manifestDigest}\n`);
-          process.stdout.write(`Status: ${result.upToDate ? "Image is up to date" : "Downloaded newer image"} for ${result.reference}\n`);
-          process.stdout.write(`${result.reference}\n`);
+          credentials = await credentialsFromDockerConfig(ref.domain);
         }
-      } catch (e) {
-        progress.stop();
-        throw e;
-      } finally {
-        process.removeListener("SIGINT", onSignal);
-        process.removeListener("SIGTERM", onSignal);
-      }
-    });
+        let progress: ProgressReporter = silentProgress;
+        if (!o.quiet && o.format !== "json") progress = process.stdout.isTTY ? new TtyProgress(process.stdout) : new PlainProgress(process.stdout);
+        const ac = new AbortController();
+        const onSignal = () => ac.abort(new ExitError("pull interrupted", 130));
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+        try {
+          const result = await pull(refArg, {
+            root: o.root ?? defaultRoot(),
+            platform: o.platform ? parsePlatform(o.platform) : undefined,
+            maxConcurrent: o.maxConcurrent,
+            insecureRegistries: o.insecureRegistry,
+            credentials,
+            progress,
+            signal: ac.signal,
+          });
+          progress.stop();
+          if (o.format === "json") {
+            process.stdout.write(
+              `${JSON.stringify({
+                reference: result.reference,
+                id: result.imageId,
+                digest: result.manifestDigest,
+                platform: result.platform,
+                upToDate: result.upToDate,
+                layers: result.layers.map((l) => ({
+                  digest: l.digest,
+                  diffId: l.diffId,
+                  chainId: l.chainId,
+                  cacheId: l.cacheId,
+                  size: l.size,
+                  status: l.status,
+                })),
+              })}\n`,
+            );
+          } else if (o.quiet) {
+            process.stdout.write(`${result.reference}\n`);
+          } else {
+            process.stdout.write(`Digest: ${result.manifestDigest}\n`);
+            process.stdout.write(`Status: ${result.upToDate ? "Image is up to date" : "Downloaded newer image"} for ${result.reference}\n`);
+            process.stdout.write(`${result.reference}\n`);
+          }
+        } catch (e) {
+          progress.stop();
+          throw e;
+        } finally {
+          process.removeListener("SIGINT", onSignal);
+          process.removeListener("SIGTERM", onSignal);
+        }
+      },
+    );
 
   program
     .command("images")

@@ -1,15 +1,23 @@
 export { registerClientCommands } from "./cli.js";
-export { pull, PullError, type PullOptions, type PullResult, type PulledLayer } from "./pull.js";
-export { RegistryClient, RegistryError, registryBaseUrl, isLoopbackHost, MANIFEST_ACCEPT, type RegistryClientOptions, type FetchedManifest } from "./registry/client.js";
-export { type Credentials, credentialsFromDockerConfig, parseChallenges, redact } from "./registry/auth.js";
-export { selectPlatform, NoMatchingPlatformError } from "./registry/platform.js";
-export { Store, type LayerRecord, type PendingLayer, type Repositories, type V2Metadata } from "./store/store.js";
-export { StorePaths, defaultRoot } from "./store/paths.js";
-export { StoreLock } from "./store/lock.js";
-export { listImages, loadImage, resolveImage, removeImage, imageSize, referenceKeys, type StoredImage } from "./store/images.js";
-export { imageRows, formatImageTable } from "./commands/images.js";
-export { inspectImage, type InspectResult } from "./commands/inspect.js";
+export { formatImageTable, imageRows } from "./commands/images.js";
+export { type InspectResult, inspectImage } from "./commands/inspect.js";
 export { rmiImages } from "./commands/rmi.js";
-export { verifyStore, verifyLayer, verifyImage, type ImageCheck, type LayerCheck } from "./commands/verify.js";
 export { saveImages, tarSplitTarSize } from "./commands/save.js";
-export { PlainProgress, TtyProgress, silentProgress, humanSize, type ProgressReporter, type PullEvent } from "./progress.js";
+export { type ImageCheck, type LayerCheck, verifyImage, verifyLayer, verifyStore } from "./commands/verify.js";
+export { humanSize, PlainProgress, type ProgressReporter, type PullEvent, silentProgress, TtyProgress } from "./progress.js";
+export { PullError, type PulledLayer, type PullOptions, type PullResult, pull } from "./pull.js";
+export { type Credentials, credentialsFromDockerConfig, parseChallenges, redact } from "./registry/auth.js";
+export {
+  type FetchedManifest,
+  isLoopbackHost,
+  MANIFEST_ACCEPT,
+  RegistryClient,
+  type RegistryClientOptions,
+  RegistryError,
+  registryBaseUrl,
+} from "./registry/client.js";
+export { NoMatchingPlatformError, selectPlatform } from "./registry/platform.js";
+export { imageSize, listImages, loadImage, referenceKeys, removeImage, resolveImage, type StoredImage } from "./store/images.js";
+export { StoreLock } from "./store/lock.js";
+export { defaultRoot, StorePaths } from "./store/paths.js";
+export { type LayerRecord, type PendingLayer, type Repositories, Store, type V2Metadata } from "./store/store.js";

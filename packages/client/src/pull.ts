@@ -13,18 +13,18 @@ import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   type ChainID,
-  type Descriptor,
-  type Digest,
-  type LayerCompression,
-  type ParsedImageManifest,
-  type Platform,
   chainIds,
   createVerifier,
+  type Descriptor,
+  type Digest,
   familiarName,
   formatFamiliar,
   formatPlatform,
   hostPlatform,
+  type LayerCompression,
   layerCompression,
+  type ParsedImageManifest,
+  type Platform,
   parseImageConfig,
   parseManifest,
   parseReference,
@@ -275,7 +275,15 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
           signal,
         );
         pendings.delete(pending);
-        results[i] = { digest: desc.digest, mediaType: desc.mediaType, diffId: diffIds[i], chainId: chains[i], cacheId: rec.cacheId, size: rec.size, status: "pulled" };
+        results[i] = {
+          digest: desc.digest,
+          mediaType: desc.mediaType,
+          diffId: diffIds[i],
+          chainId: chains[i],
+          cacheId: rec.cacheId,
+          size: rec.size,
+          status: "pulled",
+        };
         progress.event({ type: "layer", id: shortId(desc.digest), status: "complete" });
       })();
       commit.catch(fail);

@@ -5,15 +5,15 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFile, mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { createReadStream } from "node:fs";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import tar from "tar-stream";
 import { Store } from "../src/store/store.js";
 import { type Distribution, GOLDEN_DIR, pushOciLayout, run, startDistribution } from "./helpers/distribution.js";
-import { type PushedImage, bigLayer, pushImage, smallLayer } from "./helpers/images.js";
+import { bigLayer, type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
 
 const CLI = new URL("./helpers/strata-cli.js", import.meta.url).pathname;

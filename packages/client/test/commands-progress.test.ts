@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
-import { PlainProgress, TtyProgress, humanSize } from "../src/progress.js";
+import { humanSize, PlainProgress, TtyProgress } from "../src/progress.js";
 
 function sink(tty: boolean): { stream: PassThrough & { isTTY?: boolean; columns?: number }; text: () => string } {
   const stream = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };
@@ -29,7 +29,13 @@ describe("progress", () => {
     const s = sink(false);
     const p = new PlainProgress(s.stream);
     p.event({ type: "start", reference: "x/y:v1", repository: "x/y", tagOrDigest: "v1" });
-    p.event({ type: "layers", layers: [{ id: "aaaaaaaaaaaa", size: 10, exists: true }, { id: "bbbbbbbbbbbb", size: 10, exists: false }] });
+    p.event({
+      type: "layers",
+      layers: [
+        { id: "aaaaaaaaaaaa", size: 10, exists: true },
+        { id: "bbbbbbbbbbbb", size: 10, exists: false },
+      ],
+    });
     p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "downloading", current: 1, total: 10 });
     p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "downloading", current: 5, total: 10 });
     p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "extracting" });
@@ -53,7 +59,13 @@ describe("progress", () => {
     const s = sink(true);
     const p = new TtyProgress(s.stream);
     p.event({ type: "start", reference: "x/y:v1", repository: "x/y", tagOrDigest: "v1" });
-    p.event({ type: "layers", layers: [{ id: "aaaaaaaaaaaa", size: 10, exists: true }, { id: "bbbbbbbbbbbb", size: 2_000_000, exists: false }] });
+    p.event({
+      type: "layers",
+      layers: [
+        { id: "aaaaaaaaaaaa", size: 10, exists: true },
+        { id: "bbbbbbbbbbbb", size: 2_000_000, exists: false },
+      ],
+    });
     p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "downloading", current: 1_000_000, total: 2_000_000 });
     // force a render of the current state
     (p as unknown as { multi: { update(): void } }).multi.update();

@@ -3,7 +3,7 @@
  * sharing without re-download, tampered blobs, multi-platform indexes.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -180,7 +180,10 @@ describe("pull behaviour", () => {
     });
     // a single-platform image that does not match an explicit --platform is refused
     const single = await pushImage(reg.host, "test/single", "v1", [{ tar: await smallLayer("s") }]);
-    await assert.rejects(pull(single.ref, { root: await newRoot(), platform: { os: "linux", architecture: "arm64" } }), /does not match the requested platform/);
+    await assert.rejects(
+      pull(single.ref, { root: await newRoot(), platform: { os: "linux", architecture: "arm64" } }),
+      /does not match the requested platform/,
+    );
   });
 
   it("reports an unknown tag and an unknown repository clearly", async () => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, readdir, readlink, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -113,7 +113,13 @@ describe("pull of the golden image matches Docker's store", () => {
       assert.equal(await mode(join(dir, "link")), "0644");
       if (l.n === 1) await assert.rejects(stat(join(dir, "lower")));
       else {
-        assert.equal(await readFile(join(dir, "lower"), "utf8"), links.map((x) => `l/${x}`).reverse().join(":"));
+        assert.equal(
+          await readFile(join(dir, "lower"), "utf8"),
+          links
+            .map((x) => `l/${x}`)
+            .reverse()
+            .join(":"),
+        );
         assert.equal(await mode(join(dir, "lower")), "0644");
       }
       if (l.overlay2.work_dir) assert.equal(await mode(join(dir, "work")), "0700");
@@ -146,9 +152,22 @@ describe("pull of the golden image matches Docker's store", () => {
         const entry = join(root, "image/overlay2/layerdb/sha256", hex(l.chain_id));
         const cacheId = await readFile(join(entry, "cache-id"), "utf8");
         const out = join(tmp, `${l.n}.tar`);
-        const r = await run("tar-split", ["asm", "--input", join(entry, "tar-split.json.gz"), "--path", join(root, "overlay2", cacheId, "diff"), "--output", out]);
+        const r = await run("tar-split", [
+          "asm",
+          "--input",
+          join(entry, "tar-split.json.gz"),
+          "--path",
+          join(root, "overlay2", cacheId, "diff"),
+          "--output",
+          out,
+        ]);
         assert.equal(r.code, 0, r.stderr);
-        assert.equal(`sha256:${createHash("sha256").update(await readFile(out)).digest("hex")}`, l.diff_id);
+        assert.equal(
+          `sha256:${createHash("sha256")
+            .update(await readFile(out))
+            .digest("hex")}`,
+          l.diff_id,
+        );
       }
     } finally {
       await rm(tmp, { recursive: true, force: true });

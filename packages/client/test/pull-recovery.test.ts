@@ -14,7 +14,7 @@ import type { PullEvent } from "../src/progress.js";
 import { pull } from "../src/pull.js";
 import { Store } from "../src/store/store.js";
 import { type Distribution, startDistribution } from "./helpers/distribution.js";
-import { type PushedImage, bigLayer, pushImage, smallLayer } from "./helpers/images.js";
+import { bigLayer, type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
 
 const CLI = new URL("./helpers/strata-cli.js", import.meta.url).pathname;
@@ -121,7 +121,10 @@ describe("interrupted and concurrent pulls", () => {
     const removed = await store.withLock(() => store.recover());
     assert.equal(removed.length, 5, removed.join(", "));
     assert.deepEqual(await checkStore(root), []);
-    assert.deepEqual((await readdir(p.overlay)).filter((n) => n === orphan || n === removingCache), []);
+    assert.deepEqual(
+      (await readdir(p.overlay)).filter((n) => n === orphan || n === removingCache),
+      [],
+    );
     assert.ok((await verifyStore(store)).every((c) => c.ok));
   });
 

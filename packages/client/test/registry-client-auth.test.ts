@@ -12,10 +12,9 @@ import { after, before, describe, it } from "node:test";
 import { pull } from "../src/pull.js";
 import { credentialsFromDockerConfig, parseChallenges, redact } from "../src/registry/auth.js";
 import { startTokenServer, writeHtpasswd } from "./helpers/auth-servers.js";
-import { type Distribution, startDistribution } from "./helpers/distribution.js";
+import { type Distribution, pushOciLayout, startDistribution } from "./helpers/distribution.js";
 import { type PushedImage, smallLayer } from "./helpers/images.js";
 import { OciLayoutBuilder } from "./helpers/oci-build.js";
-import { pushOciLayout } from "./helpers/distribution.js";
 
 const CLI = new URL("./helpers/strata-cli.js", import.meta.url).pathname;
 const USER = "strata-user";
@@ -156,5 +155,3 @@ function runCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv 
     c.stdin.end(opts.input ?? "");
   });
 }
-
-

@@ -15,7 +15,7 @@ import { parseRetryAfter } from "../src/registry/retry.js";
 import { Store } from "../src/store/store.js";
 import { type Distribution, freePort, startDistribution } from "./helpers/distribution.js";
 import { type FaultProxy, startFaultProxy } from "./helpers/fault-proxy.js";
-import { type PushedImage, bigLayer, pushImage } from "./helpers/images.js";
+import { bigLayer, type PushedImage, pushImage } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
 
 const FAST = { baseDelayMs: 5, maxDelayMs: 50 };

@@ -134,7 +134,10 @@ describe("store lock", () => {
   it("waits for a live holder in another process", async () => {
     const path = join(dir, "c.lock");
     // another process holds the lock for a while
-    const holder = spawn(process.execPath, ["-e", `require("fs").writeFileSync(${JSON.stringify(path)}, process.pid + " x"); setTimeout(() => { require("fs").unlinkSync(${JSON.stringify(path)}); }, 300)`]);
+    const holder = spawn(process.execPath, [
+      "-e",
+      `require("fs").writeFileSync(${JSON.stringify(path)}, process.pid + " x"); setTimeout(() => { require("fs").unlinkSync(${JSON.stringify(path)}); }, 300)`,
+    ]);
     while (!(await stat(path).catch(() => undefined))) await new Promise((r) => setTimeout(r, 10));
     const lock = new StoreLock(path);
     let holderGone = false;

@@ -11,17 +11,18 @@
  * A layer dir name is the hex of sha256("<parent dir> <chainID>") so equal chains share a dir.
  * The archive is written to a temp file beside FILE and renamed when complete.
  */
+
+import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { createInterface } from "node:readline";
+import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
-import { randomBytes } from "node:crypto";
-import { type Digest, createVerifier, digestHex, digestOf } from "@strata/core";
+import { createVerifier, type Digest, digestHex, digestOf } from "@strata/core";
 import tar from "tar-stream";
 import { assembleLayer } from "../layer/assemble.js";
-import { type StoredImage, loadImage, resolveImage } from "../store/images.js";
+import { loadImage, resolveImage, type StoredImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 
 /** Size in bytes of the tar a tar-split file rebuilds (segments plus file sizes). */

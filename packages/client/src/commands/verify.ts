@@ -2,12 +2,13 @@
  * `strata verify [IMAGE]`: rebuild every layer's tar from its diff dir and tar-split and check
  * that its sha256 is the layer's diffID (end-to-end integrity of the store on demand).
  */
+
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { join } from "node:path";
-import { type ChainID, type Digest, createVerifier } from "@strata/core";
+import { type ChainID, createVerifier, type Digest } from "@strata/core";
 import { assembleLayer } from "../layer/assemble.js";
-import { type StoredImage, listImages, loadImage, resolveImage } from "../store/images.js";
+import { listImages, loadImage, resolveImage, type StoredImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 
 export interface LayerCheck {

@@ -12,19 +12,9 @@
  *   `readBlob` verify what they return.
  */
 import { Readable } from "node:stream";
-import {
-  type Descriptor,
-  type Digest,
-  MediaTypes,
-  baseMediaType,
-  createVerifier,
-  digestAlgorithm,
-  digestOf,
-  parseDigest,
-  tryParseDigest,
-} from "@strata/core";
-import { type Challenge, type Credentials, basicAuthHeader, parseChallenges, redact } from "./auth.js";
-import { DEFAULT_RETRY, type RetryPolicy, backoffDelay, isNetworkError, isRetryableStatus, parseRetryAfter, sleep } from "./retry.js";
+import { baseMediaType, createVerifier, type Descriptor, type Digest, digestAlgorithm, digestOf, MediaTypes, parseDigest, tryParseDigest } from "@strata/core";
+import { basicAuthHeader, type Challenge, type Credentials, parseChallenges, redact } from "./auth.js";
+import { backoffDelay, DEFAULT_RETRY, isNetworkError, isRetryableStatus, parseRetryAfter, type RetryPolicy, sleep } from "./retry.js";
 
 export const MANIFEST_ACCEPT = [MediaTypes.OciManifest, MediaTypes.OciIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList].join(", ");
 
@@ -266,7 +256,11 @@ export class RegistryClient {
     if (!res.ok) {
       if (res.status === 404) {
         await res.body?.cancel().catch(() => {});
-        throw new RegistryError(`manifest for ${this.opts.domain}/${repository}${reference.includes(":") ? "@" : ":"}${reference} not found`, 404, "MANIFEST_UNKNOWN");
+        throw new RegistryError(
+          `manifest for ${this.opts.domain}/${repository}${reference.includes(":") ? "@" : ":"}${reference} not found`,
+          404,
+          "MANIFEST_UNKNOWN",
+        );
       }
       throw await this.failure(res, `fetching manifest ${repository}${reference.includes(":") ? "@" : ":"}${reference}`);
     }
@@ -358,7 +352,8 @@ export class RegistryClient {
             }
             return;
           } catch (e) {
-            if (signal?.aborted || !isNetworkError(e) || ++failures >= self.policy.attempts) throw e instanceof Error && isNetworkError(e) ? self.wrapNetwork(e) : e;
+            if (signal?.aborted || !isNetworkError(e) || ++failures >= self.policy.attempts)
+              throw e instanceof Error && isNetworkError(e) ? self.wrapNetwork(e) : e;
             await sleep(backoffDelay(self.policy, failures - 1), signal);
             o.onResume?.(offset);
           }

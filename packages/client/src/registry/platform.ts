@@ -3,16 +3,14 @@
  * Entries without a platform (and attestation entries marked unknown/unknown) never match.
  * Among several matches an exact variant match wins, else the first in index order.
  */
-import { type Descriptor, type ParsedIndex, type Platform, formatPlatform, platformMatches } from "@strata/core";
+import { type Descriptor, formatPlatform, type ParsedIndex, type Platform, platformMatches } from "@strata/core";
 
 export class NoMatchingPlatformError extends Error {
   constructor(
     readonly wanted: Platform,
     readonly available: string[],
   ) {
-    super(
-      `no matching manifest for ${formatPlatform(wanted)} in the manifest list entries (available: ${available.length ? available.join(", ") : "none"})`,
-    );
+    super(`no matching manifest for ${formatPlatform(wanted)} in the manifest list entries (available: ${available.length ? available.join(", ") : "none"})`);
     this.name = "NoMatchingPlatformError";
   }
 }

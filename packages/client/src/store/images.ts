@@ -2,20 +2,12 @@
  * Image-level views over the store: resolving a user's IMAGE argument, listing images with
  * their references, and removing images with the layers nothing else references (Docker's rmi).
  */
-import {
-  type ChainID,
-  type Digest,
-  type ParsedImageConfig,
-  type Reference,
-  chainIds,
-  familiarName,
-  parseImageConfig,
-  parseReference,
-} from "@strata/core";
+import { type ChainID, chainIds, type Digest, familiarName, type ParsedImageConfig, parseImageConfig, parseReference, type Reference } from "@strata/core";
 import type { Repositories, Store } from "./store.js";
 
 export interface StoredImage {
   readonly id: Digest;
+  /** The config: `raw` bytes as stored (imagedb content) and the parsed `config`. */
   readonly config: ParsedImageConfig;
   readonly chainIds: ChainID[];
   /** "<repo>:<tag>" references. */

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { open, readFile, rm, stat, unlink } from "node:fs/promises";
-import { isErrno } from "./fsutil.js";
 import { sleep } from "../registry/retry.js";
+import { isErrno } from "./fsutil.js";
 
 function alive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;

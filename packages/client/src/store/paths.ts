@@ -24,7 +24,7 @@ import { type Digest, digestHex } from "@strata/core";
 export function defaultRoot(): string {
   if (typeof process.getuid === "function" && process.getuid() === 0) return "/var/lib/strata";
   const xdg = process.env.XDG_DATA_HOME;
-  return join(xdg && xdg.startsWith("/") ? xdg : join(homedir(), ".local", "share"), "strata");
+  return join(xdg?.startsWith("/") ? xdg : join(homedir(), ".local", "share"), "strata");
 }
 
 export class StorePaths {

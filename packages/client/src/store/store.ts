@@ -16,7 +16,7 @@
  * `withLock`; extraction into private temp dirs does not need it.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type ChainID, type DiffID, type Digest, digestHex, digestOf, parseChainID, parseDiffID, parseDigest } from "@strata/core";
 import { fsyncPath, isErrno, mkdirMode, randomId, randomLinkId, readSmall, syncFilesystem, writeFileAtomic, writeFileSynced } from "./fsutil.js";

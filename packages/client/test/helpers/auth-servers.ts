@@ -7,14 +7,18 @@
 import { execFileSync } from "node:child_process";
 import { createSign, randomBytes, X509Certificate } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
-import { type IncomingMessage, type Server, createServer } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import { join } from "node:path";
 
 export async function writeHtpasswd(path: string, user: string, password: string): Promise<void> {
-  const hash = execFileSync("python3", ["-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1<<5)))", password], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "ignore"],
-  }).trim();
+  const hash = execFileSync(
+    "python3",
+    ["-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1<<5)))", password],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  ).trim();
   if (!hash.startsWith("$2")) throw new Error("system crypt(3) has no bcrypt");
   await writeFile(path, `${user}:${hash}\n`);
 }
@@ -44,9 +48,13 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString("base64url");
 export async function startTokenServer(dir: string, credentials?: { username: string; password: string }): Promise<TokenServer> {
   const keyPath = join(dir, "token.key");
   const certPath = join(dir, "token.crt");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyPath, "-out", certPath, "-subj", "/CN=strata-test-token", "-days", "2"], {
-    stdio: "ignore",
-  });
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyPath, "-out", certPath, "-subj", "/CN=strata-test-token", "-days", "2"],
+    {
+      stdio: "ignore",
+    },
+  );
   const key = await readFile(keyPath, "utf8");
   const certDer = new X509Certificate(await readFile(certPath)).raw.toString("base64");
   const service = "strata-test-registry";
@@ -72,7 +80,16 @@ export async function startTokenServer(dir: string, credentials?: { username: st
     }
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: "JWT", alg: "RS256", x5c: [certDer] };
-    const claims = { iss: issuer, sub: credentials?.username ?? "", aud: service, exp: now + 600, nbf: now - 60, iat: now, jti: randomBytes(8).toString("hex"), access };
+    const claims = {
+      iss: issuer,
+      sub: credentials?.username ?? "",
+      aud: service,
+      exp: now + 600,
+      nbf: now - 60,
+      iat: now,
+      jti: randomBytes(8).toString("hex"),
+      access,
+    };
     const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = createSign("RSA-SHA256").update(signingInput).sign(key);
     const token = `${signingInput}.${b64url(sig)}`;

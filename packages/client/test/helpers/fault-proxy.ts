@@ -4,7 +4,7 @@
  * bytes, or drop the Range header of a request (a registry that ignores Range). Every request
  * is recorded.
  */
-import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from "node:http";
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 
 export interface ProxiedRequest {
   method: string;

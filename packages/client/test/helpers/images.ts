@@ -3,8 +3,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BuiltImage, type Compression, OciLayoutBuilder, makeTar } from "./oci-build.js";
 import { pushOciLayout } from "./distribution.js";
+import { type BuiltImage, type Compression, makeTar, OciLayoutBuilder } from "./oci-build.js";
 
 export interface PushedImage extends BuiltImage {
   ref: string;

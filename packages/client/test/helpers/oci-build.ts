@@ -35,7 +35,15 @@ export async function makeTar(files: FileSpec[]): Promise<Buffer> {
   });
   for (const f of files) {
     const type = f.type ?? "file";
-    const header = { name: f.name, type, mode: f.mode ?? (type === "directory" ? 0o755 : 0o644), mtime: new Date(1700000000 * 1000), uid: 0, gid: 0, linkname: f.linkname };
+    const header = {
+      name: f.name,
+      type,
+      mode: f.mode ?? (type === "directory" ? 0o755 : 0o644),
+      mtime: new Date(1700000000 * 1000),
+      uid: 0,
+      gid: 0,
+      linkname: f.linkname,
+    };
     await new Promise<void>((resolve, reject) => {
       if (type === "file") pack.entry(header, f.content ?? "", (e) => (e ? reject(e) : resolve()));
       else {
@@ -125,7 +133,12 @@ export class OciLayoutBuilder {
       const idx = JSON.stringify({
         schemaVersion: 2,
         mediaType: "application/vnd.oci.image.index.v1+json",
-        manifests: images.map((i) => ({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: i.manifestDigest, size: i.manifestSize, platform: i.platform })),
+        manifests: images.map((i) => ({
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          digest: i.manifestDigest,
+          size: i.manifestSize,
+          platform: i.platform,
+        })),
       });
       const b = await this.blob(idx);
       top = { mediaType: "application/vnd.oci.image.index.v1+json", ...b };

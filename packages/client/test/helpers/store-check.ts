@@ -1,7 +1,7 @@
 /** Consistency checks of a store root written by the pull client (Docker overlay2 layout). */
-import { lstat, readFile, readdir, readlink } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { chainIds, parseDiffID, type DiffID } from "@strata/core";
+import { chainIds, type DiffID, parseDiffID } from "@strata/core";
 
 async function read(p: string): Promise<string | undefined> {
   try {
@@ -74,7 +74,8 @@ export async function checkStore(root: string): Promise<string[]> {
   if (repos) {
     const parsed = JSON.parse(repos) as { Repositories: Record<string, Record<string, string>> };
     for (const entries of Object.values(parsed.Repositories))
-      for (const [k, v] of Object.entries(entries)) if ((await read(join(content, v.slice(7)))) === undefined) problems.push(`reference ${k} -> missing image ${v}`);
+      for (const [k, v] of Object.entries(entries))
+        if ((await read(join(content, v.slice(7)))) === undefined) problems.push(`reference ${k} -> missing image ${v}`);
   }
   return problems;
 }

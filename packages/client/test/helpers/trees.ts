@@ -12,7 +12,10 @@ function xattrsOf(root: string): Map<string, string> {
   // getfattr prints "# file: <path>" then name=0x<hex> lines, blank line between files.
   let out = "";
   try {
-    out = execFileSync("getfattr", ["-R", "-P", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    out = execFileSync("getfattr", ["-R", "-P", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
   } catch (e) {
     out = (e as { stdout?: string }).stdout ?? "";
   }
@@ -58,7 +61,19 @@ export async function treeLines(tree: string, root: string): Promise<string[]> {
   const lines: string[] = [];
   for (const e of entries) {
     const st = stats.get(e.path)! as unknown as import("node:fs").BigIntStats;
-    const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : st.isFIFO() ? "fifo" : "other";
+    const type = st.isDirectory()
+      ? "dir"
+      : st.isFile()
+        ? "file"
+        : st.isSymbolicLink()
+          ? "symlink"
+          : st.isCharacterDevice()
+            ? "char"
+            : st.isBlockDevice()
+              ? "block"
+              : st.isFIFO()
+                ? "fifo"
+                : "other";
     const mode = (Number(st.mode) & 0o7777).toString(8).padStart(4, "0");
     const size = type === "file" ? String(st.size) : "-";
     const target = type === "symlink" ? await readlink(e.abs) : "-";
