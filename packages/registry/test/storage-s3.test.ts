@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand } from "@aws-sdk/client-s3";
 import type { S3Config } from "../src/config.js";
 import { driverConformanceSuite } from "../src/storage/conformance.js";
 import { PathNotFoundError, StorageUnavailableError } from "../src/storage/driver.js";
@@ -101,11 +101,60 @@ if (!probe) {
       const head = await a.client.send(new HeadObjectCommand({ Bucket: a.bucket, Key: key.slice(1) }));
       assert.match(head.ETag ?? "", /-4"?$/, `ETag ${head.ETag} is not that of a 4-part upload`);
       assert.equal((await uploadsFor(a, key.slice(1))).length, 0, "no multipart upload left after commit");
-      assert.deepEqual(await rawKeys(a, "v2/repositories/r/_uploads/u1/"), [key.slice(1)], "only the object itself remains (no tail)");
+      assert.deepEqual(await rawKeys(a, "v2/repositories/r/_uploads/u1/"), [key.slice(1)], "only the object itself remains (no writer state)");
       await a.delete("/v2");
     });
 
-    it("cancel aborts the multipart upload and removes the tail", async () => {
+    it("many small appended sessions, alternating between two instances, keep exact size and bytes", async () => {
+      const key = "/v2/repositories/r/_uploads/u5/data";
+      const a = make();
+      const b = make();
+      const pieces = Array.from({ length: 9 }, (_, i) => randomBytes(i === 4 ? 3 * MiB : 700 * 1024 + i));
+      let size = 0;
+      for (const [i, piece] of pieces.entries()) {
+        const w = await (i % 2 ? b : a).writer(key, { append: i > 0 });
+        assert.equal(w.size, size, `size at the start of session ${i}`);
+        await w.write(piece);
+        size += piece.length;
+        if (i < pieces.length - 1) await w.close();
+        else await w.commit();
+      }
+      const all = Buffer.concat(pieces);
+      assert.equal(size, all.length);
+      assert.equal(sha(await a.getContent(key)), sha(all));
+      assert.deepEqual(await rawKeys(a, "v2/repositories/r/_uploads/u5/"), [key.slice(1)]);
+      await a.delete("/v2");
+    });
+
+    it("a session that dies after uploading a part, without close, leaves the last closed state usable", async () => {
+      const key = "/v2/repositories/r/_uploads/u6/data";
+      const d = make();
+      // 6 MiB with 5 MiB parts: part 1 uploaded, 1 MiB kept as a segment.
+      const first = randomBytes(6 * MiB);
+      const w1 = await d.writer(key);
+      await w1.write(first);
+      await w1.close();
+      // This session fills part 2 (from the closed segment and its own bytes), then is abandoned.
+      const dying = await d.writer(key, { append: true });
+      await dying.write(randomBytes(5 * MiB));
+      const [upload] = await uploadsFor(d, key.slice(1));
+      assert.ok(upload, "no multipart upload");
+      let seen = 0;
+      for (let i = 0; i < 300 && seen < 2; i++) {
+        seen = ((await d.client.send(new ListPartsCommand({ Bucket: d.bucket, Key: key.slice(1), UploadId: upload.UploadId }))).Parts ?? []).length;
+        if (seen < 2) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(seen, 2, "the abandoned session's part never arrived");
+      const w2 = await d.writer(key, { append: true });
+      assert.equal(w2.size, first.length, "size is that of the last closed state");
+      const rest = randomBytes(4 * MiB);
+      await w2.write(rest);
+      await w2.commit();
+      assert.equal(sha(await d.getContent(key)), sha(Buffer.concat([first, rest])));
+      await d.delete("/v2");
+    });
+
+    it("cancel aborts the multipart upload and removes the writer state", async () => {
       const key = "/v2/repositories/r/_uploads/u2/data";
       const d = make();
       const w = await d.writer(key);
@@ -133,7 +182,7 @@ if (!probe) {
       assert.equal((await uploadsFor(d, key.slice(1))).length, 1, "a fresh upload was aborted");
       assert.equal(await d.abortStaleMultipartUploads(new Date(Date.now() + 3600_000)), 1);
       assert.equal((await uploadsFor(d, key.slice(1))).length, 0);
-      assert.deepEqual(await rawKeys(d, "v2/"), [], "the aborted upload's tail remains");
+      assert.deepEqual(await rawKeys(d, "v2/"), [], "the aborted upload's writer state remains");
     });
 
     it("deleting an upload directory also aborts its unfinished multipart upload", async () => {

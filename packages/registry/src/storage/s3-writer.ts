@@ -6,19 +6,28 @@
  * - `commit()` uploads the rest as the last part and completes the upload, which makes the
  *   object appear at the key atomically. A writer that never filled a part commits with one
  *   PutObject instead.
- * - `close()` waits for the uploaded parts and stores the unfilled rest (< one part) as a small
- *   "tail" object at `key + TAIL_SUFFIX`, with the upload id and part count as metadata. A
- *   later `writer(key, {append: true})`, in any process, reads the tail, lists the upload's
- *   parts and continues with an exact size. The tail key is never a valid driver key, so
- *   callers never see it (lists skip it).
- * - `cancel()` aborts the multipart upload and deletes the tail.
+ * - `close()` waits for the uploaded parts, stores the bytes written since the last part as a
+ *   new "segment" object, and records the state (upload id, part count, segment list, size)
+ *   in a small JSON "state" object. A later `writer(key, {append: true})`, in any process,
+ *   reads the state and lists the upload's parts, and continues with an exact size. Segment
+ *   bytes are read back only when they go into a part, so a session that appends a small
+ *   chunk uploads only that chunk.
+ * - `cancel()` aborts the multipart upload and removes the internal objects.
+ *
+ * Internal objects of a writer for object key K are named K + INTERNAL_MARK + "...". "~" is
+ * outside the key grammar's characters, so no caller key reaches them and lists skip them.
+ * If a process dies between a part upload and close(), the recorded state still describes a
+ * consistent prefix: parts past the recorded count are re-uploaded (same part numbers) or
+ * dropped at completion, and the recorded segments still hold their bytes.
  */
+import { randomBytes } from "node:crypto";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
   type S3Client,
@@ -28,8 +37,8 @@ import type { FileWriter } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
 
-/** Suffix of a writer's tail object. "~" is outside the key grammar's component characters. */
-export const TAIL_SUFFIX = "~strata-tail";
+/** Marks a writer's internal objects: K + INTERNAL_MARK + "state" / "seg-...". */
+export const INTERNAL_MARK = "~strata-";
 /** S3's smallest allowed part (all parts but the last). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
@@ -44,6 +53,20 @@ interface Part {
   readonly Size: number;
 }
 
+interface Segment {
+  readonly key: string;
+  readonly size: number;
+}
+
+/** The persisted state of a closed writer (JSON in the state object). */
+interface WriterState {
+  readonly v: 1;
+  readonly uploadId: string | null;
+  readonly partCount: number;
+  readonly size: number;
+  readonly segments: Segment[];
+}
+
 export interface WriterContext {
   readonly client: S3Client;
   readonly bucket: string;
@@ -53,6 +76,11 @@ export interface WriterContext {
   /** The object key in the bucket. */
   readonly objectKey: string;
   readonly signal?: AbortSignal;
+}
+
+/** The state object of the writer for object key `objectKey`. */
+export function stateKeyOf(objectKey: string): string {
+  return `${objectKey}${INTERNAL_MARK}state`;
 }
 
 /** The part size for part `partNumber` (1-based). */
@@ -67,25 +95,46 @@ async function readBody(body: unknown): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Deletes every internal object of the writer for `objectKey` except those in `keep`. */
+export async function deleteWriterObjects(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  objectKey: string,
+  keep: ReadonlySet<string> = new Set(),
+): Promise<void> {
+  const doomed: string[] = [];
+  let token: string | undefined;
+  do {
+    const res = await s3Call(key, undefined, () =>
+      client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: objectKey + INTERNAL_MARK, ContinuationToken: token })),
+    );
+    for (const c of res.Contents ?? []) if (c.Key && !keep.has(c.Key)) doomed.push(c.Key);
+    token = res.IsTruncated ? res.NextContinuationToken : undefined;
+  } while (token);
+  await Promise.all(doomed.map((k) => s3Call(key, undefined, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: k })))));
+}
+
 export class S3Writer implements FileWriter {
   private uploadId: string | undefined;
   private readonly parts: Part[] = [];
   private nextPart = 1;
+  /** Persisted bytes (from earlier sessions) that precede `buffered` and are in no part yet. */
+  private segments: Segment[] = [];
+  private segmentBytes = 0;
+  /** Bytes of this session not yet in a part. */
   private buffered: Buffer[] = [];
   private bufferedLen = 0;
   private total = 0;
   private readonly inflight = new Set<Promise<void>>();
   private failure: unknown;
   private done = false;
+  private readonly session = randomBytes(6).toString("hex");
 
   private constructor(private readonly ctx: WriterContext) {}
 
   get size(): number {
     return this.total;
-  }
-
-  private get tailKey(): string {
-    return this.ctx.objectKey + TAIL_SUFFIX;
   }
 
   /** A new writer; nothing touches the bucket until a part fills or the writer ends. */
@@ -97,20 +146,19 @@ export class S3Writer implements FileWriter {
   static async resume(ctx: WriterContext): Promise<S3Writer> {
     const w = new S3Writer(ctx);
     const { client, bucket, key, signal } = ctx;
-    let tail: Buffer;
-    let meta: Record<string, string>;
+    let state: WriterState;
     try {
-      const res = await s3Call(key, signal, () => client.send(new GetObjectCommand({ Bucket: bucket, Key: w.tailKey }), { abortSignal: signal }));
-      meta = res.Metadata ?? {};
-      tail = await s3Call(key, signal, () => readBody(res.Body));
+      const res = await s3Call(key, signal, () =>
+        client.send(new GetObjectCommand({ Bucket: bucket, Key: stateKeyOf(ctx.objectKey) }), { abortSignal: signal }),
+      );
+      state = JSON.parse((await s3Call(key, signal, () => readBody(res.Body))).toString("utf8")) as WriterState;
     } catch (e) {
       if (e instanceof PathNotFoundError) return w;
+      if (e instanceof SyntaxError) throw new StorageError(DRIVER_NAME, key, "resumable upload state is unreadable");
       throw e;
     }
-    const uploadId = meta["upload-id"] ?? "";
-    const partCount = Number(meta["part-count"] ?? "0");
-    const expected = Number(meta.size ?? "NaN");
-    if (uploadId) {
+    if (state.uploadId) {
+      const uploadId = state.uploadId;
       const listed: Part[] = [];
       let marker: string | undefined;
       for (;;) {
@@ -124,21 +172,19 @@ export class S3Writer implements FileWriter {
         marker = String(res.NextPartNumberMarker);
       }
       listed.sort((a, b) => a.PartNumber - b.PartNumber);
-      // Parts past the recorded count come from a writer that died before close(); they are
-      // overwritten (same part numbers) or dropped at completion.
-      const kept = listed.filter((p) => p.PartNumber <= partCount);
-      if (kept.length !== partCount || kept.some((p, i) => p.PartNumber !== i + 1)) {
-        throw new StorageError(DRIVER_NAME, key, `resumable upload state is inconsistent (recorded ${partCount} parts, found ${kept.length})`);
+      const kept = listed.filter((p) => p.PartNumber <= state.partCount);
+      if (kept.length !== state.partCount || kept.some((p, i) => p.PartNumber !== i + 1)) {
+        throw new StorageError(DRIVER_NAME, key, `resumable upload state is inconsistent (recorded ${state.partCount} parts, found ${kept.length})`);
       }
       w.uploadId = uploadId;
       w.parts.push(...kept);
-      w.nextPart = partCount + 1;
+      w.nextPart = state.partCount + 1;
     }
-    w.buffered = tail.length ? [tail] : [];
-    w.bufferedLen = tail.length;
-    w.total = w.parts.reduce((n, p) => n + p.Size, 0) + tail.length;
-    if (Number.isFinite(expected) && expected !== w.total) {
-      throw new StorageError(DRIVER_NAME, key, `resumable upload state is inconsistent (recorded ${expected} bytes, found ${w.total})`);
+    w.segments = [...state.segments];
+    w.segmentBytes = w.segments.reduce((n, s) => n + s.size, 0);
+    w.total = w.parts.reduce((n, p) => n + p.Size, 0) + w.segmentBytes;
+    if (w.total !== state.size) {
+      throw new StorageError(DRIVER_NAME, key, `resumable upload state is inconsistent (recorded ${state.size} bytes, found ${w.total})`);
     }
     return w;
   }
@@ -156,11 +202,30 @@ export class S3Writer implements FileWriter {
     this.buffered.push(Buffer.from(chunk));
     this.bufferedLen += chunk.byteLength;
     this.total += chunk.byteLength;
-    while (this.bufferedLen >= partSizeFor(this.ctx.partSize, this.nextPart)) {
-      const n = partSizeFor(this.ctx.partSize, this.nextPart);
-      await this.startPart(this.take(n));
+    while (this.segmentBytes + this.bufferedLen >= partSizeFor(this.ctx.partSize, this.nextPart)) {
+      await this.loadSegments();
+      await this.startPart(this.take(partSizeFor(this.ctx.partSize, this.nextPart)));
       this.check();
     }
+  }
+
+  /** Moves the persisted segments' bytes in front of the buffered bytes. */
+  private async loadSegments(): Promise<void> {
+    if (this.segments.length === 0) return;
+    const { client, bucket, key, signal } = this.ctx;
+    const bodies = await Promise.all(
+      this.segments.map(async (s) => {
+        const res = await s3Call(key, signal, () => client.send(new GetObjectCommand({ Bucket: bucket, Key: s.key }), { abortSignal: signal }));
+        const body = await s3Call(key, signal, () => readBody(res.Body));
+        if (body.length !== s.size) throw new StorageError(DRIVER_NAME, key, `resumable upload segment ${s.key} has ${body.length} bytes, expected ${s.size}`);
+        return body;
+      }),
+    );
+    this.buffered.unshift(...bodies);
+    this.bufferedLen += this.segmentBytes;
+    // The segment objects stay until the next state no longer lists them.
+    this.segments = [];
+    this.segmentBytes = 0;
   }
 
   /** Removes the first n buffered bytes. */
@@ -192,9 +257,7 @@ export class S3Writer implements FileWriter {
     const p: Promise<void> = s3Call(key, signal, () =>
       client.send(
         new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
-        {
-          abortSignal: signal,
-        },
+        { abortSignal: signal },
       ),
     ).then(
       (res) => {
@@ -218,26 +281,32 @@ export class S3Writer implements FileWriter {
     this.check();
     this.done = true;
     await this.drain();
-    const { client, bucket, key, signal } = this.ctx;
-    const tail = this.take(this.bufferedLen);
+    const { client, bucket, key, objectKey, signal } = this.ctx;
+    if (this.bufferedLen > 0) {
+      const body = this.take(this.bufferedLen);
+      const seg = { key: `${objectKey}${INTERNAL_MARK}seg-${this.session}-${this.parts.length}-${this.total}`, size: body.length };
+      await s3Call(key, signal, () =>
+        client.send(new PutObjectCommand({ Bucket: bucket, Key: seg.key, Body: body, ContentLength: body.length }), { abortSignal: signal }),
+      );
+      this.segments.push(seg);
+    }
+    const state: WriterState = { v: 1, uploadId: this.uploadId ?? null, partCount: this.parts.length, size: this.total, segments: this.segments };
+    const stateKey = stateKeyOf(objectKey);
+    const body = Buffer.from(JSON.stringify(state));
     await s3Call(key, signal, () =>
-      client.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: this.tailKey,
-          Body: tail,
-          ContentLength: tail.length,
-          Metadata: { "upload-id": this.uploadId ?? "", "part-count": String(this.parts.length), size: String(this.total) },
-        }),
-        { abortSignal: signal },
-      ),
+      client.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: body, ContentLength: body.length, ContentType: "application/json" }), {
+        abortSignal: signal,
+      }),
     );
+    // Segments that went into parts, and leftovers of earlier writers for the key.
+    await deleteWriterObjects(client, bucket, key, objectKey, new Set([stateKey, ...this.segments.map((s) => s.key)]));
   }
 
   async commit(): Promise<void> {
     this.check();
     this.done = true;
     const { client, bucket, objectKey, key, signal } = this.ctx;
+    await this.loadSegments();
     if (this.uploadId === undefined) {
       const body = this.take(this.bufferedLen);
       await s3Call(key, signal, () =>
@@ -254,7 +323,7 @@ export class S3Writer implements FileWriter {
         }),
       );
     }
-    await this.deleteTail();
+    await deleteWriterObjects(client, bucket, key, objectKey);
   }
 
   async cancel(): Promise<void> {
@@ -273,11 +342,6 @@ export class S3Writer implements FileWriter {
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       }
     }
-    await this.deleteTail();
-  }
-
-  private async deleteTail(): Promise<void> {
-    const { client, bucket, key } = this.ctx;
-    await s3Call(key, undefined, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.tailKey })));
+    await deleteWriterObjects(client, bucket, key, objectKey);
   }
 }

@@ -4,7 +4,7 @@
  * Keys: driver key "/a/b" is object "<prefix>/a/b" (or "a/b" without a prefix). Directories
  * do not exist in S3; a directory is any key prefix "<key>/" with objects below it, listed
  * with ListObjectsV2 and Delimiter "/". Objects whose last component is outside the key
- * grammar (the writers' tail objects, see s3-writer.ts) are internal and never listed.
+ * grammar (the writers' state and segment objects, see s3-writer.ts) are internal and never listed.
  *
  * Atomicity: PutObject, CopyObject and CompleteMultipartUpload replace an object atomically
  * for readers. `move` is a server-side copy followed by a delete of the source. Conditional
@@ -32,10 +32,10 @@ import { checkedDriver } from "./base.js";
 import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import { classifyS3Error, createS3Client, DRIVER_NAME, ensureBucket, errorName, s3Call, statusOf } from "./s3-client.js";
-import { S3Writer, TAIL_SUFFIX } from "./s3-writer.js";
+import { deleteWriterObjects, INTERNAL_MARK, S3Writer } from "./s3-writer.js";
 
 export { createS3Client, ensureBucket } from "./s3-client.js";
-export { TAIL_SUFFIX } from "./s3-writer.js";
+export { INTERNAL_MARK } from "./s3-writer.js";
 
 /** The S3 driver: a StorageDriver plus S3-only maintenance operations. */
 export interface S3StorageDriver extends StorageDriver {
@@ -45,8 +45,8 @@ export interface S3StorageDriver extends StorageDriver {
   ensureBucket(): Promise<void>;
   /**
    * Aborts every multipart upload under the driver's prefix that was started before
-   * `olderThan`, and deletes its writer tail object. Returns how many were aborted.
-   * (Closed writers that never filled a part own only a tail object; deleting their upload
+   * `olderThan`, and deletes its writer's internal objects. Returns how many were aborted.
+   * (Closed writers that never filled a part own only internal objects; deleting their upload
    * directory removes it.)
    */
   abortStaleMultipartUploads(olderThan: Date): Promise<number>;
@@ -303,7 +303,7 @@ class S3DriverImpl {
     }
   }
 
-  /** Removes the key, everything below it, its writer tail and its unfinished multipart uploads. */
+  /** Removes the key, everything below it, its writer's internal objects and its unfinished multipart uploads. */
   async delete(key: string, signal?: AbortSignal): Promise<void> {
     const ok = this.objectKey(key);
     const below = `${ok}/`;
@@ -316,21 +316,21 @@ class S3DriverImpl {
         throw e;
       }
     };
-    const listAll = async () => {
+    const listAll = async (prefix: string) => {
       const keys: string[] = [];
       let token: string | undefined;
       do {
         const res = await s3Call(key, signal, () =>
-          this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: below, ContinuationToken: token }), { abortSignal: signal }),
+          this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
         );
         for (const c of res.Contents ?? []) if (c.Key) keys.push(c.Key);
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (token);
       return keys;
     };
-    const [self, tail, children, uploads] = await Promise.all([exists(ok), exists(ok + TAIL_SUFFIX), listAll(), this.listUploads(ok, signal)]);
+    const [self, internal, children, uploads] = await Promise.all([exists(ok), listAll(ok + INTERNAL_MARK), listAll(below), this.listUploads(ok, signal)]);
     const mine = uploads.filter((u) => u.key === ok || u.key.startsWith(below));
-    if (!self && !tail && children.length === 0 && mine.length === 0) throw new PathNotFoundError(DRIVER_NAME, key);
+    if (!self && internal.length === 0 && children.length === 0 && mine.length === 0) throw new PathNotFoundError(DRIVER_NAME, key);
     await parallel(mine, 4, async (u) => {
       await s3Call(key, signal, () =>
         this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal }),
@@ -338,7 +338,7 @@ class S3DriverImpl {
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       });
     });
-    const doomed = [...(self ? [ok] : []), ...(tail ? [ok + TAIL_SUFFIX] : []), ...children];
+    const doomed = [...(self ? [ok] : []), ...internal, ...children];
     await this.deleteObjects(key, doomed, signal);
   }
 
@@ -409,7 +409,7 @@ class S3DriverImpl {
       } catch (e) {
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       }
-      await s3Call(key, undefined, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: u.key + TAIL_SUFFIX })));
+      await deleteWriterObjects(this.client, this.bucket, key, u.key);
     });
     return n;
   }
