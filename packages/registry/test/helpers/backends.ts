@@ -13,7 +13,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { parseConfig, type RegistryConfig } from "../../src/config.js";
+import { dropS3TestBucket, s3SkipReason, s3TestConfig } from "./s3-server.js";
 
 export interface Backend {
   name: string;
@@ -43,14 +45,54 @@ function filesystemBackend(): Backend {
   };
 }
 
-/**
- * name -> factory. `undefined` marks a known backend whose factory is not written yet
- * ("s3": S3 storage plus Redis sessions; to be added here).
- */
+/** The Redis server tests use (STRATA_TEST_REDIS_URL, default the local one). */
+export function testRedisUrl(): string {
+  return process.env.STRATA_TEST_REDIS_URL || "redis://127.0.0.1:6379";
+}
+
+/** Deletes every Redis key under a prefix. */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const { Redis } = await import("ioredis");
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      if (keys.length) await r.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** S3 storage (the real Swift s3api server) with Redis sessions, caches, index and locks: a fleet's configuration. */
+function s3Backend(): Backend {
+  return {
+    name: "s3",
+    async make() {
+      const s3 = await s3TestConfig();
+      if (!s3) throw new Error(s3SkipReason());
+      const url = testRedisUrl();
+      const keyPrefix = `strata-test:${randomBytes(6).toString("hex")}:`;
+      const config = parseConfig({ ...common, storage: { driver: "s3", s3 }, redis: { url, keyPrefix } });
+      return {
+        config,
+        cleanup: async () => {
+          await dropS3TestBucket(s3);
+          await dropRedisPrefix(url, keyPrefix);
+        },
+      };
+    },
+  };
+}
+
+/** name -> factory */
 const FACTORIES: Record<string, (() => Backend) | undefined> = {
   memory: memoryBackend,
   filesystem: filesystemBackend,
-  s3: undefined,
+  s3: s3Backend,
 };
 
 export function backendNames(env: NodeJS.ProcessEnv = process.env): string[] {
