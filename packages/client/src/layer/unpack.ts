@@ -88,12 +88,18 @@ class Extractor {
   private readonly root: string;
   private readonly rootBuf: Buffer;
   private readonly isRoot = process.getuid?.() === 0;
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
+  private readonly umask = currentUmask();
+  /** Directories created with the setgid bit (their new children inherit the directory's group). */
+  private readonly sgidDirs = new Set<string>();
   size = 0;
   contentBytes = 0;
 
   // current entry
   private cur: TarHeader | undefined;
   private curRel = "";
+  private curSgidParent = false;
   private fd = -1;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -166,9 +172,14 @@ class Extractor {
     if (this.fd >= 0) {
       this.flushData();
       const fd = this.fd;
-      if (this.isRoot) fs.fchownSync(fd, h.uid, h.gid);
+      const perm = h.mode & 0o7777;
+      // The file was created with mode `perm` (minus the umask) and owned by euid:egid (or the
+      // parent's group under a setgid parent); chown/chmod only when that differs, and chmod after
+      // a chown that may have cleared setuid/setgid.
+      const chown = this.isRoot && (h.uid !== this.euid || h.gid !== this.egid || this.curSgidParent);
+      if (chown) fs.fchownSync(fd, h.uid, h.gid);
       this.xattrs(this.curRel, h);
-      fs.fchmodSync(fd, h.mode & 0o7777);
+      if ((perm & this.umask) !== 0 || (chown && (perm & 0o6000) !== 0)) fs.fchmodSync(fd, perm);
       fs.futimesSync(fd, atimeOf(h), h.mtime);
       this.fd = -1;
       fs.closeSync(fd);
@@ -316,8 +327,9 @@ class Extractor {
 
     switch (h.type) {
       case "0": {
-        this.fd = fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+        this.fd = fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, perm);
         this.curRel = rel;
+        this.curSgidParent = this.sgidDirs.has(parent);
         this.kinds.set(rel, "file");
         this.size += h.dataSize;
         return; // metadata after the content, in entryEnd
@@ -328,6 +340,8 @@ class Extractor {
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
         fs.chmodSync(p, perm);
+        if (perm & 0o2000) this.sgidDirs.add(rel);
+        else this.sgidDirs.delete(rel);
         this.dirs.push({ path: p, atime, mtime: h.mtime });
         return;
       }
@@ -374,6 +388,15 @@ class Extractor {
         throw new UnsafeLayerError(`unsupported tar entry type ${JSON.stringify(h.type)} for ${show(rel)}`);
     }
   }
+}
+
+/** The process umask, from /proc (reading it with process.umask() is deprecated). */
+function currentUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync("/proc/self/status", "latin1"));
+    if (m) return Number.parseInt(m[1], 8);
+  } catch {}
+  return 0o022;
 }
 
 function atimeOf(h: TarHeader): number {
