@@ -210,6 +210,11 @@ export async function createContainer(store: Store, imageArg: string, opts: Crea
     const id = randomId();
     const mountId = randomId();
     const initId = `${mountId}-init`;
+    // Both mounts (the -init setup and the container) must be plannable before anything is made.
+    const placeholder = "A".repeat(26);
+    const imageLinks = stackLinks(top);
+    planMount({ root: store.root, lowerLinks: imageLinks, upper: initId, target: join(store.paths.overlayDir(initId), "merged") });
+    planMount({ root: store.root, lowerLinks: [placeholder, ...imageLinks], upper: mountId, target: join(store.paths.overlayDir(mountId), "merged") });
     let init: LayerDirFacts | undefined;
     let rw: LayerDirFacts | undefined;
     try {
