@@ -121,6 +121,12 @@ for (const backend of backends()) {
         assert.equal(res2.header("content-range"), `bytes */${data.length}`);
       });
 
+      it("a Range with a unit the server does not understand is ignored (200, whole blob)", async () => {
+        const res = await h.req("GET", url, { headers: { Range: "items=0-5" } });
+        assert.equal(res.status, 200);
+        assertBytesEqual(res.body, data, "blob body");
+      });
+
       it("a resumed download (Range from an offset) reassembles the exact blob", async () => {
         const first = await h.req("GET", url, { headers: { Range: "bytes=0-4095" } });
         const rest = await h.req("GET", url, { headers: { Range: "bytes=4096-" } });

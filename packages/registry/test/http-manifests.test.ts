@@ -303,6 +303,15 @@ for (const backend of backends()) {
         }
       });
 
+      it("tags at the grammar's limits are accepted (128 characters, leading underscore, dots and dashes)", async () => {
+        const repo = repoName();
+        const img = await pushImage(h, repo);
+        for (const tag of [`a${"b".repeat(127)}`, "_x", "A.b-C_d", "0"]) {
+          await pushManifest(h, repo, tag, img.manifest, OCI);
+          await assertServed(repo, tag, img.manifest, OCI);
+        }
+      });
+
       it("a missing config blob is 400 MANIFEST_BLOB_UNKNOWN", async () => {
         const repo = repoName();
         const parts = imageParts(1);

@@ -299,6 +299,33 @@ for (const backend of backends()) {
         expect416(await h.req("PATCH", locationPath(p2.header("location")), { headers: patchHeaders(1000, 1000), body: data.subarray(1000) }), "0-1999");
       });
 
+      it("a closing PUT whose final chunk does not continue the upload is 416 and stores nothing", async () => {
+        const repo = repoName();
+        const data = randomBlob(2000);
+        const { location } = await startUpload(h, repo);
+        const p = await h.req("PATCH", location, { headers: patchHeaders(0, 1000), body: data.subarray(0, 1000) });
+        assert.equal(p.status, 202);
+        const put = await h.req("PUT", withQuery(locationPath(p.header("location")), { digest: sha256(data) }), {
+          headers: patchHeaders(1500, 500),
+          body: data.subarray(1500),
+        });
+        expect416(put);
+        await assertNoBlob(repo, sha256(data));
+      });
+
+      it("identical content uploaded concurrently through two sessions is accepted by both", async () => {
+        const repo = repoName();
+        const data = randomBlob(40_000);
+        const [s1, s2] = await Promise.all([startUpload(h, repo), startUpload(h, repo)]);
+        const [r1, r2] = await Promise.all([
+          h.req("PUT", withQuery(s1.location, { digest: sha256(data) }), { headers: OCTET, body: data }),
+          h.req("PUT", withQuery(s2.location, { digest: sha256(data) }), { headers: OCTET, body: data }),
+        ]);
+        assert.equal(r1.status, 201);
+        assert.equal(r2.status, 201);
+        await assertBlob(repo, data);
+      });
+
       it("a Content-Length that disagrees with Content-Range is rejected (400 SIZE_INVALID or 416)", async () => {
         const repo = repoName();
         const { location } = await startUpload(h, repo);

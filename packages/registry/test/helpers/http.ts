@@ -10,6 +10,7 @@ import { createServer, request as httpRequest, type IncomingMessage } from "node
 import type { AddressInfo } from "node:net";
 import request from "supertest";
 import { createRegistry, type Registry } from "../../src/app.js";
+import type { RegistryConfig } from "../../src/config.js";
 import type { Backend } from "./backends.js";
 
 export interface Res {
@@ -69,8 +70,10 @@ function rawParser(res: IncomingMessage, cb: (err: Error | null, body: Buffer) =
   res.on("error", (e) => cb(e, Buffer.alloc(0)));
 }
 
-export async function startRegistry(backend: Backend): Promise<Harness> {
+/** Builds a registry on a fresh backend; `configure` may adjust the config before it is used. */
+export async function startRegistry(backend: Backend, configure?: (config: RegistryConfig) => void): Promise<Harness> {
   const { config, cleanup } = await backend.make();
+  configure?.(config);
   let reg: Registry;
   try {
     reg = await createRegistry(config);
