@@ -55,6 +55,7 @@ export function formatImageTable(rows: ImageRow[], now = Date.now()): string {
     const t = Date.parse(r.created);
     table.push([r.repository, r.tag, r.id.slice(7, 19), Number.isNaN(t) ? "N/A" : `${humanDuration(now - t)} ago`, humanSize(r.size)]);
   }
-  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-  return table.map((row) => row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c] + 3))).join("")).join("\n");
+  // docker's tabwriter: cell width = max(10, widest text + 3 padding); the last column unpadded
+  const widths = table[0].map((_, c) => Math.max(10, Math.max(...table.map((row) => [...row[c]].length)) + 3));
+  return table.map((row) => row.map((cell, c) => (c === row.length - 1 ? cell : cell + " ".repeat(widths[c] - [...cell].length))).join("")).join("\n");
 }

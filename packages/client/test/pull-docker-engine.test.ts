@@ -1,0 +1,125 @@
+/**
+ * The goal of the store format: a root written by `strata pull` handed to Docker Engine
+ * (Debian's docker.io, overlay2) as its data root. dockerd must list the images with the same
+ * IDs and digests, save them (rebuilding layers from our tar-split) and run a container.
+ * Skipped when dockerd is not installed or not running as root.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { pull } from "../src/pull.js";
+import { type Distribution, GOLDEN_DIR, pushOciLayout, run, startDistribution } from "./helpers/distribution.js";
+import { type PushedImage, pushImage } from "./helpers/images.js";
+import { makeTar } from "./helpers/oci-build.js";
+import { checkStore } from "./helpers/store-check.js";
+
+const DOCKERD = "/usr/sbin/dockerd";
+const DOCKER = "/usr/bin/docker";
+const TINI = "/usr/bin/docker-init"; // statically linked tini
+const RUNC_NORLIMIT = new URL("../../../../../shared/tools/runc-norlimit", import.meta.url).pathname;
+const available = existsSync(DOCKERD) && existsSync(DOCKER) && existsSync(TINI) && process.getuid?.() === 0;
+
+describe("Docker Engine uses a store written by strata pull", { skip: available ? false : "dockerd not available" }, () => {
+  let reg: Distribution;
+  let root: string;
+  let work: string;
+  let dockerd: ChildProcess | undefined;
+  let sock: string;
+  let tini: PushedImage;
+  let expected: { image_id: string; manifest_digest: string; layers: { diff_id: string }[] };
+  const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, ...args]);
+
+  before(async () => {
+    expected = JSON.parse(await readFile(join(GOLDEN_DIR, "expected.json"), "utf8"));
+    reg = await startDistribution();
+    await pushOciLayout(join(GOLDEN_DIR, "oci"), "v1", `${reg.host}/golden/edge:v1`);
+    const tiniLayer = await makeTar([
+      { name: "bin/", type: "directory" },
+      { name: "bin/tini", content: await readFile(TINI), mode: 0o755 },
+      { name: "etc/", type: "directory" },
+      { name: "etc/motd", content: "from a strata layer\n" },
+    ]);
+    tini = await pushImage(reg.host, "test/tini", "v1", [{ tar: tiniLayer }]);
+    root = await mkdtemp(join(tmpdir(), "strata-docker-root-"));
+    work = await mkdtemp(join(tmpdir(), "strata-dockerd-"));
+    await pull(`${reg.host}/golden/edge:v1`, { root });
+    await pull(tini.ref, { root });
+    sock = join(work, "docker.sock");
+    dockerd = spawn(
+      DOCKERD,
+      [
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+        "--ip-forward=false",
+        "--ip-masq=false",
+        "--storage-driver=overlay2",
+        "--data-root",
+        root,
+        "--exec-root",
+        join(work, "exec"),
+        "--pidfile",
+        join(work, "docker.pid"),
+        "-H",
+        `unix://${sock}`,
+        "--add-runtime",
+        `runc-norlimit=${RUNC_NORLIMIT}`,
+      ],
+      { stdio: "ignore" },
+    );
+    for (let i = 0; i < 300; i++) {
+      if (existsSync(sock) && (await docker("version")).code === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  after(async () => {
+    if (dockerd && dockerd.exitCode === null) {
+      const exited = new Promise((r) => dockerd!.once("exit", r));
+      dockerd.kill("SIGTERM");
+      await exited;
+    }
+    await reg?.stop();
+    if (root) await rm(root, { recursive: true, force: true });
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("lists the pulled images with their IDs and repo digests", async () => {
+    const r = await docker("image", "inspect", `${reg.host}/golden/edge:v1`, tini.ref);
+    assert.equal(r.code, 0, r.stderr);
+    const [golden, t] = JSON.parse(r.stdout);
+    assert.equal(golden.Id, expected.image_id);
+    assert.deepEqual(golden.RepoDigests, [`${reg.host}/golden/edge@${expected.manifest_digest}`]);
+    assert.deepEqual(
+      golden.RootFS.Layers,
+      expected.layers.map((l) => l.diff_id),
+    );
+    assert.equal(golden.Size, 205908);
+    assert.equal(t.Id, tini.configDigest);
+  });
+
+  it("saves an image (layers rebuilt from our tar-split) with the right diffIDs", async () => {
+    const out = join(work, "save.tar");
+    const s = await docker("save", "-o", out, `${reg.host}/golden/edge:v1`);
+    assert.equal(s.code, 0, s.stderr);
+    const insp = await run("skopeo", ["inspect", `docker-archive:${out}`]);
+    assert.equal(insp.code, 0, insp.stderr);
+    assert.deepEqual(
+      JSON.parse(insp.stdout).Layers,
+      expected.layers.map((l) => l.diff_id),
+    );
+  });
+
+  it("runs a container from a pulled image", async () => {
+    const r = await docker("run", "--rm", "--network", "none", "--runtime", "runc-norlimit", tini.ref, "/bin/tini", "--version");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^tini version \d+\.\d+\.\d+/);
+  });
+
+  it("after dockerd used it, the store is still consistent for strata", async () => {
+    assert.deepEqual(await checkStore(root), []);
+  });
+});
