@@ -293,6 +293,8 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
     await Promise.allSettled(commits);
     if (firstError !== undefined || signal.aborted) {
       for (const p of pendings) await store.discardLayer(p).catch(() => {});
+      // An abort from the caller is reported as such, not as the layer errors it caused.
+      if (opts.signal?.aborted) throw opts.signal.reason ?? new PullError("pull aborted");
       throw firstError ?? signal.reason;
     }
 

@@ -14,6 +14,7 @@ import { pull } from "../src/pull.js";
 import { Store } from "../src/store/store.js";
 import { type Distribution, distributionBlobPath, startDistribution } from "./helpers/distribution.js";
 import { pushImage, pushIndex, smallLayer } from "./helpers/images.js";
+import { makeTar, sha256 } from "./helpers/oci-build.js";
 import { checkStore } from "./helpers/store-check.js";
 
 const tmpRoot = () => mkdtemp(join(tmpdir(), "strata-root-"));
@@ -157,6 +158,35 @@ describe("pull behaviour", () => {
     } finally {
       await reg3.stop();
     }
+  });
+
+  it("a layer whose content does not match the config's diff_id fails the pull cleanly", async () => {
+    const good = await smallLayer("diffid-ok");
+    const other = await smallLayer("diffid-other");
+    const wrong = sha256(other);
+    const img = await pushImage(reg.host, "test/baddiffid", "v1", [{ tar: good }], {}, { rootfs: { type: "layers", diff_ids: [wrong] } });
+    const root = await newRoot();
+    await assert.rejects(pull(img.ref, { root }), new RegExp(`diffID mismatch: the config lists ${wrong} but the content is ${sha256(good)}`));
+    const store = await Store.open(root);
+    assert.deepEqual(await store.listLayers(), []);
+    assert.deepEqual(await store.listImageIds(), []);
+    assert.deepEqual(await checkStore(root), []);
+  });
+
+  it("a hostile layer (path escaping the layer dir) fails the pull and leaves nothing behind", async () => {
+    const parent = await mkdtemp(join(tmpdir(), "strata-hostile-"));
+    roots.push(parent);
+    const root = join(parent, "root");
+    const evil = await makeTar([
+      { name: "ok.txt", content: "fine" },
+      { name: "../../../../evil.txt", content: "escaped" },
+    ]);
+    const img = await pushImage(reg.host, "test/hostile", "v1", [{ tar: evil }]);
+    await assert.rejects(pull(img.ref, { root }), /refusing layer/);
+    assert.deepEqual((await readdir(parent)).sort(), ["root"]);
+    const store = await Store.open(root);
+    assert.deepEqual(await store.listLayers(), []);
+    assert.deepEqual(await checkStore(root), []);
   });
 
   it("selects the platform from an index; lists the available ones when none matches", async () => {

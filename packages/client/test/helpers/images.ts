@@ -18,11 +18,12 @@ export async function pushImage(
   tag: string,
   layers: { tar: Buffer; compression?: Compression }[],
   platform: { os?: string; architecture?: string; variant?: string } = {},
+  extra?: Record<string, unknown>,
 ): Promise<PushedImage> {
   const dir = await mkdtemp(join(tmpdir(), "strata-build-"));
   try {
     const b = new OciLayoutBuilder(dir);
-    const img = await b.image({ layers, ...platform });
+    const img = await b.image({ layers, ...platform, extra });
     const { topDigest } = await b.finish(tag, [img]);
     await pushOciLayout(dir, tag, `${host}/${repo}:${tag}`);
     return { ...img, ref: `${host}/${repo}:${tag}`, topDigest };
