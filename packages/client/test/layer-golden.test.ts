@@ -110,3 +110,18 @@ describe("assembleLayer integrity", () => {
     await assert.rejects(sha256Of(assembleLayer({ diffDir, tarSplitPath })), /size/);
   });
 });
+
+describe("inline mode", () => {
+  test("unpacking on the calling thread gives the same result as the worker", async () => {
+    const layer = expected.layers[0];
+    const diffDir = join(work, "inline", "diff");
+    const tarSplitPath = join(work, "inline", "tar-split.json.gz");
+    fs.mkdirSync(diffDir, { recursive: true, mode: 0o755 });
+    fs.chmodSync(diffDir, 0o755);
+    const r = await unpackLayer(fs.createReadStream(blobPath(layer)).pipe(decompressor("gzip")), { diffDir, tarSplitPath, inline: true });
+    assert.equal(r.diffId, layer.diff_id);
+    assert.equal(r.size, layer.size);
+    assert.ok(gunzipSync(fs.readFileSync(tarSplitPath)).equals(fs.readFileSync(`${GOLDEN}tar-split/${layer.diff_id.slice(7)}.ndjson`)));
+    assert.deepEqual(listTree(diffDir), goldenTree("layer1"));
+  });
+});

@@ -1,23 +1,16 @@
 // unpackLayer: one streaming pass over an uncompressed layer tar that computes the diffID,
 // writes tar-split.json.gz, and extracts the entries into an overlay2 diff dir the way Docker
-// Engine's overlay2 driver does (whiteouts converted, ownership, modes, mtimes, xattrs).
-//
-// Security model: the tar is hostile. The diff dir starts empty and only this function writes
-// into it, so the engine keeps an in-memory map of every path it created and its type. A path is
-// only ever created under parents that the map knows to be real directories (created by us), the
-// final component is always created exclusively (O_EXCL, mkdir, symlink, link, mknod fail if it
-// exists), and metadata calls never follow symlinks. So nothing outside the diff dir can be
-// written, whatever symlinks, hardlinks, ".." or absolute names the tar contains.
-import { createHash } from "node:crypto";
+// Engine's overlay2 driver does (see extract.ts for the rules and the security model).
+// The work runs in a worker thread, so the synchronous file-system calls, hashing and CRCs do not
+// block the caller's event loop and several layers unpack on several cores.
 import * as fs from "node:fs";
-import { once } from "node:events";
-import { addAbortSignal, type Readable } from "node:stream";
-import { createGzip } from "node:zlib";
+import type { Readable } from "node:stream";
+import { Worker } from "node:worker_threads";
 import { type DiffID, parseDiffID } from "@strata/core";
-import { mknod, setxattr } from "../native.js";
-import { Crc64 } from "./crc64.js";
-import { type TarHeader, TarScanner } from "./tar.js";
-import { fileLine, goClean, segmentLine } from "./tarsplit.js";
+import { type ExtractResult, extractLayer, LayerTooLargeError, UnsafeLayerError } from "./extract.js";
+import { TarFormatError } from "./tar.js";
+
+export { LayerTooLargeError, UnsafeLayerError } from "./extract.js";
 
 export interface UnpackResult {
   diffId: DiffID;
@@ -35,424 +28,153 @@ export interface UnpackOptions {
   /** Bound on the uncompressed tar stream size (and so on everything extracted). */
   maxBytes?: number;
   signal?: AbortSignal;
+  /** Run on the calling thread instead of a worker thread (also with STRATA_UNPACK_INLINE=1). */
+  inline?: boolean;
 }
 
-/** The layer tar tried something the extractor refuses (escape, collision, forbidden type...). */
-export class UnsafeLayerError extends Error {
-  readonly code = "ELAYERUNSAFE";
-  constructor(message: string) {
-    super(`refusing layer: ${message}`);
-    this.name = "UnsafeLayerError";
-  }
+const MESSAGE_SIZE = 256 * 1024;
+const MAX_IN_FLIGHT = 8 << 20;
+
+function abortError(signal: AbortSignal): Error {
+  const r = signal.reason;
+  if (r instanceof Error) return r;
+  const e = new Error("The operation was aborted");
+  e.name = "AbortError";
+  return e;
 }
 
-/** The layer is larger than the caller's bound. */
-export class LayerTooLargeError extends Error {
-  readonly code = "ELAYERTOOLARGE";
-  constructor(limit: number) {
-    super(`layer exceeds the size limit of ${limit} bytes`);
-    this.name = "LayerTooLargeError";
+/** Rebuilds an error reported by the worker, keeping its class and errno properties. */
+function reviveError(x: { name?: string; message: string; code?: string; errno?: number; syscall?: string; path?: string }): Error {
+  let e: Error;
+  if (x.name === "UnsafeLayerError") {
+    e = new UnsafeLayerError("");
+    e.message = x.message;
+  } else if (x.name === "LayerTooLargeError") {
+    e = new LayerTooLargeError(0);
+    e.message = x.message;
+  } else if (x.name === "TarFormatError") {
+    e = new TarFormatError("");
+    e.message = x.message;
+  } else {
+    e = new Error(x.message);
+    if (x.name) e.name = x.name;
+    const ee = e as NodeJS.ErrnoException;
+    if (x.code !== undefined) ee.code = x.code;
+    if (x.errno !== undefined) ee.errno = x.errno;
+    if (x.syscall !== undefined) ee.syscall = x.syscall;
+    if (x.path !== undefined) ee.path = x.path;
   }
+  return e;
 }
 
-type Kind = "dir" | "idir" | "file" | "symlink" | "fifo" | "char" | "block" | "whiteout";
-
-const WH = ".wh.";
-const WH_META = ".wh..wh.";
-const WH_OPQ = ".wh..wh..opq";
-const OPAQUE_XATTR = "trusted.overlay.opaque";
-const WRITE_BATCH = 1 << 20;
-const TRAIL_CHUNK = 1 << 20;
-const LINE_BATCH = 256 * 1024;
-const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants;
-
-function show(rel: string): string {
-  return JSON.stringify(Buffer.from(rel, "latin1").toString("utf8"));
+async function inSource(tar: Readable, signal: AbortSignal | undefined): Promise<AsyncIterable<Buffer | string>> {
+  if (!signal) return tar as AsyncIterable<Buffer | string>;
+  const { addAbortSignal } = await import("node:stream");
+  addAbortSignal(signal, tar);
+  return tar as AsyncIterable<Buffer | string>;
 }
 
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
-}
-
-interface DirTime {
-  path: fs.PathLike;
-  atime: number;
-  mtime: number;
-}
-
-class Extractor {
-  readonly kinds = new Map<string, Kind>();
-  private readonly seen = new Set<string>();
-  private readonly dirs: DirTime[] = [];
-  private readonly root: string;
-  private readonly rootBuf: Buffer;
-  private readonly isRoot = process.getuid?.() === 0;
-  private readonly euid = process.geteuid?.() ?? -1;
-  private readonly egid = process.getegid?.() ?? -1;
-  private readonly umask = currentUmask();
-  /** Directories created with the setgid bit (their new children inherit the directory's group). */
-  private readonly sgidDirs = new Set<string>();
-  size = 0;
-  contentBytes = 0;
-
-  // current entry
-  private cur: TarHeader | undefined;
-  private curRel = "";
-  private curSgidParent = false;
-  private fd = -1;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private crc = new Crc64();
-
-  // tar-split output
-  private lines: string[] = [];
-  private linesLen = 0;
-  private position = 0;
-  private trail: Buffer[] = [];
-  private trailLen = 0;
-
-  constructor(
-    diffDir: string,
-    private readonly out: (s: string) => void,
-    private readonly maxBytes: number,
-  ) {
-    this.root = diffDir.replace(/\/+$/, "") || "/";
-    this.rootBuf = Buffer.from(this.root, "utf8");
-  }
-
-  abs(rel: string): fs.PathLike {
-    if (rel === ".") return this.root;
-    if (isAscii(rel)) return `${this.root}/${rel}`;
-    return Buffer.concat([this.rootBuf, Buffer.from(`/${rel}`, "latin1")]);
-  }
-
-  // ---- tar-split lines ----
-  private line(s: string): void {
-    this.lines.push(s);
-    this.linesLen += s.length;
-    this.position++;
-    if (this.linesLen >= LINE_BATCH) this.flushLines();
-  }
-  flushLines(): void {
-    if (this.lines.length === 0) return;
-    this.out(this.lines.join(""));
-    this.lines = [];
-    this.linesLen = 0;
-  }
-
-  // ---- scanner handler ----
-  segment(raw: Buffer): void {
-    this.line(segmentLine(raw, this.position));
-  }
-
-  entry(h: TarHeader): void {
-    const latin = h.name.toString("latin1");
-    const cn = goClean(latin);
-    if (this.seen.has(cn)) throw new UnsafeLayerError(`duplicate path ${show(latin)} (duplicates of file paths not supported)`);
-    this.seen.add(cn);
-    this.contentBytes += h.dataSize;
-    if (this.contentBytes > this.maxBytes) throw new LayerTooLargeError(this.maxBytes);
-    this.cur = h;
-    this.crc = new Crc64();
-    this.create(h);
-  }
-
-  data(chunk: Buffer): void {
-    this.crc.update(chunk);
-    if (this.fd >= 0) {
-      this.pending.push(chunk);
-      this.pendingBytes += chunk.length;
-      if (this.pendingBytes >= WRITE_BATCH) this.flushData();
-    }
-  }
-
-  entryEnd(): void {
-    const h = this.cur as TarHeader;
-    if (this.fd >= 0) {
-      this.flushData();
-      const fd = this.fd;
-      const perm = h.mode & 0o7777;
-      // The file was created with mode `perm` (minus the umask) and owned by euid:egid (or the
-      // parent's group under a setgid parent); chown/chmod only when that differs, and chmod after
-      // a chown that may have cleared setuid/setgid.
-      const chown = this.isRoot && (h.uid !== this.euid || h.gid !== this.egid || this.curSgidParent);
-      if (chown) fs.fchownSync(fd, h.uid, h.gid);
-      this.xattrs(this.curRel, h);
-      if ((perm & this.umask) !== 0 || (chown && (perm & 0o6000) !== 0)) fs.fchmodSync(fd, perm);
-      fs.futimesSync(fd, atimeOf(h), h.mtime);
-      this.fd = -1;
-      fs.closeSync(fd);
-    }
-    this.line(fileLine(h.name, h.size, h.size > 0 ? this.crc.digest() : null, this.position));
-    this.cur = undefined;
-  }
-
-  end(): void {}
-
-  trailing(chunk: Buffer): void {
-    let c = chunk;
-    while (c.length > 0) {
-      const take = Math.min(TRAIL_CHUNK - this.trailLen, c.length);
-      this.trail.push(Buffer.from(c.subarray(0, take)));
-      this.trailLen += take;
-      c = c.subarray(take);
-      if (this.trailLen === TRAIL_CHUNK) this.flushTrail();
-    }
-  }
-
-  private flushTrail(): void {
-    if (this.trailLen === 0) return;
-    this.segment(Buffer.concat(this.trail));
-    this.trail = [];
-    this.trailLen = 0;
-  }
-
-  /** After the whole stream: trailing bytes, the closing empty segment, directory mtimes. */
-  finish(): void {
-    this.flushTrail();
-    this.line(segmentLine(Buffer.alloc(0), this.position));
-    this.flushLines();
-    for (const d of this.dirs) fs.utimesSync(d.path, d.atime, d.mtime);
-  }
-
-  /** Releases an open file descriptor after an error. */
-  abort(): void {
-    if (this.fd >= 0) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {}
-      this.fd = -1;
-    }
-  }
-
-  private flushData(): void {
-    if (this.pendingBytes === 0) return;
-    const bufs = this.pending;
-    let total = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
-    let written = fs.writevSync(this.fd, bufs);
-    // Short writes: finish the rest buffer by buffer.
-    if (written < total) {
-      const rest = Buffer.concat(bufs).subarray(written);
-      total -= written;
-      let off = 0;
-      while (off < rest.length) {
-        written = fs.writeSync(this.fd, rest, off, rest.length - off);
-        off += written;
+async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<ExtractResult> {
+  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+  const worker = new Worker(new URL("./unpack-worker.js", import.meta.url), {
+    workerData: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes },
+    // the worker needs no flags, and some of the parent's (--input-type, --eval) are invalid for it
+    execArgv: [],
+  });
+  let inFlight = 0;
+  let ackWaiter: (() => void) | undefined;
+  let settled = false;
+  const outcome = new Promise<ExtractResult>((resolve, reject) => {
+    worker.on("message", (m: { type: string; bytes?: number; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] }) => {
+      if (m.type === "ack") {
+        inFlight -= m.bytes ?? 0;
+        const w = ackWaiter;
+        ackWaiter = undefined;
+        w?.();
+      } else if (m.type === "done") {
+        settled = true;
+        resolve(m.result as ExtractResult);
+      } else if (m.type === "error") {
+        settled = true;
+        reject(reviveError(m.error as Parameters<typeof reviveError>[0]));
       }
-    }
-  }
+    });
+    worker.on("error", (e) => {
+      settled = true;
+      reject(e);
+    });
+    worker.on("exit", (code) => {
+      if (!settled) reject(new Error(`layer unpack worker exited with code ${code}`));
+      const w = ackWaiter;
+      ackWaiter = undefined;
+      w?.();
+    });
+  });
+  outcome.catch(() => {});
 
-  // ---- extraction ----
-
-  /** Cleans an entry or hardlink name to a path relative to the diff dir ("." for the root). */
-  private relOf(name: Buffer, what: string): string {
-    const latin = name.toString("latin1");
-    let c = goClean(latin);
-    if (c.startsWith("/")) c = c.slice(1) || ".";
-    if (c === ".." || c.startsWith("../")) throw new UnsafeLayerError(`${what} ${show(latin)} is outside the layer directory`);
-    return c;
-  }
-
-  private ensureDir(rel: string): void {
-    if (rel === ".") return;
-    const k = this.kinds.get(rel);
-    if (k === "dir" || k === "idir") return;
-    if (k !== undefined) throw new UnsafeLayerError(`path component ${show(rel)} is a ${k}, not a directory`);
-    const i = rel.lastIndexOf("/");
-    this.ensureDir(i < 0 ? "." : rel.slice(0, i));
-    const base = i < 0 ? rel : rel.slice(i + 1);
-    if (base.startsWith(WH)) throw new UnsafeLayerError(`directory name ${show(rel)} uses the reserved whiteout prefix`);
-    const p = this.abs(rel);
-    fs.mkdirSync(p, 0o755);
-    if (this.isRoot) fs.lchownSync(p, 0, 0);
-    fs.chmodSync(p, 0o755);
-    this.kinds.set(rel, "idir");
-  }
-
-  private xattrs(rel: string, h: TarHeader): void {
-    if (h.xattrs.length === 0) return;
-    const p = this.abs(rel);
-    for (const [name, value] of h.xattrs) {
-      if (name.startsWith("trusted.overlay.")) throw new UnsafeLayerError(`xattr ${name} on ${show(rel)} is reserved for overlayfs`);
-      try {
-        setxattr(p as string | Buffer, name, value, { noFollow: true });
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        // Docker ignores these (filesystems or object types without xattr support).
-        if (code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "EPERM") throw e;
-      }
-    }
-  }
-
-  private create(h: TarHeader): void {
-    if (h.type === "g") return; // pax global header: nothing to extract
-    const rel = this.relOf(h.name, "entry");
-    if (rel === ".") {
-      if (h.type === "5") return; // Docker leaves the diff dir itself alone
-      throw new UnsafeLayerError("a non-directory entry names the layer root");
-    }
-    const i = rel.lastIndexOf("/");
-    const parent = i < 0 ? "." : rel.slice(0, i);
-    const base = i < 0 ? rel : rel.slice(i + 1);
-    this.ensureDir(parent);
-
-    if (base.startsWith(WH)) {
-      if (base === WH_OPQ) {
-        setxattr(this.abs(parent) as string | Buffer, OPAQUE_XATTR, Buffer.from("y"), { noFollow: true });
-        return;
-      }
-      if (base.startsWith(WH_META)) throw new UnsafeLayerError(`unsupported whiteout metadata entry ${show(rel)}`);
-      const orig = base.slice(WH.length);
-      if (orig === "" || orig === "." || orig === "..") throw new UnsafeLayerError(`invalid whiteout ${show(rel)}`);
-      const origRel = parent === "." ? orig : `${parent}/${orig}`;
-      if (this.kinds.has(origRel)) throw new UnsafeLayerError(`whiteout ${show(rel)} collides with ${show(origRel)} in the same layer`);
-      const p = this.abs(origRel);
-      mknod(p as string | Buffer, S_IFCHR, 0, 0);
-      if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
-      this.kinds.set(origRel, "whiteout");
-      return;
-    }
-
-    const existing = this.kinds.get(rel);
-    if (existing !== undefined && !(h.type === "5" && (existing === "dir" || existing === "idir"))) {
-      throw new UnsafeLayerError(`entry ${show(rel)} collides with an earlier ${existing === "whiteout" ? "whiteout" : "entry"}`);
-    }
-    if (h.uid < 0 || h.gid < 0 || h.uid > 0xffffffff || h.gid > 0xffffffff) throw new UnsafeLayerError(`bad owner on ${show(rel)}`);
-    const p = this.abs(rel);
-    const perm = h.mode & 0o7777;
-    const atime = atimeOf(h);
-
-    switch (h.type) {
-      case "0": {
-        this.fd = fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, perm);
-        this.curRel = rel;
-        this.curSgidParent = this.sgidDirs.has(parent);
-        this.kinds.set(rel, "file");
-        this.size += h.dataSize;
-        return; // metadata after the content, in entryEnd
-      }
-      case "5": {
-        if (existing === undefined) fs.mkdirSync(p, 0o700);
-        this.kinds.set(rel, "dir");
-        if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
-        this.xattrs(rel, h);
-        fs.chmodSync(p, perm);
-        if (perm & 0o2000) this.sgidDirs.add(rel);
-        else this.sgidDirs.delete(rel);
-        this.dirs.push({ path: p, atime, mtime: h.mtime });
-        return;
-      }
-      case "2": {
-        const target = h.linkname.toString("latin1");
-        fs.symlinkSync(isAscii(target) ? target : h.linkname, p);
-        this.kinds.set(rel, "symlink");
-        this.size += h.linkname.length;
-        if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
-        this.xattrs(rel, h);
-        fs.lutimesSync(p, atime, h.mtime);
-        return;
-      }
-      case "1": {
-        const trel = this.relOf(h.linkname, "hardlink target");
-        const tk = this.kinds.get(trel);
-        if (tk === undefined) throw new UnsafeLayerError(`hardlink ${show(rel)} -> ${show(trel)}: target is not an earlier entry of this layer`);
-        if (tk === "dir" || tk === "idir" || tk === "whiteout") throw new UnsafeLayerError(`hardlink ${show(rel)} -> ${show(trel)}: target is a ${tk}`);
-        fs.linkSync(this.abs(trel), p);
-        this.kinds.set(rel, tk);
-        if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
-        this.xattrs(rel, h);
-        if (tk !== "symlink") {
-          fs.chmodSync(p, perm);
-          fs.utimesSync(p, atime, h.mtime);
-        }
-        return;
-      }
-      case "3":
-      case "4":
-      case "6": {
-        const kind: Kind = h.type === "3" ? "char" : h.type === "4" ? "block" : "fifo";
-        if (kind !== "fifo" && !this.isRoot) throw new UnsafeLayerError(`device node ${show(rel)} refused: not running as root`);
-        const ftype = kind === "char" ? S_IFCHR : kind === "block" ? S_IFBLK : S_IFIFO;
-        mknod(p as string | Buffer, ftype | perm, kind === "fifo" ? 0 : h.devmajor, kind === "fifo" ? 0 : h.devminor);
-        this.kinds.set(rel, kind);
-        if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
-        this.xattrs(rel, h);
-        fs.chmodSync(p, perm);
-        fs.utimesSync(p, atime, h.mtime);
-        return;
-      }
-      default:
-        throw new UnsafeLayerError(`unsupported tar entry type ${JSON.stringify(h.type)} for ${show(rel)}`);
-    }
-  }
-}
-
-/** The process umask, from /proc (reading it with process.umask() is deprecated). */
-function currentUmask(): number {
+  let buf = Buffer.allocUnsafeSlow(MESSAGE_SIZE);
+  let fill = 0;
+  const post = () => {
+    if (fill === 0) return;
+    const data = new Uint8Array(buf.buffer, buf.byteOffset, fill);
+    worker.postMessage({ type: "chunk", data }, [buf.buffer as ArrayBuffer]);
+    inFlight += fill;
+    buf = Buffer.allocUnsafeSlow(MESSAGE_SIZE);
+    fill = 0;
+  };
+  let tarSize = 0;
   try {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync("/proc/self/status", "latin1"));
-    if (m) return Number.parseInt(m[1], 8);
-  } catch {}
-  return 0o022;
-}
-
-function atimeOf(h: TarHeader): number {
-  return h.atime !== undefined && h.atime > h.mtime ? h.atime : h.mtime;
+    for await (const chunk of await inSource(tar, opts.signal)) {
+      const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      tarSize += c.length;
+      if (tarSize > maxBytes) throw new LayerTooLargeError(maxBytes);
+      if (settled) break; // the worker failed; its error is reported below
+      let off = 0;
+      while (off < c.length) {
+        const take = Math.min(MESSAGE_SIZE - fill, c.length - off);
+        c.copy(buf, fill, off, off + take);
+        fill += take;
+        off += take;
+        if (fill === MESSAGE_SIZE) post();
+      }
+      while (inFlight > MAX_IN_FLIGHT && !settled) await new Promise<void>((r) => (ackWaiter = r));
+    }
+    if (opts.signal?.aborted) throw abortError(opts.signal);
+    if (!settled) {
+      post();
+      worker.postMessage({ type: "end" });
+    }
+    return await outcome;
+  } catch (e) {
+    if (!settled) {
+      // Let the worker clean up (open file, partial tar-split) before reporting.
+      worker.postMessage({ type: "abort" });
+      await outcome.catch(() => {});
+    }
+    fs.rmSync(opts.tarSplitPath, { force: true });
+    throw e;
+  } finally {
+    if (!settled) await outcome.catch(() => {});
+    await worker.terminate();
+  }
 }
 
 /**
  * Extracts an uncompressed layer tar into `diffDir` (an existing empty directory) and writes its
- * tar-split.json.gz, in one streaming pass. Throws on malformed or hostile input; the caller then
- * deletes the diff dir (this function removes its partial tar-split file).
+ * tar-split.json.gz, in one streaming pass. Throws on malformed or hostile input
+ * (UnsafeLayerError, LayerTooLargeError, TarFormatError); the caller then deletes the diff dir
+ * (this function removes its partial tar-split file).
  */
 export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<UnpackResult> {
-  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   if (fs.readdirSync(opts.diffDir).length !== 0) throw new Error(`diff dir ${opts.diffDir} is not empty`);
-  if (opts.signal) {
-    opts.signal.throwIfAborted();
-    addAbortSignal(opts.signal, tar);
+  if (opts.signal?.aborted) throw abortError(opts.signal);
+  const inline = opts.inline ?? process.env.STRATA_UNPACK_INLINE === "1";
+  let r: ExtractResult;
+  if (inline) {
+    r = await extractLayer(await inSource(tar, opts.signal), opts);
+  } else {
+    r = await unpackInWorker(tar, opts);
   }
-  const gz = createGzip();
-  const file = fs.createWriteStream(opts.tarSplitPath);
-  const fileDone = new Promise<void>((resolve, reject) => {
-    file.on("finish", resolve);
-    file.on("error", reject);
-    gz.on("error", reject);
-  });
-  fileDone.catch(() => {});
-  gz.pipe(file);
-
-  const hash = createHash("sha256");
-  const ex = new Extractor(opts.diffDir, (s) => gz.write(s), maxBytes);
-  const scanner = new TarScanner(ex);
-  let tarSize = 0;
-  try {
-    for await (const chunk of tar as AsyncIterable<Buffer | string>) {
-      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-      tarSize += buf.length;
-      if (tarSize > maxBytes) throw new LayerTooLargeError(maxBytes);
-      hash.update(buf);
-      scanner.push(buf);
-      if (gz.writableNeedDrain) await once(gz, "drain");
-    }
-    opts.signal?.throwIfAborted();
-    scanner.finish();
-    ex.finish();
-    gz.end();
-    await fileDone;
-  } catch (e) {
-    ex.abort();
-    gz.destroy();
-    if (!file.closed) {
-      const closed = new Promise<void>((r) => file.once("close", () => r()));
-      file.destroy();
-      await closed;
-    }
-    fs.rmSync(opts.tarSplitPath, { force: true });
-    throw e;
-  }
-  return { diffId: parseDiffID(`sha256:${hash.digest("hex")}`), size: ex.size, tarSize };
+  return { diffId: parseDiffID(`sha256:${r.diffIdHex}`), size: r.size, tarSize: r.tarSize };
 }
+
