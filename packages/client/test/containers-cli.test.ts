@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type TarEntrySpec, addImage, cleanupRoot, openStore, overlayProbe, tempRoot } from "./helpers/containers-images.js";
+import { addImage, cleanupRoot, openStore, overlayProbe, type TarEntrySpec, tempRoot } from "./helpers/containers-images.js";
 
 const CLI = fileURLToPath(new URL("./helpers/containers-cli.js", import.meta.url));
 const probe = overlayProbe();

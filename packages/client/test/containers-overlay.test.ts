@@ -5,11 +5,15 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { overlayChanges, formatChanges } from "../src/containers/changes.js";
+import { verifyImage, verifyLayer } from "../src/commands/verify.js";
+import { formatChanges, overlayChanges } from "../src/containers/changes.js";
 import { commitContainer, EMPTY_LAYER_DIFF_ID } from "../src/containers/commit.js";
 import { exportLayers, exportToDir, exportToTar } from "../src/containers/export.js";
+import { isMountPoint } from "../src/containers/mount.js";
+import { MountPlanError } from "../src/containers/plan.js";
 import {
   containerLayers,
+  containersFile,
   createContainer,
   listContainers,
   mountContainer,
@@ -18,14 +22,10 @@ import {
   removeContainer,
   unmountContainer,
   unmountImageReadOnly,
-  containersFile,
 } from "../src/containers/store.js";
-import { isMountPoint } from "../src/containers/mount.js";
-import { MountPlanError } from "../src/containers/plan.js";
-import { verifyImage, verifyLayer } from "../src/commands/verify.js";
 import { loadImage } from "../src/store/images.js";
 import type { Store } from "../src/store/store.js";
-import { INIT_MTIME_PATHS, type TarEntrySpec, addImage, cleanupRoot, openStore, overlayProbe, snapshot, tempRoot } from "./helpers/containers-images.js";
+import { addImage, cleanupRoot, INIT_MTIME_PATHS, openStore, overlayProbe, snapshot, type TarEntrySpec, tempRoot } from "./helpers/containers-images.js";
 import { goldenTree, listTree } from "./layer-helpers.js";
 
 interface Cfg {
@@ -75,7 +75,15 @@ const LAYER1: TarEntrySpec[] = [
   d("run/"),
   { name: "run/fifo", type: "6", mode: 0o600 },
 ];
-const LAYER2: TarEntrySpec[] = [d("data/"), f("data/c.txt", "C\n"), d("etc/"), f("etc/.wh.remove-me", ""), d("opq/"), f("opq/.wh..wh..opq", ""), f("opq/new.txt", "new\n")];
+const LAYER2: TarEntrySpec[] = [
+  d("data/"),
+  f("data/c.txt", "C\n"),
+  d("etc/"),
+  f("etc/.wh.remove-me", ""),
+  d("opq/"),
+  f("opq/.wh..wh..opq", ""),
+  f("opq/new.txt", "new\n"),
+];
 const LAYER3: TarEntrySpec[] = [f(".wh.gone", ""), d("etc/"), f("etc/config.conf", "v3\n", { mode: 0o600 })];
 
 describe("containers on overlayfs", { skip }, () => {

@@ -72,12 +72,15 @@ test("130+ layers mount with relative paths up to the page limit (134 with an up
     assert.ok(plan.options.length <= 4095);
   }
   // 206 fixed bytes + 135 * 28 + 134 separators = 4120 > 4095
-  assert.throws(() => planMount({ root: ROOT, lowerLinks: links(135), upper: MOUNT_ID, target: "/t" }), (e: unknown) => {
-    assert.ok(e instanceof MountPlanError);
-    assert.match((e as Error).message, /135 lower layers/);
-    assert.match((e as Error).message, /4095 bytes/);
-    return true;
-  });
+  assert.throws(
+    () => planMount({ root: ROOT, lowerLinks: links(135), upper: MOUNT_ID, target: "/t" }),
+    (e: unknown) => {
+      assert.ok(e instanceof MountPlanError);
+      assert.match((e as Error).message, /135 lower layers/);
+      assert.match((e as Error).message, /4095 bytes/);
+      return true;
+    },
+  );
 });
 
 test("read-only mounts (no upper dir) fit a few more layers", () => {

@@ -1,6 +1,7 @@
 /** Container subcommands of `strata`: create, mount, umount, ps, rm, diff, commit, export. Errors are thrown. */
-import { Command, Option } from "commander";
+
 import { resolve } from "node:path";
+import { type Command, Option } from "commander";
 import { defaultRoot } from "../store/paths.js";
 import { Store } from "../store/store.js";
 import { formatChanges, overlayChanges } from "./changes.js";
@@ -45,7 +46,14 @@ export async function psRows(store: Store): Promise<Array<{ id: string; image: s
 export function formatPsTable(rows: Array<{ id: string; image: string; name: string; mounted: string }>): string {
   const table = [["CONTAINER ID", "IMAGE", "NAME", "MOUNTED"], ...rows.map((r) => [r.id.slice(0, 12), r.image, r.name, r.mounted || "-"])];
   const widths = table[0].map((_h, i) => Math.max(...table.map((r) => r[i].length)));
-  return table.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] + 3))).join("").trimEnd()).join("\n");
+  return table
+    .map((r) =>
+      r
+        .map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] + 3)))
+        .join("")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 export function registerContainerCommands(program: Command): void {

@@ -10,7 +10,7 @@
  * dir 0700) and REPO:TAG is set in repositories.json.
  */
 import { join } from "node:path";
-import { type ChainID, type DiffID, type Digest, chainIdOf, digestHex, parseReference } from "@strata/core";
+import { type ChainID, chainIdOf, type DiffID, type Digest, digestHex, parseReference } from "@strata/core";
 import { unpackLayer } from "../layer/unpack.js";
 import { mkdirMode, writeFileAtomic } from "../store/fsutil.js";
 import { referenceKeys } from "../store/images.js";

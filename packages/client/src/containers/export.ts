@@ -5,19 +5,19 @@
  * lower contents, a non-directory hides lower directories. Output order is depth first with names
  * in byte order; hardlinks inside one layer stay hardlinks; trusted.overlay.* xattrs are dropped.
  */
-import * as fs from "node:fs";
+
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { mknod, setxattr } from "../native.js";
+import { getxattr, listxattr, mknod, setxattr } from "../native.js";
 import { loadImage, resolveImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 import { diffDirOfLink, readLayerDir, stackLinks } from "./layers.js";
 import { isOpaque, isWhiteout } from "./stack.js";
 import { ContainerNotFoundError, containerLayers, resolveContainer } from "./store.js";
 import { encodeHeader } from "./tarwriter.js";
-import { getxattr, listxattr } from "../native.js";
 
 export interface MergedEntry {
   /** Path relative to the root, without "./" (bytes). */
@@ -77,7 +77,11 @@ export function* mergedEntries(layers: readonly string[]): Generator<MergedEntry
       yield* walk(r, childLive);
     }
   }
-  if (roots.length) yield* walk(Buffer.alloc(0), roots.map((_r, i) => i));
+  if (roots.length)
+    yield* walk(
+      Buffer.alloc(0),
+      roots.map((_r, i) => i),
+    );
 }
 
 /** Diff dirs of IMAGE or container NAME|ID (a container when both match, like Docker). */
@@ -162,7 +166,15 @@ export async function* mergedTarChunks(layers: readonly string[]): AsyncGenerato
     } else if (st.isFIFO()) {
       yield encodeHeader({ ...base, name: rel, type: "6", size: 0, xattrs });
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      yield encodeHeader({ ...base, name: rel, type: st.isCharacterDevice() ? "3" : "4", size: 0, devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev), xattrs });
+      yield encodeHeader({
+        ...base,
+        name: rel,
+        type: st.isCharacterDevice() ? "3" : "4",
+        size: 0,
+        devmajor: devMajor(st.rdev),
+        devminor: devMinor(st.rdev),
+        xattrs,
+      });
     }
   }
   yield Buffer.alloc(1024);

@@ -1,40 +1,40 @@
-export { registerContainerCommands, psRows, formatPsTable } from "./cli.js";
+export { type Change, type ChangeKind, formatChanges, overlayChanges } from "./changes.js";
+export { formatPsTable, psRows, registerContainerCommands } from "./cli.js";
+export { type CommitOptions, type CommitResult, commitContainer, EMPTY_LAYER_DIFF_ID, rfc3339Nano } from "./commit.js";
+export { exportLayers, exportToDir, exportToTar, type MergedEntry, mergedEntries, mergedTarChunks } from "./export.js";
+export { INIT_ENTRIES, setupInitLayer } from "./init.js";
+export { executeMount, isMountPoint, listMounts, unmountPath } from "./mount.js";
 export {
-  planMount,
-  maxLowersForPage,
-  MountPlanError,
-  OVERLAY_MAX_LOWERS,
-  DOCKER_MAX_DEPTH,
   DEFAULT_OVERLAY_FEATURES,
+  DOCKER_MAX_DEPTH,
   type MountFacts,
   type MountPlan,
+  MountPlanError,
+  maxLowersForPage,
+  OVERLAY_MAX_LOWERS,
+  planMount,
 } from "./plan.js";
-export { executeMount, unmountPath, isMountPoint, listMounts } from "./mount.js";
+export { isOpaque, isWhiteout, lookupInStack } from "./stack.js";
 export {
-  createContainer,
-  listContainers,
-  resolveContainer,
-  removeContainer,
-  mountContainer,
-  unmountContainer,
-  mountImageReadOnly,
-  unmountImageReadOnly,
-  planContainerMount,
-  planImageMount,
-  containerLayers,
-  mergedDir,
-  readOnlyTarget,
-  containersFile,
-  readContainerMeta,
-  isContainerMounted,
-  ContainerNotFoundError,
   type Container,
   type ContainerMeta,
+  ContainerNotFoundError,
   type CreateOptions,
+  containerLayers,
+  containersFile,
+  createContainer,
+  isContainerMounted,
+  listContainers,
+  mergedDir,
+  mountContainer,
+  mountImageReadOnly,
+  planContainerMount,
+  planImageMount,
+  readContainerMeta,
+  readOnlyTarget,
+  removeContainer,
+  resolveContainer,
+  unmountContainer,
+  unmountImageReadOnly,
 } from "./store.js";
-export { INIT_ENTRIES, setupInitLayer } from "./init.js";
-export { overlayChanges, formatChanges, type Change, type ChangeKind } from "./changes.js";
-export { commitContainer, EMPTY_LAYER_DIFF_ID, rfc3339Nano, type CommitOptions, type CommitResult } from "./commit.js";
-export { exportLayers, exportToDir, exportToTar, mergedEntries, mergedTarChunks, type MergedEntry } from "./export.js";
-export { upperDirTar, upperDirTarChunks, encodeHeader } from "./tarwriter.js";
-export { lookupInStack, isWhiteout, isOpaque } from "./stack.js";
+export { encodeHeader, upperDirTar, upperDirTarChunks } from "./tarwriter.js";

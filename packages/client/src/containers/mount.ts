@@ -5,11 +5,10 @@
  * also run as a child process with the plan's cwd.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { MountFlags, mount, mountAt, nativeAvailable, strataMountPath, umount } from "../native.js";
 import type { MountPlan } from "./plan.js";
-import { existsSync } from "node:fs";
 
 function run(cmd: string, args: string[], cwd?: string): void {
   const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });

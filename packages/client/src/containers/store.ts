@@ -18,7 +18,7 @@ import { fsyncPath, isErrno, mkdirMode, randomId, readSmall, writeFileAtomic, wr
 import { loadImage, resolveImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 import { setupInitLayer } from "./init.js";
-import { type LayerDirFacts, createLayerDir, diffDirOfLink, readLayerDir, removeLayerDir, stackLinks } from "./layers.js";
+import { createLayerDir, diffDirOfLink, type LayerDirFacts, readLayerDir, removeLayerDir, stackLinks } from "./layers.js";
 import { executeMount, isMountPoint, unmountPath } from "./mount.js";
 import { type MountPlan, planMount } from "./plan.js";
 import { lookupInStack } from "./stack.js";

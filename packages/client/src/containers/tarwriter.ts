@@ -71,7 +71,19 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
-function rawHeader(h: { name: Buffer; prefix?: Buffer; type: string; mode: number; uid: number; gid: number; size: number; mtime: number; linkname?: Buffer; devmajor?: number; devminor?: number }): Buffer {
+function rawHeader(h: {
+  name: Buffer;
+  prefix?: Buffer;
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkname?: Buffer;
+  devmajor?: number;
+  devminor?: number;
+}): Buffer {
   const b = Buffer.alloc(BLOCK);
   h.name.copy(b, 0, 0, Math.min(100, h.name.length));
   octal(b, 100, 8, h.mode);
@@ -86,7 +98,7 @@ function rawHeader(h: { name: Buffer; prefix?: Buffer; type: string; mode: numbe
     octal(b, 329, 8, h.devmajor ?? 0);
     octal(b, 337, 8, h.devminor ?? 0);
   }
-  if (h.prefix && h.prefix.length) h.prefix.copy(b, 345, 0, Math.min(155, h.prefix.length));
+  if (h.prefix?.length) h.prefix.copy(b, 345, 0, Math.min(155, h.prefix.length));
   b.fill(0x20, 148, 156);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i];
@@ -129,7 +141,15 @@ export function encodeHeader(h: Hdr): Buffer {
   const nameStr = h.name.toString("latin1").replace(/\/$/, "");
   const slash = nameStr.lastIndexOf("/");
   const paxName = Buffer.from(`${slash >= 0 ? `${nameStr.slice(0, slash)}/` : ""}PaxHeaders.0/${nameStr.slice(slash + 1)}`, "latin1").subarray(0, 100);
-  const xh = rawHeader({ name: isAsciiBuf(paxName) ? paxName : Buffer.from("PaxHeaders.0/entry"), type: "x", mode: 0, uid: 0, gid: 0, size: body.length, mtime: 0 });
+  const xh = rawHeader({
+    name: isAsciiBuf(paxName) ? paxName : Buffer.from("PaxHeaders.0/entry"),
+    type: "x",
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    size: body.length,
+    mtime: 0,
+  });
   return Buffer.concat([xh, body, padTo(body.length), main]);
 }
 
@@ -211,7 +231,15 @@ export async function* upperDirTarChunks(dir: string): AsyncGenerator<Buffer> {
       } else if (st.isFIFO()) {
         yield encodeHeader({ ...base, name: r, type: "6", size: 0, xattrs: xattrsOf(abs) });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        yield encodeHeader({ ...base, name: r, type: st.isCharacterDevice() ? "3" : "4", size: 0, devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev), xattrs: xattrsOf(abs) });
+        yield encodeHeader({
+          ...base,
+          name: r,
+          type: st.isCharacterDevice() ? "3" : "4",
+          size: 0,
+          devmajor: devMajor(st.rdev),
+          devminor: devMinor(st.rdev),
+          xattrs: xattrsOf(abs),
+        });
       }
       // sockets are not archived
     }

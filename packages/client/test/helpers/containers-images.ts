@@ -9,11 +9,11 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { type ChainID, type DiffID, chainIdOf, parseReference } from "@strata/core";
+import { type ChainID, chainIdOf, type DiffID, parseReference } from "@strata/core";
 import { unpackLayer } from "../../src/layer/unpack.js";
 import { referenceKeys } from "../../src/store/images.js";
 import { Store } from "../../src/store/store.js";
-import { type TarEntrySpec, buildTar } from "../layer-helpers.js";
+import { buildTar, type TarEntrySpec } from "../layer-helpers.js";
 
 export type { TarEntrySpec };
 
@@ -31,7 +31,11 @@ export async function addLayer(store: Store, tar: Buffer, parent: ChainID | unde
 }
 
 /** Writes an image (one tar per layer, bottom first) with a config and a repositories.json tag. */
-export async function addImage(store: Store, ref: string, layers: TarEntrySpec[][] | Buffer[]): Promise<{ id: string; diffIds: DiffID[]; chainIds: ChainID[] }> {
+export async function addImage(
+  store: Store,
+  ref: string,
+  layers: TarEntrySpec[][] | Buffer[],
+): Promise<{ id: string; diffIds: DiffID[]; chainIds: ChainID[] }> {
   const diffIds: DiffID[] = [];
   const chainIds: ChainID[] = [];
   let parent: ChainID | undefined;
@@ -79,7 +83,19 @@ export function snapshot(root: string, opts: { mtimes?: boolean; ignoreMtime?: R
   const walk = (rel: string): void => {
     const abs = rel ? join(root, rel) : root;
     const st = fs.lstatSync(abs, { bigint: true });
-    const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : st.isFIFO() ? "fifo" : "other";
+    const type = st.isDirectory()
+      ? "dir"
+      : st.isFile()
+        ? "file"
+        : st.isSymbolicLink()
+          ? "symlink"
+          : st.isCharacterDevice()
+            ? "char"
+            : st.isBlockDevice()
+              ? "block"
+              : st.isFIFO()
+                ? "fifo"
+                : "other";
     let detail = "-";
     if (type === "file") detail = createHash("sha256").update(fs.readFileSync(abs)).digest("hex").slice(0, 16);
     else if (type === "symlink") detail = fs.readlinkSync(abs);
