@@ -87,7 +87,7 @@ devices = $dir/devices
 mount_check = false
 disable_fallocate = true
 swift_dir = $etc
-workers = 0
+workers = ${STRATA_S3_WORKERS:-0}
 log_level = WARNING
 
 [pipeline:main]
@@ -123,7 +123,7 @@ cat > "$etc/proxy-server.conf" <<EOF
 bind_ip = 127.0.0.1
 bind_port = $port
 swift_dir = $etc
-workers = 0
+workers = ${STRATA_S3_WORKERS:-0}
 log_level = WARNING
 
 [pipeline:main]

@@ -6,7 +6,7 @@ import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
-const roots = ["packages/core/dist/test", "packages/registry/dist/test", "packages/client/dist/test", "test/dist"];
+const roots = ["packages/core/dist/test", "packages/registry/dist/test", "packages/client/dist/test", "build/ts/test"];
 const files = [];
 function walk(dir) {
   let entries;

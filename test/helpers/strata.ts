@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,7 +13,16 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
 
-export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+/** The repository root: the nearest ancestor holding packages/cli/bin/strata.js. */
+export const REPO_ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "packages", "cli", "bin", "strata.js"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("repository root not found");
+    dir = up;
+  }
+  return dir;
+})();
 export const STRATA_BIN = join(REPO_ROOT, "packages", "cli", "bin", "strata.js");
 export const SHARED = join(REPO_ROOT, "..", "shared");
 

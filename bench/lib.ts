@@ -1,0 +1,101 @@
+/** Shared pieces of the benchmarks: peers, sampling, and the result table. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "../test/helpers/strata.js";
+
+export interface Peer {
+  readonly url: string;
+  readonly host: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function waitFor(url: string, child: ChildProcess, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url)).status < 500) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not start`);
+}
+
+/** Debian's docker-registry (CNCF distribution 2.8) with filesystem storage in a temp dir. */
+export async function startDistribution(): Promise<Peer> {
+  const dir = await mkdtemp(join(tmpdir(), "bench-distribution-"));
+  const port = await freePort();
+  const cfg = join(dir, "config.yml");
+  await writeFile(
+    cfg,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+  );
+  const child = spawn("docker-registry", ["serve", cfg], { stdio: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/v2/`, child, "docker-registry");
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    pid: child.pid!,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resident set size of a process in bytes (Linux /proc). */
+export function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Samples a process's RSS every `everyMs` until `stop()`; returns the peak. */
+export function sampleRss(pid: number, everyMs = 50): { stop(): number } {
+  let peak = rssOf(pid);
+  const t = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssOf(pid));
+    } catch {
+      /* exited */
+    }
+  }, everyMs);
+  return {
+    stop() {
+      clearInterval(t);
+      return peak;
+    },
+  };
+}
+
+export interface TableRow {
+  metric: string;
+  unit: string;
+  strata: number;
+  peer: number;
+  /** "higher" when bigger is better (throughput), "lower" for time and memory. */
+  better: "higher" | "lower";
+  target?: string;
+}
+
+/** Prints rows as a Markdown table with the strata/peer ratio. */
+export function printTable(peerName: string, rows: TableRow[]): void {
+  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+  const lines = [`| metric | unit | strata | ${peerName} | strata/${peerName} | target |`, "|---|---|---:|---:|---:|---|"];
+  for (const r of rows) {
+    lines.push(`| ${r.metric} | ${r.unit} | ${fmt(r.strata)} | ${fmt(r.peer)} | ${(r.strata / r.peer).toFixed(2)}x | ${r.target ?? ""} |`);
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+export async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t = process.hrtime.bigint();
+  const v = await fn();
+  return [v, Number(process.hrtime.bigint() - t) / 1e9];
+}

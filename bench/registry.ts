@@ -1,0 +1,187 @@
+/**
+ * `npm run bench:registry`: Strata (`strata serve`, filesystem storage) against Debian's
+ * docker-registry (CNCF distribution 2.8, filesystem storage), side by side on loopback, in
+ * the same run. Prints one table with each metric for both and the ratio.
+ *
+ *   push   one blob of STRATA_BENCH_MIB MiB (default 256): POST, then PUT ?digest= with the body
+ *   pull   GET of that blob
+ *   manifest GET by tag and by digest with 32 connections (wrk, 2 threads, 5 s)
+ *   RSS    peak server RSS while 8 uploads of 1 GiB stream concurrently (POST, PATCH, PUT)
+ *
+ * Needs: docker-registry and wrk (Debian packages). Not a test: it asserts only integrity.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { request } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { run, startStrata } from "../test/helpers/strata.js";
+import { type Peer, printTable, sampleRss, startDistribution, type TableRow, time } from "./lib.js";
+
+const MiB = 1024 * 1024;
+const SIZE = Number(process.env.STRATA_BENCH_MIB ?? 256) * MiB;
+const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 3);
+const BIG = Number(process.env.STRATA_BENCH_BIG_MIB ?? 1024) * MiB;
+const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+function http(
+  method: string,
+  url: string,
+  body?: Buffer | Readable,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: { ...(Buffer.isBuffer(body) ? { "Content-Length": String(body.length) } : {}), ...headers } }, (res) => {
+      let bytes = 0;
+      const small: Buffer[] = [];
+      res.on("data", (c: Buffer) => {
+        bytes += c.length;
+        if (bytes < 65536) small.push(c);
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, text: Buffer.concat(small).toString() }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (body === undefined) req.end();
+    else if (Buffer.isBuffer(body)) req.end(body);
+    else body.pipe(req);
+  });
+}
+
+async function pushMonolithic(base: string, repo: string, blob: Buffer, digest: string): Promise<void> {
+  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
+  if (start.status !== 202) throw new Error(`POST ${start.status} ${start.text}`);
+  const loc = new URL(String(start.headers.location), base);
+  loc.searchParams.set("digest", digest);
+  const put = await http("PUT", loc.toString(), blob, { "Content-Type": "application/octet-stream" });
+  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
+}
+
+async function wrk(url: string, accept: string): Promise<number> {
+  const r = await run("wrk", ["-t2", "-c32", "-d5s", "-H", `Accept: ${accept}`, url]);
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  if (!m || /Non-2xx/.test(r.stdout)) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`);
+  return Number(m[1]);
+}
+
+/** A deterministic 1 GiB-ish stream: `n` chunks of a 1 MiB base buffer stamped with (id, i). */
+function bigStream(base: Buffer, id: number, n: number): Readable {
+  let i = 0;
+  return new Readable({
+    read() {
+      if (i === n) return this.push(null);
+      const c = Buffer.from(base);
+      c.writeUInt32BE(id, 0);
+      c.writeUInt32BE(i++, 4);
+      this.push(c);
+    },
+  });
+}
+
+async function bigDigest(base: Buffer, id: number, n: number): Promise<string> {
+  const h = createHash("sha256");
+  for await (const c of bigStream(base, id, n)) h.update(c as Buffer);
+  return `sha256:${h.digest("hex")}`;
+}
+
+async function pushStreamed(base: string, repo: string, body: Readable, digest: string): Promise<void> {
+  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
+  const patch = await http("PATCH", new URL(String(start.headers.location), base).toString(), body, {
+    "Content-Type": "application/octet-stream",
+    "Transfer-Encoding": "chunked",
+  });
+  if (patch.status !== 202) throw new Error(`PATCH ${patch.status} ${patch.text}`);
+  const loc = new URL(String(patch.headers.location), base);
+  loc.searchParams.set("digest", digest);
+  const put = await http("PUT", loc.toString(), Buffer.alloc(0));
+  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
+}
+
+interface Result {
+  push: number;
+  pull: number;
+  tag: number;
+  digest: number;
+  rss: number;
+}
+
+async function measure(
+  name: string,
+  srv: Peer,
+  blobs: { blob: Buffer; digest: string }[],
+  big: { base: Buffer; digests: string[]; n: number },
+): Promise<Result> {
+  process.stderr.write(`${name}: push/pull ${SIZE / MiB} MiB x${RUNS}\n`);
+  let push = 0;
+  let pull = 0;
+  for (const [i, b] of blobs.entries()) {
+    const repo = `bench/r${i}`;
+    const [, tp] = await time(() => pushMonolithic(srv.url, repo, b.blob, b.digest));
+    push = Math.max(push, SIZE / MiB / tp);
+    const [res, tg] = await time(() => http("GET", `${srv.url}/v2/${repo}/blobs/${b.digest}`));
+    if (res.status !== 200 || res.bytes !== SIZE) throw new Error(`pull: ${res.status} ${res.bytes}`);
+    pull = Math.max(pull, SIZE / MiB / tg);
+  }
+  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+  await pushMonolithic(srv.url, "bench/m", config, sha(config));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
+      layers: [],
+    }),
+  );
+  const put = await http("PUT", `${srv.url}/v2/bench/m/manifests/latest`, manifest, { "Content-Type": "application/vnd.oci.image.manifest.v1+json" });
+  if (put.status !== 201) throw new Error(`manifest PUT ${put.status} ${put.text}`);
+  process.stderr.write(`${name}: manifest GETs\n`);
+  const accept = "application/vnd.oci.image.manifest.v1+json";
+  const tag = await wrk(`${srv.url}/v2/bench/m/manifests/latest`, accept);
+  const digest = await wrk(`${srv.url}/v2/bench/m/manifests/${sha(manifest)}`, accept);
+  process.stderr.write(`${name}: 8 concurrent uploads of ${BIG / MiB} MiB\n`);
+  const sampler = sampleRss(srv.pid);
+  await Promise.all(big.digests.map((d, id) => pushStreamed(srv.url, `bench/big${id}`, bigStream(big.base, id, big.n), d)));
+  const rss = sampler.stop() / MiB;
+  return { push, pull, tag, digest, rss };
+}
+
+async function main(): Promise<void> {
+  process.stderr.write("preparing data\n");
+  const blobs = Array.from({ length: RUNS }, () => {
+    const blob = randomBytes(SIZE);
+    return { blob, digest: sha(blob) };
+  });
+  const n = BIG / MiB;
+  const base = randomBytes(MiB);
+  const digests = await Promise.all(Array.from({ length: 8 }, (_, id) => bigDigest(base, id, n)));
+  const big = { base, digests, n };
+
+  const root = await mkdtemp(join(tmpdir(), "bench-strata-"));
+  const strataSrv = await startStrata({ storage: { driver: "filesystem", filesystem: { root } }, log: { level: "warn" } });
+  const strata: Peer = { url: strataSrv.url, host: strataSrv.host, pid: strataSrv.process.pid!, stop: () => strataSrv.stop() };
+  let s: Result;
+  try {
+    s = await measure("strata", strata, blobs, big);
+  } finally {
+    await strata.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+  const dist = await startDistribution();
+  let d: Result;
+  try {
+    d = await measure("distribution", dist, blobs, big);
+  } finally {
+    await dist.stop();
+  }
+  const rows: TableRow[] = [
+    { metric: `push ${SIZE / MiB} MiB blob (POST + PUT)`, unit: "MB/s", strata: s.push, peer: d.push, better: "higher", target: ">= 1.5x" },
+    { metric: `pull ${SIZE / MiB} MiB blob`, unit: "MB/s", strata: s.pull, peer: d.pull, better: "higher", target: ">= 0.6x" },
+    { metric: "GET manifest by tag, 32 conns", unit: "req/s", strata: s.tag, peer: d.tag, better: "higher", target: ">= 5x" },
+    { metric: "GET manifest by digest, 32 conns", unit: "req/s", strata: s.digest, peer: d.digest, better: "higher", target: ">= 5x" },
+    { metric: `peak RSS, 8 x ${BIG / MiB} MiB uploads`, unit: "MB", strata: s.rss, peer: d.rss, better: "lower", target: "strata <= 200 MB" },
+  ];
+  printTable("distribution", rows);
+}
+
+await main();
