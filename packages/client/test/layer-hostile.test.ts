@@ -202,6 +202,18 @@ describe("other refusals", () => {
     assert.deepEqual(fs.readdirSync(c2.diff), []);
   });
 
+  test("a refusal is reported while the input keeps coming (no deadlock on backpressure)", { timeout: 30000 }, async () => {
+    const c = newCase();
+    const head = buildTar([file("../outside/escape.txt", "x")]).subarray(0, 1024);
+    const filler = Buffer.alloc(1 << 20);
+    async function* endless() {
+      yield head;
+      for (;;) yield filler;
+    }
+    await assert.rejects(unpackLayer(Readable.from(endless()), { diffDir: c.diff, tarSplitPath: c.tarSplit }), UnsafeLayerError);
+    assert.deepEqual(fs.readdirSync(c.outside), ["target"]);
+  });
+
   test("an aborted unpack stops with an AbortError", async () => {
     const c = newCase();
     const ac = new AbortController();

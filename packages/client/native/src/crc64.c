@@ -3,13 +3,12 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <pthread.h>
 #include "crc64.h"
 
 static uint64_t table[8][256];
-static int ready = 0;
 
-void crc64_init(void) {
-  if (ready) return;
+static void build_tables(void) {
   for (int i = 0; i < 256; i++) {
     uint64_t c = (uint64_t)i;
     for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0xD800000000000000ULL : c >> 1;
@@ -22,7 +21,13 @@ void crc64_init(void) {
       table[t][i] = c;
     }
   }
-  ready = 1;
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Thread-safe: the addon is loaded by the main thread and by layer worker threads. */
+void crc64_init(void) {
+  pthread_once(&once, build_tables);
 }
 
 /* Continues a CRC: `crc` is the value returned for the preceding bytes (0 for none). */

@@ -98,10 +98,18 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
         settled = true;
         reject(reviveError(m.error as Parameters<typeof reviveError>[0]));
       }
+      if (settled) {
+        const w = ackWaiter;
+        ackWaiter = undefined;
+        w?.();
+      }
     });
     worker.on("error", (e) => {
       settled = true;
       reject(e);
+      const w = ackWaiter;
+      ackWaiter = undefined;
+      w?.();
     });
     worker.on("exit", (code) => {
       if (!settled) reject(new Error(`layer unpack worker exited with code ${code}`));
