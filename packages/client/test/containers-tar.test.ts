@@ -118,6 +118,13 @@ describe("layer tar from an upper dir", { skip: isRoot ? false : "needs root" },
     assert.ok(!listxattr(join(diff, "a")).includes("trusted.overlay.origin"));
   });
 
+  test("an upper dir using redirect_dir or metacopy is refused, not archived wrongly", async () => {
+    const odd = join(root, "odd");
+    fs.mkdirSync(join(odd, "moved"), { recursive: true });
+    setxattr(join(odd, "moved"), "trusted.overlay.redirect", Buffer.from("/orig"));
+    await assert.rejects(tarOf(odd), { name: "UnsupportedUpperError", message: /trusted\.overlay\.redirect/ });
+  });
+
   test("an empty upper dir is the empty layer (1024 zero bytes)", async () => {
     const empty = join(root, "empty");
     fs.mkdirSync(empty);

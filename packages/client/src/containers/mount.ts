@@ -8,12 +8,23 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { MountFlags, mount, mountAt, nativeAvailable, strataMountPath, umount } from "../native.js";
-import type { MountPlan } from "./plan.js";
+import { DEFAULT_OVERLAY_FEATURES, type MountPlan } from "./plan.js";
 
 function run(cmd: string, args: string[], cwd?: string): void {
   const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${(r.stderr || r.stdout || "").trim() || `exit status ${r.status}`}`);
+}
+
+/**
+ * The always-set overlay options (plan.ts DEFAULT_OVERLAY_FEATURES) this kernel knows, judged like
+ * Docker judges `index=off`: by the module parameter existing under /sys/module/overlay/parameters.
+ * When that directory is missing (unknown kernel layout) all of them are used.
+ */
+export function overlayFeatures(): string[] {
+  const dir = "/sys/module/overlay/parameters";
+  if (!existsSync(dir)) return [...DEFAULT_OVERLAY_FEATURES];
+  return DEFAULT_OVERLAY_FEATURES.filter((opt) => existsSync(`${dir}/${opt.split("=")[0]}`));
 }
 
 /** Mounts an overlay as planned. The target directory must exist. */

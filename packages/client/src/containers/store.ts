@@ -19,7 +19,7 @@ import { loadImage, resolveImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 import { setupInitLayer } from "./init.js";
 import { createLayerDir, diffDirOfLink, type LayerDirFacts, readLayerDir, removeLayerDir, stackLinks } from "./layers.js";
-import { executeMount, isMountPoint, unmountPath } from "./mount.js";
+import { executeMount, isMountPoint, overlayFeatures, unmountPath } from "./mount.js";
 import { type MountPlan, planMount } from "./plan.js";
 import { lookupInStack } from "./stack.js";
 
@@ -161,31 +161,46 @@ function randomName(): string {
   return `strata_${randomBytes(6).toString("hex")}`;
 }
 
-/** True when this process can mount overlays (root). */
+/** True when this process may try to mount overlays (root). */
 function canMount(): boolean {
   return process.getuid?.() === 0;
+}
+
+/** mount(2) failures that mean "overlay mounts are impossible here", not "this mount is wrong". */
+function mountImpossible(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "EPERM" || code === "ENODEV" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EACCES";
 }
 
 /**
  * Fills the -init layer's diff dir. As root the init layer is mounted over the image and set up
  * through the merged view, exactly like Docker (the kernel then leaves its overlay xattrs on the
- * diff dir). Without mount rights the entries are written straight into the diff dir, skipping
- * paths the image already has.
+ * diff dir). Where overlay mounts are impossible (not root, or the kernel refuses), the entries
+ * are written straight into the diff dir, skipping paths the image already has.
  */
 async function populateInit(store: Store, init: LayerDirFacts): Promise<void> {
   const dir = store.paths.overlayDir(init.id);
   if (canMount()) {
     const target = join(dir, "merged");
     await mkdirMode(target, 0o700);
-    const plan = planMount({ root: store.root, lowerLinks: stackLinks(init).slice(1), upper: init.id, target });
-    executeMount(plan);
+    const plan = planMount({ features: overlayFeatures(), root: store.root, lowerLinks: stackLinks(init).slice(1), upper: init.id, target });
+    let mounted = false;
     try {
-      setupInitLayer(target);
-    } finally {
-      unmountPath(target);
+      executeMount(plan);
+      mounted = true;
+    } catch (e) {
       await rmdir(target).catch(() => {});
+      if (!mountImpossible(e)) throw e;
     }
-    return;
+    if (mounted) {
+      try {
+        setupInitLayer(target);
+      } finally {
+        unmountPath(target);
+        await rmdir(target).catch(() => {});
+      }
+      return;
+    }
   }
   const lowerDirs: string[] = [];
   for (const l of init.lower) lowerDirs.push(await diffDirOfLink(store.paths, l.replace(/^l\//, "")));
@@ -213,8 +228,14 @@ export async function createContainer(store: Store, imageArg: string, opts: Crea
     // Both mounts (the -init setup and the container) must be plannable before anything is made.
     const placeholder = "A".repeat(26);
     const imageLinks = stackLinks(top);
-    planMount({ root: store.root, lowerLinks: imageLinks, upper: initId, target: join(store.paths.overlayDir(initId), "merged") });
-    planMount({ root: store.root, lowerLinks: [placeholder, ...imageLinks], upper: mountId, target: join(store.paths.overlayDir(mountId), "merged") });
+    planMount({ features: overlayFeatures(), root: store.root, lowerLinks: imageLinks, upper: initId, target: join(store.paths.overlayDir(initId), "merged") });
+    planMount({
+      features: overlayFeatures(),
+      root: store.root,
+      lowerLinks: [placeholder, ...imageLinks],
+      upper: mountId,
+      target: join(store.paths.overlayDir(mountId), "merged"),
+    });
     let init: LayerDirFacts | undefined;
     let rw: LayerDirFacts | undefined;
     try {
@@ -246,7 +267,7 @@ export async function createContainer(store: Store, imageArg: string, opts: Crea
 /** The plan for mounting a container at overlay2/<mount-id>/merged. */
 export async function planContainerMount(store: Store, c: Container): Promise<MountPlan> {
   const rw = await readLayerDir(store.paths, c.mountId);
-  return planMount({ root: store.root, lowerLinks: stackLinks(rw).slice(1), upper: c.mountId, target: mergedDir(store, c) });
+  return planMount({ features: overlayFeatures(), root: store.root, lowerLinks: stackLinks(rw).slice(1), upper: c.mountId, target: mergedDir(store, c) });
 }
 
 /** `strata mount NAME|ID`: mounts (when not mounted yet) and returns the merged dir. */
@@ -310,7 +331,7 @@ export async function planImageMount(store: Store, imageArg: string): Promise<{ 
   const { image, top } = await topLayerDir(store, imageArg);
   const target = readOnlyTarget(store, image);
   const links = stackLinks(top);
-  const plan = planMount({ root: store.root, lowerLinks: links, target, padLower: join(target, "..", "pad") });
+  const plan = planMount({ features: overlayFeatures(), root: store.root, lowerLinks: links, target, padLower: join(target, "..", "pad") });
   return { image, plan };
 }
 

@@ -160,6 +160,17 @@ function devMinor(d: bigint): number {
   return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
 }
 
+/** The upper dir uses an overlay feature whose changes cannot be expressed as a layer tar. */
+export class UnsupportedUpperError extends Error {
+  readonly code = "EUPPERUNSUPPORTED";
+  constructor(path: string, xattr: string) {
+    super(`cannot archive ${path}: it carries ${xattr} (an overlay mounted with redirect_dir or metacopy); its changes are not a plain layer diff`);
+    this.name = "UnsupportedUpperError";
+  }
+}
+
+const UNSUPPORTED_OVERLAY_XATTRS = ["trusted.overlay.redirect", "trusted.overlay.metacopy"];
+
 function xattrsOf(path: Buffer): Array<[string, Buffer]> {
   let names: string[];
   try {
@@ -169,6 +180,7 @@ function xattrsOf(path: Buffer): Array<[string, Buffer]> {
     if (code === "ENOTSUP" || code === "EOPNOTSUPP") return [];
     throw e;
   }
+  for (const bad of UNSUPPORTED_OVERLAY_XATTRS) if (names.includes(bad)) throw new UnsupportedUpperError(path.toString(), bad);
   const out: Array<[string, Buffer]> = [];
   for (const n of names.filter((n) => !n.startsWith("trusted.overlay.")).sort()) {
     const v = getxattr(path, n);
