@@ -7,7 +7,7 @@
  *                             a local one is started with scripts/s3-server.sh when silent)
  *   STRATA_BENCH_S3_ACCESS_KEY / STRATA_BENCH_S3_SECRET_KEY  (default the local Swift's test:tester / testing)
  *   STRATA_BENCH_S3_MIB       blob size in MiB (default 256)
- *   STRATA_BENCH_RUNS         runs per measurement, the best is reported (default 2)
+ *   STRATA_BENCH_RUNS         rounds of all measurements, the fastest of each is reported (default 3)
  *
  * Not a test: it prints a table and asserts nothing but the integrity of the bytes.
  */
@@ -78,17 +78,6 @@ async function timed(fn: () => Promise<void>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** Runs `fn` ctx.runs times (with `reset` between) and keeps the fastest. */
-async function best(runs: number, fn: (run: number) => Promise<void>, reset?: () => Promise<void>): Promise<number> {
-  let min = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < runs; i++) {
-    const s = await timed(() => fn(i));
-    min = Math.min(min, s);
-    if (reset) await reset();
-  }
-  return min;
-}
-
 /** The blob as a stream of `chunk`-sized pieces, as an HTTP body would arrive. */
 function chunks(blob: Buffer, chunk: number): Readable {
   return Readable.from(
@@ -109,112 +98,119 @@ async function drain(stream: AsyncIterable<Uint8Array>, hash = false): Promise<{
   return { bytes, sha256: h?.digest("hex") };
 }
 
-async function rawRows(ctx: BenchContext): Promise<Row[]> {
-  const { client, cfg, blob, runs } = ctx;
-  const n = blob.length;
-  const rows: Row[] = [];
-  const del = (Key: string) => client.send(new DeleteObjectCommand({ Bucket: cfg.bucket, Key })).then(() => {});
-
-  rows.push({
-    name: "raw PutObject (one request)",
-    kind: "write",
-    bytes: n,
-    seconds: await best(runs, () => client.send(new PutObjectCommand({ Bucket: cfg.bucket, Key: "raw/put", Body: blob, ContentLength: n })).then(() => {})),
-  });
-  rows.push({
-    name: `raw lib-storage Upload (${cfg.partSize / MiB} MiB parts, 4 in flight)`,
-    kind: "write",
-    bytes: n,
-    seconds: await best(
-      runs,
-      () =>
-        new Upload({ client, params: { Bucket: cfg.bucket, Key: "raw/upload", Body: chunks(blob, MiB) }, partSize: cfg.partSize, queueSize: 4 })
-          .done()
-          .then(() => {}),
-      () => del("raw/upload"),
-    ),
-  });
-  rows.push({
-    name: "raw GetObject",
-    kind: "read",
-    bytes: n,
-    seconds: await best(runs, async () => {
-      const res = await client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: "raw/put" }));
-      const got = await drain(res.Body as AsyncIterable<Uint8Array>);
-      if (got.bytes !== n) throw new Error(`raw GetObject returned ${got.bytes} bytes`);
-    }),
-  });
-  await del("raw/put");
-  return rows;
-}
-
-async function driverRows(ctx: BenchContext): Promise<Row[]> {
-  const { driver, blob, runs } = ctx;
+/**
+ * Every measurement once per round, rounds repeated ctx.runs times, the fastest of each kept:
+ * interleaving gives raw and driver operations the same share of a noisy machine.
+ */
+async function objectRows(ctx: BenchContext): Promise<Row[]> {
+  const { client, cfg, blob, driver, runs } = ctx;
   const n = blob.length;
   const upload = "/v2/repositories/bench/_uploads/u/data";
   const blobKey = "/v2/blobs/sha256/ab/abcd/data";
-  const write = async () => {
+  const del = (Key: string) => client.send(new DeleteObjectCommand({ Bucket: cfg.bucket, Key })).then(() => {});
+  const driverWrite = async () => {
     const w = await driver.writer(upload);
     for (let off = 0; off < n; off += MiB) await w.write(blob.subarray(off, Math.min(n, off + MiB)));
     await w.commit();
   };
-  const rows: Row[] = [];
-  const writeS = await best(runs, write, () => driver.delete(upload));
-  const moves: number[] = [];
-  rows.push({ name: "driver writer + commit (1 MiB writes)", kind: "write", bytes: n, seconds: writeS });
-  const moveS = await best(
-    runs,
-    async () => {
-      await write();
-      const t = await timed(() => driver.move(upload, blobKey));
-      moves.push(t);
+  const ops: { name: string; kind: Row["kind"]; run: () => Promise<number> }[] = [
+    {
+      name: "raw PutObject (one request)",
+      kind: "write",
+      run: () => timed(() => client.send(new PutObjectCommand({ Bucket: cfg.bucket, Key: "raw/put", Body: blob, ContentLength: n })).then(() => {})),
     },
-    () => driver.delete(blobKey),
-  );
-  const moveOnly = Math.min(...moves);
-  rows.push({ name: "driver move upload -> blob (server-side copy)", kind: "write", bytes: n, seconds: moveOnly });
-  rows.push({ name: "driver push = writer + commit + move", kind: "write", bytes: n, seconds: moveS });
-  await write();
-  await driver.move(upload, blobKey);
-  rows.push({
-    name: "driver reader",
-    kind: "read",
-    bytes: n,
-    seconds: await best(runs, async () => {
-      const got = await drain(await driver.reader(blobKey));
-      if (got.bytes !== n) throw new Error(`driver reader returned ${got.bytes} bytes`);
-    }),
-  });
-  const check = await drain(await driver.reader(blobKey), true);
-  if (check.sha256 !== ctx.blobSha256) throw new Error("driver round trip changed the bytes");
-  await driver.delete("/v2");
+    {
+      name: "raw GetObject",
+      kind: "read",
+      run: async () => {
+        const s = await timed(async () => {
+          const res = await client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: "raw/put" }));
+          const got = await drain(res.Body as AsyncIterable<Uint8Array>);
+          if (got.bytes !== n) throw new Error(`raw GetObject returned ${got.bytes} bytes`);
+        });
+        await del("raw/put");
+        return s;
+      },
+    },
+    {
+      name: `raw lib-storage Upload (${cfg.partSize / MiB} MiB parts, 4 in flight)`,
+      kind: "write",
+      run: async () => {
+        const s = await timed(() =>
+          new Upload({ client, params: { Bucket: cfg.bucket, Key: "raw/upload", Body: chunks(blob, MiB) }, partSize: cfg.partSize, queueSize: 4 })
+            .done()
+            .then(() => {}),
+        );
+        await del("raw/upload");
+        return s;
+      },
+    },
+    {
+      name: "driver writer + commit (1 MiB writes)",
+      kind: "write",
+      run: async () => {
+        const s = await timed(driverWrite);
+        await driver.delete(upload);
+        return s;
+      },
+    },
+    {
+      name: "driver push = writer + commit + move",
+      kind: "write",
+      run: async () => {
+        let move = 0;
+        const s = await timed(async () => {
+          await driverWrite();
+          move = await timed(() => driver.move(upload, blobKey));
+        });
+        moveTimes.push(move);
+        return s;
+      },
+    },
+    {
+      name: "driver reader",
+      kind: "read",
+      run: async () => {
+        const s = await timed(async () => {
+          const got = await drain(await driver.reader(blobKey));
+          if (got.bytes !== n) throw new Error(`driver reader returned ${got.bytes} bytes`);
+        });
+        const check = await drain(await driver.reader(blobKey), true);
+        if (check.sha256 !== ctx.blobSha256) throw new Error("driver round trip changed the bytes");
+        await driver.delete("/v2");
+        return s;
+      },
+    },
+  ];
+  const moveTimes: number[] = [];
+  const bestOf = new Map<string, number>();
+  for (let r = 0; r < runs; r++) {
+    for (const op of ops) {
+      const s = await op.run();
+      bestOf.set(op.name, Math.min(bestOf.get(op.name) ?? Number.POSITIVE_INFINITY, s));
+    }
+  }
+  const rows: Row[] = ops.map((op) => ({ name: op.name, kind: op.kind, bytes: n, seconds: bestOf.get(op.name)! }));
+  rows.splice(rows.length - 1, 0, { name: "  of which: move upload -> blob (server-side copy)", kind: "write", bytes: n, seconds: Math.min(...moveTimes) });
   return rows;
 }
 
+/** Markdown table; writes are compared with raw PutObject and raw Upload, reads with raw GetObject. */
 function table(rows: Row[]): string {
-  const base = {
-    write: rows.find((r) => r.name.startsWith("raw PutObject")),
-    read: rows.find((r) => r.name === "raw GetObject"),
-  };
+  const put = rows.find((r) => r.name.startsWith("raw PutObject"));
+  const upload = rows.find((r) => r.name.startsWith("raw lib-storage Upload"));
+  const get = rows.find((r) => r.name === "raw GetObject");
   const mibs = (r: Row) => r.bytes / MiB / r.seconds;
-  const lines = [["operation", "MiB", "seconds", "MiB/s", "x raw"]];
+  const ratio = (r: Row, b: Row | undefined) => (b ? (mibs(r) / mibs(b)).toFixed(2) : "-");
+  const lines = [["operation", "MiB", "seconds", "MiB/s", "x raw PutObject / GetObject", "x raw Upload"]];
   for (const r of rows) {
-    const b = base[r.kind];
-    lines.push([
-      r.name,
-      (r.bytes / MiB).toFixed(0),
-      r.seconds.toFixed(2),
-      mibs(r).toFixed(1),
-      b ? `${(mibs(r) / mibs(b)).toFixed(2)} (${r.kind === "write" ? "PutObject" : "GetObject"})` : "-",
-    ]);
+    const write = r.kind === "write";
+    lines.push([r.name, (r.bytes / MiB).toFixed(0), r.seconds.toFixed(2), mibs(r).toFixed(1), ratio(r, write ? put : get), write ? ratio(r, upload) : "-"]);
   }
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   const fmt = (l: string[]) => `| ${l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
-  return [
-    fmt(lines[0]),
-    `|${widths.map((w, i) => (i === 0 ? ":" : "-").padEnd(w + 1, "-") + (i === 0 ? "-" : ":")).join("|")}|`,
-    ...lines.slice(1).map(fmt),
-  ].join("\n");
+  const rule = `|${widths.map((w, i) => (i === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
+  return [fmt(lines[0]), rule, ...lines.slice(1).map(fmt)].join("\n");
 }
 
 async function dropBucket(client: S3Client, bucket: string): Promise<void> {
@@ -250,14 +246,14 @@ async function main(): Promise<void> {
     await ensureBucket(cfg);
   }
   const size = Number(process.env.STRATA_BENCH_S3_MIB || 256) * MiB;
-  const runs = Number(process.env.STRATA_BENCH_RUNS || 2);
+  const runs = Number(process.env.STRATA_BENCH_RUNS || 3);
   const blob = randomBytes(size);
   const client = createS3Client(cfg);
   const driver = s3Driver(cfg);
   const ctx: BenchContext = { cfg, client, driver, blob, blobSha256: createHash("sha256").update(blob).digest("hex"), runs };
   console.log(`S3 benchmark: ${size / MiB} MiB random blob, endpoint ${endpoint}, best of ${runs} runs, node ${process.version}`);
   try {
-    const rows = [...(await rawRows(ctx)), ...(await driverRows(ctx)), ...(await benchStrataHttp(ctx))];
+    const rows = [...(await objectRows(ctx)), ...(await benchStrataHttp(ctx))];
     console.log(table(rows));
     if (!rows.some((r) => r.name.startsWith("strata")))
       console.log("(Strata HTTP push/pull rows: benchStrataHttp() in bench/s3.ts is not wired to the registry yet)");

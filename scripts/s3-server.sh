@@ -9,6 +9,7 @@
 # S3 endpoint http://127.0.0.1:PORT, path-style addressing, region us-east-1,
 # access key "test:tester", secret key "testing".
 # Ports: PORT (proxy, S3), PORT+20 memcached, PORT+21/22/23 object/container/account servers.
+# STRATA_S3_WORKERS: worker processes per Swift server (default 0: one process each).
 set -euo pipefail
 
 action=${1:-start}
@@ -173,8 +174,11 @@ for svc in account container object proxy; do
   echo $! >"$dir/run/$svc.pid"
 done
 
+# Up = the proxy passes its healthcheck and every backend server answers HTTP (the proxy may
+# come up first; requests would then fail with 503).
+answers() { [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' -X HEAD "http://127.0.0.1:$1/")" != 000 ]; }
 for _ in $(seq 1 150); do
-  if healthy; then
+  if healthy && answers "$obj_port" && answers "$cont_port" && answers "$acct_port"; then
     echo "s3 server up on 127.0.0.1:$port (state in $dir)"
     exit 0
   fi

@@ -1,8 +1,10 @@
 /**
  * The S3 driver's resumable writer. Bytes map onto one S3 multipart upload created for the
  * writer's key:
- * - Written bytes are buffered until a part of at least the part size is full; full parts are
- *   uploaded in the background (a few at a time) while the caller keeps writing.
+ * - Written bytes are buffered until a part is full; full parts are uploaded in the background
+ *   (up to 4, at most 64 MiB, at a time) while the caller keeps writing. Parts 1-2 have the
+ *   configured part size, parts 3-4 twice and later parts four times that (and more past
+ *   part 250), so a writer holds at most one part plus 64 MiB in memory.
  * - `commit()` uploads the rest as the last part and completes the upload, which makes the
  *   object appear at the key atomically. A writer that never filled a part commits with one
  *   PutObject instead.
@@ -42,9 +44,13 @@ export const INTERNAL_MARK = "~strata-";
 /** S3's smallest allowed part (all parts but the last). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
-/** Parts uploaded concurrently by one writer. */
+/** At most this many parts of one writer upload at once... */
 const PART_CONCURRENCY = 4;
-/** The part size doubles every this many parts, so that 1000 parts (Swift's default limit) hold ~30 GiB. */
+/** ...and at most this many bytes (at least one part). */
+const INFLIGHT_BYTES = 64 * 1024 * 1024;
+/** Later parts grow to this multiple of the configured size: per-part overhead dominates small parts on some servers (Swift). */
+const PART_RAMP = 4;
+/** Beyond the ramp, the part size doubles every this many parts, so that 1000 parts (Swift's default limit) hold > 30 GiB. */
 const PARTS_PER_SIZE_STEP = 250;
 
 interface Part {
@@ -85,8 +91,9 @@ export function stateKeyOf(objectKey: string): string {
 
 /** The part size for part `partNumber` (1-based). */
 export function partSizeFor(base: number, partNumber: number): number {
+  const ramp = Math.min(PART_RAMP, 2 ** Math.floor((partNumber - 1) / 2));
   const step = Math.floor((partNumber - 1) / PARTS_PER_SIZE_STEP);
-  return Math.min(MAX_PART_SIZE, Math.max(MIN_PART_SIZE, base) * 2 ** Math.min(step, 10));
+  return Math.min(MAX_PART_SIZE, Math.max(MIN_PART_SIZE, base) * ramp * 2 ** Math.min(step, 8));
 }
 
 async function readBody(body: unknown): Promise<Buffer> {
@@ -251,7 +258,8 @@ export class S3Writer implements FileWriter {
   /** Uploads one part in the background, waiting while too many are in flight. */
   private async startPart(body: Buffer): Promise<void> {
     const uploadId = await this.ensureUpload();
-    while (this.inflight.size >= PART_CONCURRENCY) await Promise.race(this.inflight);
+    const concurrency = Math.max(1, Math.min(PART_CONCURRENCY, Math.floor(INFLIGHT_BYTES / body.length)));
+    while (this.inflight.size >= concurrency) await Promise.race(this.inflight);
     const partNumber = this.nextPart++;
     const { client, bucket, objectKey, key, signal } = this.ctx;
     const p: Promise<void> = s3Call(key, signal, () =>

@@ -76,15 +76,17 @@ async function startLocalServer(endpoint: string): Promise<boolean> {
  */
 export async function s3TestConfig(overrides: Partial<S3Config> = {}): Promise<S3Config | undefined> {
   const cfg = baseS3TestConfig(overrides);
+  // A silent endpoint must not stall the suite: probe with short timeouts.
+  const probe = { ...cfg, maxAttempts: 2, requestTimeoutMs: 5000 };
   try {
-    await ensureBucket(cfg);
+    await ensureBucket(probe);
     return cfg;
   } catch (e) {
     if ((e as Error).name !== "StorageUnavailableError") throw e;
   }
   started ??= startLocalServer(cfg.endpoint!);
   if (!(await started)) return undefined;
-  await ensureBucket(cfg);
+  await ensureBucket(probe);
   return cfg;
 }
 
