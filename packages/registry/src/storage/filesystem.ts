@@ -265,13 +265,27 @@ export function filesystemDriver(root: string): StorageDriver {
  * into a staging buffer and written a megabyte at a time; larger ones go straight to the file.
  * Nothing is synced until close() or commit().
  */
+/** Bytes between background flushes of written data to disk (so commit's final sync is short). */
+const SYNC_EVERY = 32 * 1024 * 1024;
+
+/**
+ * Writes are pipelined: a full staging buffer is handed to the kernel while the next one fills
+ * (two buffers, at most one write in flight), and every SYNC_EVERY bytes a datasync starts in
+ * the background so that disk writeback overlaps with receiving. Errors of background work
+ * surface at the next write, close or commit.
+ */
 class FsWriter implements FileWriter {
   #fh: FileHandle;
-  /** Bytes in the file. */
+  /** Bytes handed to the kernel (written or in flight). */
   #written: number;
   #stage: Buffer | undefined;
+  #spare: Buffer | undefined;
   #staged = 0;
   #done = false;
+  #inflight: Promise<void> | undefined;
+  #syncing: Promise<void> | undefined;
+  #sinceSync = 0;
+  #error: unknown;
 
   constructor(
     readonly key: string,
@@ -292,13 +306,64 @@ class FsWriter implements FileWriter {
 
   #live(): void {
     if (this.#done) throw new StorageError(NAME, this.key, "writer already closed");
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  /** Waits for the write in flight; rethrows its error. */
+  async #settle(): Promise<void> {
+    if (this.#inflight) {
+      const p = this.#inflight;
+      this.#inflight = undefined;
+      await p;
+    }
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  /** Hands the full staging buffer to the kernel (after the previous write settled) and swaps in the spare. */
+  async #rotate(): Promise<void> {
+    await this.#settle();
+    const buf = this.#stage!;
+    const full = buf.subarray(0, this.#staged);
+    this.#stage = this.#spare;
+    this.#spare = undefined;
+    this.#staged = 0;
+    this.#issue(full, () => {
+      this.#spare = buf;
+    });
+  }
+
+  /** Starts writing `data` at the current end; the previous write must have settled. */
+  #issue(data: Buffer, onDone?: () => void): void {
+    const at = this.#written;
+    this.#written += data.byteLength;
+    this.#sinceSync += data.byteLength;
+    this.#inflight = writeAll(this.#fh, data, at).then(
+      () => {
+        onDone?.();
+        if (this.#sinceSync >= SYNC_EVERY && !this.#syncing) {
+          this.#sinceSync = 0;
+          this.#syncing = this.#fh.datasync().then(
+            () => {
+              this.#syncing = undefined;
+            },
+            (e) => {
+              this.#syncing = undefined;
+              this.#error ??= e;
+            },
+          );
+        }
+      },
+      (e) => {
+        this.#error ??= e;
+      },
+    );
   }
 
   async #flush(): Promise<void> {
-    if (this.#staged === 0) return;
-    await writeAll(this.#fh, this.#stage!.subarray(0, this.#staged), this.#written);
-    this.#written += this.#staged;
-    this.#staged = 0;
+    if (this.#staged > 0) await this.#rotate();
+    await this.#settle();
+    await this.#syncing;
+    if (this.#error !== undefined) throw this.#error;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -312,7 +377,7 @@ class FsWriter implements FileWriter {
         this.#written += n;
         return;
       }
-      if (this.#staged + n > STAGE) await this.#flush();
+      if (this.#staged + n > STAGE) await this.#rotate();
       this.#stage ??= Buffer.allocUnsafe(STAGE);
       this.#stage.set(chunk, this.#staged);
       this.#staged += n;
@@ -355,6 +420,8 @@ class FsWriter implements FileWriter {
   async cancel(): Promise<void> {
     const wasOpen = !this.#done;
     this.#done = true;
+    await this.#inflight?.catch(() => {});
+    await this.#syncing?.catch(() => {});
     if (wasOpen) await this.#fh.close().catch(() => {});
     try {
       await rm(this.partial, { force: true });
