@@ -237,6 +237,7 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
         if (result.diffId !== diffIds[i]) {
           throw new PullError(`layer ${desc.digest}: diffID mismatch: the config lists ${diffIds[i]} but the content is ${result.diffId}`);
         }
+        await store.flushLayer(pending);
         return { pending, size: result.size };
       } catch (e) {
         progress.event({ type: "layer", id, status: "failed" });

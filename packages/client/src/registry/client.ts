@@ -14,7 +14,15 @@
 import { Readable } from "node:stream";
 import { baseMediaType, createVerifier, type Descriptor, type Digest, digestAlgorithm, digestOf, MediaTypes, parseDigest, tryParseDigest } from "@strata/core";
 import { basicAuthHeader, type Challenge, type Credentials, parseChallenges, redact } from "./auth.js";
+import { createAgents, type HttpResponse, httpSend } from "./http.js";
 import { backoffDelay, DEFAULT_RETRY, isNetworkError, isRetryableStatus, parseRetryAfter, type RetryPolicy, sleep } from "./retry.js";
+
+/** What `withRetry` needs from a response (fetch's Response and HttpResponse both qualify). */
+interface RetryableResponse {
+  status: number;
+  headers: { get(name: string): string | null };
+  body: { cancel(): Promise<void> } | null;
+}
 
 export const MANIFEST_ACCEPT = [MediaTypes.OciManifest, MediaTypes.OciIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList].join(", ");
 
@@ -97,6 +105,7 @@ export class RegistryClient {
   /** The challenge learned from the registry (undefined until the first 401). */
   private challenge: Challenge | undefined;
   private readonly secrets: string[] = [];
+  private readonly agents = createAgents();
 
   constructor(readonly opts: RegistryClientOptions) {
     this.baseUrl = registryBaseUrl(opts.domain, opts.insecureRegistries);
@@ -161,10 +170,10 @@ export class RegistryClient {
   }
 
   /** Runs `attempt` until it returns a non-retryable response or the policy is exhausted. */
-  private async withRetry(attempt: () => Promise<Response>, signal: AbortSignal | undefined): Promise<Response> {
+  private async withRetry<R extends RetryableResponse>(attempt: () => Promise<R>, signal: AbortSignal | undefined): Promise<R> {
     let lastErr: unknown;
     for (let i = 0; i < this.policy.attempts; i++) {
-      let res: Response;
+      let res: R;
       try {
         res = await attempt();
       } catch (e) {
@@ -185,8 +194,8 @@ export class RegistryClient {
 
   private wrapNetwork(e: unknown): Error {
     if (e instanceof Error && e.name === "AbortError") return e;
-    const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
-    const detail = cause?.code ?? cause?.message ?? (e as Error)?.message ?? String(e);
+    const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } } | undefined;
+    const detail = err?.code ?? err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
     return new RegistryError(this.scrub(`cannot reach registry ${this.baseUrl}: ${detail}`));
   }
 
@@ -194,7 +203,7 @@ export class RegistryClient {
    * One request with auth and retries. Returns the final response (any status except a 401 that
    * could be answered): callers check `ok`.
    */
-  async request(path: string, o: RequestOptions): Promise<Response> {
+  async request(path: string, o: RequestOptions): Promise<HttpResponse> {
     const url = `${this.baseUrl}${path}`;
     const signal = o.signal ?? this.signal;
     let refreshed = false;
@@ -202,7 +211,7 @@ export class RegistryClient {
       const headers: Record<string, string> = { "User-Agent": this.userAgent, ...o.headers };
       const auth = this.authHeaderFor(o.repository);
       if (auth) headers.Authorization = auth;
-      const res = await this.withRetry(() => fetch(url, { method: o.method ?? "GET", headers, signal, redirect: "follow" }), signal);
+      const res = await this.withRetry(() => httpSend(url, { method: o.method ?? "GET", headers, signal, agent: this.agents }), signal);
       if (res.status !== 401 || refreshed) {
         if (res.status === 401) {
           await res.body?.cancel().catch(() => {});
@@ -232,7 +241,7 @@ export class RegistryClient {
     }
   }
 
-  private async failure(res: Response, what: string): Promise<RegistryError> {
+  private async failure(res: HttpResponse, what: string): Promise<RegistryError> {
     let code: string | undefined;
     let message = "";
     try {
@@ -335,10 +344,9 @@ export class RegistryClient {
               skip = offset; // the registry ignored Range: drop what was already delivered
             }
           }
-          if (!res.body) return;
           try {
-            for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-              let chunk = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+            for await (const part of res.body) {
+              let chunk = part;
               if (skip > 0) {
                 if (chunk.length <= skip) {
                   skip -= chunk.length;
@@ -367,7 +375,7 @@ export class RegistryClient {
   }
 }
 
-async function readLimited(res: Response, max: number, what: string): Promise<Buffer> {
+async function readLimited(res: HttpResponse, max: number, what: string): Promise<Buffer> {
   const len = Number(res.headers.get("content-length") ?? "-1");
   if (len > max) {
     await res.body?.cancel().catch(() => {});
@@ -375,8 +383,7 @@ async function readLimited(res: Response, max: number, what: string): Promise<Bu
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  if (!res.body) return Buffer.alloc(0);
-  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const part of res.body) {
     total += part.byteLength;
     if (total > max) throw new RegistryError(`${what} is too large (over ${max} bytes)`);
     chunks.push(Buffer.from(part));

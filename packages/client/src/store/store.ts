@@ -4,7 +4,8 @@
  * Lifecycle of a layer:
  *   prepareLayer()  -> overlay2/.strata-tmp-<pid>-<rand>/diff (0755) and a layerdb write-set dir
  *   (caller extracts into diffDir and writes tar-split at tarSplitPath)
- *   commitLayer()   -> under the store lock: syncfs; link/lower/work written inside the temp dir;
+ *   flushLayer()     -> syncfs of the extracted files (no lock needed)
+ *   commitLayer()   -> under the store lock: link/lower/work written inside the temp dir;
  *                      temp dir renamed to overlay2/<cache-id>; l/<link> symlink; parent's
  *                      `committed`; diff/parent/size/cache-id written and fsynced in the write-set;
  *                      the write-set renamed to layerdb/sha256/<chainID> LAST.
@@ -151,13 +152,22 @@ export class Store {
     return { dir, diffDir, writeSet, tarSplitPath: join(writeSet, "tar-split.json.gz"), cacheId: randomId() };
   }
 
+  /**
+   * Flushes an extracted layer to disk (syncfs of the filesystem holding it). Must be called
+   * before `commitLayer`; it needs no lock, so it runs while other layers still download.
+   */
+  async flushLayer(p: PendingLayer): Promise<void> {
+    await syncFilesystem(p.diffDir);
+    await fsyncPath(p.tarSplitPath);
+  }
+
   async discardLayer(p: PendingLayer): Promise<void> {
     await rm(p.dir, { recursive: true, force: true });
     await rm(p.writeSet, { recursive: true, force: true });
   }
 
   /**
-   * Makes a prepared layer part of the store. Caller holds the lock. When the chainID is already
+   * Makes a prepared, flushed layer part of the store. Caller holds the lock. When the chainID is already
    * present (another pull won the race) the pending dirs are discarded and the existing record
    * returned.
    */
@@ -178,8 +188,6 @@ export class Store {
       if (!parentLink) throw new Error(`layer directory of ${meta.parent} has no link`);
       parentLower = await readSmall(join(parentDir, "lower"));
     }
-    // Everything extracted must be on disk before any metadata points at it.
-    await syncFilesystem(p.diffDir);
 
     const link = randomLinkId();
     await writeFileSynced(join(p.dir, "link"), link, 0o644);
