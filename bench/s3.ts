@@ -168,6 +168,16 @@ async function objectRows(ctx: BenchContext): Promise<Row[]> {
       },
     },
     {
+      name: "raw GetObject of the moved blob object",
+      kind: "read",
+      run: () =>
+        timed(async () => {
+          const res = await client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: blobKey.slice(1) }));
+          const got = await drain(res.Body as AsyncIterable<Uint8Array>);
+          if (got.bytes !== n) throw new Error(`raw GetObject returned ${got.bytes} bytes`);
+        }),
+    },
+    {
       name: "driver reader",
       kind: "read",
       run: async () => {

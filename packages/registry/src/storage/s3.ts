@@ -120,7 +120,7 @@ class S3DriverImpl {
     const length = opts.length;
     const objectKey = this.objectKey(key);
     if (length === 0) {
-      await this.stat(key, signal);
+      if ((await this.stat(key, signal)).isDir) throw new PathNotFoundError(DRIVER_NAME, key);
       return Readable.from([]);
     }
     let range: string | undefined;
