@@ -8,8 +8,9 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type DiffID, type Digest, digestOf } from "@strata/core";
+import { type DiffID, type Digest, digestOf, parseReference } from "@strata/core";
 import { randomId, randomLinkId } from "../src/store/fsutil.js";
+import { referenceKeys } from "../src/store/images.js";
 import { StoreLock } from "../src/store/lock.js";
 import { defaultRoot } from "../src/store/paths.js";
 import { Store } from "../src/store/store.js";
@@ -76,6 +77,18 @@ describe("store files", () => {
     assert.equal(id, digestOf(raw));
     assert.deepEqual(await readFile(store.paths.imageConfig(id as Digest)), raw);
     assert.equal(await mode(store.paths.imageConfig(id as Digest)), "0600");
+  });
+
+  it("repositories.json keys use Docker's familiar names (docker.io/library dropped, host:port kept)", () => {
+    const d = digestOf("manifest");
+    assert.deepEqual(referenceKeys(parseReference("alpine")), { repo: "alpine", key: "alpine:latest" });
+    assert.deepEqual(referenceKeys(parseReference("docker.io/library/alpine:3.19")), { repo: "alpine", key: "alpine:3.19" });
+    assert.deepEqual(referenceKeys(parseReference("bitnami/redis:7")), { repo: "bitnami/redis", key: "bitnami/redis:7" });
+    assert.deepEqual(referenceKeys(parseReference(`127.0.0.1:5010/golden/edge@${d}`)), {
+      repo: "127.0.0.1:5010/golden/edge",
+      key: `127.0.0.1:5010/golden/edge@${d}`,
+    });
+    assert.deepEqual(referenceKeys(parseReference("ghcr.io/o/r:t")), { repo: "ghcr.io/o/r", key: "ghcr.io/o/r:t" });
   });
 
   it("random ids: 64 hex cache-ids, 26-char base32 links", () => {
