@@ -207,7 +207,7 @@ class Extractor {
     }
   }
 
-  private flushData(): void {
+  flushData(): void {
     if (this.pendingBytes === 0) return;
     const bufs = this.pending;
     let total = this.pendingBytes;
@@ -394,6 +394,8 @@ export interface ExtractOptions {
   diffDir: string;
   tarSplitPath: string;
   maxBytes?: number;
+  /** Write out file data before taking the next chunk, so no chunk is referenced after it was consumed (lets the caller reuse chunk buffers). */
+  releaseChunks?: boolean;
 }
 
 export interface ExtractResult {
@@ -430,6 +432,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | string>, opts:
       if (tarSize > maxBytes) throw new LayerTooLargeError(maxBytes);
       hash.update(buf);
       scanner.push(buf);
+      if (opts.releaseChunks) ex.flushData();
       if (gz.writableNeedDrain) await once(gz, "drain");
     }
     scanner.finish();

@@ -32,8 +32,8 @@ export interface UnpackOptions {
   inline?: boolean;
 }
 
-const MESSAGE_SIZE = 256 * 1024;
-const MAX_IN_FLIGHT = 8 << 20;
+const MESSAGE_SIZE = 1024 * 1024;
+const MAX_IN_FLIGHT = 16 << 20;
 
 function abortError(signal: AbortSignal): Error {
   const r = signal.reason;
@@ -74,23 +74,58 @@ async function inSource(tar: Readable, signal: AbortSignal | undefined): Promise
   return tar as AsyncIterable<Buffer | string>;
 }
 
-async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<ExtractResult> {
-  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
-  const worker = new Worker(new URL("./unpack-worker.js", import.meta.url), {
-    workerData: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes },
+// Idle workers kept for reuse (module loading and JIT warm-up are paid once per worker).
+const idle: Worker[] = [];
+const MAX_IDLE = 4;
+
+function acquireWorker(): Worker {
+  const w = idle.pop();
+  if (w) {
+    w.ref();
+    return w;
+  }
+  return new Worker(new URL("./unpack-worker.js", import.meta.url), {
     // the worker needs no flags, and some of the parent's (--input-type, --eval) are invalid for it
     execArgv: [],
   });
+}
+
+function releaseWorker(w: Worker, healthy: boolean): void {
+  w.removeAllListeners("message");
+  w.removeAllListeners("error");
+  w.removeAllListeners("exit");
+  if (healthy && idle.length < MAX_IDLE) {
+    // an idle worker must not keep the process alive; discard it if it dies while idle
+    w.on("error", () => {});
+    w.on("exit", () => {
+      const i = idle.indexOf(w);
+      if (i >= 0) idle.splice(i, 1);
+    });
+    w.unref();
+    idle.push(w);
+  } else {
+    void w.terminate();
+  }
+}
+
+async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<ExtractResult> {
+  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+  const worker = acquireWorker();
+  const free: ArrayBuffer[] = [];
   let inFlight = 0;
   let ackWaiter: (() => void) | undefined;
   let settled = false;
+  let healthy = true;
+  const wakeFeeder = () => {
+    const w = ackWaiter;
+    ackWaiter = undefined;
+    w?.();
+  };
   const outcome = new Promise<ExtractResult>((resolve, reject) => {
-    worker.on("message", (m: { type: string; bytes?: number; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] }) => {
+    worker.on("message", (m: { type: string; bytes?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] }) => {
       if (m.type === "ack") {
         inFlight -= m.bytes ?? 0;
-        const w = ackWaiter;
-        ackWaiter = undefined;
-        w?.();
+        if (m.buf && m.buf.byteLength === MESSAGE_SIZE && free.length < 20) free.push(m.buf);
       } else if (m.type === "done") {
         settled = true;
         resolve(m.result as ExtractResult);
@@ -98,36 +133,39 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
         settled = true;
         reject(reviveError(m.error as Parameters<typeof reviveError>[0]));
       }
-      if (settled) {
-        const w = ackWaiter;
-        ackWaiter = undefined;
-        w?.();
-      }
+      wakeFeeder();
     });
     worker.on("error", (e) => {
       settled = true;
+      healthy = false;
       reject(e);
-      const w = ackWaiter;
-      ackWaiter = undefined;
-      w?.();
+      wakeFeeder();
     });
     worker.on("exit", (code) => {
-      if (!settled) reject(new Error(`layer unpack worker exited with code ${code}`));
-      const w = ackWaiter;
-      ackWaiter = undefined;
-      w?.();
+      healthy = false;
+      if (!settled) {
+        settled = true;
+        reject(new Error(`layer unpack worker exited with code ${code}`));
+      }
+      wakeFeeder();
     });
   });
   outcome.catch(() => {});
+  worker.postMessage({ type: "start", opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes } });
 
-  let buf = Buffer.allocUnsafeSlow(MESSAGE_SIZE);
+  // Message buffers travel to the worker and back (transferred, not copied).
+  const newBuf = (): Buffer => {
+    const ab = free.pop();
+    return ab ? Buffer.from(ab, 0, MESSAGE_SIZE) : Buffer.allocUnsafeSlow(MESSAGE_SIZE);
+  };
+  let buf = newBuf();
   let fill = 0;
   const post = () => {
     if (fill === 0) return;
     const data = new Uint8Array(buf.buffer, buf.byteOffset, fill);
     worker.postMessage({ type: "chunk", data }, [buf.buffer as ArrayBuffer]);
     inFlight += fill;
-    buf = Buffer.allocUnsafeSlow(MESSAGE_SIZE);
+    buf = newBuf();
     fill = 0;
   };
   let tarSize = 0;
@@ -136,7 +174,7 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
       const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
       tarSize += c.length;
       if (tarSize > maxBytes) throw new LayerTooLargeError(maxBytes);
-      if (settled) break; // the worker failed; its error is reported below
+      if (settled) break; // the worker finished early (an error); reported below
       let off = 0;
       while (off < c.length) {
         const take = Math.min(MESSAGE_SIZE - fill, c.length - off);
@@ -163,7 +201,7 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
     throw e;
   } finally {
     if (!settled) await outcome.catch(() => {});
-    await worker.terminate();
+    releaseWorker(worker, healthy);
   }
 }
 
