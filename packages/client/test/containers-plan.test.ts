@@ -65,38 +65,73 @@ test("the relative form is used exactly when the absolute one exceeds pageSize -
   assert.ok(absNext.length > 4095);
 });
 
-test("130+ layers mount with relative paths up to the page limit (134 with an upper dir), then fail before mounting", () => {
+test("130+ layers mount with relative paths up to the page limit (134 with an upper dir)", () => {
   for (const n of [130, 131, 134]) {
     const plan = planMount({ root: ROOT, lowerLinks: links(n), upper: MOUNT_ID, target: "/t" });
     assert.equal(plan.cwd, `${ROOT}/overlay2`);
+    assert.equal(plan.shortLinks, undefined);
     assert.ok(plan.options.length <= 4095);
   }
-  // 206 fixed bytes + 135 * 28 + 134 separators = 4120 > 4095
+  // 206 fixed bytes + 135 * 28 + 134 separators = 4120 > 4095: relative l/ paths no longer fit
+  const relative135 = `index=off,redirect_dir=off,metacopy=off,lowerdir=${links(135)
+    .map((x) => `l/${x}`)
+    .join(":")},upperdir=${MOUNT_ID}/diff,workdir=${MOUNT_ID}/work`;
+  assert.equal(relative135.length, 4120);
+});
+
+test("past the relative limit: one short symlink per layer in a private dir, up to 500 layers", () => {
+  const target = `${ROOT}/overlay2/${MOUNT_ID}/merged`;
+  const l = links(500);
+  const plan = planMount({ root: ROOT, lowerLinks: l, upper: MOUNT_ID, target });
+  assert.ok(plan.shortLinks);
+  assert.equal(plan.cwd, plan.shortLinks.dir);
+  assert.ok(plan.cwd?.startsWith(`${ROOT}/strata/lowers/`));
+  assert.ok(plan.options.length <= 4095, `${plan.options.length}`);
+  const names = l.map((_x, i) => i.toString(36));
+  assert.equal(plan.options, `index=off,redirect_dir=off,metacopy=off,lowerdir=${names.join(":")},upperdir=U,workdir=W`);
+  // every name points at the right l/ link, in order, plus the upper and work dirs
+  assert.deepEqual(plan.shortLinks.links, [
+    ...l.map((x, i) => [i.toString(36), `${ROOT}/overlay2/l/${x}`]),
+    ["U", `${ROOT}/overlay2/${MOUNT_ID}/diff`],
+    ["W", `${ROOT}/overlay2/${MOUNT_ID}/work`],
+  ]);
+  // a plan is a pure function of its facts
+  assert.deepEqual(planMount({ root: ROOT, lowerLinks: l, upper: MOUNT_ID, target }), plan);
+  // another target gets another private dir
+  assert.notEqual(planMount({ root: ROOT, lowerLinks: l, upper: MOUNT_ID, target: "/other" }).cwd, plan.cwd);
+  const ro = planMount({ root: ROOT, lowerLinks: links(140), target });
+  assert.ok(ro.shortLinks);
+  assert.ok(!ro.options.includes("upperdir"));
+});
+
+test("501 layers never (overlayfs limit); an option string that fits no page fails before mounting", () => {
   assert.throws(
-    () => planMount({ root: ROOT, lowerLinks: links(135), upper: MOUNT_ID, target: "/t" }),
+    () => planMount({ root: ROOT, lowerLinks: links(501), upper: MOUNT_ID, target: "/t" }),
     (e: unknown) => {
       assert.ok(e instanceof MountPlanError);
-      assert.match((e as Error).message, /135 lower layers/);
-      assert.match((e as Error).message, /4095 bytes/);
+      assert.match((e as Error).message, /cannot mount 501 lower layers: overlayfs supports at most 500/);
       return true;
     },
   );
+  assert.throws(
+    () => planMount({ root: ROOT, lowerLinks: links(500), upper: MOUNT_ID, target: "/t", pageSize: 1024 }),
+    (e: unknown) => {
+      assert.ok(e instanceof MountPlanError);
+      assert.match((e as Error).message, /500 lower layers: .* even with short symlinked paths, more than the 1023 bytes/);
+      return true;
+    },
+  );
+  const big = planMount({ root: ROOT, lowerLinks: links(500), upper: MOUNT_ID, target: "/t", pageSize: 65536 });
+  assert.equal(big.cwd, undefined, "a 64 KiB page holds 500 absolute paths");
 });
 
-test("read-only mounts (no upper dir) fit a few more layers", () => {
+test("read-only mounts (no upper dir) fit a few more layers with relative paths", () => {
   const plan = planMount({ root: ROOT, lowerLinks: links(139), target: "/t" });
   assert.equal(plan.readOnly, true);
+  assert.equal(plan.cwd, `${ROOT}/overlay2`);
   assert.ok(!plan.options.includes("upperdir"));
   assert.ok(!plan.options.includes("workdir"));
-  assert.throws(() => planMount({ root: ROOT, lowerLinks: links(140), target: "/t" }), MountPlanError);
-});
-
-test("500 layers do not fit a 4 KiB page; with a 64 KiB page they do; 501 never (overlayfs limit)", () => {
-  assert.throws(() => planMount({ root: ROOT, lowerLinks: links(500), upper: MOUNT_ID, target: "/t" }), /even with relative l\/ paths/);
-  const big = planMount({ root: ROOT, lowerLinks: links(500), upper: MOUNT_ID, target: "/t", pageSize: 65536 });
-  assert.equal(big.cwd, undefined);
-  assert.equal(big.lowers, 500);
-  assert.throws(() => planMount({ root: ROOT, lowerLinks: links(501), upper: MOUNT_ID, target: "/t", pageSize: 65536 }), /at most 500/);
+  assert.ok(planMount({ root: ROOT, lowerLinks: links(140), target: "/t" }).shortLinks);
 });
 
 test("a one-layer read-only mount needs a pad lower dir", () => {

@@ -10,7 +10,6 @@ export {
   type MountFacts,
   type MountPlan,
   MountPlanError,
-  maxLowersForPage,
   OVERLAY_MAX_LOWERS,
   planMount,
 } from "./plan.js";

@@ -5,7 +5,7 @@
  * also run as a child process with the plan's cwd.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MountFlags, mount, mountAt, nativeAvailable, strataMountPath, umount } from "../native.js";
 import { DEFAULT_OVERLAY_FEATURES, type MountPlan } from "./plan.js";
@@ -29,6 +29,22 @@ export function overlayFeatures(): string[] {
 
 /** Mounts an overlay as planned. The target directory must exist. */
 export function executeMount(plan: MountPlan): void {
+  if (!plan.shortLinks) {
+    mountPlanned(plan);
+    return;
+  }
+  const { dir, links } = plan.shortLinks;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    for (const [name, target] of links) symlinkSync(target, `${dir}/${name}`);
+    mountPlanned(plan);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function mountPlanned(plan: MountPlan): void {
   const flags = plan.readOnly ? MountFlags.MS_RDONLY : 0;
   if (nativeAvailable()) {
     if (plan.cwd === undefined) mount(plan.source, plan.target, plan.type, flags, plan.options);

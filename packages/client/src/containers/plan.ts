@@ -7,9 +7,15 @@
  * nearest layer first. The string is first built with absolute paths; when it would not fit in
  * one page (the kernel copies mount data into a single page, so at most pageSize - 1 bytes), it is
  * rebuilt with paths relative to `<root>/overlay2` and the mount must run with that working
- * directory. If even that does not fit, or the stack is deeper than overlayfs allows, planning
- * fails with a MountPlanError before anything is mounted.
+ * directory (Docker's way; about 134 layers fit with an upper dir). Beyond that, Strata mounts
+ * from a private directory `<root>/strata/lowers/<key>/` holding one short symlink per layer
+ * (`0`, `1`, ... `dr` in base 36 -> `<root>/overlay2/l/<link>`; `U`/`W` -> upper diff/work; `P` ->
+ * the pad dir), so up to overlayfs' own limit of 500 layers fit in a page; the executor creates
+ * those symlinks, mounts, and removes them (the kernel resolves lower dirs at mount time). If
+ * even that does not fit, or the stack is deeper than overlayfs allows, planning fails with a
+ * MountPlanError before anything is mounted.
  */
+import { createHash } from "node:crypto";
 import { posix } from "node:path";
 
 /** overlayfs' own limit on the number of lower layers (OVL_MAX_STACK). */
@@ -53,6 +59,8 @@ export interface MountPlan {
   /** Number of lower dirs in `options`. */
   lowers: number;
   readOnly: boolean;
+  /** Symlinks the executor creates in `cwd` (= `dir`) before mounting and removes afterwards. */
+  shortLinks?: { dir: string; links: Array<[name: string, target: string]> };
 }
 
 export class MountPlanError extends Error {
@@ -102,15 +110,22 @@ export function planMount(f: MountFacts): MountPlan {
   if (relative.length <= pageSize - 1) {
     return { type: "overlay", source: "overlay", target: f.target, options: relative, cwd: overlayDir, lowers, readOnly };
   }
-  throw new MountPlanError(
-    `cannot mount ${lowers} lower layers: the overlay mount options need ${relative.length} bytes even with relative l/ paths, ` +
-      `more than the ${pageSize - 1} bytes one page allows (about ${maxLowersForPage(pageSize, f)} layers fit)`,
-  );
-}
 
-/** How many lower links fit in one page with relative paths for these facts (for messages). */
-export function maxLowersForPage(pageSize: number, f: Pick<MountFacts, "upper" | "features" | "padLower">): number {
-  const fixed = build({ ...f, root: "/", target: "/", lowerLinks: [] }, [], f.upper && `${f.upper}/diff`, f.upper && `${f.upper}/work`).length;
-  // each link adds "l/" + 26 chars, plus ":" between links
-  return Math.max(0, Math.floor((pageSize - 1 - fixed + 1) / 29));
+  const dir = posix.join(f.root, "strata", "lowers", createHash("sha256").update(f.target).digest("hex").slice(0, 16));
+  const links: Array<[string, string]> = f.lowerLinks.map((l, i) => [i.toString(36), posix.join(overlayDir, "l", l)]);
+  if (pad) links.push(["P", pad]);
+  if (f.upper) links.push(["U", posix.join(overlayDir, f.upper, "diff")], ["W", posix.join(overlayDir, f.upper, "work")]);
+  const short = build(
+    f,
+    links.filter(([n]) => n !== "U" && n !== "W").map(([n]) => n),
+    f.upper && "U",
+    f.upper && "W",
+  );
+  if (short.length <= pageSize - 1) {
+    return { type: "overlay", source: "overlay", target: f.target, options: short, cwd: dir, lowers, readOnly, shortLinks: { dir, links } };
+  }
+  throw new MountPlanError(
+    `cannot mount ${lowers} lower layers: the overlay mount options need ${short.length} bytes even with short symlinked paths, ` +
+      `more than the ${pageSize - 1} bytes one page allows`,
+  );
 }
