@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { appendFile, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -232,5 +232,21 @@ describe("client commands (CLI)", () => {
     const gone = await cli(["rmi", shareB.ref, "--root", root]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /No such image/);
+  });
+
+  it("rmi refuses to delete an image a container uses unless forced; the container's layers stay", async () => {
+    // the golden fixture's container (layerdb/mounts/<id>/parent = the image's top chainID)
+    const mounts = join(root, "image/overlay2/layerdb/mounts");
+    await cp(join(GOLDEN_DIR, "docker/image/overlay2/layerdb/mounts"), mounts, { recursive: true });
+    const store = await Store.open(root);
+    const r = await cli(["rmi", ref, "--root", root]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^strata: conflict: unable to remove .* \(must be forced\) - a container is using image 7c96b61e4b93\n$/);
+    assert.deepEqual(await store.listImageIds(), [expected.image_id]);
+    const f = await cli(["rmi", "-f", ref, "--root", root]);
+    assert.equal(f.code, 0, f.stderr);
+    assert.deepEqual(await store.listImageIds(), []);
+    assert.deepEqual((await store.listLayers()).sort(), expected.layers.map((l) => l.chain_id).sort());
+    await rm(mounts, { recursive: true, force: true });
   });
 });

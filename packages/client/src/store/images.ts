@@ -123,42 +123,58 @@ export interface RemoveResult {
  * Docker's `rmi`: a reference argument untags first (and, once no tag of that repository is
  * left, its digest references); the image is deleted only when no reference remains. An ID
  * argument deletes the image with all its references (refused when they span several
- * repositories unless `force`). Deleting releases layers top-down while nothing else uses them.
+ * repositories unless `force`). Deleting an image a container uses (layerdb/mounts/<id>/parent is
+ * its top chainID) is refused unless `force`; its layers then stay for the container. Deleting
+ * releases layers top-down while nothing else uses them.
  * Caller holds the store lock.
  */
+/** Removes `key` (and, once no tag of `repo` is left for the image, its digest references). */
+function untagIn(r: Repositories, repo: string, key: string, id: Digest, untagged: string[]): void {
+  delete r[repo]?.[key];
+  untagged.push(key);
+  if (key.includes("@")) return;
+  const entries = r[repo] ?? {};
+  const tagLeft = Object.entries(entries).some(([k, v]) => v === id && !k.includes("@"));
+  if (tagLeft) return;
+  for (const [k, v] of Object.entries(entries)) {
+    if (v === id && k.includes("@")) {
+      delete entries[k];
+      untagged.push(k);
+    }
+  }
+}
+
 export async function removeImage(store: Store, arg: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
   const resolved = await resolveImage(store, arg);
   const result: RemoveResult = { untagged: [], deleted: [] };
   const id = resolved.id;
-  let repos = await store.readRepositories();
+  const repos = await store.readRepositories();
+  // Would the image itself go? Then no container may be using it (unless forced).
+  let deletes = true;
   if (resolved.ref) {
-    const { repo, key } = resolved.ref;
-    await store.updateRepositories((r) => {
-      delete r[repo]?.[key];
-      result.untagged.push(key);
-      if (!key.includes("@")) {
-        const entries = r[repo] ?? {};
-        const tagLeft = Object.entries(entries).some(([k, v]) => v === id && !k.includes("@"));
-        if (!tagLeft) {
-          for (const [k, v] of Object.entries(entries)) {
-            if (v === id && k.includes("@")) {
-              delete entries[k];
-              result.untagged.push(k);
-            }
-          }
-        }
-      }
-    });
-    repos = await store.readRepositories();
-    const left = refsOf(repos, id);
-    if (left.tags.length + left.digests.length > 0) return result;
+    const copy = structuredClone(repos);
+    untagIn(copy, resolved.ref.repo, resolved.ref.key, id, []);
+    const left = refsOf(copy, id);
+    deletes = left.tags.length + left.digests.length === 0;
   } else {
     const left = refsOf(repos, id);
-    const all = [...left.tags, ...left.digests];
-    const repoNames = new Set(all.map((k) => k.split(/[@]|:(?=[^:/]*$)/)[0]));
+    const repoNames = new Set([...left.tags, ...left.digests].map((k) => k.split(/[@]|:(?=[^:/]*$)/)[0]));
     if (repoNames.size > 1 && !opts.force) {
       throw new Error(`conflict: unable to delete ${id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
     }
+  }
+  if (deletes && !opts.force) {
+    const img = await loadImage(store, id, repos);
+    const top = img?.chainIds.at(-1);
+    if (top && (await store.mountParents()).includes(top)) {
+      throw new Error(`conflict: unable to remove ${arg} (must be forced) - a container is using image ${id.slice(7, 19)}`);
+    }
+  }
+  if (resolved.ref) {
+    const { repo, key } = resolved.ref;
+    await store.updateRepositories((r) => untagIn(r, repo, key, id, result.untagged));
+    if (!deletes) return result;
+  } else {
     await store.updateRepositories((r) => {
       for (const entries of Object.values(r)) {
         for (const [k, v] of Object.entries(entries)) {
