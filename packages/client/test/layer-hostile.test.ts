@@ -163,6 +163,16 @@ describe("other refusals", () => {
     await refused(hdrOnly, /size limit/, LayerTooLargeError, 1 << 20);
   });
 
+  test("very deep and very long names fail cleanly", async () => {
+    const deep = `${"a/".repeat(300000)}f`;
+    const c = await refused([file("x", "x", { pax: { path: deep } })], /deeper than 1024/);
+    assert.deepEqual(fs.readdirSync(c.diff), []);
+    // within the depth bound but beyond PATH_MAX: the kernel's error, and the tree stays removable
+    const long = `${"d".repeat(200)}/`.repeat(40);
+    const c2 = await refused([file("x", "x", { pax: { path: `${long}f` } })], /ENAMETOOLONG|name too long/, Error);
+    fs.rmSync(c2.diff, { recursive: true });
+  });
+
   test("duplicate paths are refused like tar-split does", async () => {
     await refused([file("a"), file("./a")], /duplicate/);
     await refused([{ name: "d/", type: "5" }, { name: "d", type: "5" }], /duplicate/);

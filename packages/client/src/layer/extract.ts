@@ -45,6 +45,9 @@ const OPAQUE_XATTR = "trusted.overlay.opaque";
 const WRITE_BATCH = 1 << 20;
 const TRAIL_CHUNK = 1 << 20;
 const LINE_BATCH = 256 * 1024;
+/** Deepest path accepted. Real images stay far below; deeper trees (up to PATH_MAX allows ~2000
+ * levels) break recursive removal in common tools, including Node's fs.rmSync. */
+const MAX_DEPTH = 1024;
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants;
 
 function show(rel: string): string {
@@ -237,20 +240,28 @@ class Extractor {
     return c;
   }
 
+  /** Makes sure `rel` is a directory created by this extraction, creating missing ancestors like Docker (0755, root). */
   private ensureDir(rel: string): void {
-    if (rel === ".") return;
-    const k = this.kinds.get(rel);
-    if (k === "dir" || k === "idir") return;
-    if (k !== undefined) throw new UnsafeLayerError(`path component ${show(rel)} is a ${k}, not a directory`);
-    const i = rel.lastIndexOf("/");
-    this.ensureDir(i < 0 ? "." : rel.slice(0, i));
-    const base = i < 0 ? rel : rel.slice(i + 1);
-    if (base.startsWith(WH)) throw new UnsafeLayerError(`directory name ${show(rel)} uses the reserved whiteout prefix`);
-    const p = this.abs(rel);
-    fs.mkdirSync(p, 0o755);
-    if (this.isRoot) fs.lchownSync(p, 0, 0);
-    fs.chmodSync(p, 0o755);
-    this.kinds.set(rel, "idir");
+    const missing: string[] = [];
+    let cur = rel;
+    while (cur !== ".") {
+      const k = this.kinds.get(cur);
+      if (k === "dir" || k === "idir") break;
+      if (k !== undefined) throw new UnsafeLayerError(`path component ${show(cur)} is a ${k}, not a directory`);
+      missing.push(cur);
+      const i = cur.lastIndexOf("/");
+      cur = i < 0 ? "." : cur.slice(0, i);
+    }
+    for (let j = missing.length - 1; j >= 0; j--) {
+      const d = missing[j];
+      const i = d.lastIndexOf("/");
+      if ((i < 0 ? d : d.slice(i + 1)).startsWith(WH)) throw new UnsafeLayerError(`directory name ${show(d)} uses the reserved whiteout prefix`);
+      const p = this.abs(d);
+      fs.mkdirSync(p, 0o755);
+      if (this.isRoot) fs.lchownSync(p, 0, 0);
+      fs.chmodSync(p, 0o755);
+      this.kinds.set(d, "idir");
+    }
   }
 
   private xattrs(rel: string, h: TarHeader): void {
@@ -275,10 +286,14 @@ class Extractor {
       if (h.type === "5") return; // Docker leaves the diff dir itself alone
       throw new UnsafeLayerError("a non-directory entry names the layer root");
     }
+    let depth = 1;
+    for (let k = rel.indexOf("/"); k >= 0; k = rel.indexOf("/", k + 1)) depth++;
+    if (depth > MAX_DEPTH) throw new UnsafeLayerError(`path ${show(rel.slice(0, 200))}... is deeper than ${MAX_DEPTH} components`);
     const i = rel.lastIndexOf("/");
     const parent = i < 0 ? "." : rel.slice(0, i);
     const base = i < 0 ? rel : rel.slice(i + 1);
     this.ensureDir(parent);
+    if (h.uid < 0 || h.gid < 0 || h.uid > 0xffffffff || h.gid > 0xffffffff) throw new UnsafeLayerError(`bad owner on ${show(rel)}`);
 
     if (base.startsWith(WH)) {
       if (base === WH_OPQ) {
@@ -301,7 +316,6 @@ class Extractor {
     if (existing !== undefined && !(h.type === "5" && (existing === "dir" || existing === "idir"))) {
       throw new UnsafeLayerError(`entry ${show(rel)} collides with an earlier ${existing === "whiteout" ? "whiteout" : "entry"}`);
     }
-    if (h.uid < 0 || h.gid < 0 || h.uid > 0xffffffff || h.gid > 0xffffffff) throw new UnsafeLayerError(`bad owner on ${show(rel)}`);
     const p = this.abs(rel);
     const perm = h.mode & 0o7777;
     const atime = atimeOf(h);
