@@ -53,6 +53,8 @@ export interface PullOptions {
   retry?: Partial<RetryPolicy>;
   /** Upper bound on one layer's extracted bytes (passed to the extractor). */
   maxLayerBytes?: number;
+  /** Registry connection idle timeout (default 60 s). */
+  idleTimeoutMs?: number;
 }
 
 export interface PulledLayer {
@@ -142,6 +144,7 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
       insecureRegistries: opts.insecureRegistries,
       credentials: opts.credentials,
       retry: opts.retry,
+      idleTimeoutMs: opts.idleTimeoutMs,
       signal,
     });
     const repo = ref.repository;

@@ -98,6 +98,18 @@ describe("registry client: retries and resume through a faulty network", () => {
     assert.deepEqual(await checkStore(root), []);
   });
 
+  it("a stalled blob download times out and resumes", async () => {
+    proxy.faults.push({ match: new RegExp(`blobs/${img.blobDigests[1]}`), stallAfter: 100_000, times: 1 });
+    const start = proxy.requests.length;
+    const root = await newRoot();
+    const r = await pull(viaProxy(img.ref), { root, retry: FAST, idleTimeoutMs: 500 });
+    assert.equal(r.imageId, img.configDigest);
+    const blobReqs = proxy.requests.slice(start).filter((q) => q.url.includes(img.blobDigests[1]));
+    assert.equal(blobReqs.length, 2);
+    assert.match(blobReqs[1].range ?? "", /^bytes=[1-9]\d*-$/);
+    assert.ok((await verifyStore(await Store.open(root))).every((c) => c.ok));
+  });
+
   it("copes with a registry that ignores Range on the resumed request (skips what it already has)", async () => {
     proxy.faults.push({ match: new RegExp(`blobs/${img.blobDigests[0]}`), cutAfter: 150_000, times: 1 });
     proxy.faults.push({ match: new RegExp(`blobs/${img.blobDigests[0]}`), dropRange: true, times: 1 });

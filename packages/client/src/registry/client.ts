@@ -49,6 +49,8 @@ export interface RegistryClientOptions {
   retry?: Partial<RetryPolicy>;
   userAgent?: string;
   signal?: AbortSignal;
+  /** A connection silent for this long is treated as a network failure (default 60 s). */
+  idleTimeoutMs?: number;
 }
 
 export interface FetchedManifest {
@@ -211,7 +213,10 @@ export class RegistryClient {
       const headers: Record<string, string> = { "User-Agent": this.userAgent, ...o.headers };
       const auth = this.authHeaderFor(o.repository);
       if (auth) headers.Authorization = auth;
-      const res = await this.withRetry(() => httpSend(url, { method: o.method ?? "GET", headers, signal, agent: this.agents }), signal);
+      const res = await this.withRetry(
+        () => httpSend(url, { method: o.method ?? "GET", headers, signal, agent: this.agents, idleTimeoutMs: this.opts.idleTimeoutMs ?? 60_000 }),
+        signal,
+      );
       if (res.status !== 401 || refreshed) {
         if (res.status === 401) {
           await res.body?.cancel().catch(() => {});

@@ -1,8 +1,9 @@
 /**
  * A small HTTP client on node:http/https (much faster than fetch's web streams for large blob
  * bodies): keep-alive agents, redirects followed (Authorization dropped when the origin
- * changes, e.g. a registry redirecting to presigned storage URLs), AbortSignal support. A body
- * cut short by the peer fails its iteration with a network error (ECONNRESET).
+ * changes, e.g. a registry redirecting to presigned storage URLs), AbortSignal support, an idle
+ * timeout. A body cut short by the peer, or stalled past the idle timeout, fails its iteration
+ * with a network error (ECONNRESET / ETIMEDOUT).
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import https from "node:https";
@@ -50,6 +51,8 @@ export interface HttpRequestOptions {
   headers?: Record<string, string>;
   signal?: AbortSignal;
   agent?: { http: http.Agent; https: https.Agent };
+  /** Socket idle timeout (ms): no byte sent or received for this long fails with ETIMEDOUT. */
+  idleTimeoutMs?: number;
 }
 
 export function createAgents(): { http: http.Agent; https: https.Agent } {
@@ -86,6 +89,12 @@ export function httpSend(url: string, o: HttpRequestOptions = {}, redirects = 0)
       },
     );
     req.on("error", reject);
+    if (o.idleTimeoutMs) {
+      req.setTimeout(o.idleTimeoutMs, () => {
+        const e = Object.assign(new Error(`no data from ${u.origin} for ${o.idleTimeoutMs} ms`), { code: "ETIMEDOUT" });
+        req.destroy(e);
+      });
+    }
     req.end();
   });
 }

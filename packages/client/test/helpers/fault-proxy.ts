@@ -19,6 +19,8 @@ export interface Fault {
   retryAfter?: string;
   /** Forward, but destroy the connection after this many body bytes. */
   cutAfter?: number;
+  /** Forward, but stop sending (keeping the connection open) after this many body bytes. */
+  stallAfter?: number;
   /** Forward without the Range header. */
   dropRange?: boolean;
   /** How many matching requests this fault applies to. */
@@ -49,6 +51,18 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
     if (fault?.dropRange) delete headers.range;
     const up = request({ host: "127.0.0.1", port: upstreamPort, method: req.method, path: url, headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      if (fault?.stallAfter !== undefined) {
+        let sent = 0;
+        const limit = fault.stallAfter;
+        upRes.on("data", (chunk: Buffer) => {
+          if (sent >= limit) return;
+          const part = chunk.subarray(0, limit - sent);
+          sent += part.length;
+          res.write(part);
+          if (sent >= limit) upRes.pause();
+        });
+        return;
+      }
       if (fault?.cutAfter !== undefined) {
         let sent = 0;
         const limit = fault.cutAfter;
