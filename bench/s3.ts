@@ -7,6 +7,7 @@
  *                             a local one is started with scripts/s3-server.sh when silent)
  *   STRATA_BENCH_S3_ACCESS_KEY / STRATA_BENCH_S3_SECRET_KEY  (default the local Swift's test:tester / testing)
  *   STRATA_BENCH_S3_MIB       blob size in MiB (default 256)
+ *   STRATA_BENCH_S3_PART_MIB  storage.s3.partSize in MiB for the driver and lib-storage (default: the config default)
  *   STRATA_BENCH_RUNS         rounds of all measurements, the fastest of each is reported (default 3)
  *
  * Not a test: it prints a table and asserts nothing but the integrity of the bytes.
@@ -248,6 +249,7 @@ async function main(): Promise<void> {
     forcePathStyle: true,
     accessKeyId: process.env.STRATA_BENCH_S3_ACCESS_KEY || "test:tester",
     secretAccessKey: process.env.STRATA_BENCH_S3_SECRET_KEY || "testing",
+    ...(process.env.STRATA_BENCH_S3_PART_MIB ? { partSize: Number(process.env.STRATA_BENCH_S3_PART_MIB) * MiB } : {}),
   });
   try {
     await ensureBucket(cfg);
@@ -266,7 +268,9 @@ async function main(): Promise<void> {
   const client = createS3Client(cfg);
   const driver = s3Driver(cfg);
   const ctx: BenchContext = { cfg, client, driver, blob, blobSha256: createHash("sha256").update(blob).digest("hex"), runs };
-  console.log(`S3 benchmark: ${size / MiB} MiB random blob, endpoint ${endpoint}, best of ${runs} runs, node ${process.version}`);
+  console.log(
+    `S3 benchmark: ${size / MiB} MiB random blob, endpoint ${endpoint}, part size ${cfg.partSize / MiB} MiB, best of ${runs} rounds, node ${process.version}`,
+  );
   try {
     const rows = [...(await objectRows(ctx)), ...(await benchStrataHttp(ctx))];
     console.log(table(rows));
