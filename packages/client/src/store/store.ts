@@ -83,6 +83,7 @@ function sortedJson(value: unknown): string {
 export class Store {
   readonly paths: StorePaths;
   readonly lock: StoreLock;
+  private readonly flushed = new WeakSet<PendingLayer>();
 
   private constructor(readonly root: string) {
     this.paths = new StorePaths(root);
@@ -153,12 +154,13 @@ export class Store {
   }
 
   /**
-   * Flushes an extracted layer to disk (syncfs of the filesystem holding it). Must be called
-   * before `commitLayer`; it needs no lock, so it runs while other layers still download.
+   * Flushes an extracted layer to disk (syncfs of the filesystem holding it). `commitLayer` does
+   * it when it was not done; calling it first, outside the lock, lets other work go on meanwhile.
    */
   async flushLayer(p: PendingLayer): Promise<void> {
     await syncFilesystem(p.diffDir);
     await fsyncPath(p.tarSplitPath);
+    this.flushed.add(p);
   }
 
   async discardLayer(p: PendingLayer): Promise<void> {
@@ -177,6 +179,7 @@ export class Store {
       await this.discardLayer(p);
       return existing;
     }
+    if (!this.flushed.has(p)) await this.flushLayer(p);
     let parentLink: string | undefined;
     let parentLower: string | undefined;
     let parentDir: string | undefined;
