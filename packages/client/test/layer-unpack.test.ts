@@ -133,6 +133,28 @@ describe("tar-split exactness on generated tars", () => {
     assert.deepEqual(fs.readdirSync(diff), ["f.txt"]);
   });
 
+  test("header-only entries that carry a size (a hardlink with size 5) round-trip exactly", async () => {
+    const tar = buildTar([
+      { name: "f.txt", data: "hello" },
+      { name: "h.txt", type: "1", linkname: "f.txt", size: 5 },
+    ]);
+    const dir = join(work, "hl-size");
+    const diff = join(dir, "diff");
+    fs.mkdirSync(diff, { recursive: true });
+    const tarPath = join(dir, "layer.tar");
+    fs.writeFileSync(tarPath, tar);
+    const tarSplitPath = join(dir, "ts.json.gz");
+    await unpackLayer(Readable.from([tar]), { diffDir: diff, tarSplitPath });
+    const ref = join(dir, "ref.json.gz");
+    assert.equal(spawnSync("tar-split", ["disasm", "--no-stdout", "--output", ref, tarPath]).status, 0);
+    const ours = gunzipSync(fs.readFileSync(tarSplitPath)).toString("utf8");
+    assert.equal(ours, gunzipSync(fs.readFileSync(ref)).toString("utf8"));
+    assert.match(ours, /"name":"h.txt","size":5,"payload":"AAAAAAAAAAA="/);
+    const parts: Buffer[] = [];
+    for await (const c of assembleLayer({ diffDir: diff, tarSplitPath })) parts.push(c as Buffer);
+    assert.ok(Buffer.concat(parts).equals(tar));
+  });
+
   test("many entries across odd chunk boundaries", async () => {
     const entries = [];
     for (let i = 0; i < 300; i++) entries.push({ name: `d${i % 7}/f${i}.txt`, data: "y".repeat((i * 97) % 1500) });

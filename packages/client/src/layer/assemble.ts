@@ -38,6 +38,10 @@ async function* assemble(diffDir: string, tarSplitPath: string): AsyncGenerator<
       continue;
     }
     if (e.size === 0) continue;
+    // A header-only entry (hardlink, symlink, device, fifo, directory) whose header still carries
+    // a size is recorded with that size but no content: its payload is the CRC of zero bytes.
+    // Nothing followed it in the original tar (tar-split asm would wrongly copy the file here).
+    if (e.payload && e.payload.length === 8 && e.payload.every((b) => b === 0)) continue;
     const name = e.name ?? Buffer.alloc(0);
     const p = pathIn(diffDir, name);
     const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
