@@ -8,9 +8,14 @@ import type { Services } from "../services/index.js";
 
 const PATH = /^\/v2\/(.+?)\/blobs\/([^/]+)$/;
 
-/** Parses a single `Range: bytes=a-b | a- | -n` against a blob of `size` bytes. */
+/**
+ * Parses a single `Range: bytes=a-b | a- | -n` against a blob of `size` bytes. A unit other
+ * than bytes is ignored (undefined: serve the whole blob), as RFC 9110 requires.
+ */
 export function parseRange(header: string, size: number): BlobRange | undefined {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  const h = header.trim();
+  if (!/^bytes=/i.test(h)) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/i.exec(h);
   if (!m || (m[1] === "" && m[2] === "")) throw new BlobRangeError(size);
   if (m[1] === "") {
     const n = Number(m[2]);
