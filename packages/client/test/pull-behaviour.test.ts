@@ -12,7 +12,7 @@ import { verifyStore } from "../src/commands/verify.js";
 import type { PullEvent } from "../src/progress.js";
 import { pull } from "../src/pull.js";
 import { Store } from "../src/store/store.js";
-import { type Distribution, distributionBlobPath, startDistribution } from "./helpers/distribution.js";
+import { type Distribution, distributionBlobPath, GOLDEN_DIR, pushOciLayout, startDistribution } from "./helpers/distribution.js";
 import { pushImage, pushIndex, smallLayer } from "./helpers/images.js";
 import { makeTar, sha256 } from "./helpers/oci-build.js";
 import { checkStore } from "./helpers/store-check.js";
@@ -70,6 +70,22 @@ describe("pull behaviour", () => {
       assert.equal(meta, `[{"Digest":"${img.blobDigests[i]}","SourceRepository":"${reg.host}/test/mixed","HMAC":""}]`);
       assert.equal(await readFile(join(root, "image/overlay2/distribution/diffid-by-digest/sha256", img.blobDigests[i].slice(7)), "utf8"), img.diffIds[i]);
     }
+  });
+
+  it("pulls a Docker schema2 manifest (skopeo --format v2s2) of the golden image to the same layers and image ID", async () => {
+    const expected = JSON.parse(await readFile(join(GOLDEN_DIR, "expected.json"), "utf8")) as {
+      image_id: string;
+      layers: { chain_id: string; size: number }[];
+    };
+    await pushOciLayout(join(GOLDEN_DIR, "oci"), "v1", `${reg.host}/golden/v2s2:v1`, { format: "v2s2" });
+    const root = await newRoot();
+    const r = await pull(`${reg.host}/golden/v2s2:v1`, { root });
+    assert.equal(r.imageId, expected.image_id);
+    assert.deepEqual(
+      r.layers.map((l) => [l.mediaType, l.chainId, l.size]),
+      expected.layers.map((l) => ["application/vnd.docker.image.rootfs.diff.tar.gzip", l.chain_id, l.size]),
+    );
+    assert.deepEqual(await checkStore(root), []);
   });
 
   it("pulls by digest and records only the digest reference", async () => {

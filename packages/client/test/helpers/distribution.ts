@@ -112,13 +112,14 @@ export async function pushOciLayout(
   layout: string,
   tag: string,
   dest: string,
-  opts: { all?: boolean; creds?: string; registryToken?: string } = {},
+  opts: { all?: boolean; creds?: string; registryToken?: string; format?: "v2s2" | "oci" } = {},
 ): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), "strata-oci-"));
   try {
     await cp(layout, join(tmp, "oci"), { recursive: true });
     await run("chmod", ["-R", "u+w", tmp]);
-    const args = ["copy", "--quiet", "--dest-tls-verify=false", "--preserve-digests"];
+    // converting to Docker schema2 changes the manifest, so digests cannot be preserved then
+    const args = ["copy", "--quiet", "--dest-tls-verify=false", ...(opts.format === "v2s2" ? ["--format", "v2s2"] : ["--preserve-digests"])];
     if (opts.all) args.push("--all");
     if (opts.creds) args.push("--dest-creds", opts.creds);
     if (opts.registryToken) args.push("--dest-registry-token", opts.registryToken);
