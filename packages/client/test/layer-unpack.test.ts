@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { assembleLayer } from "../src/layer/assemble.js";
 import { unpackLayer } from "../src/layer/unpack.js";
+import { goClean } from "../src/layer/tarsplit.js";
 import { getxattr } from "../src/native.js";
 import { buildTar, tarHeader } from "./layer-helpers.js";
 
@@ -159,5 +160,17 @@ describe("tar-split exactness on generated tars", () => {
     const entries = [];
     for (let i = 0; i < 300; i++) entries.push({ name: `d${i % 7}/f${i}.txt`, data: "y".repeat((i * 97) % 1500) });
     await roundTrip(buildTar(entries), 333);
+  });
+});
+
+describe("goClean", () => {
+  test("matches Go's path.Clean (duplicate detection and name cleaning rely on it)", () => {
+    // expectations follow the rules documented for Go's path.Clean
+    const cases: Record<string, string> = {
+      "": ".", a: "a", "a/": "a", "a//": "a", "/": "/", "//": "/", "///a//b/": "/a/b", "./a": "a", "a/./b": "a/b",
+      "a/../b": "b", "../a": "../a", "/../a": "/a", "a/..": ".", "..": "..", ".": ".", "a//b": "a/b",
+      ".a/..b/...": ".a/..b/...", "a/.": "a", "a/b/../../..": "..", "abc/def/../../..": "..", "/abc/def/../../..": "/",
+    };
+    for (const [input, want] of Object.entries(cases)) assert.equal(goClean(input), want, JSON.stringify(input));
   });
 });

@@ -53,9 +53,17 @@ export function fileLine(name: Buffer, size: number, crc: Buffer | null, positio
   return `${s},"position":${position}}\n`;
 }
 
+const NEEDS_CLEAN = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/./;
+
 /** Go's path.Clean on raw bytes held in a latin1 string. */
 export function goClean(p: string): string {
   if (p === "") return ".";
+  // Fast path: no ".", ".." or empty components, so only trailing slashes can go.
+  if (!NEEDS_CLEAN.test(p)) {
+    let e = p.length;
+    while (e > 1 && p.charCodeAt(e - 1) === 0x2f) e--;
+    return e === p.length ? p : p.slice(0, e);
+  }
   const rooted = p[0] === "/";
   const parts = p.split("/");
   const out: string[] = [];
