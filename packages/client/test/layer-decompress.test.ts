@@ -95,12 +95,22 @@ describe("decompressor", () => {
   }
 
   test("unpackLayer over zstd and uncompressed streams gives the diffID", async () => {
-    for (const [i, [comp, blob]] of ([["zstd", zstdCompress(tar)], ["none", tar]] as const).entries()) {
+    for (const [i, [comp, blob]] of (
+      [
+        ["zstd", zstdCompress(tar)],
+        ["none", tar],
+      ] as const
+    ).entries()) {
       const diffDir = join(work, `u${i}`, "diff");
       fs.mkdirSync(diffDir, { recursive: true });
       const r = await unpackLayer(Readable.from(chunks(blob, 65536)).pipe(decompressor(comp)), { diffDir, tarSplitPath: join(work, `u${i}`, "ts.gz") });
       assert.equal(r.diffId, layer1.diff_id);
-      assert.equal(createHash("sha256").update(fs.readFileSync(join(diffDir, "data/random.bin"))).digest("hex").length, 64);
+      assert.equal(
+        createHash("sha256")
+          .update(fs.readFileSync(join(diffDir, "data/random.bin")))
+          .digest("hex").length,
+        64,
+      );
     }
   });
 });

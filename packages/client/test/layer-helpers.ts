@@ -1,7 +1,7 @@
 // Test helpers for the layer engine: a diff-tree lister in the docker-golden fixture's
 // docker-trees.txt format, and a tiny raw tar writer for building hostile tars.
 import * as fs from "node:fs";
-import { listxattr, getxattr } from "../src/native.js";
+import { getxattr, listxattr } from "../src/native.js";
 
 export const GOLDEN = new URL("../../../../../shared/fixtures/docker-golden/edge/", import.meta.url).pathname;
 
@@ -43,7 +43,19 @@ export function listTree(root: string, tarMtime = 1700000000n): string[][] {
   }
   return entries.map(({ rel, st }) => {
     const abs = rel.toString() === "." ? root : Buffer.concat([Buffer.from(`${root}/`), rel]);
-    const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : st.isFIFO() ? "fifo" : "other";
+    const type = st.isDirectory()
+      ? "dir"
+      : st.isFile()
+        ? "file"
+        : st.isSymbolicLink()
+          ? "symlink"
+          : st.isCharacterDevice()
+            ? "char"
+            : st.isBlockDevice()
+              ? "block"
+              : st.isFIFO()
+                ? "fifo"
+                : "other";
     const mode = (Number(st.mode) & 0o7777).toString(8).padStart(4, "0");
     const rdev = type === "char" || type === "block" ? `${devMajor(st.rdev)}:${devMinor(st.rdev)}` : "-";
     const names = listxattr(abs).sort();

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { getxattr } from "../src/native.js";
-import { LayerTooLargeError, UnsafeLayerError, unpackLayer } from "../src/layer/unpack.js";
 import { TarFormatError } from "../src/layer/tar.js";
+import { LayerTooLargeError, UnsafeLayerError, unpackLayer } from "../src/layer/unpack.js";
+import { getxattr } from "../src/native.js";
 import { buildTar, type TarEntrySpec } from "./layer-helpers.js";
 
 let work: string;
@@ -67,7 +67,11 @@ async function refused(entries: TarEntrySpec[] | Buffer, pattern: RegExp, errCla
     return true;
   });
   assert.deepEqual(snapshot(c.outside), before, "sentinel directory changed");
-  assert.deepEqual(fs.readdirSync(c.dir).sort(), parentBefore.filter((x) => x !== "tar-split.json.gz"), "files appeared next to the diff dir");
+  assert.deepEqual(
+    fs.readdirSync(c.dir).sort(),
+    parentBefore.filter((x) => x !== "tar-split.json.gz"),
+    "files appeared next to the diff dir",
+  );
   assert.equal(fs.existsSync(c.tarSplit), false, "partial tar-split left behind");
   return c;
 }
@@ -95,17 +99,35 @@ describe("path escapes", () => {
     assert.equal(fs.lstatSync(join(c.diff, "a")).isSymbolicLink(), true);
     await refused([{ name: "rel", type: "2", linkname: "../outside" }, file("rel/target", "overwritten\n")], /not a directory/);
     await refused([{ name: "up", type: "2", linkname: ".." }, file("up/outside/target", "overwritten\n")], /not a directory/);
-    await refused([{ name: "d", type: "2", linkname: "../outside" }, { name: "d/", type: "5" }], /duplicate|collides|not a directory/);
+    await refused(
+      [
+        { name: "d", type: "2", linkname: "../outside" },
+        { name: "d/", type: "5" },
+      ],
+      /duplicate|collides|not a directory/,
+    );
     // symlink to the absolute sentinel, then a directory entry and a file below it
     const c2 = newCase();
-    await assert.rejects(run(c2, [{ name: "x", type: "2", linkname: c2.outside }, { name: "x/sub/", type: "5" }]), /not a directory/);
+    await assert.rejects(
+      run(c2, [
+        { name: "x", type: "2", linkname: c2.outside },
+        { name: "x/sub/", type: "5" },
+      ]),
+      /not a directory/,
+    );
     assert.deepEqual(fs.readdirSync(c2.outside), ["target"]);
   });
 
   test("hardlinks to outside targets are refused", async () => {
     await refused([{ name: "pw", type: "1", linkname: "/etc/passwd" }], /not an earlier entry/);
     await refused([{ name: "t", type: "1", linkname: "../outside/target" }], /outside the layer directory/);
-    await refused([{ name: "s", type: "2", linkname: "../outside" }, { name: "t", type: "1", linkname: "s/target" }], /not an earlier entry/);
+    await refused(
+      [
+        { name: "s", type: "2", linkname: "../outside" },
+        { name: "t", type: "1", linkname: "s/target" },
+      ],
+      /not an earlier entry/,
+    );
   });
 
   test("a hardlink to a symlink that leads outside links the symlink itself and changes nothing outside", async () => {
@@ -175,7 +197,13 @@ describe("other refusals", () => {
 
   test("duplicate paths are refused like tar-split does", async () => {
     await refused([file("a"), file("./a")], /duplicate/);
-    await refused([{ name: "d/", type: "5" }, { name: "d", type: "5" }], /duplicate/);
+    await refused(
+      [
+        { name: "d/", type: "5" },
+        { name: "d", type: "5" },
+      ],
+      /duplicate/,
+    );
   });
 
   test("overlay xattrs from the tar are refused", async () => {
@@ -191,7 +219,10 @@ describe("other refusals", () => {
 
   test("device nodes are created as root and refused otherwise", async () => {
     const c = newCase();
-    await run(c, [{ name: "null", type: "3", devmajor: 1, devminor: 3, mode: 0o666 }, { name: "p", type: "6", mode: 0o600 }]);
+    await run(c, [
+      { name: "null", type: "3", devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: "p", type: "6", mode: 0o600 },
+    ]);
     const st = fs.lstatSync(join(c.diff, "null"));
     assert.ok(st.isCharacterDevice());
     assert.equal(st.rdev, (1 << 8) | 3);

@@ -15,7 +15,10 @@ before(() => {
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 function isMounted(p: string): boolean {
-  return fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === p);
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .some((l) => l.split(" ")[4] === p);
 }
 
 describe("native addon", () => {

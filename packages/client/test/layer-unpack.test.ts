@@ -11,8 +11,8 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { assembleLayer } from "../src/layer/assemble.js";
-import { unpackLayer } from "../src/layer/unpack.js";
 import { goClean } from "../src/layer/tarsplit.js";
+import { unpackLayer } from "../src/layer/unpack.js";
 import { getxattr } from "../src/native.js";
 import { buildTar, tarHeader } from "./layer-helpers.js";
 
@@ -76,7 +76,11 @@ describe("tar-split exactness on generated tars", () => {
     const longName = `${"n".repeat(120)}.txt`;
     fs.writeFileSync(join(src, longName), "long\n");
     for (const format of ["gnu", "posix"]) {
-      const tar = gnuTar(src, [`--format=${format}`, "--xattrs", "--xattrs-include=user.*"], ["sg", "deep/er/f.txt", "deep/hl.txt", "x.txt", "bigowner.txt", longName]);
+      const tar = gnuTar(
+        src,
+        [`--format=${format}`, "--xattrs", "--xattrs-include=user.*"],
+        ["sg", "deep/er/f.txt", "deep/hl.txt", "x.txt", "bigowner.txt", longName],
+      );
       const { diff, result } = await roundTrip(tar);
       const sg = fs.statSync(join(diff, "sg"));
       assert.equal(sg.mode & 0o7777, 0o2775);
@@ -108,7 +112,10 @@ describe("tar-split exactness on generated tars", () => {
       { name: "ctl\u0008\u000c\t.txt", data: "" },
     ]);
     const { diff, lines } = await roundTrip(tar);
-    assert.ok(lines.some((l) => l.includes('"name":"q\\"\\u003c\\u0026\\u003e\\\\\\u0001\\u2028é.txt"')), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => l.includes('"name":"q\\"\\u003c\\u0026\\u003e\\\\\\u0001\\u2028é.txt"')),
+      lines.join("\n"),
+    );
     assert.ok(lines.some((l) => l.includes(`"name_raw":"${raw.toString("base64")}"`)));
     assert.equal(fs.readFileSync(Buffer.concat([Buffer.from(`${diff}/`), raw]), "utf8"), "raw bytes");
   });
@@ -130,7 +137,10 @@ describe("tar-split exactness on generated tars", () => {
     fs.writeFileSync(join(src, "f.txt"), "f");
     const tar = gnuTar(src, ["--format=pax", "--pax-option=globexthdr.name=pax_global_header,comment=hello"], ["f.txt"]);
     const { diff, lines } = await roundTrip(tar);
-    assert.ok(lines.some((l) => l.includes('"name":"pax_global_header"')), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => l.includes('"name":"pax_global_header"')),
+      lines.join("\n"),
+    );
     assert.deepEqual(fs.readdirSync(diff), ["f.txt"]);
   });
 
@@ -167,9 +177,27 @@ describe("goClean", () => {
   test("matches Go's path.Clean (duplicate detection and name cleaning rely on it)", () => {
     // expectations follow the rules documented for Go's path.Clean
     const cases: Record<string, string> = {
-      "": ".", a: "a", "a/": "a", "a//": "a", "/": "/", "//": "/", "///a//b/": "/a/b", "./a": "a", "a/./b": "a/b",
-      "a/../b": "b", "../a": "../a", "/../a": "/a", "a/..": ".", "..": "..", ".": ".", "a//b": "a/b",
-      ".a/..b/...": ".a/..b/...", "a/.": "a", "a/b/../../..": "..", "abc/def/../../..": "..", "/abc/def/../../..": "/",
+      "": ".",
+      a: "a",
+      "a/": "a",
+      "a//": "a",
+      "/": "/",
+      "//": "/",
+      "///a//b/": "/a/b",
+      "./a": "a",
+      "a/./b": "a/b",
+      "a/../b": "b",
+      "../a": "../a",
+      "/../a": "/a",
+      "a/..": ".",
+      "..": "..",
+      ".": ".",
+      "a//b": "a/b",
+      ".a/..b/...": ".a/..b/...",
+      "a/.": "a",
+      "a/b/../../..": "..",
+      "abc/def/../../..": "..",
+      "/abc/def/../../..": "/",
     };
     for (const [input, want] of Object.entries(cases)) assert.equal(goClean(input), want, JSON.stringify(input));
   });

@@ -22,7 +22,6 @@ function pathIn(diffDir: string, name: Buffer): string | Buffer {
   if (c.startsWith("/")) c = c.slice(1) || ".";
   if (c === "." || c === ".." || c.startsWith("../")) throw new LayerIntegrityError(`tar-split names ${JSON.stringify(name.toString())} outside the diff dir`);
   const root = diffDir.replace(/\/+$/, "");
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII test
   return /^[\x00-\x7f]*$/.test(c) ? `${root}/${c}` : Buffer.concat([Buffer.from(root), Buffer.from(`/${c}`, "latin1")]);
 }
 

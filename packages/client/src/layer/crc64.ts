@@ -50,8 +50,14 @@ function jsUpdate(state: Uint8Array, data: Uint8Array): void {
   for (; i + 8 <= n; i += 8) {
     const a = (lo ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24))) >>> 0;
     const b = (hi ^ (data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24))) >>> 0;
-    const a0 = a & 0xff, a1 = (a >>> 8) & 0xff, a2 = (a >>> 16) & 0xff, a3 = a >>> 24;
-    const b0 = b & 0xff, b1 = (b >>> 8) & 0xff, b2 = (b >>> 16) & 0xff, b3 = b >>> 24;
+    const a0 = a & 0xff,
+      a1 = (a >>> 8) & 0xff,
+      a2 = (a >>> 16) & 0xff,
+      a3 = a >>> 24;
+    const b0 = b & 0xff,
+      b1 = (b >>> 8) & 0xff,
+      b2 = (b >>> 16) & 0xff,
+      b3 = b >>> 24;
     hi = (H7[a0] ^ H6[a1] ^ H5[a2] ^ H4[a3] ^ H3[b0] ^ H2[b1] ^ H1[b2] ^ H0[b3]) >>> 0;
     lo = (L7[a0] ^ L6[a1] ^ L5[a2] ^ L4[a3] ^ L3[b0] ^ L2[b1] ^ L1[b2] ^ L0[b3]) >>> 0;
   }

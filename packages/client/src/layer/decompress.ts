@@ -1,7 +1,7 @@
 // Streaming layer decompression: gzip with zlib, zstd with Debian's `zstd -dc` process when it is
 // installed (one process per layer, several times faster than JS) or fzstd's streaming decoder
 // otherwise, "none" as a PassThrough. STRATA_ZSTD=js|cli forces a zstd implementation.
-import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { Duplex, PassThrough, type Readable, Transform, type Writable } from "node:stream";

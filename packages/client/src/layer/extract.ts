@@ -10,8 +10,8 @@
 // exists), and metadata calls never follow symlinks. So nothing outside the diff dir can be
 // written, whatever symlinks, hardlinks, ".." or absolute names the tar contains.
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
 import { once } from "node:events";
+import * as fs from "node:fs";
 import { createGzip } from "node:zlib";
 import { mknod, setxattr } from "../native.js";
 import { Crc64 } from "./crc64.js";

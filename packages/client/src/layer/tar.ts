@@ -169,7 +169,7 @@ export function parsePax(data: Buffer): Map<string, string> {
   return out;
 }
 
-const enum St {
+enum St {
   Header,
   Meta,
   Data,

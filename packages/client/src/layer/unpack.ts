@@ -223,4 +223,3 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
   }
   return { diffId: parseDiffID(`sha256:${r.diffIdHex}`), size: r.size, tarSize: r.tarSize };
 }
-
