@@ -9,7 +9,17 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
-const gyp = require.resolve("node-gyp/bin/node-gyp.js");
+// node-gyp from the workspace, else the copy npm bundles (npm sets npm_config_node_gyp for scripts)
+let gyp;
+try {
+  gyp = require.resolve("node-gyp/bin/node-gyp.js");
+} catch {
+  gyp = process.env.npm_config_node_gyp;
+}
+if (!gyp) {
+  console.error("strata native build: node-gyp not found");
+  process.exit(1);
+}
 const prefix = dirname(dirname(process.execPath));
 const args = [gyp, "rebuild"];
 if (existsSync(join(prefix, "include", "node", "node_api.h"))) args.push(`--nodedir=${prefix}`);
