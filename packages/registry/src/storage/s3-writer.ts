@@ -3,8 +3,8 @@
  * writer's key:
  * - Written bytes are buffered until a part is full; full parts are uploaded in the background
  *   (up to 4, at most 64 MiB, at a time) while the caller keeps writing. Parts 1-2 have the
- *   configured part size, parts 3-4 twice and later parts four times that (and more past
- *   part 250), so a writer holds at most one part plus 64 MiB in memory.
+ *   configured part size, parts 3-4 twice and later parts four times that, up to 32 MiB (and
+ *   more past part 250), so a writer holds at most one part plus 64 MiB in memory.
  * - `commit()` uploads the rest as the last part and completes the upload, which makes the
  *   object appear at the key atomically. A writer that never filled a part commits with one
  *   PutObject instead.
@@ -48,8 +48,12 @@ const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 const PART_CONCURRENCY = 4;
 /** ...and at most this many bytes (at least one part). */
 const INFLIGHT_BYTES = 64 * 1024 * 1024;
-/** Later parts grow to this multiple of the configured size: per-part overhead dominates small parts on some servers (Swift). */
+/**
+ * Later parts grow to this multiple of the configured size, but not past RAMP_MAX (a larger
+ * configured size is used as is): per-part overhead dominates small parts on some servers (Swift).
+ */
 const PART_RAMP = 4;
+const RAMP_MAX = 32 * 1024 * 1024;
 /** Beyond the ramp, the part size doubles every this many parts, so that 1000 parts (Swift's default limit) hold > 30 GiB. */
 const PARTS_PER_SIZE_STEP = 250;
 
@@ -91,9 +95,10 @@ export function stateKeyOf(objectKey: string): string {
 
 /** The part size for part `partNumber` (1-based). */
 export function partSizeFor(base: number, partNumber: number): number {
-  const ramp = Math.min(PART_RAMP, 2 ** Math.floor((partNumber - 1) / 2));
+  const b = Math.max(MIN_PART_SIZE, base);
+  const ramped = Math.max(b, Math.min(b * Math.min(PART_RAMP, 2 ** Math.floor((partNumber - 1) / 2)), RAMP_MAX));
   const step = Math.floor((partNumber - 1) / PARTS_PER_SIZE_STEP);
-  return Math.min(MAX_PART_SIZE, Math.max(MIN_PART_SIZE, base) * ramp * 2 ** Math.min(step, 8));
+  return Math.min(MAX_PART_SIZE, ramped * 2 ** Math.min(step, 8));
 }
 
 async function readBody(body: unknown): Promise<Buffer> {
