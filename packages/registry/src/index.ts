@@ -1,4 +1,4 @@
 export * from "./app.js";
-export * from "./config.js";
 export { registerRegistryCommands } from "./cli.js";
-export type { StorageDriver, FileWriter, FileInfo } from "./storage/driver.js";
+export * from "./config.js";
+export type { FileInfo, FileWriter, StorageDriver } from "./storage/driver.js";

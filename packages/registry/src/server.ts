@@ -1,8 +1,8 @@
 /** `strata serve`: runs the registry over HTTP until SIGTERM/SIGINT, then drains and exits. */
-import { type Server, createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import { pino } from "pino";
 import { createRegistry } from "./app.js";
-import { type LoadConfigOptions, type RegistryConfig, loadConfig, splitAddr } from "./config.js";
+import { type LoadConfigOptions, loadConfig, type RegistryConfig, splitAddr } from "./config.js";
 
 export interface RunningServer {
   readonly url: string;

@@ -1,7 +1,7 @@
 /** Blob uploads: POST (start, monolithic, mount), PATCH, PUT, GET status, DELETE. */
 import type Router from "@koa/router";
-import type { Context } from "koa";
 import { parseDigest, tryParseDigest } from "@strata/core";
+import type { Context } from "koa";
 import { BadRequestError } from "../errors.js";
 import { capture, contentLength, contentRange, hasBody, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
@@ -54,13 +54,12 @@ export function registerUploads(router: Router, s: Services): void {
       }
     }
     const digestParam = queryString(ctx, "digest");
-    const session = await s.uploads.start(name);
     if (digestParam !== undefined) {
       const digest = parseDigest(digestParam);
-      await s.uploads.complete(name, session.id, digest, hasBody(ctx) ? ctx.req : undefined, undefined, contentLength(ctx));
+      await s.uploads.monolithic(name, digest, ctx.req, contentLength(ctx));
       return created(ctx, name, digest);
     }
-    progress(ctx, session, 202);
+    progress(ctx, await s.uploads.start(name), 202);
   });
 
   router.get(SESSION, async (ctx) => {

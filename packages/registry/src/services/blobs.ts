@@ -3,10 +3,10 @@
  * A blob is readable through a repository only while that repository links it.
  */
 import type { Readable } from "node:stream";
-import { type Digest, createVerifier, parseDigest } from "@strata/core";
-import { type StorageDriver, isNotFound } from "../storage/driver.js";
-import { pathFor } from "../storage/paths.js";
+import { createVerifier, type Digest, parseDigest } from "@strata/core";
 import { BlobRangeError, UnknownError } from "../errors.js";
+import { isNotFound, type StorageDriver } from "../storage/driver.js";
+import { pathFor } from "../storage/paths.js";
 import type { DescriptorCache } from "./cache.js";
 
 export interface BlobRange {

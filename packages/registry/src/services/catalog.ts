@@ -1,5 +1,5 @@
 /** The list of repositories. Embedded mode walks storage; Redis mode keeps an index. */
-import { type StorageDriver, isNotFound } from "../storage/driver.js";
+import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { baseName, pathFor } from "../storage/paths.js";
 import { byteOrder } from "./manifests.js";
 

@@ -6,16 +6,16 @@
 import {
   type Descriptor,
   type Digest,
-  DigestMismatchError,
   type DigestAlgorithm,
-  type ParsedManifest,
+  DigestMismatchError,
   digestAlgorithm,
   digestOf,
+  type ParsedManifest,
   parseManifest,
 } from "@strata/core";
 import { ManifestReferenceError, UnknownError } from "../errors.js";
 import type { Locker } from "../locks.js";
-import { type StorageDriver, isNotFound } from "../storage/driver.js";
+import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { baseName, pathFor } from "../storage/paths.js";
 import { BlobStore } from "./blobs.js";
 import { ByteLru } from "./cache.js";

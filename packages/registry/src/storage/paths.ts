@@ -12,11 +12,14 @@
  *       ├── _referrers/<alg>/<subjecthex>/<alg>/<hex>/link
  *       │                                               descriptor JSON of a manifest whose
  *       │                                               `subject` is <alg>:<subjecthex>
- *       └── _uploads/<uuid>/
- *           ├── data                                    bytes received so far (never a blob key)
- *           └── startedat                               RFC 3339 start time (for expiry)
+ *       └── _uploads/<uuid>/data                        bytes received so far by a chunked upload
+ *                                                       (never a blob key); session state lives in
+ *                                                       the session store, not here
  *
- * A blob becomes visible only when its verified upload `data` is moved to its blobs/ key.
+ * A blob becomes visible only once verified: a chunked upload's `data` is moved to its blobs/
+ * key after the digest check; a monolithic upload (digest known up front) is written through
+ * a driver writer at the blobs/ key itself, which publishes nothing before commit(), and
+ * commit() happens only after the digest check.
  * Repository names may contain "/" (nested repositories); `_layers`, `_manifests`,
  * `_referrers` and `_uploads` cannot be repository path components (components start with
  * [a-z0-9]), so a repository's own keys never collide with a nested repository.
@@ -45,8 +48,7 @@ export type PathSpec =
   | { kind: "referrerLink"; name: string; subject: Digest; digest: Digest }
   | { kind: "uploadsRoot"; name: string }
   | { kind: "upload"; name: string; id: string }
-  | { kind: "uploadData"; name: string; id: string }
-  | { kind: "uploadStartedAt"; name: string; id: string };
+  | { kind: "uploadData"; name: string; id: string };
 
 const d = (x: Digest) => `${digestAlgorithm(x)}/${digestHex(x)}`;
 
@@ -95,8 +97,6 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "uploadsRoot", name: spec.name })}/${spec.id}`;
     case "uploadData":
       return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/data`;
-    case "uploadStartedAt":
-      return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/startedat`;
   }
 }
 

@@ -5,13 +5,14 @@
  * is never visible before it is verified.
  */
 import { randomUUID } from "node:crypto";
-import type { Readable } from "node:stream";
-import { type Digest, DigestMismatchError, createDigester, digestAlgorithm } from "@strata/core";
+import { type Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createDigester, createVerifier, type Digest, DigestMismatchError, digestAlgorithm } from "@strata/core";
 import { BadRequestError, UnknownError, UploadRangeError } from "../errors.js";
-import type { BlobStore } from "../services/blobs.js";
 import type { Locker } from "../locks.js";
+import type { BlobStore } from "../services/blobs.js";
 import type { RepositoryIndex } from "../services/catalog.js";
-import { type FileWriter, type StorageDriver, isNotFound } from "../storage/driver.js";
+import { type FileWriter, isNotFound, type StorageDriver } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
 import { IncompatibleHashStateError, ResumableHash } from "./hashstate.js";
 import type { SessionStore, UploadSession } from "./sessions.js";
@@ -48,7 +49,6 @@ export class UploadService {
   async start(repository: string): Promise<UploadSession> {
     const now = Date.now();
     const s: UploadSession = { id: randomUUID(), repository, offset: 0, hashState: ResumableHash.create().save(), startedAt: now, updatedAt: now };
-    await this.driver.putContent(pathFor({ kind: "uploadStartedAt", name: repository, id: s.id }), Buffer.from(new Date(now).toISOString()));
     await this.sessions.create(s);
     return s;
   }
@@ -85,6 +85,14 @@ export class UploadService {
     return this.locks.withLock(`upload:${first.id}`, async () => {
       const s = await this.get(repository, id);
       if (body) this.checkRange(s, range, contentLength);
+      if (body && s.offset === 0) {
+        // The whole blob arrives in this request: stream it straight to its content address.
+        try {
+          return await this.monolithic(repository, digest, body, contentLength);
+        } finally {
+          await this.sessions.delete(s.id);
+        }
+      }
       const writer = await this.write(s, body, contentLength, true);
       let committed = false;
       try {
@@ -112,9 +120,54 @@ export class UploadService {
       else await this.driver.move(dataKey, pathFor({ kind: "blobData", digest }));
       await this.blobs.link(repository, digest, s.offset);
       await this.repos.added(repository);
-      await this.discard(s);
+      // commit() and move() left nothing under the upload's key: only the session remains
+      await this.sessions.delete(s.id);
       return s.offset;
     });
+  }
+
+  /**
+   * A whole blob in one request with its digest known up front (POST ?digest=, or PUT with the
+   * entire body): written through a writer at the blob's own key, which publishes nothing
+   * until commit(), and committed only after the digest matched. Uploads of one digest are
+   * serialised; when the blob is already stored the body is only verified.
+   */
+  async monolithic(repository: string, digest: Digest, body: Readable, contentLength?: number): Promise<number> {
+    const key = pathFor({ kind: "blobData", digest });
+    const limit = this.opts.maxBlobBytes;
+    const check = (n: number) => {
+      if (limit > 0 && n > limit) throw new BadRequestError("size", "blob exceeds the size limit");
+    };
+    const size = await this.locks.withLock(`blob:${digest}`, async () => {
+      const existing = await this.blobs.globalSize(digest);
+      const verifier = createVerifier({ digest, size: contentLength, maxSize: limit > 0 ? limit : undefined });
+      if (existing !== undefined) {
+        await pipeline(body, verifier, new Writable({ write: (_c, _e, cb) => cb() }));
+        return existing;
+      }
+      const writer = await this.driver.writer(key);
+      const hash = ResumableHash.create(digestAlgorithm(digest));
+      let n = 0;
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          n += chunk.length;
+          check(n);
+          await writer.write(chunk);
+          hash.update(chunk);
+        }
+        if (contentLength !== undefined && n !== contentLength) throw new BadRequestError("size", `received ${n} bytes, Content-Length said ${contentLength}`);
+        const actual = hash.digest();
+        if (actual !== digest) throw new DigestMismatchError(digest, actual);
+      } catch (e) {
+        await writer.cancel().catch(() => {});
+        throw e;
+      }
+      await writer.commit();
+      return n;
+    });
+    await this.blobs.link(repository, digest, size);
+    await this.repos.added(repository);
+    return size;
   }
 
   /** Cancels an upload (DELETE). */
