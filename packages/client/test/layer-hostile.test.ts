@@ -255,6 +255,32 @@ describe("other refusals", () => {
     assert.deepEqual(fs.readdirSync(c.outside), ["target"]);
   });
 
+  test("an unprivileged user can extract into read-only directories", async () => {
+    const c = newCase();
+    fs.chownSync(c.diff, 65534, 65534);
+    fs.chmodSync(c.dir, 0o777);
+    const tarPath = join(c.dir, "ro.tar");
+    fs.writeFileSync(
+      tarPath,
+      buildTar([
+        { name: "ro/", type: "5", mode: 0o555 },
+        file("ro/f.txt", "data", { mode: 0o444 }),
+        { name: "ro/sub/", type: "5", mode: 0o500 },
+        file("ro/sub/g", "g"),
+      ]),
+    );
+    const unpackJs = fileURLToPath(new URL("../src/layer/unpack.js", import.meta.url));
+    const script = `import { unpackLayer } from ${JSON.stringify(unpackJs)}; import fs from "node:fs";
+      unpackLayer(fs.createReadStream(${JSON.stringify(tarPath)}), { diffDir: ${JSON.stringify(c.diff)}, tarSplitPath: ${JSON.stringify(join(c.dir, "ro.ts.gz"))} })
+        .then((r) => { console.log("OK " + r.size); }, (e) => { console.log(e.name + ": " + e.message); });`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { uid: 65534, gid: 65534, encoding: "utf8" });
+    assert.equal(r.stdout.trim(), "OK 5", r.stderr);
+    assert.equal(fs.statSync(join(c.diff, "ro")).mode & 0o7777, 0o555);
+    assert.equal(fs.statSync(join(c.diff, "ro/sub")).mode & 0o7777, 0o500);
+    assert.equal(fs.statSync(join(c.diff, "ro")).mtimeMs, 1700000000000);
+    assert.equal(fs.readFileSync(join(c.diff, "ro/sub/g"), "utf8"), "g");
+  });
+
   test("an aborted unpack stops with an AbortError", async () => {
     const c = newCase();
     const ac = new AbortController();

@@ -63,6 +63,8 @@ interface DirTime {
   path: fs.PathLike;
   atime: number;
   mtime: number;
+  /** Final mode, when it is applied at the end (unprivileged extraction). */
+  perm?: number;
 }
 
 class Extractor {
@@ -197,7 +199,10 @@ class Extractor {
     this.flushTrail();
     this.line(segmentLine(Buffer.alloc(0), this.position));
     this.flushLines();
-    for (const d of this.dirs) fs.utimesSync(d.path, d.atime, d.mtime);
+    for (const d of this.dirs) {
+      if (d.perm !== undefined) fs.chmodSync(d.path, d.perm);
+      fs.utimesSync(d.path, d.atime, d.mtime);
+    }
   }
 
   /** Releases an open file descriptor after an error. */
@@ -334,10 +339,13 @@ class Extractor {
         this.kinds.set(rel, "dir");
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
-        fs.chmodSync(p, perm);
+        // Without root (no CAP_DAC_OVERRIDE) a directory must stay writable until its entries are
+        // in, so its exact mode is applied at the end.
+        const writable = this.isRoot || (perm & 0o700) === 0o700;
+        fs.chmodSync(p, writable ? perm : perm | 0o700);
         if (perm & 0o2000) this.sgidDirs.add(rel);
         else this.sgidDirs.delete(rel);
-        this.dirs.push({ path: p, atime, mtime: h.mtime });
+        this.dirs.push({ path: p, atime, mtime: h.mtime, perm: writable ? undefined : perm });
         return;
       }
       case "2": {
