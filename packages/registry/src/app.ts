@@ -16,6 +16,7 @@ import { registerTags } from "./handlers/tags.js";
 import { registerUploads } from "./handlers/uploads.js";
 import { errorMiddleware } from "./http/errors.js";
 import { requestLog } from "./http/logging.js";
+import { createMetrics } from "./http/metrics.js";
 import { MemoryLocker } from "./locks.js";
 import { RedisDescriptorCache } from "./redis/cache.js";
 import { RedisConnection } from "./redis/client.js";
@@ -97,6 +98,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   registerBlobs(router, services);
 
   app.use(requestLog(logger));
+  app.use(createMetrics().middleware());
   app.use(async (ctx, next) => {
     ctx.set("Docker-Distribution-API-Version", "registry/2.0");
     await next();
