@@ -1,0 +1,147 @@
+/**
+ * `npm run bench:pull`: pull one image of N layers of incompressible data from a local registry
+ * (Debian's docker-registry, filesystem storage) with
+ *   - `strata pull` into a fresh store (download, verify, gunzip, extract, tar-split),
+ *   - Debian's `podman pull` with the overlay driver into a fresh root (same work),
+ *   - `skopeo copy` to an OCI layout (download and verify only, no unpack),
+ * and print wall time, peak RSS and the ratio to podman. Not a test: nothing is asserted.
+ *
+ * Environment:
+ *   STRATA_BENCH_PULL_LAYERS  layers (default 5)
+ *   STRATA_BENCH_PULL_MIB     MiB of random data per layer (default 64)
+ *   STRATA_BENCH_RUNS         rounds; the fastest of each tool is reported (default 2)
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Peer, startDistribution } from "./lib.js";
+
+const LAYERS = Number(process.env.STRATA_BENCH_PULL_LAYERS ?? 5);
+const MIB = Number(process.env.STRATA_BENCH_PULL_MIB ?? 64);
+const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 2);
+// compiled to build/ts/bench/pull.js
+const STRATA = fileURLToPath(new URL("../../../packages/cli/bin/strata.js", import.meta.url));
+
+const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+function buildLayout(dir: string): void {
+  const blobs = join(dir, "oci", "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (b: Buffer) => {
+    const d = sha256(b);
+    writeFileSync(join(blobs, d.slice(7)), b);
+    return { digest: d, size: b.length };
+  };
+  const layers = [];
+  const diffIds = [];
+  for (let i = 0; i < LAYERS; i++) {
+    const src = join(dir, `src${i}`);
+    mkdirSync(src);
+    writeFileSync(join(src, `data${i}.bin`), randomBytes(MIB * 1024 * 1024));
+    const tar = execFileSync("tar", ["-C", src, "--numeric-owner", "--mtime=@1700000000", "-cf", "-", "."], { maxBuffer: 2 ** 31 });
+    const gz = execFileSync("gzip", ["-1", "-n", "-c"], { input: tar, maxBuffer: 2 ** 31 });
+    rmSync(src, { recursive: true });
+    diffIds.push(sha256(tar));
+    layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(gz) });
+  }
+  const config = put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        config: {},
+        rootfs: { type: "layers", diff_ids: diffIds },
+        history: diffIds.map(() => ({ created_by: "bench" })),
+      }),
+    ),
+  );
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+        layers,
+      }),
+    ),
+  );
+  writeFileSync(join(dir, "oci", "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(
+    join(dir, "oci", "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": "v1" } }],
+    }),
+  );
+}
+
+interface Measure {
+  wall: number;
+  rssMiB: number;
+  /** user + system CPU seconds */
+  cpu: number;
+}
+
+function timed(cmd: string, args: string[]): Measure {
+  const r = spawnSync("/usr/bin/time", ["-f", "%e %M %U %S", cmd, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const last = r.stderr.trim().split("\n").pop() ?? "";
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr.slice(-2000)}`);
+  const [wall, kb, user, sys] = last.split(" ").map(Number);
+  return { wall, rssMiB: kb / 1024, cpu: user + sys };
+}
+
+async function main(): Promise<void> {
+  for (const bin of ["docker-registry", "skopeo", "podman", "/usr/bin/time"]) {
+    if (spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0) throw new Error(`bench:pull needs ${bin}`);
+  }
+  if (!existsSync(STRATA)) throw new Error("run `npm run build` first");
+  const dir = mkdtempSync(join(tmpdir(), "strata-bench-pull-"));
+  let registry: Peer | undefined;
+  try {
+    process.stderr.write(`building ${LAYERS} x ${MIB} MiB layers...\n`);
+    buildLayout(dir);
+    registry = await startDistribution();
+    const ref = `${registry.host}/bench/pull:v1`;
+    execFileSync("skopeo", ["copy", "-q", "--dest-tls-verify=false", "--preserve-digests", `oci:${join(dir, "oci")}:v1`, `docker://${ref}`]);
+
+    const tools: { name: string; run: (out: string) => Measure }[] = [
+      { name: "strata pull", run: (out) => timed(process.execPath, [STRATA, "pull", "-q", ref, "--root", out]) },
+      {
+        name: "podman pull (overlay)",
+        run: (out) =>
+          timed("podman", ["--root", join(out, "root"), "--runroot", join(out, "run"), "--storage-driver", "overlay", "pull", "-q", "--tls-verify=false", ref]),
+      },
+      { name: "skopeo copy (no unpack)", run: (out) => timed("skopeo", ["copy", "-q", "--src-tls-verify=false", `docker://${ref}`, `oci:${out}:v1`]) },
+    ];
+    const best = new Map<string, Measure>();
+    for (let round = 0; round < RUNS; round++) {
+      for (const t of tools) {
+        const out = join(dir, `out-${round}-${t.name.split(" ")[0]}`);
+        const m = t.run(out);
+        rmSync(out, { recursive: true, force: true });
+        const prev = best.get(t.name);
+        if (!prev || m.wall < prev.wall) best.set(t.name, m);
+      }
+    }
+    const podman = best.get("podman pull (overlay)")!;
+    const rows = tools.map((t) => {
+      const m = best.get(t.name)!;
+      return [t.name, m.wall.toFixed(2), m.cpu.toFixed(2), m.rssMiB.toFixed(0), (m.wall / podman.wall).toFixed(2)];
+    });
+    const head = ["tool", "wall s", "CPU s", "peak RSS MiB", "wall / podman"];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+    console.log(`pull of ${LAYERS} x ${MIB} MiB incompressible gzip layers from a local docker-registry, fastest of ${RUNS}`);
+    console.log(line(head));
+    console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+    for (const r of rows) console.log(line(r));
+  } finally {
+    await registry?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
