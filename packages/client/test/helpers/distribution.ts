@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -24,6 +24,8 @@ export function freePort(): Promise<number> {
 export interface DistributionAuth {
   htpasswd?: { path: string };
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { certificate: string; key: string };
 }
 
 export interface Distribution {
@@ -58,7 +60,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:${port}
-${authYaml}`;
+${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.tls.key}\n` : ""}${authYaml}`;
   await writeFile(join(dir, "config.yml"), cfg);
   const child: ChildProcess = spawn("docker-registry", ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -69,8 +71,18 @@ ${authYaml}`;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
-      await res.body?.cancel();
+      if (auth.tls) {
+        await new Promise<void>((resolve, reject) => {
+          const sock = connect(port, "127.0.0.1", () => {
+            sock.destroy();
+            resolve();
+          });
+          sock.on("error", reject);
+        });
+      } else {
+        const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+        await res.body?.cancel();
+      }
       break;
     } catch {
       if (Date.now() - started > 15000) throw new Error(`docker-registry did not start: ${stderr}`);
