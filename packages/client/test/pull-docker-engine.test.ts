@@ -11,9 +11,12 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { imageRows } from "../src/commands/images.js";
+import { verifyStore } from "../src/commands/verify.js";
 import { pull } from "../src/pull.js";
+import { Store } from "../src/store/store.js";
 import { type Distribution, GOLDEN_DIR, pushOciLayout, run, startDistribution } from "./helpers/distribution.js";
-import { type PushedImage, pushImage } from "./helpers/images.js";
+import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { makeTar } from "./helpers/oci-build.js";
 import { checkStore } from "./helpers/store-check.js";
 
@@ -119,7 +122,31 @@ describe("Docker Engine uses a store written by strata pull", { skip: available 
     assert.match(r.stdout, /^tini version \d+\.\d+\.\d+/);
   });
 
+  it("dockerd pulls into the same root; strata then lists and verifies Docker's own layers", async () => {
+    const other = await pushImage(reg.host, "test/by-docker", "v1", [{ tar: await smallLayer("docker-1") }, { tar: await smallLayer("docker-2") }]);
+    const p = await docker("pull", other.ref);
+    assert.equal(p.code, 0, p.stderr);
+    const exited = new Promise((r) => dockerd!.once("exit", r));
+    dockerd!.kill("SIGTERM");
+    await exited;
+    const store = await Store.open(root);
+    const checks = await verifyStore(store, other.ref);
+    assert.equal(checks[0].id, other.configDigest);
+    assert.equal(checks[0].layers.length, 2);
+    assert.ok(checks[0].ok, JSON.stringify(checks));
+    const rows = await imageRows(store);
+    assert.ok(rows.some((r) => r.repository === `${reg.host}/test/by-docker` && r.tag === "v1" && r.id === other.configDigest));
+    // strata re-pulling Docker's image finds every layer already there
+    const again = await pull(other.ref, { root });
+    assert.deepEqual(
+      again.layers.map((l) => l.status),
+      ["exists", "exists"],
+    );
+    assert.ok(again.upToDate);
+  });
+
   it("after dockerd used it, the store is still consistent for strata", async () => {
     assert.deepEqual(await checkStore(root), []);
+    assert.ok((await verifyStore(await Store.open(root))).every((c) => c.ok));
   });
 });
