@@ -54,7 +54,11 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   if (driver.close) closers.push(() => driver.close!());
 
   const shared = config.redis.url ? sharedState(config, logger) : undefined;
-  if (shared) closers.push(() => shared.conn.close());
+  if (shared) {
+    closers.push(() => shared.conn.close());
+    // Serve at once either way: while Redis is unreachable requests answer 503 and recover with it.
+    await shared.conn.ready(Math.max(config.redis.commandTimeoutMs, 3000)).catch((e) => logger.warn({ err: (e as Error).message }, "starting without redis"));
+  }
   const locks = shared?.locks ?? new MemoryLocker();
   const blobs = new BlobStore(driver, shared?.cache ?? new MemoryDescriptorCache());
   const tagIndex = shared?.index ?? new StorageTagIndex(driver);
