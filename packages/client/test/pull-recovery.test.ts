@@ -98,6 +98,32 @@ describe("interrupted and concurrent pulls", () => {
     assert.ok((await verifyStore(store)).every((c) => c.ok));
   });
 
+  it("Ctrl-C (SIGINT) stops a CLI pull with exit 130, removing its temp dirs", async () => {
+    const root = await newRoot();
+    const child = spawn(process.execPath, [CLI, "pull", big.ref, "--root", root, "--max-concurrent", "1"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let sent = false;
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on("data", (d) => {
+        out += d;
+        if (!sent && /Pull complete/.test(out) && child.exitCode === null) {
+          sent = true;
+          child.kill("SIGINT");
+        }
+      });
+      child.on("exit", (c) => resolve(c));
+    });
+    assert.equal(code, 130, `${err}\n${out}`);
+    assert.equal(err, "strata: pull interrupted\n");
+    assert.deepEqual(await checkStore(root), []);
+    const store = await Store.open(root);
+    assert.deepEqual(await store.listImageIds(), []);
+  });
+
   it("recover() removes temp dirs of dead processes, half-deleted entries, orphan overlay dirs and dangling links", async () => {
     const root = await newRoot();
     await pull(shareA.ref, { root });
