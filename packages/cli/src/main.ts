@@ -3,7 +3,7 @@
  * the registry (serve, index) and the client (pull, images, inspect, ...). Errors are one
  * line on stderr and a non-zero exit code.
  */
-import { registerClientCommands } from "@strata/client";
+import { registerClientCommands, registerContainerCommands } from "@strata/client";
 import { registerRegistryCommands } from "@strata/registry";
 import { Command, CommanderError } from "commander";
 
@@ -11,6 +11,7 @@ const program = new Command("strata").description("Strata: an OCI registry and a
 program.exitOverride();
 registerRegistryCommands(program);
 registerClientCommands(program);
+registerContainerCommands(program);
 
 try {
   await program.parseAsync(process.argv);

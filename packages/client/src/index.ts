@@ -21,3 +21,4 @@ export { imageSize, listImages, loadImage, referenceKeys, removeImage, resolveIm
 export { StoreLock } from "./store/lock.js";
 export { defaultRoot, StorePaths } from "./store/paths.js";
 export { type LayerRecord, type PendingLayer, type Repositories, Store, type V2Metadata } from "./store/store.js";
+export * from "./containers/index.js";
