@@ -4,6 +4,7 @@ export { type InspectResult, inspectImage } from "./commands/inspect.js";
 export { rmiImages } from "./commands/rmi.js";
 export { saveImages, tarSplitTarSize } from "./commands/save.js";
 export { type ImageCheck, type LayerCheck, verifyImage, verifyLayer, verifyStore } from "./commands/verify.js";
+export * from "./containers/index.js";
 export { humanSize, PlainProgress, type ProgressReporter, type PullEvent, silentProgress, TtyProgress } from "./progress.js";
 export { PullError, type PulledLayer, type PullOptions, type PullResult, pull } from "./pull.js";
 export { type Credentials, credentialsFromDockerConfig, parseChallenges, redact } from "./registry/auth.js";
@@ -21,4 +22,3 @@ export { imageSize, listImages, loadImage, referenceKeys, removeImage, resolveIm
 export { StoreLock } from "./store/lock.js";
 export { defaultRoot, StorePaths } from "./store/paths.js";
 export { type LayerRecord, type PendingLayer, type Repositories, Store, type V2Metadata } from "./store/store.js";
-export * from "./containers/index.js";
