@@ -11,8 +11,8 @@
  * Needs: docker-registry and wrk (Debian packages). Not a test: it asserts only integrity.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { request } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";

@@ -4,7 +4,7 @@
  * and the Strata configuration they ship goes through the real config parser.
  */
 import assert from "node:assert/strict";
-import { readFile, readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseConfig } from "@strata/registry";

@@ -5,12 +5,12 @@
  * embedded filesystem registry and, when STRATA_TEST_BACKENDS names s3, against S3 + Redis.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type BuiltImage, buildOciLayout, sha256, whiteoutImageLayers } from "./helpers/oci-layout.js";
 import { fleetConfig } from "./helpers/fleet.js";
+import { type BuiltImage, buildOciLayout, sha256, whiteoutImageLayers } from "./helpers/oci-layout.js";
 import { mustRun, run, type StrataServer, startStrata, uniqueName } from "./helpers/strata.js";
 
 const modes: { name: string; config: () => Promise<{ config: Record<string, unknown>; cleanup: () => Promise<void> }> }[] = [

@@ -3,8 +3,8 @@
  * digest is always computed over the bytes as received, never over a re-serialisation.
  */
 import { z } from "zod";
-import { type DiffID, type Digest, type DigestAlgorithm, InvalidDigestError, digestOf, parseDigest } from "./digest.js";
-import { MediaTypes, baseMediaType } from "./mediatypes.js";
+import { type DiffID, type Digest, type DigestAlgorithm, digestOf, InvalidDigestError, parseDigest } from "./digest.js";
+import { baseMediaType, MediaTypes } from "./mediatypes.js";
 
 export class InvalidManifestError extends Error {
   constructor(message: string) {

@@ -4,7 +4,7 @@
  * A consumer that sees a clean end of stream has received exactly the expected content.
  */
 import { Transform, type TransformCallback } from "node:stream";
-import { type Digest, type DigestAlgorithm, createDigester, digestAlgorithm } from "./digest.js";
+import { createDigester, type Digest, type DigestAlgorithm, digestAlgorithm } from "./digest.js";
 
 export class DigestMismatchError extends Error {
   constructor(

@@ -10,7 +10,9 @@ describe("GET /metrics", () => {
     try {
       const app = reg.app.callback();
       await request(app).get("/v2/");
-      await request(app).get(`/v2/secret-team/app/blobs/sha256:${"0".repeat(64)}`).expect(404);
+      await request(app)
+        .get(`/v2/secret-team/app/blobs/sha256:${"0".repeat(64)}`)
+        .expect(404);
       const res = await request(app).get("/metrics").expect(200);
       assert.match(res.headers["content-type"], /^text\/plain/);
       assert.match(res.text, /strata_http_requests_total\{resource="base",method="GET",status="200"\} 1/);

@@ -22,7 +22,9 @@ export function findZstd(): string | null {
       accessSync(p, constants.X_OK);
       zstdPath = p;
       break;
-    } catch {}
+    } catch {
+      // not installed here; try the next location
+    }
   }
   return zstdPath;
 }
@@ -87,11 +89,7 @@ class ZstdProcess extends Duplex {
 
 /** zstd decompression in JS (fzstd streaming decoder). */
 function zstdJs(): Transform {
-  let out: Transform;
-  const dec = new Decompress((chunk) => {
-    out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-  });
-  out = new Transform({
+  const out: Transform = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       try {
         dec.push(chunk);
@@ -108,6 +106,9 @@ function zstdJs(): Transform {
         cb(new Error(`zstd decompression failed: ${(e as Error).message}`));
       }
     },
+  });
+  const dec = new Decompress((chunk) => {
+    out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   });
   return out;
 }

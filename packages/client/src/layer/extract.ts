@@ -210,7 +210,9 @@ class Extractor {
     if (this.fd >= 0) {
       try {
         fs.closeSync(this.fd);
-      } catch {}
+      } catch {
+        // already closed by a failed write; nothing left to release
+      }
       this.fd = -1;
     }
   }
@@ -218,14 +220,13 @@ class Extractor {
   flushData(): void {
     if (this.pendingBytes === 0) return;
     const bufs = this.pending;
-    let total = this.pendingBytes;
+    const total = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
     let written = fs.writevSync(this.fd, bufs);
     // Short writes: finish the rest buffer by buffer.
     if (written < total) {
       const rest = Buffer.concat(bufs).subarray(written);
-      total -= written;
       let off = 0;
       while (off < rest.length) {
         written = fs.writeSync(this.fd, rest, off, rest.length - off);
@@ -398,7 +399,9 @@ function currentUmask(): number {
   try {
     const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync("/proc/self/status", "latin1"));
     if (m) return Number.parseInt(m[1], 8);
-  } catch {}
+  } catch {
+    // no /proc: assume the common default below
+  }
   return 0o022;
 }
 

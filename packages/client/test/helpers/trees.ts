@@ -10,7 +10,7 @@ const FIXED_MTIME_NS = 1700000000n * 1000000000n;
 
 function xattrsOf(root: string): Map<string, string> {
   // getfattr prints "# file: <path>" then name=0x<hex> lines, blank line between files.
-  let out = "";
+  let out: string;
   try {
     out = execFileSync("getfattr", ["-R", "-P", "-d", "-m", "-", "-e", "hex", "--absolute-names", root], {
       encoding: "utf8",

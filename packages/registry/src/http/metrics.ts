@@ -29,7 +29,12 @@ function resourceOf(path: string): string {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "strata_" });
-  const requests = new Counter({ name: "strata_http_requests_total", help: "HTTP requests", labelNames: ["resource", "method", "status"], registers: [registry] });
+  const requests = new Counter({
+    name: "strata_http_requests_total",
+    help: "HTTP requests",
+    labelNames: ["resource", "method", "status"],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: "strata_http_request_duration_seconds",
     help: "HTTP request duration",

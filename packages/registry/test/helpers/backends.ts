@@ -10,10 +10,11 @@
  * from the environment. Names listed in STRATA_TEST_BACKENDS without a factory are skipped
  * with a note on stderr; unknown names are an error.
  */
+
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { parseConfig, type RegistryConfig } from "../../src/config.js";
 import { dropS3TestBucket, s3SkipReason, s3TestConfig } from "./s3-server.js";
 

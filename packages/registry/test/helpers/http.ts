@@ -20,7 +20,7 @@ export interface Res {
   body: Buffer;
   header(name: string): string | undefined;
   text(): string;
-  // biome-ignore lint/suspicious/noExplicitAny: tests index response JSON freely
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index response JSON freely
   json<T = any>(): T;
 }
 
