@@ -316,6 +316,7 @@ export class RegistryClient {
    */
   blobStream(repository: string, desc: Pick<Descriptor, "digest" | "size">, o: { signal?: AbortSignal; onResume?: (offset: number) => void } = {}): Readable {
     const digest = parseDigest(desc.digest);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the generator below is not an arrow function
     const self = this;
     const signal = o.signal ?? this.signal;
     async function* generate(): AsyncGenerator<Buffer> {

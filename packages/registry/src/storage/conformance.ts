@@ -268,6 +268,29 @@ export function driverConformanceSuite(name: string, makeDriver: () => Promise<M
         await d.delete(p);
       });
 
+      test("a writer told its size publishes nothing before commit, also with every byte written", async (d, p) => {
+        const k = `${p}/sized`;
+        const data = randomBytes(300_000);
+        const w = await d.writer(k, { size: data.length });
+        for (let i = 0; i < data.length; i += 65536) await w.write(data.subarray(i, i + 65536));
+        assert.equal(w.size, data.length);
+        await notFound(d.getContent(k), "getContent before commit");
+        await notFound(d.stat(k), "stat before commit");
+        await w.commit();
+        assert.ok((await d.getContent(k)).equals(data));
+        await d.delete(p);
+      });
+
+      test("a cancelled sized writer leaves nothing, also with every byte written", async (d, p) => {
+        const k = `${p}/sized-cancel`;
+        const data = randomBytes(100_000);
+        const w = await d.writer(k, { size: data.length });
+        await w.write(data);
+        await w.cancel();
+        await notFound(d.getContent(k), "getContent after cancel");
+        assert.deepEqual(await childrenOrNone(d, p), [], "list after cancel");
+      });
+
       test("commit with zero bytes stores an empty object", async (d, p) => {
         const w = await d.writer(`${p}/zero`);
         await w.commit();

@@ -40,6 +40,11 @@ export interface ReadOptions {
 export interface WriterOptions {
   /** Continue a writer that was closed without commit. */
   readonly append?: boolean;
+  /**
+   * The exact number of bytes that will be written, when known. A driver may then stream the
+   * content in one request; such a writer cannot be resumed (close() fails). Ignored with append.
+   */
+  readonly size?: number;
   readonly signal?: AbortSignal;
 }
 

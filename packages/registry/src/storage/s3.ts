@@ -32,6 +32,7 @@ import { checkedDriver } from "./base.js";
 import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import { classifyS3Error, createS3Client, DRIVER_NAME, ensureBucket, errorName, s3Call, statusOf } from "./s3-client.js";
+import { MAX_SINGLE_PUT, S3PutWriter } from "./s3-putwriter.js";
 import { deleteWriterObjects, INTERNAL_MARK, S3Writer } from "./s3-writer.js";
 
 export { createS3Client, ensureBucket } from "./s3-client.js";
@@ -153,6 +154,9 @@ class S3DriverImpl {
   async writer(key: string, opts: WriterOptions = {}): Promise<FileWriter> {
     opts.signal?.throwIfAborted();
     const ctx = { client: this.client, bucket: this.bucket, partSize: this.cfg.partSize, key, objectKey: this.objectKey(key), signal: opts.signal };
+    if (!opts.append && opts.size !== undefined && opts.size > 0 && opts.size <= MAX_SINGLE_PUT) {
+      return new S3PutWriter(this.client, this.bucket, ctx.objectKey, key, opts.size, opts.signal);
+    }
     return opts.append ? S3Writer.resume(ctx) : S3Writer.fresh(ctx);
   }
 

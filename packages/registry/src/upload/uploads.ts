@@ -145,7 +145,7 @@ export class UploadService {
         await pipeline(body, verifier, new Writable({ write: (_c, _e, cb) => cb() }));
         return existing;
       }
-      const writer = await this.driver.writer(key);
+      const writer = await this.driver.writer(key, { size: contentLength });
       const hash = ResumableHash.create(digestAlgorithm(digest));
       let n = 0;
       try {
