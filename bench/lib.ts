@@ -4,6 +4,8 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { request } from "node:http";
+import type { Readable } from "node:stream";
 import { freePort } from "../test/helpers/strata.js";
 
 export interface Peer {
@@ -99,3 +101,39 @@ export async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const v = await fn();
   return [v, Number(process.hrtime.bigint() - t) / 1e9];
 }
+
+/** One HTTP request; the response body is counted (and its first 64 KiB kept as text). */
+export function http(
+  method: string,
+  url: string,
+  body?: Buffer | Readable,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: { ...(Buffer.isBuffer(body) ? { "Content-Length": String(body.length) } : {}), ...headers } }, (res) => {
+      let bytes = 0;
+      const small: Buffer[] = [];
+      res.on("data", (c: Buffer) => {
+        bytes += c.length;
+        if (bytes < 65536) small.push(c);
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, text: Buffer.concat(small).toString() }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (body === undefined) req.end();
+    else if (Buffer.isBuffer(body)) req.end(body);
+    else body.pipe(req);
+  });
+}
+
+/** Monolithic push: POST to start, then PUT ?digest= with the whole body. */
+export async function pushMonolithic(base: string, repo: string, blob: Buffer, digest: string): Promise<void> {
+  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
+  if (start.status !== 202) throw new Error(`POST ${start.status} ${start.text}`);
+  const loc = new URL(String(start.headers.location), base);
+  loc.searchParams.set("digest", digest);
+  const put = await http("PUT", loc.toString(), blob, { "Content-Type": "application/octet-stream" });
+  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
+}
+

@@ -12,51 +12,17 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { run, startStrata } from "../test/helpers/strata.js";
-import { type Peer, printTable, sampleRss, startDistribution, type TableRow, time } from "./lib.js";
+import { http, type Peer, printTable, pushMonolithic, sampleRss, startDistribution, type TableRow, time } from "./lib.js";
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.STRATA_BENCH_MIB ?? 256) * MiB;
 const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 3);
 const BIG = Number(process.env.STRATA_BENCH_BIG_MIB ?? 1024) * MiB;
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-function http(
-  method: string,
-  url: string,
-  body?: Buffer | Readable,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: { ...(Buffer.isBuffer(body) ? { "Content-Length": String(body.length) } : {}), ...headers } }, (res) => {
-      let bytes = 0;
-      const small: Buffer[] = [];
-      res.on("data", (c: Buffer) => {
-        bytes += c.length;
-        if (bytes < 65536) small.push(c);
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, text: Buffer.concat(small).toString() }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    if (body === undefined) req.end();
-    else if (Buffer.isBuffer(body)) req.end(body);
-    else body.pipe(req);
-  });
-}
-
-async function pushMonolithic(base: string, repo: string, blob: Buffer, digest: string): Promise<void> {
-  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
-  if (start.status !== 202) throw new Error(`POST ${start.status} ${start.text}`);
-  const loc = new URL(String(start.headers.location), base);
-  loc.searchParams.set("digest", digest);
-  const put = await http("PUT", loc.toString(), blob, { "Content-Type": "application/octet-stream" });
-  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
-}
 
 async function wrk(url: string, accept: string): Promise<number> {
   const r = await run("wrk", ["-t2", "-c32", "-d5s", "-H", `Accept: ${accept}`, url]);

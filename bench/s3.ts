@@ -29,6 +29,8 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { startStrata } from "../test/helpers/strata.js";
+import { http, pushMonolithic } from "./lib.js";
 import { type S3Config, s3Schema } from "@strata/registry";
 import { createS3Client, ensureBucket, type S3StorageDriver, s3Driver } from "@strata/registry/s3";
 
@@ -59,8 +61,34 @@ export interface BenchContext {
  * one blob (monolithic or chunked PUT/PATCH) and pull it back, and return one "write" row for
  * the push and one "read" row for the pull. Returns no rows until the registry server is wired in.
  */
-export async function benchStrataHttp(_ctx: BenchContext): Promise<Row[]> {
-  return [];
+export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
+  const keyPrefix = `strata-bench:${randomBytes(4).toString("hex")}:`;
+  const redisUrl = process.env.STRATA_TEST_REDIS_URL || "redis://127.0.0.1:6379";
+  const srv = await startStrata({ storage: { driver: "s3", s3: ctx.cfg }, redis: { url: redisUrl, keyPrefix }, log: { level: "warn" } });
+  let push = Infinity;
+  let pull = Infinity;
+  try {
+    for (let i = 0; i < ctx.runs; i++) {
+      // a distinct blob per round, so that every push really stores its bytes
+      const blob = Buffer.from(ctx.blob);
+      blob.writeUInt32BE(i + 1, 0);
+      const digest = `sha256:${createHash("sha256").update(blob).digest("hex")}`;
+      push = Math.min(push, await timed(() => pushMonolithic(srv.url, `bench/s3-${i}`, blob, digest)));
+      pull = Math.min(
+        pull,
+        await timed(async () => {
+          const res = await http("GET", `${srv.url}/v2/bench/s3-${i}/blobs/${digest}`);
+          if (res.status !== 200 || res.bytes !== blob.length) throw new Error(`strata pull: ${res.status}, ${res.bytes} bytes`);
+        }),
+      );
+    }
+  } finally {
+    await srv.stop();
+  }
+  return [
+    { name: "strata HTTP push (POST + PUT with the blob)", kind: "write", bytes: ctx.blob.length, seconds: push },
+    { name: "strata HTTP pull (GET blob)", kind: "read", bytes: ctx.blob.length, seconds: pull },
+  ];
 }
 
 function repoRoot(): string {
