@@ -64,7 +64,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const tagIndex = shared?.index ?? new StorageTagIndex(driver);
   const repositories = shared?.index ?? new StorageRepositoryIndex(driver);
   const sessions = shared?.sessions ?? new MemorySessionStore();
-  const manifests = new ManifestStore(driver, blobs, tagIndex, locks, config.cache.manifestBytes);
+  const manifests = new ManifestStore(driver, blobs, tagIndex, locks, config.cache.manifestBytes, { cacheLinks: !shared });
   const uploads = new UploadService(driver, sessions, blobs, repositories, locks, {
     ttlSeconds: config.uploads.ttlSeconds,
     maxBlobBytes: config.limits.blobMaxBytes,

@@ -4,6 +4,11 @@ import type { Logger } from "pino";
 
 export function requestLog(logger: Logger) {
   return async function log(ctx: Context, next: Next): Promise<void> {
+    if (!logger.isLevelEnabled("info")) {
+      await next();
+      if (ctx.state.error) logger.error({ method: ctx.method, path: ctx.path, status: ctx.status, err: errorFields(ctx.state.error as Error) }, "request failed");
+      return;
+    }
     const start = process.hrtime.bigint();
     try {
       await next();
@@ -18,8 +23,12 @@ export function requestLog(logger: Logger) {
         ua: ctx.get("User-Agent") || undefined,
       };
       const err = ctx.state.error as Error | undefined;
-      if (err) logger.error({ ...fields, err: { name: err.name, message: err.message, stack: err.stack } }, "request failed");
+      if (err) logger.error({ ...fields, err: errorFields(err) }, "request failed");
       else logger.info(fields, "request");
     }
   };
+}
+
+function errorFields(err: Error): Record<string, unknown> {
+  return { name: err.name, message: err.message, stack: err.stack };
 }

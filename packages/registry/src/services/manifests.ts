@@ -55,25 +55,56 @@ export function paginate(sorted: string[], n: number | undefined, last: string |
 export class ManifestStore {
   private readonly lru: ByteLru<StoredManifest & { bytes: number }>;
 
+  /**
+   * Tag and revision links read from storage, kept only when this process is the sole writer
+   * (embedded mode): every write and delete of a link below goes through this class and
+   * updates the map first. Replicas sharing storage pass `cacheLinks: false`.
+   */
+  private readonly links: Map<string, Digest | undefined> | undefined;
+
   constructor(
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
     private readonly tagIndex: TagIndex,
     private readonly locks: Locker,
     cacheBytes: number,
+    opts: { cacheLinks: boolean } = { cacheLinks: false },
   ) {
     this.lru = new ByteLru(cacheBytes);
+    this.links = opts.cacheLinks ? new Map() : undefined;
+  }
+
+  private async readLink(key: string): Promise<Digest | undefined> {
+    if (this.links?.has(key)) return this.links.get(key);
+    const d = await BlobStore.readLink(this.driver, key);
+    if (this.links) {
+      if (this.links.size > 100_000) this.links.clear();
+      this.links.set(key, d);
+    }
+    return d;
+  }
+
+  private async writeLink(key: string, digest: Digest): Promise<void> {
+    this.links?.delete(key);
+    await this.driver.putContent(key, Buffer.from(digest));
+    this.links?.set(key, digest);
+  }
+
+  /** Deletes a link's directory (tag or revision); the cached link below it is forgotten first. */
+  private async deleteLinkDir(dir: string): Promise<void> {
+    if (this.links) for (const k of this.links.keys()) if (k.startsWith(`${dir}/`)) this.links.delete(k);
+    await this.driver.delete(dir);
   }
 
   /** Resolves a tag or digest reference to a digest in the repository. */
   async resolve(repository: string, reference: { tag?: string; digest?: Digest }): Promise<Digest> {
     if (reference.digest) {
-      const linked = await BlobStore.readLink(this.driver, pathFor({ kind: "manifestRevisionLink", name: repository, digest: reference.digest }));
+      const linked = await this.readLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest: reference.digest }));
       if (!linked) throw new UnknownError("manifest", reference.digest);
       return reference.digest;
     }
     const tag = reference.tag!;
-    const d = await BlobStore.readLink(this.driver, pathFor({ kind: "tagCurrentLink", name: repository, tag }));
+    const d = await this.readLink(pathFor({ kind: "tagCurrentLink", name: repository, tag }));
     if (!d) throw new UnknownError("manifest", tag);
     return d;
   }
@@ -110,7 +141,7 @@ export class ManifestStore {
     if (reference.digest && reference.digest !== digest) throw new DigestMismatchError(reference.digest, digest);
     await this.checkReferences(repository, m);
     await this.blobs.putSmall(digest, raw);
-    await this.driver.putContent(pathFor({ kind: "manifestRevisionLink", name: repository, digest }), Buffer.from(digest));
+    await this.writeLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest }), digest);
     if (m.subject) {
       const desc = referrerDescriptor(m, digest, raw.length);
       await this.driver.putContent(pathFor({ kind: "referrerLink", name: repository, subject: m.subject.digest, digest }), Buffer.from(JSON.stringify(desc)));
@@ -140,13 +171,13 @@ export class ManifestStore {
   }
 
   async hasRevision(repository: string, digest: Digest): Promise<boolean> {
-    return (await BlobStore.readLink(this.driver, pathFor({ kind: "manifestRevisionLink", name: repository, digest }))) !== undefined;
+    return (await this.readLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest }))) !== undefined;
   }
 
   /** Points a tag at a manifest; concurrent pushes of one tag are serialised (last one wins whole). */
   async tag(repository: string, tag: string, digest: Digest): Promise<void> {
     await this.locks.withLock(`tag:${repository}:${tag}`, async () => {
-      await this.driver.putContent(pathFor({ kind: "tagCurrentLink", name: repository, tag }), Buffer.from(digest));
+      await this.writeLink(pathFor({ kind: "tagCurrentLink", name: repository, tag }), digest);
       await this.tagIndex.tagged(repository, tag);
     });
   }
@@ -155,7 +186,7 @@ export class ManifestStore {
   async untag(repository: string, tag: string): Promise<void> {
     await this.locks.withLock(`tag:${repository}:${tag}`, async () => {
       try {
-        await this.driver.delete(pathFor({ kind: "tag", name: repository, tag }));
+        await this.deleteLinkDir(pathFor({ kind: "tag", name: repository, tag }));
       } catch (e) {
         if (isNotFound(e)) throw new UnknownError("manifest", tag);
         throw e;
@@ -168,7 +199,7 @@ export class ManifestStore {
   async delete(repository: string, digest: Digest): Promise<void> {
     const m = await this.get(repository, { digest });
     for (const tag of (await this.tagIndex.tags(repository)) ?? []) {
-      const d = await BlobStore.readLink(this.driver, pathFor({ kind: "tagCurrentLink", name: repository, tag }));
+      const d = await this.readLink(pathFor({ kind: "tagCurrentLink", name: repository, tag }));
       if (d === digest) await this.untag(repository, tag);
     }
     let parsed: ParsedManifest | undefined;
@@ -185,7 +216,7 @@ export class ManifestStore {
       }
     }
     try {
-      await this.driver.delete(pathFor({ kind: "manifestRevisionDir", name: repository, digest }));
+      await this.deleteLinkDir(pathFor({ kind: "manifestRevisionDir", name: repository, digest }));
     } catch (e) {
       if (isNotFound(e)) throw new UnknownError("manifest", digest);
       throw e;

@@ -30,7 +30,7 @@ const VISIBLE = /^[A-Za-z0-9._-]+$/;
 const STAGE = 1024 * 1024;
 /** Chunks at least this large are written straight from the caller's buffer. */
 const DIRECT = 256 * 1024;
-const READ_CHUNK = 512 * 1024;
+const READ_CHUNK = 1024 * 1024;
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
 const isAbort = (e: unknown) => (e as Error | null)?.name === "AbortError";
