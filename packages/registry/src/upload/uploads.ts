@@ -13,7 +13,7 @@ import type { Locker } from "../locks.js";
 import type { BlobStore } from "../services/blobs.js";
 import type { RepositoryIndex } from "../services/catalog.js";
 import { type FileWriter, isNotFound, type StorageDriver } from "../storage/driver.js";
-import { pathFor } from "../storage/paths.js";
+import { baseName, pathFor } from "../storage/paths.js";
 import { IncompatibleHashStateError, ResumableHash } from "./hashstate.js";
 import type { SessionStore, UploadSession } from "./sessions.js";
 
@@ -188,7 +188,36 @@ export class UploadService {
       await w?.cancel().catch(() => {});
       await this.discard(s);
     }
-    return stale.length;
+    return stale.length + (await this.purgeOrphans());
+  }
+
+  /**
+   * Removes upload data that no session knows any more (sessions lost with a restarted
+   * process in embedded mode, or expired from Redis) once it is older than the TTL.
+   */
+  private async purgeOrphans(): Promise<number> {
+    const cutoff = Date.now() - this.opts.ttlSeconds * 1000;
+    let n = 0;
+    for (const repository of await this.repos.repositories()) {
+      let ids: string[];
+      try {
+        ids = (await this.driver.list(pathFor({ kind: "uploadsRoot", name: repository }), { limit: 10_000 })).keys.map(baseName);
+      } catch (e) {
+        if (isNotFound(e)) continue;
+        throw e;
+      }
+      for (const id of ids) {
+        if (!UUID_RE.test(id) || (await this.sessions.get(id))) continue;
+        const dir = pathFor({ kind: "upload", name: repository, id });
+        const info = await this.driver.stat(dir).catch(() => undefined);
+        if (!info || info.modTime.getTime() >= cutoff) continue;
+        const w = await this.driver.writer(pathFor({ kind: "uploadData", name: repository, id }), { append: true }).catch(() => undefined);
+        await w?.cancel().catch(() => {});
+        await this.driver.delete(dir).catch(() => {});
+        n++;
+      }
+    }
+    return n;
   }
 
   private checkRange(s: UploadSession, range: ChunkRange | undefined, contentLength: number | undefined): void {
