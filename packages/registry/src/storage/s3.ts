@@ -136,7 +136,7 @@ class S3DriverImpl {
       if (statusOf(e) === 416 || errorName(e) === "InvalidRange") return Readable.from([]);
       throw classifyS3Error(e, key, signal);
     }
-    const out = new PassThrough();
+    const out = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     body.on("error", (e) => out.destroy(classifyS3Error(e, key, signal)));
     body.pipe(out);
     if (signal) {
