@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { type ChainID, type Digest, digestHex, parseChainID } from "@strata/core";
 import { fsyncPath, isErrno, mkdirMode, randomId, readSmall, writeFileAtomic, writeFileSynced } from "../store/fsutil.js";
 import { loadImage, resolveImage } from "../store/images.js";
-import type { Store } from "../store/store.js";
+import { type Store, sortedJson } from "../store/store.js";
 import { setupInitLayer } from "./init.js";
 import { createLayerDir, diffDirOfLink, type LayerDirFacts, readLayerDir, removeLayerDir, stackLinks } from "./layers.js";
 import { executeMount, isMountPoint, overlayFeatures, unmountPath } from "./mount.js";
@@ -61,15 +61,6 @@ export function strataDir(store: Store): string {
 
 export function containersFile(store: Store): string {
   return join(strataDir(store), "containers.json");
-}
-
-function sortedJson(value: unknown): string {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return JSON.stringify(value);
-  const obj = value as Record<string, unknown>;
-  return `{${Object.keys(obj)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${sortedJson(obj[k])}`)
-    .join(",")}}`;
 }
 
 export async function readContainerMeta(store: Store): Promise<Record<string, ContainerMeta>> {

@@ -71,7 +71,8 @@ function alive(pid: number): boolean {
 }
 
 /** Go's json.Marshal of a map: keys sorted, compact. */
-function sortedJson(value: unknown): string {
+/** Compact JSON with object keys sorted, as Docker encodes repositories.json. */
+export function sortedJson(value: unknown): string {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return JSON.stringify(value);
   const obj = value as Record<string, unknown>;
   return `{${Object.keys(obj)

@@ -1,7 +1,7 @@
 /** The list of repositories. Embedded mode walks storage; Redis mode keeps an index. */
-import { isNotFound, type StorageDriver } from "../storage/driver.js";
+import type { StorageDriver } from "../storage/driver.js";
 import { baseName, pathFor } from "../storage/paths.js";
-import { byteOrder } from "./manifests.js";
+import { byteOrder, listAll } from "./manifests.js";
 
 export interface RepositoryIndex {
   /** Every repository name, sorted by byte order. */
@@ -17,27 +17,13 @@ export async function walkRepositories(driver: StorageDriver): Promise<string[]>
   const root = pathFor({ kind: "repositoriesRoot" });
   const out: string[] = [];
   const visit = async (key: string, name: string): Promise<void> => {
-    let after: string | undefined;
-    for (;;) {
-      let page: { keys: string[]; truncated: boolean };
-      try {
-        page = await driver.list(key, { after, limit: 1000 });
-      } catch (e) {
-        if (isNotFound(e)) return;
-        throw e;
+    for (const child of (await listAll(driver, key)) ?? []) {
+      const c = baseName(child);
+      if (MARKERS.has(c)) {
+        if ((c === "_manifests" || c === "_layers") && !out.includes(name)) out.push(name);
+        continue;
       }
-      for (const child of page.keys) {
-        const c = baseName(child);
-        if (MARKERS.has(c)) {
-          if (c === "_manifests" || c === "_layers") {
-            if (!out.includes(name)) out.push(name);
-          }
-          continue;
-        }
-        await visit(child, name ? `${name}/${c}` : c);
-      }
-      if (!page.truncated) return;
-      after = page.keys[page.keys.length - 1];
+      await visit(child, name ? `${name}/${c}` : c);
     }
   };
   await visit(root, "");

@@ -231,32 +231,18 @@ export class ManifestStore {
 
   /** Descriptors of the manifests whose subject is `subject`, optionally filtered by artifactType. */
   async referrers(repository: string, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
-    const root = pathFor({ kind: "referrersOf", name: repository, subject });
     const out: Descriptor[] = [];
-    let after: string | undefined;
-    for (;;) {
-      let page: { keys: string[]; truncated: boolean };
-      try {
-        page = await this.driver.list(root, { after, limit: 1000 });
-      } catch (e) {
-        if (isNotFound(e)) return out;
-        throw e;
-      }
-      for (const algKey of page.keys) {
-        const hexes = await this.driver.list(algKey);
-        for (const dir of hexes.keys) {
-          let desc: Descriptor;
-          try {
-            desc = JSON.parse((await this.driver.getContent(`${dir}/link`)).toString("utf8")) as Descriptor;
-          } catch (e) {
-            if (isNotFound(e)) continue;
-            throw e;
-          }
-          if (artifactType === undefined || desc.artifactType === artifactType) out.push(desc);
+    for (const algKey of (await listAll(this.driver, pathFor({ kind: "referrersOf", name: repository, subject }))) ?? []) {
+      for (const dir of (await listAll(this.driver, algKey)) ?? []) {
+        let desc: Descriptor;
+        try {
+          desc = JSON.parse((await this.driver.getContent(`${dir}/link`)).toString("utf8")) as Descriptor;
+        } catch (e) {
+          if (isNotFound(e)) continue;
+          throw e;
         }
+        if (artifactType === undefined || desc.artifactType === artifactType) out.push(desc);
       }
-      if (!page.truncated) break;
-      after = page.keys[page.keys.length - 1];
     }
     return out.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   }
@@ -275,21 +261,9 @@ export class StorageTagIndex implements TagIndex {
   constructor(private readonly driver: StorageDriver) {}
 
   async tags(repository: string): Promise<string[] | undefined> {
-    const root = pathFor({ kind: "tagsRoot", name: repository });
-    const out: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      let page: { keys: string[]; truncated: boolean };
-      try {
-        page = await this.driver.list(root, { after, limit: 1000 });
-      } catch (e) {
-        if (isNotFound(e)) return (await this.repositoryExists(repository)) ? out : undefined;
-        throw e;
-      }
-      out.push(...page.keys.map(baseName));
-      if (!page.truncated) break;
-      after = page.keys[page.keys.length - 1];
-    }
+    const keys = await listAll(this.driver, pathFor({ kind: "tagsRoot", name: repository }));
+    if (keys === undefined) return (await this.repositoryExists(repository)) ? [] : undefined;
+    const out = keys.map(baseName);
     return out.sort(byteOrder);
   }
 
@@ -309,4 +283,22 @@ export class StorageTagIndex implements TagIndex {
 
 export function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** Every child key of `key` (all pages), or undefined when `key` does not exist. */
+export async function listAll(driver: StorageDriver, key: string): Promise<string[] | undefined> {
+  const out: string[] = [];
+  let after: string | undefined;
+  for (;;) {
+    let page: { keys: string[]; truncated: boolean };
+    try {
+      page = await driver.list(key, { after, limit: 1000 });
+    } catch (e) {
+      if (isNotFound(e)) return out.length ? out : undefined;
+      throw e;
+    }
+    out.push(...page.keys);
+    if (!page.truncated || page.keys.length === 0) return out;
+    after = page.keys[page.keys.length - 1];
+  }
 }
