@@ -66,6 +66,10 @@ export interface ListResult {
 export interface FileWriter {
   /** Bytes written so far, including earlier appended sessions. */
   readonly size: number;
+  /**
+   * Appends `chunk`. The writer may keep a reference to it until it is committed, closed or
+   * cancelled (no defensive copy on the hot path): callers must not modify a chunk once passed.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** Persists what was written without publishing it; the writer is unusable afterwards. */
   close(): Promise<void>;

@@ -74,7 +74,7 @@ export class S3PutWriter implements FileWriter {
     if (this.written + chunk.byteLength > this.expected) {
       throw new StorageError(DRIVER_NAME, this.key, `more than the announced ${this.expected} bytes written`);
     }
-    const copy = Buffer.from(chunk);
+    const copy = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     this.written += copy.length;
     if (this.held) await this.push(this.held);
     // The chunk that completes the object waits for commit(): without it S3 creates nothing.

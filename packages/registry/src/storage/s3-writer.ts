@@ -210,8 +210,8 @@ export class S3Writer implements FileWriter {
   async write(chunk: Uint8Array): Promise<void> {
     this.check();
     if (chunk.byteLength === 0) return;
-    // Copy: the caller may reuse its buffer once write() resolves.
-    this.buffered.push(Buffer.from(chunk));
+    // No copy: callers hand over their chunks (see FileWriter.write).
+    this.buffered.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.bufferedLen += chunk.byteLength;
     this.total += chunk.byteLength;
     while (this.segmentBytes + this.bufferedLen >= partSizeFor(this.ctx.partSize, this.nextPart)) {
