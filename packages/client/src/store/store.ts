@@ -280,7 +280,8 @@ export class Store {
       await rm(join(this.paths.layerdb, name), { recursive: true, force: true });
       removed.push(`layerdb/sha256/${name}`);
     }
-    // 3. overlay2 dirs that nothing references (renamed into place, entry never committed)
+    // 3. overlay2 dirs that nothing references (renamed into place, entry never committed;
+    //    a container's -init or rw dir whose layerdb/mounts entry was never written)
     const referenced = new Set<string>();
     for (const chain of await this.listLayers()) {
       const c = await readSmall(join(this.paths.layer(chain), "cache-id"));
@@ -293,7 +294,7 @@ export class Store {
       if (i) referenced.add(i);
     }
     for (const name of await readdir(this.paths.overlay).catch(() => [] as string[])) {
-      if (/^[0-9a-f]{64}$/.test(name) && !referenced.has(name)) {
+      if (/^[0-9a-f]{64}(-init)?$/.test(name) && !referenced.has(name)) {
         await this.removeOverlayDir(name);
         removed.push(`overlay2/${name}`);
       }
