@@ -1,8 +1,9 @@
 /**
  * `pull`: fetch an image from a registry into the Docker overlay2 store.
  *
- * One streaming pass per layer: registry blob (resumable) -> size/digest verifier ->
- * decompressor -> unpackLayer (extract into overlay2, tar-split, diffID, size). The computed
+ * One streaming pass per layer: registry blob (resumable) -> unpackLayer, which in a worker
+ * thread runs the size/digest verifier, the decompressor and the extraction (overlay2 diff dir,
+ * tar-split, diffID, size). The computed
  * diffID must equal the config's `rootfs.diff_ids[i]`. Layers download and extract concurrently
  * (bounded by `maxConcurrent`) and are committed to layerdb strictly in order, parent first. A
  * layer whose chainID is already in the store is skipped ("Already exists"). Only after every
@@ -14,7 +15,6 @@ import { pipeline } from "node:stream/promises";
 import {
   type ChainID,
   chainIds,
-  createVerifier,
   type Descriptor,
   type Digest,
   familiarName,
@@ -30,7 +30,6 @@ import {
   parseReference,
   platformMatches,
 } from "@strata/core";
-import { decompressor } from "./layer/decompress.js";
 import { unpackLayer } from "./layer/unpack.js";
 import { type ProgressReporter, shortId, silentProgress } from "./progress.js";
 import type { Credentials } from "./registry/auth.js";
@@ -220,16 +219,21 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
         pendings.add(pending);
         progress.event({ type: "layer", id, status: "downloading", current: 0, total: desc.size });
         const src = client.blobStream(repo, desc, { signal, onResume: (offset) => progress.event({ type: "resume", id, offset }) });
-        const verifier = createVerifier({ digest: desc.digest, size: desc.size });
         const counter = byteCounter((n, final) => {
           progress.event({ type: "layer", id, status: final ? "extracting" : "downloading", current: n, total: desc.size });
         });
-        const dec = decompressor(compressions[i]);
-        const piping = pipeline(src, verifier, counter, dec, { signal });
-        const unpacking = unpackLayer(dec, { diffDir: pending.diffDir, tarSplitPath: pending.tarSplitPath, maxBytes: opts.maxLayerBytes, signal });
+        const piping = pipeline(src, counter, { signal });
+        // The worker verifies the blob's size and digest, decompresses and extracts it.
+        const unpacking = unpackLayer(counter, {
+          diffDir: pending.diffDir,
+          tarSplitPath: pending.tarSplitPath,
+          maxBytes: opts.maxLayerBytes,
+          signal,
+          compressed: { compression: compressions[i], digest: desc.digest, size: desc.size },
+        });
         const [, result] = await Promise.all([
           piping.catch((e) => {
-            dec.destroy(e);
+            counter.destroy(e);
             throw e;
           }),
           unpacking.catch((e) => {

@@ -117,7 +117,7 @@ function zstdJs(): Transform {
 export function decompressor(compression: LayerCompression): Duplex {
   switch (compression) {
     case "gzip":
-      return createGunzip({ chunkSize: 64 * 1024 });
+      return createGunzip({ chunkSize: 1024 * 1024 });
     case "none":
       return new PassThrough();
     case "zstd": {

@@ -1,9 +1,15 @@
 // Worker-thread side of unpackLayer. A worker runs one extraction at a time and is reused.
-// Protocol (main -> worker): {type:"start", opts} then {type:"chunk", data: Uint8Array}... and
-// {type:"end"} or {type:"abort"}; (worker -> main): {type:"ack", bytes} after each chunk is
-// processed (transferring the chunk's buffer back), then {type:"done", result} or {type:"error", error:{name,message,code,errno,syscall,path}}.
+// Protocol (main -> worker): {type:"start", opts, compressed?} then {type:"chunk", data: Uint8Array}
+// (or, for a blob, {type:"chunks", data: Uint8Array[]}, joined into one chunk)...
+// and {type:"end"} or {type:"abort"}; (worker -> main): {type:"ack", bytes, buf?} after each chunk
+// is consumed (transferring the chunk's buffer back when it may be reused: only for an
+// uncompressed stream, as the decompressor may still hold a compressed chunk), then
+// {type:"done", result} or {type:"error", error:{name,message,code,errno,syscall,path,expected,actual,exceeded}}.
+// With `compressed`, the chunks are the layer blob: the worker verifies its size and digest and
+// decompresses it (verifiedTar) before extracting.
 import { parentPort } from "node:worker_threads";
 import { type ExtractOptions, extractLayer } from "./extract.js";
+import { type CompressedBlob, verifiedTar } from "./verified.js";
 
 const port = parentPort;
 if (!port) throw new Error("unpack-worker must run in a worker thread");
@@ -15,7 +21,7 @@ interface Job {
 }
 let job: Job | undefined;
 
-async function* source(j: Job): AsyncGenerator<Buffer> {
+async function* source(j: Job, reuse: boolean): AsyncGenerator<Buffer> {
   for (;;) {
     while (j.queue.length === 0 && !j.aborted) await new Promise<void>((r) => (j.wake = r));
     if (j.aborted) {
@@ -27,24 +33,47 @@ async function* source(j: Job): AsyncGenerator<Buffer> {
     if (c === null || c === undefined) return;
     yield c;
     // extractLayer runs with releaseChunks, so the buffer is free again: hand it back for reuse
-    port?.postMessage({ type: "ack", bytes: c.length, buf: c.buffer }, [c.buffer as ArrayBuffer]);
+    if (reuse) port?.postMessage({ type: "ack", bytes: c.length, buf: c.buffer }, [c.buffer as ArrayBuffer]);
+    else port?.postMessage({ type: "ack", bytes: c.length });
   }
 }
 
-port.on("message", (m: { type: string; data?: Uint8Array; opts?: ExtractOptions }) => {
+port.on("message", (m: { type: string; data?: Uint8Array | Uint8Array[]; opts?: ExtractOptions; compressed?: CompressedBlob }) => {
   if (m.type === "start" && m.opts) {
     const j: Job = { queue: [], aborted: false };
     job = j;
-    extractLayer(source(j), { ...m.opts, releaseChunks: true }).then(
+    const run = m.compressed
+      ? extractLayer(verifiedTar(source(j, false), m.compressed), { ...m.opts, releaseChunks: false })
+      : extractLayer(source(j, true), { ...m.opts, releaseChunks: true });
+    // A reader still waiting for chunks of a finished job (the blob reader reads ahead) stops.
+    const finish = () => {
+      job = undefined;
+      j.aborted = true;
+      j.queue.length = 0;
+      const w = j.wake;
+      j.wake = undefined;
+      w?.();
+    };
+    run.then(
       (result) => {
-        job = undefined;
+        finish();
         port.postMessage({ type: "done", result });
       },
-      (e: NodeJS.ErrnoException) => {
-        job = undefined;
+      (e: NodeJS.ErrnoException & { expected?: unknown; actual?: unknown; exceeded?: unknown }) => {
+        finish();
         port.postMessage({
           type: "error",
-          error: { name: e?.name, message: e?.message ?? String(e), code: e?.code, errno: e?.errno, syscall: e?.syscall, path: e?.path },
+          error: {
+            name: e?.name,
+            message: e?.message ?? String(e),
+            code: e?.code,
+            errno: e?.errno,
+            syscall: e?.syscall,
+            path: e?.path,
+            expected: e?.expected,
+            actual: e?.actual,
+            exceeded: e?.exceeded,
+          },
         });
       },
     );
@@ -52,7 +81,8 @@ port.on("message", (m: { type: string; data?: Uint8Array; opts?: ExtractOptions 
   }
   const j = job;
   if (!j) return;
-  if (m.type === "chunk" && m.data) j.queue.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+  if (m.type === "chunk" && m.data && !Array.isArray(m.data)) j.queue.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+  else if (m.type === "chunks" && Array.isArray(m.data)) j.queue.push(m.data.length === 1 ? Buffer.from(m.data[0].buffer) : Buffer.concat(m.data));
   else if (m.type === "end") j.queue.push(null);
   else if (m.type === "abort") j.aborted = true;
   const w = j.wake;

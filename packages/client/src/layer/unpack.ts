@@ -1,4 +1,5 @@
-// unpackLayer: one streaming pass over an uncompressed layer tar that computes the diffID,
+// unpackLayer: one streaming pass over a layer tar (or, with `compressed`, over the layer blob,
+// verified and decompressed on the way) that computes the diffID,
 // writes tar-split.json.gz, and extracts the entries into an overlay2 diff dir the way Docker
 // Engine's overlay2 driver does (see extract.ts for the rules and the security model).
 // The work runs in a worker thread, so the synchronous file-system calls, hashing and CRCs do not
@@ -6,9 +7,10 @@
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
 import { Worker } from "node:worker_threads";
-import { type DiffID, parseDiffID } from "@strata/core";
+import { DigestMismatchError, type DiffID, type Digest, parseDiffID, SizeMismatchError } from "@strata/core";
 import { type ExtractResult, extractLayer, LayerTooLargeError, UnsafeLayerError } from "./extract.js";
 import { TarFormatError } from "./tar.js";
+import { type CompressedBlob, verifiedTar } from "./verified.js";
 
 export { LayerTooLargeError, UnsafeLayerError } from "./extract.js";
 
@@ -30,10 +32,17 @@ export interface UnpackOptions {
   signal?: AbortSignal;
   /** Run on the calling thread instead of a worker thread (also with STRATA_UNPACK_INLINE=1). */
   inline?: boolean;
+  /**
+   * The input is the layer blob, not the tar: it is checked against this size and digest
+   * (DigestMismatchError, SizeMismatchError, raised before the tar stream ends, so nothing of a
+   * wrong blob is reported as unpacked) and decompressed, in the worker thread.
+   */
+  compressed?: CompressedBlob;
 }
 
 const MESSAGE_SIZE = 1024 * 1024;
 const MAX_IN_FLIGHT = 16 << 20;
+const MAX_IN_FLIGHT_BLOB = 4 << 20;
 
 function abortError(signal: AbortSignal): Error {
   const r = signal.reason;
@@ -44,9 +53,25 @@ function abortError(signal: AbortSignal): Error {
 }
 
 /** Rebuilds an error reported by the worker, keeping its class and errno properties. */
-function reviveError(x: { name?: string; message: string; code?: string; errno?: number; syscall?: string; path?: string }): Error {
+function reviveError(x: {
+  name?: string;
+  message: string;
+  code?: string;
+  errno?: number;
+  syscall?: string;
+  path?: string;
+  expected?: unknown;
+  actual?: unknown;
+  exceeded?: unknown;
+}): Error {
   let e: Error;
-  if (x.name === "UnsafeLayerError") {
+  if (x.name === "DigestMismatchError") {
+    e = new DigestMismatchError(x.expected as Digest, x.actual as Digest);
+    e.message = x.message;
+  } else if (x.name === "SizeMismatchError") {
+    e = new SizeMismatchError(Number(x.expected), Number(x.actual), x.exceeded === true);
+    e.message = x.message;
+  } else if (x.name === "UnsafeLayerError") {
     e = new UnsafeLayerError("");
     e.message = x.message;
   } else if (x.name === "LayerTooLargeError") {
@@ -151,21 +176,32 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
     });
   });
   outcome.catch(() => {});
-  worker.postMessage({ type: "start", opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes } });
+  worker.postMessage({ type: "start", opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes }, compressed: opts.compressed });
 
   // Message buffers travel to the worker and back (transferred, not copied).
   const newBuf = (): Buffer => {
     const ab = free.pop();
     return ab ? Buffer.from(ab, 0, MESSAGE_SIZE) : Buffer.allocUnsafeSlow(MESSAGE_SIZE);
   };
-  let buf = newBuf();
+  // A blob's chunks are not copied here but transferred in batches (the worker joins them): a
+  // chunk that owns its whole ArrayBuffer (as socket reads do) is moved, any other is copied.
+  const batched = opts.compressed !== undefined;
+  let buf = batched ? Buffer.alloc(0) : newBuf();
   let fill = 0;
+  let batch: Uint8Array[] = [];
+  let transfer: ArrayBuffer[] = [];
   const post = () => {
     if (fill === 0) return;
-    const data = new Uint8Array(buf.buffer, buf.byteOffset, fill);
-    worker.postMessage({ type: "chunk", data }, [buf.buffer as ArrayBuffer]);
+    if (batched) {
+      worker.postMessage({ type: "chunks", data: batch }, transfer);
+      batch = [];
+      transfer = [];
+    } else {
+      const data = new Uint8Array(buf.buffer, buf.byteOffset, fill);
+      worker.postMessage({ type: "chunk", data }, [buf.buffer as ArrayBuffer]);
+      buf = newBuf();
+    }
     inFlight += fill;
-    buf = newBuf();
     fill = 0;
   };
   let tarSize = 0;
@@ -173,8 +209,19 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
     for await (const chunk of await inSource(tar, opts.signal)) {
       const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
       tarSize += c.length;
-      if (tarSize > maxBytes) throw new LayerTooLargeError(maxBytes);
+      // (a blob's size is bounded by its verifier in the worker, its tar's by the extractor)
+      if (!opts.compressed && tarSize > maxBytes) throw new LayerTooLargeError(maxBytes);
       if (settled) break; // the worker finished early (an error); reported below
+      if (batched) {
+        const own = c.byteOffset === 0 && c.byteLength === c.buffer.byteLength && c.buffer instanceof ArrayBuffer;
+        const u = own ? c : new Uint8Array(c);
+        batch.push(u);
+        transfer.push(u.buffer as ArrayBuffer);
+        fill += u.byteLength;
+        if (fill >= MESSAGE_SIZE) post();
+        while (inFlight > MAX_IN_FLIGHT_BLOB && !settled) await new Promise<void>((r) => (ackWaiter = r));
+        continue;
+      }
       let off = 0;
       while (off < c.length) {
         const take = Math.min(MESSAGE_SIZE - fill, c.length - off);
@@ -206,7 +253,7 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
 }
 
 /**
- * Extracts an uncompressed layer tar into `diffDir` (an existing empty directory) and writes its
+ * Extracts a layer tar (with `opts.compressed`: a layer blob) into `diffDir` (an existing empty directory) and writes its
  * tar-split.json.gz, in one streaming pass. Throws on malformed or hostile input
  * (UnsafeLayerError, LayerTooLargeError, TarFormatError); the caller then deletes the diff dir
  * (this function removes its partial tar-split file).
@@ -217,7 +264,8 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
   const inline = opts.inline ?? process.env.STRATA_UNPACK_INLINE === "1";
   let r: ExtractResult;
   if (inline) {
-    r = await extractLayer(await inSource(tar, opts.signal), opts);
+    const src = await inSource(tar, opts.signal);
+    r = await extractLayer(opts.compressed ? verifiedTar(src, opts.compressed) : src, opts);
   } else {
     r = await unpackInWorker(tar, opts);
   }
