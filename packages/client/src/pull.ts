@@ -212,6 +212,11 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
       const id = shortId(desc.digest);
       progress.event({ type: "layer", id, status: "waiting" });
       await sem.acquire();
+      let held = true;
+      const release = () => {
+        if (held) sem.release();
+        held = false;
+      };
       let pending: PendingLayer | undefined;
       try {
         if (signal.aborted) throw signal.reason;
@@ -244,13 +249,15 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
         if (result.diffId !== diffIds[i]) {
           throw new PullError(`layer ${desc.digest}: diffID mismatch: the config lists ${diffIds[i]} but the content is ${result.diffId}`);
         }
+        // the slot bounds downloads and extractions; the flush to disk does not need one
+        release();
         await store.flushLayer(pending);
         return { pending, size: result.size };
       } catch (e) {
         progress.event({ type: "layer", id, status: "failed" });
         throw wrapLayerError(desc, e, signal);
       } finally {
-        sem.release();
+        release();
       }
     };
 
