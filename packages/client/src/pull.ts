@@ -10,8 +10,6 @@
  * layer is committed are the image config, the distribution metadata and repositories.json
  * written. Any failure aborts the other layers and removes their temp dirs.
  */
-import { Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import {
   type ChainID,
   chainIds,
@@ -104,27 +102,6 @@ class Semaphore {
     if (w) w();
     else this.free++;
   }
-}
-
-/** Counts bytes passing through and reports them (at most every 100 ms, and at the end). */
-function byteCounter(onBytes: (n: number, final: boolean) => void): Transform {
-  let n = 0;
-  let last = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      n += chunk.length;
-      const now = Date.now();
-      if (now - last >= 100) {
-        last = now;
-        onBytes(n, false);
-      }
-      cb(null, chunk);
-    },
-    flush(cb) {
-      onBytes(n, true);
-      cb();
-    },
-  });
 }
 
 const MAX_CONFIG_BYTES = 32 * 1024 * 1024;
@@ -224,28 +201,25 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
         pendings.add(pending);
         progress.event({ type: "layer", id, status: "downloading", current: 0, total: desc.size });
         const src = client.blobStream(repo, desc, { signal, onResume: (offset) => progress.event({ type: "resume", id, offset }) });
-        const counter = byteCounter((n, final) => {
-          progress.event({ type: "layer", id, status: final ? "extracting" : "downloading", current: n, total: desc.size });
-        });
-        const piping = pipeline(src, counter, { signal });
+        let reported = 0;
         // The worker verifies the blob's size and digest, decompresses and extracts it.
-        const unpacking = unpackLayer(counter, {
+        const result = await unpackLayer(src, {
           diffDir: pending.diffDir,
           tarSplitPath: pending.tarSplitPath,
           maxBytes: opts.maxLayerBytes,
           signal,
           compressed: { compression: compressions[i], digest: desc.digest, size: desc.size },
+          // progress at most every 100 ms, and when the whole blob is downloaded
+          onRead: (n, done) => {
+            const now = Date.now();
+            if (!done && now - reported < 100) return;
+            reported = now;
+            progress.event({ type: "layer", id, status: done ? "extracting" : "downloading", current: n, total: desc.size });
+          },
+        }).catch((e: unknown) => {
+          src.destroy();
+          throw e;
         });
-        const [, result] = await Promise.all([
-          piping.catch((e) => {
-            counter.destroy(e);
-            throw e;
-          }),
-          unpacking.catch((e) => {
-            src.destroy(e);
-            throw e;
-          }),
-        ]);
         if (result.diffId !== diffIds[i]) {
           throw new PullError(`layer ${desc.digest}: diffID mismatch: the config lists ${diffIds[i]} but the content is ${result.diffId}`);
         }

@@ -38,6 +38,8 @@ export interface UnpackOptions {
    * wrong blob is reported as unpacked) and decompressed, in the worker thread.
    */
   compressed?: CompressedBlob;
+  /** Told the input bytes read so far after each chunk, and once more (done) at the end of the input. */
+  onRead?: (bytes: number, done: boolean) => void;
 }
 
 const MESSAGE_SIZE = 1024 * 1024;
@@ -97,6 +99,16 @@ async function inSource(tar: Readable, signal: AbortSignal | undefined): Promise
   const { addAbortSignal } = await import("node:stream");
   addAbortSignal(signal, tar);
   return tar as AsyncIterable<Buffer | string>;
+}
+
+async function* counted(src: AsyncIterable<Buffer | string>, onRead: (bytes: number, done: boolean) => void): AsyncGenerator<Buffer | string> {
+  let n = 0;
+  for await (const c of src) {
+    n += c.length;
+    onRead(n, false);
+    yield c;
+  }
+  onRead(n, true);
 }
 
 // Idle workers kept for reuse (module loading and JIT warm-up are paid once per worker).
@@ -209,6 +221,7 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
     for await (const chunk of await inSource(tar, opts.signal)) {
       const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
       tarSize += c.length;
+      opts.onRead?.(tarSize, false);
       // (a blob's size is bounded by its verifier in the worker, its tar's by the extractor)
       if (!opts.compressed && tarSize > maxBytes) throw new LayerTooLargeError(maxBytes);
       if (settled) break; // the worker finished early (an error); reported below
@@ -233,6 +246,7 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
       while (inFlight > MAX_IN_FLIGHT && !settled) await new Promise<void>((r) => (ackWaiter = r));
     }
     if (opts.signal?.aborted) throw abortError(opts.signal);
+    if (!settled) opts.onRead?.(tarSize, true);
     if (!settled) {
       post();
       worker.postMessage({ type: "end" });
@@ -264,7 +278,8 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
   const inline = opts.inline ?? process.env.STRATA_UNPACK_INLINE === "1";
   let r: ExtractResult;
   if (inline) {
-    const src = await inSource(tar, opts.signal);
+    let src = await inSource(tar, opts.signal);
+    if (opts.onRead) src = counted(src, opts.onRead);
     r = await extractLayer(opts.compressed ? verifiedTar(src, opts.compressed) : src, opts);
   } else {
     r = await unpackInWorker(tar, opts);
