@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { addImage, cleanupRoot, openStore, overlayProbe, type TarEntrySpec, tempRoot } from "./helpers/containers-images.js";
 
-const CLI = fileURLToPath(new URL("./helpers/containers-cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("./helpers/strata-cli.js", import.meta.url));
 const probe = overlayProbe();
 if (!probe.ok) process.stderr.write(`\n*** SKIPPING containers-cli tests: ${probe.reason} ***\n\n`);
 

@@ -43,19 +43,7 @@ export function listTree(root: string, tarMtime = 1700000000n): string[][] {
   }
   return entries.map(({ rel, st }) => {
     const abs = rel.toString() === "." ? root : Buffer.concat([Buffer.from(`${root}/`), rel]);
-    const type = st.isDirectory()
-      ? "dir"
-      : st.isFile()
-        ? "file"
-        : st.isSymbolicLink()
-          ? "symlink"
-          : st.isCharacterDevice()
-            ? "char"
-            : st.isBlockDevice()
-              ? "block"
-              : st.isFIFO()
-                ? "fifo"
-                : "other";
+    const type = fileTypeOf(st);
     const mode = (Number(st.mode) & 0o7777).toString(8).padStart(4, "0");
     const rdev = type === "char" || type === "block" ? `${devMajor(st.rdev)}:${devMinor(st.rdev)}` : "-";
     const names = listxattr(abs).sort();
@@ -75,6 +63,17 @@ export function listTree(root: string, tarMtime = 1700000000n): string[][] {
       xattrs,
     ];
   });
+}
+
+/** The docker-trees.txt `type` of an lstat result. */
+export function fileTypeOf(st: fs.Stats | fs.BigIntStats): string {
+  if (st.isDirectory()) return "dir";
+  if (st.isFile()) return "file";
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isBlockDevice()) return "block";
+  if (st.isFIFO()) return "fifo";
+  return "other";
 }
 
 /** Rows of docker-trees.txt for one tree, without the tree column. */

@@ -13,7 +13,7 @@ import { type ChainID, chainIdOf, type DiffID, parseReference } from "@strata/co
 import { unpackLayer } from "../../src/layer/unpack.js";
 import { referenceKeys } from "../../src/store/images.js";
 import { Store } from "../../src/store/store.js";
-import { buildTar, type TarEntrySpec } from "../layer-helpers.js";
+import { buildTar, fileTypeOf, type TarEntrySpec } from "../layer-helpers.js";
 
 export type { TarEntrySpec };
 
@@ -83,19 +83,7 @@ export function snapshot(root: string, opts: { mtimes?: boolean; ignoreMtime?: R
   const walk = (rel: string): void => {
     const abs = rel ? join(root, rel) : root;
     const st = fs.lstatSync(abs, { bigint: true });
-    const type = st.isDirectory()
-      ? "dir"
-      : st.isFile()
-        ? "file"
-        : st.isSymbolicLink()
-          ? "symlink"
-          : st.isCharacterDevice()
-            ? "char"
-            : st.isBlockDevice()
-              ? "block"
-              : st.isFIFO()
-                ? "fifo"
-                : "other";
+    const type = fileTypeOf(st);
     let detail = "-";
     if (type === "file") detail = createHash("sha256").update(fs.readFileSync(abs)).digest("hex").slice(0, 16);
     else if (type === "symlink") detail = fs.readlinkSync(abs);
