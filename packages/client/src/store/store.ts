@@ -159,9 +159,37 @@ export class Store {
    * it when it was not done; calling it first, outside the lock, lets other work go on meanwhile.
    */
   async flushLayer(p: PendingLayer): Promise<void> {
-    await syncFilesystem(p.diffDir);
+    await this.syncLayers();
     await fsyncPath(p.tarSplitPath);
     this.flushed.add(p);
+  }
+
+  private syncRunning: Promise<void> | undefined;
+  private syncQueued: Promise<void> | undefined;
+
+  /**
+   * syncfs of the filesystem holding overlay2/, as a group commit: a caller waits for a syncfs
+   * that STARTS after its call (so it covers everything the caller wrote before), and every
+   * caller arriving while one runs shares the single next one.
+   */
+  private syncLayers(): Promise<void> {
+    if (this.syncQueued) return this.syncQueued;
+    const start = (): Promise<void> => {
+      const run: Promise<void> = syncFilesystem(this.paths.overlay).finally(() => {
+        if (this.syncRunning === run) this.syncRunning = undefined;
+      });
+      this.syncRunning = run;
+      return run;
+    };
+    if (!this.syncRunning) return start();
+    const queued = this.syncRunning
+      .catch(() => {})
+      .then(() => {
+        this.syncQueued = undefined;
+        return start();
+      });
+    this.syncQueued = queued;
+    return queued;
   }
 
   async discardLayer(p: PendingLayer): Promise<void> {
