@@ -3,7 +3,6 @@
  * modes, images, inspect, verify, save (read back by skopeo) and rmi.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
@@ -15,8 +14,8 @@ import { Store } from "../src/store/store.js";
 import { type Distribution, GOLDEN_DIR, pushOciLayout, run, startDistribution } from "./helpers/distribution.js";
 import { bigLayer, type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
+import { runCli } from "./helpers/run-cli.js";
 
-const CLI = new URL("./helpers/strata-cli.js", import.meta.url).pathname;
 
 interface Expected {
   image_id: string;
@@ -24,20 +23,6 @@ interface Expected {
   layers: { blob_digest: string; diff_id: string; chain_id: string; size: number }[];
 }
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    c.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    c.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function tarMembers(file: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
@@ -84,7 +69,7 @@ describe("client commands (CLI)", () => {
   });
 
   it("pull prints docker-like progress lines when not a TTY, then 'Image is up to date' on a second pull", async () => {
-    const r = await cli(["pull", ref, "--root", root]);
+    const r = await runCli(["pull", ref, "--root", root]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
     assert.equal(lines[0], "v1: Pulling from golden/edge");
@@ -94,16 +79,16 @@ describe("client commands (CLI)", () => {
       assert.ok(lines.includes(`${id}: Pull complete`), id);
     }
     assert.deepEqual(lines.slice(-3), [`Digest: ${expected.manifest_digest}`, `Status: Downloaded newer image for ${ref}`, ref]);
-    const again = await cli(["pull", ref, "--root", root]);
+    const again = await runCli(["pull", ref, "--root", root]);
     assert.equal(again.code, 0, again.stderr);
     for (const l of expected.layers) assert.ok(again.stdout.includes(`${l.blob_digest.slice(7, 19)}: Already exists`));
     assert.ok(again.stdout.includes(`Status: Image is up to date for ${ref}\n`));
   });
 
   it("pull --quiet prints only the reference; --format json one object with id, digest and layers", async () => {
-    const q = await cli(["pull", "-q", ref, "--root", root]);
+    const q = await runCli(["pull", "-q", ref, "--root", root]);
     assert.equal(q.stdout, `${ref}\n`);
-    const j = await cli(["pull", "--format", "json", ref, "--root", root]);
+    const j = await runCli(["pull", "--format", "json", ref, "--root", root]);
     assert.equal(j.code, 0, j.stderr);
     const obj = JSON.parse(j.stdout);
     assert.equal(obj.id, expected.image_id);
@@ -115,19 +100,19 @@ describe("client commands (CLI)", () => {
   });
 
   it("errors are one line on stderr with a non-zero exit", async () => {
-    const r = await cli(["pull", `${reg.host}/golden/missing:v1`, "--root", root]);
+    const r = await runCli(["pull", `${reg.host}/golden/missing:v1`, "--root", root]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /^strata: manifest for 127\.0\.0\.1:\d+\/golden\/missing:v1 not found\n$/);
-    const bad = await cli(["pull", "UPPER/Case", "--root", root]);
+    const bad = await runCli(["pull", "UPPER/Case", "--root", root]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /^strata: invalid reference/);
-    const noimg = await cli(["inspect", "nothing:here", "--root", root]);
+    const noimg = await runCli(["inspect", "nothing:here", "--root", root]);
     assert.equal(noimg.code, 1);
     assert.equal(noimg.stderr, "strata: No such image: nothing:here\n");
   });
 
   it("images lists REPOSITORY TAG IMAGE ID CREATED SIZE", async () => {
-    const r = await cli(["images", "--root", root]);
+    const r = await runCli(["images", "--root", root]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
     assert.match(lines[0], /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE$/);
@@ -137,7 +122,7 @@ describe("client commands (CLI)", () => {
   });
 
   it("inspect shows the config and per layer blob digest, diffID, chainID, cache-id and size", async () => {
-    const r = await cli(["inspect", ref, "--root", root]);
+    const r = await runCli(["inspect", ref, "--root", root]);
     assert.equal(r.code, 0, r.stderr);
     const obj = JSON.parse(r.stdout);
     assert.equal(obj.Id, expected.image_id);
@@ -154,14 +139,14 @@ describe("client commands (CLI)", () => {
       assert.ok((await stat(join(root, "overlay2", l.CacheID, "diff"))).isDirectory());
     }
     // by short ID too
-    const byId = await cli(["inspect", expected.image_id.slice(7, 19), "--root", root]);
+    const byId = await runCli(["inspect", expected.image_id.slice(7, 19), "--root", root]);
     assert.equal(JSON.parse(byId.stdout).Id, expected.image_id);
   });
 
   it("save writes a docker-archive that skopeo reads, with layer tars hashing to the diffIDs", async () => {
     const out = join(root, "..", `${root.split("/").pop()}-save.tar`);
     try {
-      const r = await cli(["save", ref, "-o", out, "--root", root]);
+      const r = await runCli(["save", ref, "-o", out, "--root", root]);
       assert.equal(r.code, 0, r.stderr);
       const insp = await run("skopeo", ["inspect", `docker-archive:${out}`]);
       assert.equal(insp.code, 0, insp.stderr);
@@ -186,7 +171,7 @@ describe("client commands (CLI)", () => {
   });
 
   it("verify passes on an intact store and names the damaged layer after a file is changed", async () => {
-    const ok = await cli(["verify", "--root", root]);
+    const ok = await runCli(["verify", "--root", root]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal((ok.stdout.match(/ OK \(/g) ?? []).length, expected.layers.length);
     const store = await Store.open(root);
@@ -195,7 +180,7 @@ describe("client commands (CLI)", () => {
     const original = await readFile(victim);
     await appendFile(victim, "x");
     try {
-      const bad = await cli(["verify", ref, "--root", root]);
+      const bad = await runCli(["verify", ref, "--root", root]);
       assert.equal(bad.code, 1);
       assert.match(bad.stdout, new RegExp(`${expected.layers[0].diff_id}  FAILED`));
       for (const l of expected.layers.slice(1)) assert.match(bad.stdout, new RegExp(`${l.diff_id}  OK`));
@@ -206,10 +191,10 @@ describe("client commands (CLI)", () => {
   });
 
   it("rmi untags, keeps layers other images use, removes the rest Docker-style", async () => {
-    for (const r of [shareA.ref, shareB.ref]) assert.equal((await cli(["pull", "-q", r, "--root", root])).code, 0);
+    for (const r of [shareA.ref, shareB.ref]) assert.equal((await runCli(["pull", "-q", r, "--root", root])).code, 0);
     const store = await Store.open(root);
     const layersBefore = (await store.listLayers()).length;
-    const r = await cli(["rmi", shareA.ref, "--root", root]);
+    const r = await runCli(["rmi", shareA.ref, "--root", root]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trimEnd().split("\n"), [
       `Untagged: ${shareA.ref}`,
@@ -220,16 +205,16 @@ describe("client commands (CLI)", () => {
     assert.equal((await store.listLayers()).length, layersBefore - 1);
     assert.deepEqual(await checkStore(root), []);
     assert.equal((await readdir(store.paths.layerdb)).filter((n) => n.endsWith("-removing")).length, 0);
-    const v = await cli(["verify", shareB.ref, "--root", root]);
+    const v = await runCli(["verify", shareB.ref, "--root", root]);
     assert.equal(v.code, 0, v.stdout);
     // removing by ID deletes the image and every layer nothing else uses
-    const byId = await cli(["rmi", shareB.configDigest.slice(7, 19), "--root", root]);
+    const byId = await runCli(["rmi", shareB.configDigest.slice(7, 19), "--root", root]);
     assert.equal(byId.code, 0, byId.stderr);
     assert.equal((await store.listLayers()).length, layersBefore - 3);
     assert.deepEqual(await checkStore(root), []);
     const repos = await store.readRepositories();
     assert.deepEqual(Object.keys(repos), [`${reg.host}/golden/edge`]);
-    const gone = await cli(["rmi", shareB.ref, "--root", root]);
+    const gone = await runCli(["rmi", shareB.ref, "--root", root]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /No such image/);
   });
@@ -239,11 +224,11 @@ describe("client commands (CLI)", () => {
     const mounts = join(root, "image/overlay2/layerdb/mounts");
     await cp(join(GOLDEN_DIR, "docker/image/overlay2/layerdb/mounts"), mounts, { recursive: true });
     const store = await Store.open(root);
-    const r = await cli(["rmi", ref, "--root", root]);
+    const r = await runCli(["rmi", ref, "--root", root]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^strata: conflict: unable to remove .* \(must be forced\) - a container is using image 7c96b61e4b93\n$/);
     assert.deepEqual(await store.listImageIds(), [expected.image_id]);
-    const f = await cli(["rmi", "-f", ref, "--root", root]);
+    const f = await runCli(["rmi", "-f", ref, "--root", root]);
     assert.equal(f.code, 0, f.stderr);
     assert.deepEqual(await store.listImageIds(), []);
     assert.deepEqual((await store.listLayers()).sort(), expected.layers.map((l) => l.chain_id).sort());

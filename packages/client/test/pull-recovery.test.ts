@@ -16,8 +16,8 @@ import { Store } from "../src/store/store.js";
 import { type Distribution, startDistribution } from "./helpers/distribution.js";
 import { bigLayer, type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
+import { CLI } from "./helpers/run-cli.js";
 
-const CLI = new URL("./helpers/strata-cli.js", import.meta.url).pathname;
 
 describe("interrupted and concurrent pulls", () => {
   let reg: Distribution;

@@ -4,7 +4,6 @@
  * (distribution's `auth: token` verifying JWTs from a token server run by the test).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,8 +14,8 @@ import { startTokenServer, writeHtpasswd } from "./helpers/auth-servers.js";
 import { type Distribution, pushOciLayout, startDistribution } from "./helpers/distribution.js";
 import { type PushedImage, smallLayer } from "./helpers/images.js";
 import { OciLayoutBuilder } from "./helpers/oci-build.js";
+import { runCli } from "./helpers/run-cli.js";
 
-const CLI = new URL("./helpers/strata-cli.js", import.meta.url).pathname;
 const USER = "strata-user";
 const PASSWORD = "s3cret-Pa55word";
 
@@ -140,18 +139,3 @@ describe("token auth (distribution with auth: token)", () => {
   });
 });
 
-function runCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    c.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    c.on("exit", (code) => resolve({ code, stdout, stderr }));
-    c.stdin.end(opts.input ?? "");
-  });
-}

@@ -5,7 +5,7 @@
  * error without it. Skipped when the host name does not resolve to loopback.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { lookup } from "node:dns/promises";
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
@@ -14,28 +14,14 @@ import { after, before, describe, it } from "node:test";
 import { registryBaseUrl } from "../src/registry/client.js";
 import { type Distribution, startDistribution } from "./helpers/distribution.js";
 import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
+import { runCli } from "./helpers/run-cli.js";
 
-const CLI = new URL("./helpers/strata-cli.js", import.meta.url).pathname;
 const host = hostname();
 const resolvesToLoopback = await lookup(host).then(
   (a) => /^127\./.test(a.address) && !host.includes("."),
   () => false,
 );
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    c.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    c.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("HTTPS registries", { skip: resolvesToLoopback ? false : `host name ${host} does not resolve to loopback` }, () => {
   let dir: string;
@@ -83,7 +69,7 @@ describe("HTTPS registries", { skip: resolvesToLoopback ? false : `host name ${h
   });
 
   it("pulls over TLS from a registry whose CA is trusted", async () => {
-    const r = await cli(["pull", "--format", "json", ref, "--root", join(dir, "r1")], { ...process.env, NODE_EXTRA_CA_CERTS: certPath });
+    const r = await runCli(["pull", "--format", "json", ref, "--root", join(dir, "r1")], { env: { ...process.env, NODE_EXTRA_CA_CERTS: certPath } });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).id, img.configDigest);
   });
@@ -91,7 +77,7 @@ describe("HTTPS registries", { skip: resolvesToLoopback ? false : `host name ${h
   it("refuses an untrusted certificate with one clear line", async () => {
     const env = { ...process.env };
     delete env.NODE_EXTRA_CA_CERTS;
-    const r = await cli(["pull", ref, "--root", join(dir, "r2")], env);
+    const r = await runCli(["pull", ref, "--root", join(dir, "r2")], { env });
     assert.notEqual(r.code, 0);
     assert.match(
       r.stderr,
