@@ -71,19 +71,7 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
-function rawHeader(h: {
-  name: Buffer;
-  prefix?: Buffer;
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname?: Buffer;
-  devmajor?: number;
-  devminor?: number;
-}): Buffer {
+function rawHeader(h: Omit<Hdr, "xattrs"> & { prefix?: Buffer }): Buffer {
   const b = Buffer.alloc(BLOCK);
   h.name.copy(b, 0, 0, Math.min(100, h.name.length));
   octal(b, 100, 8, h.mode);
