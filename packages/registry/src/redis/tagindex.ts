@@ -45,7 +45,17 @@ export async function rebuildIndex(conn: RedisConnection, driver: StorageDriver)
   const repos = await walkRepositories(driver);
   const fromStorage = new StorageTagIndex(driver);
   let tagCount = 0;
-  const oldTagKeys = await conn.run((r) => r.keys(`${conn.prefix}tags:*`));
+  // SCAN, not KEYS: a shared Redis must not be blocked while the index is rebuilt
+  const oldTagKeys = await conn.run(async (r) => {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = await r.scan(cursor, "MATCH", `${conn.prefix}tags:*`, "COUNT", 1000);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== "0");
+    return keys;
+  });
   const m = conn.redis.multi();
   for (const k of oldTagKeys) m.del(k);
   m.del(conn.key("repos"));
