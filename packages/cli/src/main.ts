@@ -3,8 +3,10 @@
  * the registry (serve, index) and the client (pull, images, inspect, ...). Errors are one
  * line on stderr and a non-zero exit code.
  */
-import { registerClientCommands, registerContainerCommands } from "@strata/client";
-import { registerRegistryCommands } from "@strata/registry";
+// Only the command definitions are loaded up front; each command imports what it runs.
+import { registerClientCommands } from "@strata/client/cli";
+import { registerContainerCommands } from "@strata/client/containers/cli";
+import { registerRegistryCommands } from "@strata/registry/cli";
 import { Command, CommanderError } from "commander";
 
 const program = new Command("strata").description("Strata: an OCI registry and a pull client that writes Docker's overlay2 store").showHelpAfterError();

@@ -16,7 +16,13 @@ interface Addon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount(target: string, flags: number): void;
   crc64Update(state: Uint8Array, data: Uint8Array): void;
+  inflateCreate(): InflateHandle;
+  inflateStep(h: InflateHandle, input: Uint8Array, inOff: number, out: Uint8Array, outOff: number, res: Float64Array): void;
+  inflateReset(h: InflateHandle): void;
 }
+
+/** An inflate stream owned by the addon (freed when garbage collected). */
+export type InflateHandle = { readonly __inflate: unique symbol };
 
 const nativeDir = fileURLToPath(new URL("../../native/", import.meta.url));
 const addonPath = `${nativeDir}build/Release/strata_native.node`;
@@ -121,3 +127,8 @@ export const MountFlags = {
 
 /** umount2(2) flags. */
 export const UmountFlags = { MNT_FORCE: 1, MNT_DETACH: 2, MNT_EXPIRE: 4, UMOUNT_NOFOLLOW: 8 } as const;
+
+/** The addon's gzip inflater (zlib linked into Node), for GzipDecoder. */
+export function inflater(): Pick<Addon, "inflateCreate" | "inflateStep" | "inflateReset"> {
+  return load();
+}

@@ -1,9 +1,9 @@
 /**
  * `pull`: fetch an image from a registry into the Docker overlay2 store.
  *
- * One streaming pass per layer: registry blob (resumable) -> unpackLayer, which in a worker
- * thread runs the size/digest verifier, the decompressor and the extraction (overlay2 diff dir,
- * tar-split, diffID, size). The computed
+ * One streaming pass per layer: unpackRemoteLayer, which in a worker thread downloads the blob
+ * (resumable) and runs the size/digest verifier, the decompressor and the extraction (overlay2
+ * diff dir, tar-split, diffID, size). The computed
  * diffID must equal the config's `rootfs.diff_ids[i]`. Layers download and extract concurrently
  * (bounded by `maxConcurrent`) and are committed to layerdb strictly in order, parent first. A
  * layer whose chainID is already in the store is skipped ("Already exists"). Only after every
@@ -28,7 +28,7 @@ import {
   parseReference,
   platformMatches,
 } from "@strata/core";
-import { unpackLayer } from "./layer/unpack.js";
+import { unpackRemoteLayer } from "./layer/unpack.js";
 import { type ProgressReporter, shortId, silentProgress } from "./progress.js";
 import type { Credentials } from "./registry/auth.js";
 import { RegistryClient } from "./registry/client.js";
@@ -176,7 +176,8 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
     }
     progress.event({ type: "layers", layers: layers.map((l, i) => ({ id: shortId(l.digest), size: l.size, exists: exists[i] })) });
 
-    // 4. layers: concurrent download+extract, ordered commit
+    // 4. layers: concurrent download+extract, ordered commit (the workers continue this client's session)
+    const session = client.session();
     const sem = new Semaphore(Math.max(1, opts.maxConcurrent ?? 3));
     const pendings = new Set<PendingLayer>();
     let firstError: unknown;
@@ -200,26 +201,25 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
         pending = await store.prepareLayer();
         pendings.add(pending);
         progress.event({ type: "layer", id, status: "downloading", current: 0, total: desc.size });
-        const src = client.blobStream(repo, desc, { signal, onResume: (offset) => progress.event({ type: "resume", id, offset }) });
         let reported = 0;
-        // The worker verifies the blob's size and digest, decompresses and extracts it.
-        const result = await unpackLayer(src, {
-          diffDir: pending.diffDir,
-          tarSplitPath: pending.tarSplitPath,
-          maxBytes: opts.maxLayerBytes,
-          signal,
-          compressed: { compression: compressions[i], digest: desc.digest, size: desc.size },
-          // progress at most every 100 ms, and when the whole blob is downloaded
-          onRead: (n, done) => {
-            const now = Date.now();
-            if (!done && now - reported < 100) return;
-            reported = now;
-            progress.event({ type: "layer", id, status: done ? "extracting" : "downloading", current: n, total: desc.size });
+        // The worker downloads the blob, verifies its size and digest, decompresses and extracts it.
+        const result = await unpackRemoteLayer(
+          { session, repository: repo, blob: { compression: compressions[i], digest: desc.digest, size: desc.size } },
+          {
+            diffDir: pending.diffDir,
+            tarSplitPath: pending.tarSplitPath,
+            maxBytes: opts.maxLayerBytes,
+            signal,
+            onResume: (offset) => progress.event({ type: "resume", id, offset }),
+            // progress at most every 100 ms, and when the whole blob is downloaded
+            onRead: (n, done) => {
+              const now = Date.now();
+              if (!done && now - reported < 100) return;
+              reported = now;
+              progress.event({ type: "layer", id, status: done ? "extracting" : "downloading", current: n, total: desc.size });
+            },
           },
-        }).catch((e: unknown) => {
-          src.destroy();
-          throw e;
-        });
+        );
         if (result.diffId !== diffIds[i]) {
           throw new PullError(`layer ${desc.digest}: diffID mismatch: the config lists ${diffIds[i]} but the content is ${result.diffId}`);
         }

@@ -38,19 +38,51 @@ export interface VerifierOptions {
   algorithm?: DigestAlgorithm;
 }
 
-export class VerifyingStream extends Transform {
+/**
+ * The synchronous core of verification: `update` each chunk (throws SizeMismatchError as soon as
+ * the bound is passed), then `end` (throws on a short or different content, returns the digest).
+ */
+export class Verifier {
   private readonly digester;
   private count = 0;
-  private result: Digest | undefined;
+  private readonly limit: number | undefined;
 
   constructor(private readonly opts: VerifierOptions) {
-    super();
     this.digester = createDigester(opts.digest ? digestAlgorithm(opts.digest) : (opts.algorithm ?? "sha256"));
+    this.limit = opts.size !== undefined && opts.size >= 0 ? opts.size : opts.maxSize;
   }
 
   /** Bytes seen so far. */
   get bytes(): number {
     return this.count;
+  }
+
+  update(chunk: Uint8Array): void {
+    this.count += chunk.length;
+    if (this.limit !== undefined && this.count > this.limit) throw new SizeMismatchError(this.limit, this.count, true);
+    this.digester.update(chunk);
+  }
+
+  end(): Digest {
+    if (this.opts.size !== undefined && this.opts.size >= 0 && this.count !== this.opts.size) throw new SizeMismatchError(this.opts.size, this.count, false);
+    const actual = this.digester.digest();
+    if (this.opts.digest && actual !== this.opts.digest) throw new DigestMismatchError(this.opts.digest, actual);
+    return actual;
+  }
+}
+
+export class VerifyingStream extends Transform {
+  private readonly verifier: Verifier;
+  private result: Digest | undefined;
+
+  constructor(opts: VerifierOptions) {
+    super();
+    this.verifier = new Verifier(opts);
+  }
+
+  /** Bytes seen so far. */
+  get bytes(): number {
+    return this.verifier.bytes;
   }
 
   /** The computed digest; available after the stream ended successfully. */
@@ -60,27 +92,22 @@ export class VerifyingStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.count += chunk.length;
-    const limit = this.opts.size !== undefined && this.opts.size >= 0 ? this.opts.size : this.opts.maxSize;
-    if (limit !== undefined && this.count > limit) {
-      cb(new SizeMismatchError(limit, this.count, true));
+    try {
+      this.verifier.update(chunk);
+    } catch (e) {
+      cb(e as Error);
       return;
     }
-    this.digester.update(chunk);
     cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.opts.size !== undefined && this.opts.size >= 0 && this.count !== this.opts.size) {
-      cb(new SizeMismatchError(this.opts.size, this.count, false));
+    try {
+      this.result = this.verifier.end();
+    } catch (e) {
+      cb(e as Error);
       return;
     }
-    const actual = this.digester.digest();
-    if (this.opts.digest && actual !== this.opts.digest) {
-      cb(new DigestMismatchError(this.opts.digest, actual));
-      return;
-    }
-    this.result = actual;
     cb();
   }
 }

@@ -14,6 +14,7 @@
 #include <sys/xattr.h>
 #include <node_api.h>
 #include "crc64.h"
+#include "inflate.h"
 
 #define CHECK(call)                                                                 \
   do {                                                                              \
@@ -303,6 +304,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"crc64Update", NULL, js_crc64_update, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  strata_register_inflate(env, exports);
   return exports;
 }
 

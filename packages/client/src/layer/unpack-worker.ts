@@ -7,7 +7,13 @@
 // {type:"done", result} or {type:"error", error:{name,message,code,errno,syscall,path,expected,actual,exceeded}}.
 // With `compressed`, the chunks are the layer blob: the worker verifies its size and digest and
 // decompresses it (verifiedTar) before extracting.
+// With `remote` (and `compressed`) no chunks come: the worker downloads the blob itself with a
+// RegistryClient continuing the caller's session (see remoteTar), and reports {type:"read", bytes, done} (at most
+// every 100 ms, and at the end of the blob) and {type:"resume", offset}; {type:"abort"} cancels.
 import { parentPort } from "node:worker_threads";
+import { Verifier } from "@strata/core/verify";
+import { RegistryClient, type RegistrySession } from "../registry/client.js";
+import { GzipDecoder } from "./gunzip.js";
 import { type ExtractOptions, extractLayer } from "./extract.js";
 import { type CompressedBlob, verifiedTar } from "./verified.js";
 
@@ -18,8 +24,18 @@ interface Job {
   queue: Array<Buffer | null>;
   aborted: boolean;
   wake?: () => void;
+  /** Cancels the download of a remote job. */
+  download?: AbortController;
 }
 let job: Job | undefined;
+
+// One client per session, kept while jobs use the same one (its keep-alive connections are reused).
+let cached: { key: string; client: RegistryClient } | undefined;
+function clientFor(session: RegistrySession): RegistryClient {
+  const key = JSON.stringify(session);
+  if (cached?.key !== key) cached = { key, client: RegistryClient.fromSession(session) };
+  return cached.client;
+}
 
 async function* source(j: Job, reuse: boolean): AsyncGenerator<Buffer> {
   for (;;) {
@@ -38,11 +54,98 @@ async function* source(j: Job, reuse: boolean): AsyncGenerator<Buffer> {
   }
 }
 
-port.on("message", (m: { type: string; data?: Uint8Array | Uint8Array[]; opts?: ExtractOptions; compressed?: CompressedBlob }) => {
+/**
+ * A remote job's tar stream: downloads the blob (chunks in reused buffers), verifies its size and
+ * digest, and for gzip decodes it into one reused output buffer, so every chunk yielded is valid
+ * only until the next is asked for (extractLayer runs with releaseChunks). The verifier's verdict
+ * comes before the end of the tar stream; when decoding fails, the rest of the blob is still read
+ * and a size/digest mismatch reported in preference (it is the cause).
+ */
+async function* remoteTar(j: Job, remote: { session: RegistrySession; repository: string }, blob: CompressedBlob): AsyncGenerator<Buffer> {
+  const ac = new AbortController();
+  j.download = ac;
+  if (j.aborted) ac.abort();
+  const chunks = clientFor(remote.session).blobChunks(remote.repository, blob, {
+    signal: ac.signal,
+    onResume: (offset) => port?.postMessage({ type: "resume", offset }),
+  });
+  const verifier = new Verifier({ digest: blob.digest, size: blob.size });
+  let n = 0;
+  let reported = 0;
+  const next = async (): Promise<Buffer | undefined> => {
+    const r = await chunks.next();
+    if (r.done) return undefined;
+    n += r.value.length;
+    const now = Date.now();
+    if (now - reported >= 100) {
+      reported = now;
+      port?.postMessage({ type: "read", bytes: n });
+    }
+    verifier.update(r.value);
+    return r.value;
+  };
+  const verdict = async (cause: unknown): Promise<unknown> => {
+    try {
+      while ((await next()) !== undefined);
+      verifier.end();
+    } catch (e) {
+      return e;
+    }
+    return cause;
+  };
+  try {
+    if (blob.compression === "zstd") {
+      // zstd: the stream decompressor, fed with copies (it may hold on to its input)
+      const copies = async function* () {
+        for (let c = await next(); c !== undefined; c = await next()) yield Buffer.from(c);
+        port?.postMessage({ type: "read", bytes: n, done: true });
+      };
+      yield* verifiedTar(copies(), blob);
+      return;
+    }
+    const dec = blob.compression === "gzip" ? new GzipDecoder() : undefined;
+    for (let c = await next(); c !== undefined; c = await next()) {
+      if (!dec) {
+        yield c;
+        continue;
+      }
+      const outs = dec.decode(c);
+      for (;;) {
+        let r: IteratorResult<Buffer>;
+        try {
+          r = outs.next();
+        } catch (e) {
+          throw await verdict(e);
+        }
+        if (r.done) break;
+        yield r.value;
+      }
+    }
+    port?.postMessage({ type: "read", bytes: n, done: true });
+    verifier.end();
+    try {
+      dec?.end();
+    } catch (e) {
+      throw await verdict(e);
+    }
+  } finally {
+    await chunks.return(undefined);
+  }
+}
+
+port.on("message", (m: {
+  type: string;
+  data?: Uint8Array | Uint8Array[];
+  opts?: ExtractOptions;
+  compressed?: CompressedBlob;
+  remote?: { session: RegistrySession; repository: string };
+}) => {
   if (m.type === "start" && m.opts) {
     const j: Job = { queue: [], aborted: false };
     job = j;
-    const run = m.compressed
+    const run = m.remote && m.compressed
+      ? extractLayer(remoteTar(j, m.remote, m.compressed), { ...m.opts, releaseChunks: true })
+      : m.compressed
       ? extractLayer(verifiedTar(source(j, false), m.compressed), { ...m.opts, releaseChunks: false })
       : extractLayer(source(j, true), { ...m.opts, releaseChunks: true });
     // A reader still waiting for chunks of a finished job (the blob reader reads ahead) stops.
@@ -59,7 +162,7 @@ port.on("message", (m: { type: string; data?: Uint8Array | Uint8Array[]; opts?: 
         finish();
         port.postMessage({ type: "done", result });
       },
-      (e: NodeJS.ErrnoException & { expected?: unknown; actual?: unknown; exceeded?: unknown }) => {
+      (e: NodeJS.ErrnoException & { expected?: unknown; actual?: unknown; exceeded?: unknown; status?: number }) => {
         finish();
         port.postMessage({
           type: "error",
@@ -73,6 +176,7 @@ port.on("message", (m: { type: string; data?: Uint8Array | Uint8Array[]; opts?: 
             expected: e?.expected,
             actual: e?.actual,
             exceeded: e?.exceeded,
+            status: e?.status,
           },
         });
       },
@@ -84,7 +188,10 @@ port.on("message", (m: { type: string; data?: Uint8Array | Uint8Array[]; opts?: 
   if (m.type === "chunk" && m.data && !Array.isArray(m.data)) j.queue.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
   else if (m.type === "chunks" && Array.isArray(m.data)) j.queue.push(m.data.length === 1 ? Buffer.from(m.data[0].buffer) : Buffer.concat(m.data));
   else if (m.type === "end") j.queue.push(null);
-  else if (m.type === "abort") j.aborted = true;
+  else if (m.type === "abort") {
+    j.aborted = true;
+    j.download?.abort();
+  }
   const w = j.wake;
   j.wake = undefined;
   w?.();

@@ -9,6 +9,7 @@ import type { Readable } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { DigestMismatchError, type DiffID, type Digest, parseDiffID, SizeMismatchError } from "@strata/core";
 import { type ExtractResult, extractLayer, LayerTooLargeError, UnsafeLayerError } from "./extract.js";
+import { RegistryClient, RegistryError, type RegistrySession } from "../registry/client.js";
 import { TarFormatError } from "./tar.js";
 import { type CompressedBlob, verifiedTar } from "./verified.js";
 
@@ -42,6 +43,21 @@ export interface UnpackOptions {
   onRead?: (bytes: number, done: boolean) => void;
 }
 
+/**
+ * A layer blob still in a registry: the worker thread that unpacks it also downloads it (with
+ * the session's auth, retries and Range resume), so the blob's bytes never cross threads.
+ */
+export interface RemoteLayer {
+  session: RegistrySession;
+  repository: string;
+  blob: CompressedBlob;
+}
+
+export interface RemoteUnpackOptions extends Omit<UnpackOptions, "compressed"> {
+  /** Told the offset whenever the download resumes after a network failure. */
+  onResume?: (offset: number) => void;
+}
+
 const MESSAGE_SIZE = 1024 * 1024;
 const MAX_IN_FLIGHT = 16 << 20;
 const MAX_IN_FLIGHT_BLOB = 4 << 20;
@@ -65,6 +81,7 @@ function reviveError(x: {
   expected?: unknown;
   actual?: unknown;
   exceeded?: unknown;
+  status?: number;
 }): Error {
   let e: Error;
   if (x.name === "DigestMismatchError") {
@@ -79,6 +96,8 @@ function reviveError(x: {
   } else if (x.name === "LayerTooLargeError") {
     e = new LayerTooLargeError(0);
     e.message = x.message;
+  } else if (x.name === "RegistryError") {
+    e = new RegistryError(x.message, x.status, x.code);
   } else if (x.name === "TarFormatError") {
     e = new TarFormatError("");
     e.message = x.message;
@@ -145,7 +164,7 @@ function releaseWorker(w: Worker, healthy: boolean): void {
   }
 }
 
-async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<ExtractResult> {
+async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }, opts: UnpackOptions & Pick<RemoteUnpackOptions, "onResume">): Promise<ExtractResult> {
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   const worker = acquireWorker();
   const free: ArrayBuffer[] = [];
@@ -159,8 +178,16 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
     w?.();
   };
   const outcome = new Promise<ExtractResult>((resolve, reject) => {
-    worker.on("message", (m: { type: string; bytes?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] }) => {
-      if (m.type === "ack") {
+    worker.on(
+      "message",
+      (m: { type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] }) => {
+      if (m.type === "read") {
+        opts.onRead?.(m.bytes ?? 0, m.done === true);
+        return;
+      } else if (m.type === "resume") {
+        opts.onResume?.(m.offset ?? 0);
+        return;
+      } else if (m.type === "ack") {
         inFlight -= m.bytes ?? 0;
         if (m.buf && m.buf.byteLength === MESSAGE_SIZE && free.length < 20) free.push(m.buf);
       } else if (m.type === "done") {
@@ -171,7 +198,8 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
         reject(reviveError(m.error as Parameters<typeof reviveError>[0]));
       }
       wakeFeeder();
-    });
+    },
+    );
     worker.on("error", (e) => {
       settled = true;
       healthy = false;
@@ -188,7 +216,30 @@ async function unpackInWorker(tar: Readable, opts: UnpackOptions): Promise<Extra
     });
   });
   outcome.catch(() => {});
-  worker.postMessage({ type: "start", opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes }, compressed: opts.compressed });
+  const remote = "remote" in input ? input.remote : undefined;
+  worker.postMessage({
+    type: "start",
+    opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes },
+    compressed: remote ? remote.blob : opts.compressed,
+    remote: remote ? { session: remote.session, repository: remote.repository } : undefined,
+  });
+  if (remote) {
+    // the worker downloads: wait for its verdict, and pass an abort on
+    const onAbort = () => worker.postMessage({ type: "abort" });
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
+    try {
+      return await outcome;
+    } catch (e) {
+      fs.rmSync(opts.tarSplitPath, { force: true });
+      if (opts.signal?.aborted) throw abortError(opts.signal);
+      throw e;
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      releaseWorker(worker, healthy);
+    }
+  }
+  const tar = (input as { tar: Readable }).tar;
 
   // Message buffers travel to the worker and back (transferred, not copied).
   const newBuf = (): Buffer => {
@@ -282,7 +333,31 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
     if (opts.onRead) src = counted(src, opts.onRead);
     r = await extractLayer(opts.compressed ? verifiedTar(src, opts.compressed) : src, opts);
   } else {
-    r = await unpackInWorker(tar, opts);
+    r = await unpackInWorker({ tar }, opts);
+  }
+  return { diffId: parseDiffID(`sha256:${r.diffIdHex}`), size: r.size, tarSize: r.tarSize };
+}
+
+/**
+ * Downloads a layer blob from a registry and unpacks it like `unpackLayer` with `compressed`
+ * (verified against `remote.blob`, decompressed, extracted into `diffDir`), all in one worker
+ * thread (on the calling thread when inline).
+ */
+export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackOptions): Promise<UnpackResult> {
+  if (fs.readdirSync(opts.diffDir).length !== 0) throw new Error(`diff dir ${opts.diffDir} is not empty`);
+  if (opts.signal?.aborted) throw abortError(opts.signal);
+  const inline = opts.inline ?? process.env.STRATA_UNPACK_INLINE === "1";
+  let r: ExtractResult;
+  if (inline) {
+    const client = RegistryClient.fromSession(remote.session, opts.signal);
+    const src = client.blobStream(remote.repository, remote.blob, { signal: opts.signal, onResume: opts.onResume });
+    try {
+      r = await extractLayer(verifiedTar(opts.onRead ? counted(src, opts.onRead) : src, remote.blob), opts);
+    } finally {
+      src.destroy();
+    }
+  } else {
+    r = await unpackInWorker({ remote }, opts);
   }
   return { diffId: parseDiffID(`sha256:${r.diffIdHex}`), size: r.size, tarSize: r.tarSize };
 }

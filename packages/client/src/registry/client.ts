@@ -12,9 +12,14 @@
  *   `readBlob` verify what they return.
  */
 import { Readable } from "node:stream";
-import { baseMediaType, createVerifier, type Descriptor, type Digest, digestAlgorithm, digestOf, MediaTypes, parseDigest, tryParseDigest } from "@strata/core";
+import type { Descriptor } from "@strata/core";
+// subpaths: this module also runs in the unpack worker threads, which should not load all of core (zod)
+import { type Digest, digestAlgorithm, digestOf, parseDigest, tryParseDigest } from "@strata/core/digest";
+import { baseMediaType, MediaTypes } from "@strata/core/mediatypes";
+import { createVerifier } from "@strata/core/verify";
 import { basicAuthHeader, type Challenge, type Credentials, parseChallenges, redact } from "./auth.js";
 import { createAgents, type HttpResponse, httpSend } from "./http.js";
+import { type RawResponse, rawGet } from "./rawhttp.js";
 import { backoffDelay, DEFAULT_RETRY, isNetworkError, isRetryableStatus, parseRetryAfter, type RetryPolicy, sleep } from "./retry.js";
 
 /** What `withRetry` needs from a response (fetch's Response and HttpResponse both qualify). */
@@ -51,6 +56,18 @@ export interface RegistryClientOptions {
   signal?: AbortSignal;
   /** A connection silent for this long is treated as a network failure (default 60 s). */
   idleTimeoutMs?: number;
+}
+
+/**
+ * What another thread needs to continue talking to the same registry as a client: its options
+ * (credentials included: they stay in this process) and the auth state learned so far, so a
+ * worker thread does not repeat the challenge/token exchange. Structured-cloneable.
+ */
+export interface RegistrySession {
+  readonly options: Omit<RegistryClientOptions, "signal">;
+  readonly challenge?: Challenge;
+  readonly tokens: readonly (readonly [string, string])[];
+  readonly secrets: readonly string[];
 }
 
 export interface FetchedManifest {
@@ -94,6 +111,8 @@ interface RequestOptions {
   /** The repository the request is about (for the token scope). */
   repository: string;
   signal?: AbortSignal;
+  /** Read the body with rawGet (reused buffers; see rawhttp.ts). */
+  raw?: boolean;
 }
 
 export class RegistryClient {
@@ -115,6 +134,21 @@ export class RegistryClient {
     this.creds = opts.credentials;
     this.userAgent = opts.userAgent ?? "strata/0.1";
     this.signal = opts.signal;
+  }
+
+  /** This client's options and auth state, for `fromSession` in another thread. */
+  session(): RegistrySession {
+    const { signal: _signal, ...options } = this.opts;
+    return { options, challenge: this.challenge, tokens: [...this.tokens], secrets: [...this.secrets] };
+  }
+
+  /** A client that continues `s` (same registry, options and tokens). */
+  static fromSession(s: RegistrySession, signal?: AbortSignal): RegistryClient {
+    const c = new RegistryClient({ ...s.options, signal });
+    c.challenge = s.challenge;
+    for (const [k, v] of s.tokens) c.tokens.set(k, v);
+    c.secrets.push(...s.secrets);
+    return c;
   }
 
   private scrub(text: string): string {
@@ -205,7 +239,9 @@ export class RegistryClient {
    * One request with auth and retries. Returns the final response (any status except a 401 that
    * could be answered): callers check `ok`.
    */
-  async request(path: string, o: RequestOptions): Promise<HttpResponse> {
+  async request(path: string, o: RequestOptions & { raw: true }): Promise<RawResponse>;
+  async request(path: string, o: RequestOptions): Promise<HttpResponse>;
+  async request(path: string, o: RequestOptions): Promise<HttpResponse | RawResponse> {
     const url = `${this.baseUrl}${path}`;
     const signal = o.signal ?? this.signal;
     let refreshed = false;
@@ -213,8 +249,12 @@ export class RegistryClient {
       const headers: Record<string, string> = { "User-Agent": this.userAgent, ...o.headers };
       const auth = this.authHeaderFor(o.repository);
       if (auth) headers.Authorization = auth;
-      const res = await this.withRetry(
-        () => httpSend(url, { method: o.method ?? "GET", headers, signal, agent: this.agents, idleTimeoutMs: this.opts.idleTimeoutMs ?? 60_000 }),
+      const idleTimeoutMs = this.opts.idleTimeoutMs ?? 60_000;
+      const res = await this.withRetry<HttpResponse | RawResponse>(
+        () =>
+          o.raw
+            ? rawGet(url, { headers, signal, idleTimeoutMs })
+            : httpSend(url, { method: o.method ?? "GET", headers, signal, agent: this.agents, idleTimeoutMs }),
         signal,
       );
       if (res.status !== 401 || refreshed) {
@@ -246,7 +286,7 @@ export class RegistryClient {
     }
   }
 
-  private async failure(res: HttpResponse, what: string): Promise<RegistryError> {
+  private async failure(res: HttpResponse | RawResponse, what: string): Promise<RegistryError> {
     let code: string | undefined;
     let message = "";
     try {
@@ -312,72 +352,86 @@ export class RegistryClient {
   /**
    * The raw bytes of a blob as a stream, resuming with `Range` after a network failure (the
    * consumer sees one continuous stream). Not verified: pipe it through `createVerifier`.
-   * `onRetry` is told the offset whenever a resume happens.
+   * `onResume` is told the offset whenever a resume happens.
    */
   blobStream(repository: string, desc: Pick<Descriptor, "digest" | "size">, o: { signal?: AbortSignal; onResume?: (offset: number) => void } = {}): Readable {
+    return Readable.from(this.blobBody(repository, desc, o, false), { objectMode: false });
+  }
+
+  /**
+   * Like `blobStream`, as chunks read into reused buffers: a chunk is valid only until the
+   * iterator's next `next()` (see rawhttp.ts). For consumers that process each chunk before
+   * asking for the next; the cheapest way to take in a large blob.
+   */
+  blobChunks(repository: string, desc: Pick<Descriptor, "digest" | "size">, o: { signal?: AbortSignal; onResume?: (offset: number) => void } = {}): AsyncGenerator<Buffer> {
+    return this.blobBody(repository, desc, o, true);
+  }
+
+  private async *blobBody(
+    repository: string,
+    desc: Pick<Descriptor, "digest" | "size">,
+    o: { signal?: AbortSignal; onResume?: (offset: number) => void },
+    raw: boolean,
+  ): AsyncGenerator<Buffer> {
     const digest = parseDigest(desc.digest);
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the generator below is not an arrow function
-    const self = this;
     const signal = o.signal ?? this.signal;
-    async function* generate(): AsyncGenerator<Buffer> {
-      let offset = 0;
-      let failures = 0;
-      for (;;) {
-        const ac = new AbortController();
-        const onAbort = () => ac.abort(signal?.reason);
-        if (signal?.aborted) throw signal.reason ?? new Error("aborted");
-        signal?.addEventListener("abort", onAbort, { once: true });
-        try {
-          const headers: Record<string, string> = {};
-          if (offset > 0) headers.Range = `bytes=${offset}-`;
-          const res = await self.request(`/v2/${repository}/blobs/${digest}`, { repository, headers, signal: ac.signal });
-          if (!res.ok) {
-            if (res.status === 404) {
-              await res.body?.cancel().catch(() => {});
-              throw new RegistryError(`blob ${digest} not found in ${repository}`, 404, "BLOB_UNKNOWN");
-            }
-            throw await self.failure(res, `fetching blob ${digest}`);
+    let offset = 0;
+    let failures = 0;
+    for (;;) {
+      const ac = new AbortController();
+      const onAbort = () => ac.abort(signal?.reason);
+      if (signal?.aborted) throw signal.reason ?? new Error("aborted");
+      signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        const headers: Record<string, string> = {};
+        if (offset > 0) headers.Range = `bytes=${offset}-`;
+        const path = `/v2/${repository}/blobs/${digest}`;
+        const res = raw ? await this.request(path, { repository, headers, signal: ac.signal, raw: true }) : await this.request(path, { repository, headers, signal: ac.signal });
+        if (!res.ok) {
+          if (res.status === 404) {
+            await res.body?.cancel().catch(() => {});
+            throw new RegistryError(`blob ${digest} not found in ${repository}`, 404, "BLOB_UNKNOWN");
           }
-          let skip = 0;
-          if (offset > 0) {
-            if (res.status === 206) {
-              const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
-              if (!m || Number(m[1]) !== offset) {
-                await res.body?.cancel().catch(() => {});
-                throw new RegistryError(`registry answered a resume of ${digest} at ${offset} with a different range`);
-              }
-            } else {
-              skip = offset; // the registry ignored Range: drop what was already delivered
-            }
-          }
-          try {
-            for await (const part of res.body) {
-              let chunk = part;
-              if (skip > 0) {
-                if (chunk.length <= skip) {
-                  skip -= chunk.length;
-                  continue;
-                }
-                chunk = chunk.subarray(skip);
-                skip = 0;
-              }
-              offset += chunk.length;
-              yield chunk;
-            }
-            return;
-          } catch (e) {
-            if (signal?.aborted || !isNetworkError(e) || ++failures >= self.policy.attempts)
-              throw e instanceof Error && isNetworkError(e) ? self.wrapNetwork(e) : e;
-            await sleep(backoffDelay(self.policy, failures - 1), signal);
-            o.onResume?.(offset);
-          }
-        } finally {
-          signal?.removeEventListener("abort", onAbort);
-          ac.abort();
+          throw await this.failure(res, `fetching blob ${digest}`);
         }
+        let skip = 0;
+        if (offset > 0) {
+          if (res.status === 206) {
+            const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
+            if (!m || Number(m[1]) !== offset) {
+              await res.body?.cancel().catch(() => {});
+              throw new RegistryError(`registry answered a resume of ${digest} at ${offset} with a different range`);
+            }
+          } else {
+            skip = offset; // the registry ignored Range: drop what was already delivered
+          }
+        }
+        try {
+          for await (const part of res.body) {
+            let chunk = part;
+            if (skip > 0) {
+              if (chunk.length <= skip) {
+                skip -= chunk.length;
+                continue;
+              }
+              chunk = chunk.subarray(skip);
+              skip = 0;
+            }
+            offset += chunk.length;
+            yield chunk;
+          }
+          return;
+        } catch (e) {
+          if (signal?.aborted || !isNetworkError(e) || ++failures >= this.policy.attempts)
+            throw e instanceof Error && isNetworkError(e) ? this.wrapNetwork(e) : e;
+          await sleep(backoffDelay(this.policy, failures - 1), signal);
+          o.onResume?.(offset);
+        }
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+        ac.abort();
       }
     }
-    return Readable.from(generate(), { objectMode: false });
   }
 }
 
