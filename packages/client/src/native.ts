@@ -16,6 +16,7 @@ interface Addon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount(target: string, flags: number): void;
   crc64Update(state: Uint8Array, data: Uint8Array): void;
+  syncfs(path: PathArg): void;
   inflateCreate(): InflateHandle;
   inflateStep(h: InflateHandle, input: Uint8Array, inOff: number, out: Uint8Array, outOff: number, res: Float64Array): void;
   inflateReset(h: InflateHandle): void;
@@ -131,4 +132,9 @@ export const UmountFlags = { MNT_FORCE: 1, MNT_DETACH: 2, MNT_EXPIRE: 4, UMOUNT_
 /** The addon's gzip inflater (zlib linked into Node), for GzipDecoder. */
 export function inflater(): Pick<Addon, "inflateCreate" | "inflateStep" | "inflateReset"> {
   return load();
+}
+
+/** syncfs(2) of the filesystem holding `path`; blocks the calling thread (use in worker threads). */
+export function syncfs(path: PathArg): void {
+  load().syncfs(path);
 }

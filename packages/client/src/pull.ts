@@ -28,7 +28,7 @@ import {
   parseReference,
   platformMatches,
 } from "@strata/core";
-import { unpackRemoteLayer } from "./layer/unpack.js";
+import { prewarmUnpackWorkers, unpackRemoteLayer } from "./layer/unpack.js";
 import { type ProgressReporter, shortId, silentProgress } from "./progress.js";
 import type { Credentials } from "./registry/auth.js";
 import { RegistryClient } from "./registry/client.js";
@@ -126,6 +126,8 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
     const repo = ref.repository;
     const familiarRepo = familiarName(ref);
     progress.event({ type: "start", reference: formatFamiliar(ref), repository: repo, tagOrDigest: ref.digest ?? ref.tag ?? "latest" });
+    // the unpack workers start while the manifest and config are fetched
+    prewarmUnpackWorkers(Math.max(1, opts.maxConcurrent ?? 3));
 
     // 1. manifest (index -> platform)
     const top = await client.getManifest(repo, ref.digest ?? ref.tag ?? "latest", signal);
@@ -210,6 +212,8 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
             tarSplitPath: pending.tarSplitPath,
             maxBytes: opts.maxLayerBytes,
             signal,
+            // the worker flushes the layer to disk itself (syncfs there, not a child process here)
+            durable: true,
             onResume: (offset) => progress.event({ type: "resume", id, offset }),
             // progress at most every 100 ms, and when the whole blob is downloaded
             onRead: (n, done) => {
@@ -223,9 +227,8 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
         if (result.diffId !== diffIds[i]) {
           throw new PullError(`layer ${desc.digest}: diffID mismatch: the config lists ${diffIds[i]} but the content is ${result.diffId}`);
         }
-        // the slot bounds downloads and extractions; the flush to disk does not need one
         release();
-        await store.flushLayer(pending);
+        store.markFlushed(pending);
         return { pending, size: result.size };
       } catch (e) {
         progress.event({ type: "layer", id, status: "failed" });

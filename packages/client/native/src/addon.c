@@ -12,6 +12,8 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <node_api.h>
 #include "crc64.h"
 #include "inflate.h"
@@ -292,6 +294,26 @@ static napi_value js_crc64_update(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* syncfs(path): flushes the whole filesystem holding path (syncfs(2) on an fd of it). Blocks the
+ * calling thread for the duration; meant for worker threads. */
+static napi_value js_syncfs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) { napi_throw_type_error(env, NULL, "syncfs(path)"); return NULL; }
+  char *path = get_cstr(env, argv[0], "path");
+  if (!path) return NULL;
+  napi_value r = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) r = throw_errno(env, errno, "open", path);
+  else {
+    if (syncfs(fd) != 0) r = throw_errno(env, errno, "syncfs", path);
+    close(fd);
+  }
+  free(path);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   crc64_init();
   napi_property_descriptor props[] = {
@@ -302,6 +324,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"umount", NULL, js_umount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"crc64Update", NULL, js_crc64_update, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   strata_register_inflate(env, exports);

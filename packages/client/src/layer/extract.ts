@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import * as fs from "node:fs";
 import { createGzip } from "node:zlib";
-import { mknod, setxattr } from "../native.js";
+import { mknod, setxattr, syncfs } from "../native.js";
 import { Crc64 } from "./crc64.js";
 import { type TarHeader, TarScanner } from "./tar.js";
 import { fileLine, goClean, segmentLine } from "./tarsplit.js";
@@ -421,6 +421,11 @@ export interface ExtractOptions {
   maxBytes?: number;
   /** Write out file data before taking the next chunk, so no chunk is referenced after it was consumed (lets the caller reuse chunk buffers). */
   releaseChunks?: boolean;
+  /**
+   * Make everything written durable before returning: fsync of the tar-split file, then syncfs of
+   * the filesystem holding the diff dir (blocks the thread; meant for worker threads).
+   */
+  durable?: boolean;
 }
 
 export interface ExtractResult {
@@ -464,6 +469,15 @@ export async function extractLayer(source: AsyncIterable<Buffer | string>, opts:
     ex.finish();
     gz.end();
     await fileDone;
+    if (opts.durable) {
+      const fd = fs.openSync(opts.tarSplitPath, "r");
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      syncfs(opts.diffDir);
+    }
   } catch (e) {
     ex.abort();
     gz.destroy();

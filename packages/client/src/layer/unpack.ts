@@ -41,6 +41,8 @@ export interface UnpackOptions {
   compressed?: CompressedBlob;
   /** Told the input bytes read so far after each chunk, and once more (done) at the end of the input. */
   onRead?: (bytes: number, done: boolean) => void;
+  /** Flush the layer's files and tar-split to disk before resolving (see ExtractOptions.durable). */
+  durable?: boolean;
 }
 
 /**
@@ -134,16 +136,29 @@ async function* counted(src: AsyncIterable<Buffer | string>, onRead: (bytes: num
 const idle: Worker[] = [];
 const MAX_IDLE = 4;
 
+function newWorker(): Worker {
+  return new Worker(new URL("./unpack-worker.js", import.meta.url), {
+    // the worker needs no flags, and some of the parent's (--input-type, --eval) are invalid for it
+    execArgv: [],
+  });
+}
+
 function acquireWorker(): Worker {
   const w = idle.pop();
   if (w) {
     w.ref();
     return w;
   }
-  return new Worker(new URL("./unpack-worker.js", import.meta.url), {
-    // the worker needs no flags, and some of the parent's (--input-type, --eval) are invalid for it
-    execArgv: [],
-  });
+  return newWorker();
+}
+
+/**
+ * Starts up to `n` workers now (idle, reused by the next unpacks), so their start-up (a thread,
+ * module loading) overlaps the caller's own work instead of delaying the first layer.
+ */
+export function prewarmUnpackWorkers(n: number): void {
+  if (process.env.STRATA_UNPACK_INLINE === "1") return;
+  for (let i = idle.length; i < Math.min(n, MAX_IDLE); i++) releaseWorker(newWorker(), true);
 }
 
 function releaseWorker(w: Worker, healthy: boolean): void {
@@ -219,7 +234,7 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
   const remote = "remote" in input ? input.remote : undefined;
   worker.postMessage({
     type: "start",
-    opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes },
+    opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes, durable: opts.durable },
     compressed: remote ? remote.blob : opts.compressed,
     remote: remote ? { session: remote.session, repository: remote.repository } : undefined,
   });

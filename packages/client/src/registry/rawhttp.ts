@@ -222,6 +222,8 @@ class RawConnection {
       return false;
     }
     if (this.framing.kind === "length" && this.framing.left === 0) this.finish();
+    // a consumer waiting for data gets what has arrived rather than waiting for the buffer to fill
+    else if (this.wake) this.handOn();
     if (this.queue.length + (this.held ? 1 : 0) >= MAX_QUEUED) {
       this.paused = true;
       return false;
@@ -292,8 +294,8 @@ class RawConnection {
     this.headBytes += data.length;
     const all = this.head.length === 1 ? this.head[0] : Buffer.concat(this.head);
     const endAt = all.indexOf("\r\n\r\n");
+    if ((endAt < 0 ? this.headBytes : endAt) > MAX_HEADER_BYTES) throw netError("response headers too large");
     if (endAt < 0) {
-      if (this.headBytes > MAX_HEADER_BYTES) throw netError("response headers too large");
       this.head = [all];
       return;
     }
@@ -325,15 +327,16 @@ class RawConnection {
       this.framing = { kind: "length", left: Number(cl) };
     } else this.framing = { kind: "close" };
     this.head = [];
-    const resolve = this.onHead;
-    this.onHead = this.onHeadError = undefined;
-    // body bytes that came with the head: move them into the pooled buffer
+    // body bytes that came with the head: move them into the pooled buffer (before clearing
+    // onHead, so that a framing error in them rejects open() rather than leaving it pending)
     if (rest.length > 0) {
       const at = this.fill;
       rest.copy(this.cur, at);
       this.body(rest.length);
     }
     if (this.framing.kind === "none") this.finish();
+    const resolve = this.onHead;
+    this.onHead = this.onHeadError = undefined;
     resolve?.({ status, headers });
   }
 

@@ -4,7 +4,8 @@
  * Lifecycle of a layer:
  *   prepareLayer()  -> overlay2/.strata-tmp-<pid>-<rand>/diff (0755) and a layerdb write-set dir
  *   (caller extracts into diffDir and writes tar-split at tarSplitPath)
- *   flushLayer()     -> syncfs of the extracted files (no lock needed)
+ *   flushLayer()     -> syncfs of the extracted files (no lock needed), or markFlushed() when
+ *                      the extractor made them durable itself
  *   commitLayer()   -> under the store lock: link/lower/work written inside the temp dir;
  *                      temp dir renamed to overlay2/<cache-id>; l/<link> symlink; parent's
  *                      `committed`; diff/parent/size/cache-id written and fsynced in the write-set;
@@ -161,6 +162,11 @@ export class Store {
   async flushLayer(p: PendingLayer): Promise<void> {
     await this.syncLayers();
     await fsyncPath(p.tarSplitPath);
+    this.flushed.add(p);
+  }
+
+  /** Records that the extractor already made `p` durable (its files and tar-split), so commit need not flush it. */
+  markFlushed(p: PendingLayer): void {
     this.flushed.add(p);
   }
 
