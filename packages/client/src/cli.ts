@@ -1,16 +1,15 @@
 /** Client subcommands of `strata`: pull, images, inspect, rmi, verify, save. Errors are thrown (main prints one line). */
-import { parsePlatform, parseReference } from "@strata/core";
+// Command implementations are imported when their command runs (start-up time of the CLI).
 import { type Command, Option } from "commander";
-import { formatImageTable, imageRows } from "./commands/images.js";
-import { inspectImage } from "./commands/inspect.js";
-import { formatRemoveResult, rmiImages } from "./commands/rmi.js";
-import { saveImages } from "./commands/save.js";
-import { formatChecks, verifyStore } from "./commands/verify.js";
-import { PlainProgress, type ProgressReporter, silentProgress, TtyProgress } from "./progress.js";
-import { pull } from "./pull.js";
-import { type Credentials, credentialsFromDockerConfig } from "./registry/auth.js";
+import type { ProgressReporter } from "./progress.js";
+import type { Credentials } from "./registry/auth.js";
 import { defaultRoot } from "./store/paths.js";
-import { Store } from "./store/store.js";
+import type { Store } from "./store/store.js";
+
+async function openStore(root: string | undefined): Promise<Store> {
+  const { Store } = await import("./store/store.js");
+  return Store.open(root ?? defaultRoot());
+}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -73,6 +72,14 @@ export function registerClientCommands(program: Command): void {
           passwordStdin?: boolean;
         },
       ) => {
+        // the unpack workers start first, on another core, while this thread loads the pull code
+        (await import("./layer/unpack.js")).prewarmUnpackWorkers(o.maxConcurrent);
+        const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { credentialsFromDockerConfig }] = await Promise.all([
+          import("./pull.js"),
+          import("@strata/core"),
+          import("./progress.js"),
+          import("./registry/auth.js"),
+        ]);
         const ref = parseReference(refArg);
         let credentials: Credentials | undefined;
         if (o.passwordStdin && !o.username) throw new Error("--password-stdin needs --username");
@@ -140,7 +147,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(rootOption())
     .option("--format <format>", "json for one JSON object per line")
     .action(async (o: { root?: string; format?: string }) => {
-      const store = await Store.open(o.root ?? defaultRoot());
+      const { imageRows, formatImageTable } = await import("./commands/images.js");
+      const store = await openStore(o.root);
       const rows = await imageRows(store);
       if (o.format === "json") for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
       else process.stdout.write(`${formatImageTable(rows)}\n`);
@@ -152,7 +160,8 @@ export function registerClientCommands(program: Command): void {
     .argument("<image>", "reference or image ID")
     .addOption(rootOption())
     .action(async (image: string, o: { root?: string }) => {
-      const store = await Store.open(o.root ?? defaultRoot());
+      const { inspectImage } = await import("./commands/inspect.js");
+      const store = await openStore(o.root);
       process.stdout.write(`${JSON.stringify(await inspectImage(store, image), null, 2)}\n`);
     });
 
@@ -163,7 +172,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(rootOption())
     .option("-f, --force", "remove an image referenced in several repositories")
     .action(async (images: string[], o: { root?: string; force?: boolean }) => {
-      const store = await Store.open(o.root ?? defaultRoot());
+      const { rmiImages, formatRemoveResult } = await import("./commands/rmi.js");
+      const store = await openStore(o.root);
       const r = await rmiImages(store, images, { force: o.force });
       process.stdout.write(`${formatRemoveResult(r)}\n`);
     });
@@ -175,7 +185,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(rootOption())
     .option("--format <format>", "json")
     .action(async (image: string | undefined, o: { root?: string; format?: string }) => {
-      const store = await Store.open(o.root ?? defaultRoot());
+      const { verifyStore, formatChecks } = await import("./commands/verify.js");
+      const store = await openStore(o.root);
       const checks = await verifyStore(store, image);
       if (o.format === "json") process.stdout.write(`${JSON.stringify(checks)}\n`);
       else if (checks.length) process.stdout.write(`${formatChecks(checks)}\n`);
@@ -190,7 +201,8 @@ export function registerClientCommands(program: Command): void {
     .requiredOption("-o, --output <file>", "archive to write")
     .addOption(rootOption())
     .action(async (images: string[], o: { root?: string; output: string }) => {
-      const store = await Store.open(o.root ?? defaultRoot());
+      const { saveImages } = await import("./commands/save.js");
+      const store = await openStore(o.root);
       await saveImages(store, images, o.output);
     });
 }

@@ -3,57 +3,27 @@
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { defaultRoot } from "../store/paths.js";
-import { Store } from "../store/store.js";
-import { formatChanges, overlayChanges } from "./changes.js";
-import { commitContainer } from "./commit.js";
-import { exportLayers, exportToDir, exportToTar } from "./export.js";
-import {
-  containerLayers,
-  createContainer,
-  isContainerMounted,
-  listContainers,
-  mergedDir,
-  mountContainer,
-  mountImageReadOnly,
-  removeContainer,
-  resolveContainer,
-  unmountContainer,
-  unmountImageReadOnly,
-} from "./store.js";
+import type { Store } from "../store/store.js";
+
+/** The implementation, imported when a container command runs (start-up time of the CLI). */
+async function load() {
+  const [store, changes, commit, exp, ps] = await Promise.all([
+    import("./store.js"),
+    import("./changes.js"),
+    import("./commit.js"),
+    import("./export.js"),
+    import("./ps.js"),
+  ]);
+  return { ...store, ...changes, ...commit, ...exp, ...ps };
+}
 
 function rootOption(): Option {
   return new Option("--root <dir>", "store root (Docker data-root layout)").default(undefined, `${defaultRoot()}`);
 }
 
 async function open(o: { root?: string }): Promise<Store> {
+  const { Store } = await import("../store/store.js");
   return Store.open(resolve(o.root ?? defaultRoot()));
-}
-
-/** Rows of `strata ps`. */
-export async function psRows(store: Store): Promise<Array<{ id: string; image: string; name: string; mounted: string }>> {
-  const rows = [];
-  for (const c of await listContainers(store)) {
-    rows.push({
-      id: c.id,
-      image: c.imageName ?? (c.image ? c.image.slice(7, 19) : ""),
-      name: c.name,
-      mounted: isContainerMounted(store, c) ? mergedDir(store, c) : "",
-    });
-  }
-  return rows;
-}
-
-export function formatPsTable(rows: Array<{ id: string; image: string; name: string; mounted: string }>): string {
-  const table = [["CONTAINER ID", "IMAGE", "NAME", "MOUNTED"], ...rows.map((r) => [r.id.slice(0, 12), r.image, r.name, r.mounted || "-"])];
-  const widths = table[0].map((_h, i) => Math.max(...table.map((r) => r[i].length)));
-  return table
-    .map((r) =>
-      r
-        .map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] + 3)))
-        .join("")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 export function registerContainerCommands(program: Command): void {
@@ -64,7 +34,8 @@ export function registerContainerCommands(program: Command): void {
     .option("--name <name>", "container name")
     .addOption(rootOption())
     .action(async (image: string, o: { root?: string; name?: string }) => {
-      const c = await createContainer(await open(o), image, { name: o.name });
+      const L = await load();
+      const c = await L.createContainer(await open(o), image, { name: o.name });
       process.stdout.write(`${c.id}\n`);
     });
 
@@ -75,8 +46,9 @@ export function registerContainerCommands(program: Command): void {
     .option("--read-only", "mount an image's layers without an upper layer")
     .addOption(rootOption())
     .action(async (target: string, o: { root?: string; readOnly?: boolean }) => {
+      const L = await load();
       const store = await open(o);
-      const path = o.readOnly ? await mountImageReadOnly(store, target) : await mountContainer(store, target);
+      const path = o.readOnly ? await L.mountImageReadOnly(store, target) : await L.mountContainer(store, target);
       process.stdout.write(`${path}\n`);
     });
 
@@ -87,8 +59,9 @@ export function registerContainerCommands(program: Command): void {
     .option("--read-only", "the target is an image mounted with mount --read-only")
     .addOption(rootOption())
     .action(async (target: string, o: { root?: string; readOnly?: boolean }) => {
+      const L = await load();
       const store = await open(o);
-      const was = o.readOnly ? await unmountImageReadOnly(store, target) : await unmountContainer(store, target);
+      const was = o.readOnly ? await L.unmountImageReadOnly(store, target) : await L.unmountContainer(store, target);
       if (!was) process.stderr.write(`${target} was not mounted\n`);
     });
 
@@ -99,10 +72,11 @@ export function registerContainerCommands(program: Command): void {
     .option("-q, --quiet", "only full container IDs")
     .addOption(rootOption())
     .action(async (o: { root?: string; format?: string; quiet?: boolean }) => {
-      const rows = await psRows(await open(o));
+      const L = await load();
+      const rows = await L.psRows(await open(o));
       if (o.quiet) for (const r of rows) process.stdout.write(`${r.id}\n`);
       else if (o.format === "json") for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
-      else process.stdout.write(`${formatPsTable(rows)}\n`);
+      else process.stdout.write(`${L.formatPsTable(rows)}\n`);
     });
 
   program
@@ -111,9 +85,10 @@ export function registerContainerCommands(program: Command): void {
     .argument("<container...>", "NAME|ID")
     .addOption(rootOption())
     .action(async (names: string[], o: { root?: string }) => {
+      const L = await load();
       const store = await open(o);
       for (const n of names) {
-        await removeContainer(store, n);
+        await L.removeContainer(store, n);
         process.stdout.write(`${n}\n`);
       }
     });
@@ -124,10 +99,11 @@ export function registerContainerCommands(program: Command): void {
     .argument("<container>", "NAME|ID")
     .addOption(rootOption())
     .action(async (name: string, o: { root?: string }) => {
+      const L = await load();
       const store = await open(o);
-      const c = await resolveContainer(store, name);
-      const { upperDir, lowerDirs } = await containerLayers(store, c);
-      const text = formatChanges(overlayChanges(lowerDirs, upperDir));
+      const c = await L.resolveContainer(store, name);
+      const { upperDir, lowerDirs } = await L.containerLayers(store, c);
+      const text = L.formatChanges(L.overlayChanges(lowerDirs, upperDir));
       if (text) process.stdout.write(`${text}\n`);
     });
 
@@ -140,7 +116,8 @@ export function registerContainerCommands(program: Command): void {
     .option("-a, --author <author>", "author")
     .addOption(rootOption())
     .action(async (name: string, repo: string | undefined, o: { root?: string; message?: string; author?: string }) => {
-      const r = await commitContainer(await open(o), name, repo, { message: o.message, author: o.author });
+      const L = await load();
+      const r = await L.commitContainer(await open(o), name, repo, { message: o.message, author: o.author });
       process.stdout.write(`${r.imageId}\n`);
     });
 
@@ -152,9 +129,10 @@ export function registerContainerCommands(program: Command): void {
     .option("--dir <dir>", "directory to write into (must be empty)")
     .addOption(rootOption())
     .action(async (target: string, o: { root?: string; output?: string; dir?: string }) => {
+      const L = await load();
       if (!o.output === !o.dir) throw new Error("export needs exactly one of -o FILE.tar or --dir DIR");
-      const { layers } = await exportLayers(await open(o), target);
-      if (o.output) await exportToTar(layers, o.output);
-      else exportToDir(layers, o.dir as string);
+      const { layers } = await L.exportLayers(await open(o), target);
+      if (o.output) await L.exportToTar(layers, o.output);
+      else L.exportToDir(layers, o.dir as string);
     });
 }

@@ -7,7 +7,9 @@
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
 import { Worker } from "node:worker_threads";
-import { DigestMismatchError, type DiffID, type Digest, parseDiffID, SizeMismatchError } from "@strata/core";
+// subpaths: importing this module (to start workers early) should not load all of core (zod)
+import { type DiffID, type Digest, parseDiffID } from "@strata/core/digest";
+import { DigestMismatchError, SizeMismatchError } from "@strata/core/verify";
 import { type ExtractResult, extractLayer, LayerTooLargeError, UnsafeLayerError } from "./extract.js";
 import { RegistryClient, RegistryError, type RegistrySession } from "../registry/client.js";
 import { TarFormatError } from "./tar.js";

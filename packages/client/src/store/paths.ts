@@ -18,7 +18,7 @@
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { type Digest, digestHex } from "@strata/core";
+import { type Digest, digestHex } from "@strata/core/digest";
 
 /** `/var/lib/strata` for root, else `$XDG_DATA_HOME/strata` or `~/.local/share/strata`. */
 export function defaultRoot(): string {
