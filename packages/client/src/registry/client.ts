@@ -422,6 +422,9 @@ export class RegistryClient {
           }
           return;
         } catch (e) {
+          // every byte arrived (the connection failed at the end of the framing): nothing to
+          // resume; the caller's verifier judges the content
+          if (!signal?.aborted && isNetworkError(e) && desc.size >= 0 && offset === desc.size) return;
           if (signal?.aborted || !isNetworkError(e) || ++failures >= this.policy.attempts)
             throw e instanceof Error && isNetworkError(e) ? this.wrapNetwork(e) : e;
           await sleep(backoffDelay(this.policy, failures - 1), signal);

@@ -374,13 +374,14 @@ class RawConnection {
           yield c;
           continue;
         }
-        if (this.failure) throw this.failure;
-        if (this.ended) return;
         // nothing queued: hand on what the current buffer holds rather than wait for it to fill
+        // (also before reporting a failure: those bytes arrived intact, a resume starts after them)
         if (this.fill > this.start) {
           this.handOn();
           continue;
         }
+        if (this.failure) throw this.failure;
+        if (this.ended) return;
         await new Promise<void>((r) => (this.wake = r));
       }
     } finally {
