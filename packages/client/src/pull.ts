@@ -28,7 +28,7 @@ import {
   parseReference,
   platformMatches,
 } from "@strata/core";
-import { prewarmUnpackWorkers, unpackRemoteLayer } from "./layer/unpack.js";
+import { prewarmUnpackWorkers, stopIdleUnpackWorkers, unpackRemoteLayer } from "./layer/unpack.js";
 import { type ProgressReporter, shortId, silentProgress } from "./progress.js";
 import type { Credentials } from "./registry/auth.js";
 import { RegistryClient } from "./registry/client.js";
@@ -283,6 +283,8 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
       prev = commit;
     }
     await Promise.allSettled(commits);
+    // no layer is left to unpack: the workers shut down while the image is recorded
+    stopIdleUnpackWorkers();
     if (firstError !== undefined || signal.aborted) {
       for (const p of pendings) await store.discardLayer(p).catch(() => {});
       // An abort from the caller is reported as such, not as the layer errors it caused.

@@ -15,7 +15,9 @@ import { Verifier } from "@strata/core/verify";
 import { RegistryClient, type RegistrySession } from "../registry/client.js";
 import { GzipDecoder } from "./gunzip.js";
 import { type ExtractOptions, extractLayer } from "./extract.js";
-import { type CompressedBlob, verifiedTar } from "./verified.js";
+// verified.ts (stream decompressors, fzstd) is imported only by the jobs that need it: a worker
+// starts faster without it, and the common case (a gzip or plain layer from a registry) does not.
+import type { CompressedBlob } from "./verified.js";
 
 const port = parentPort;
 if (!port) throw new Error("unpack-worker must run in a worker thread");
@@ -100,6 +102,7 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
         for (let c = await next(); c !== undefined; c = await next()) yield Buffer.from(c);
         port?.postMessage({ type: "read", bytes: n, done: true });
       };
+      const { verifiedTar } = await import("./verified.js");
       yield* verifiedTar(copies(), blob);
       return;
     }
@@ -143,11 +146,13 @@ port.on("message", (m: {
   if (m.type === "start" && m.opts) {
     const j: Job = { queue: [], aborted: false };
     job = j;
-    const run = m.remote && m.compressed
-      ? extractLayer(remoteTar(j, m.remote, m.compressed), { ...m.opts, releaseChunks: true })
-      : m.compressed
-      ? extractLayer(verifiedTar(source(j, false), m.compressed), { ...m.opts, releaseChunks: false })
-      : extractLayer(source(j, true), { ...m.opts, releaseChunks: true });
+    const opts = m.opts;
+    const compressed = m.compressed;
+    const run = m.remote && compressed
+      ? extractLayer(remoteTar(j, m.remote, compressed), { ...opts, releaseChunks: true })
+      : compressed
+        ? import("./verified.js").then(({ verifiedTar }) => extractLayer(verifiedTar(source(j, false), compressed), { ...opts, releaseChunks: false }))
+        : extractLayer(source(j, true), { ...opts, releaseChunks: true });
     // A reader still waiting for chunks of a finished job (the blob reader reads ahead) stops.
     const finish = () => {
       job = undefined;

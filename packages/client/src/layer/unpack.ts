@@ -4,6 +4,9 @@
 // Engine's overlay2 driver does (see extract.ts for the rules and the security model).
 // The work runs in a worker thread, so the synchronous file-system calls, hashing and CRCs do not
 // block the caller's event loop and several layers unpack on several cores.
+// unpackRemoteLayer goes one step further: the worker also downloads the blob (see
+// unpack-worker.ts remoteTar), so a layer's bytes never cross threads. Workers are kept idle for
+// reuse, can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
 import { Worker } from "node:worker_threads";
@@ -161,6 +164,11 @@ function acquireWorker(): Worker {
 export function prewarmUnpackWorkers(n: number): void {
   if (process.env.STRATA_UNPACK_INLINE === "1") return;
   for (let i = idle.length; i < Math.min(n, MAX_IDLE); i++) releaseWorker(newWorker(), true);
+}
+
+/** Stops the idle workers (they stop in their own threads, meanwhile the caller goes on). */
+export function stopIdleUnpackWorkers(): void {
+  for (const w of idle.splice(0)) void w.terminate();
 }
 
 function releaseWorker(w: Worker, healthy: boolean): void {
