@@ -12,6 +12,7 @@
 // every 100 ms, and at the end of the blob) and {type:"resume", offset}; {type:"abort"} cancels.
 import { parentPort } from "node:worker_threads";
 import { Verifier } from "@strata/core/verify";
+import { nativeAvailable } from "../native.js";
 import { RegistryClient, type RegistrySession } from "../registry/client.js";
 import { GzipDecoder } from "./gunzip.js";
 import { type ExtractOptions, extractLayer } from "./extract.js";
@@ -96,8 +97,9 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
     return cause;
   };
   try {
-    if (blob.compression === "zstd") {
-      // zstd: the stream decompressor, fed with copies (it may hold on to its input)
+    if (blob.compression === "zstd" || (blob.compression === "gzip" && !nativeAvailable())) {
+      // zstd (or gzip without the native addon): the stream decompressor, fed with copies (it may
+      // hold on to its input)
       const copies = async function* () {
         for (let c = await next(); c !== undefined; c = await next()) yield Buffer.from(c);
         port?.postMessage({ type: "read", bytes: n, done: true });
