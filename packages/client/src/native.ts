@@ -17,6 +17,7 @@ interface Addon {
   umount(target: string, flags: number): void;
   crc64Update(state: Uint8Array, data: Uint8Array): void;
   syncfs(path: PathArg): void;
+  startWriteback(fd: number, offset: number, length: number): void;
   inflateCreate(): InflateHandle;
   inflateStep(h: InflateHandle, input: Uint8Array, inOff: number, out: Uint8Array, outOff: number, res: Float64Array): void;
   inflateReset(h: InflateHandle): void;
@@ -137,4 +138,9 @@ export function inflater(): Pick<Addon, "inflateCreate" | "inflateStep" | "infla
 /** syncfs(2) of the filesystem holding `path`; blocks the calling thread (use in worker threads). */
 export function syncfs(path: PathArg): void {
   load().syncfs(path);
+}
+
+/** Starts writeback of a range of an open file's dirty pages without waiting (sync_file_range SYNC_FILE_RANGE_WRITE; length 0: to the end). */
+export function startWriteback(fd: number, offset: number, length: number): void {
+  load().startWriteback(fd, offset, length);
 }

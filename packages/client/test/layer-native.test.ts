@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { crc64Update, crc64UpdateJs } from "../src/layer/crc64.js";
-import { getxattr, listxattr, mknod, mount, mountAt, nativeAvailable, setxattr, umount } from "../src/native.js";
+import { getxattr, listxattr, mknod, mount, mountAt, nativeAvailable, setxattr, startWriteback, syncfs, umount } from "../src/native.js";
 
 let work: string;
 before(() => {
@@ -92,6 +92,30 @@ describe("native addon", () => {
       umount(merged);
     }
     assert.throws(() => mountAt(root, "overlay", "merged", "overlay", 0, "lowerdir=l/missing,upperdir=upper,workdir=work"), { code: "ENOENT" });
+  });
+});
+
+describe("native addon: durability", () => {
+  test("startWriteback starts writing dirty pages of an open file; a bad fd is EBADF", () => {
+    const p = join(work, "wb");
+    const fd = fs.openSync(p, "w");
+    try {
+      fs.writeSync(fd, Buffer.alloc(4 << 20, 7));
+      startWriteback(fd, 0, 0);
+      startWriteback(fd, 1 << 20, 1 << 20);
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.equal(fs.statSync(p).size, 4 << 20);
+    assert.throws(() => startWriteback(1_000_000, 0, 0), (e: NodeJS.ErrnoException) => e.code === "EBADF" && e.syscall === "sync_file_range");
+    assert.throws(() => startWriteback(0, -1, 0), RangeError);
+  });
+
+  test("syncfs flushes the filesystem of a path; a missing path is ENOENT with the path", () => {
+    fs.writeFileSync(join(work, "dirty"), "x");
+    syncfs(work);
+    const missing = join(work, "no", "such");
+    assert.throws(() => syncfs(missing), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && e.path === missing && e.syscall === "open");
   });
 });
 

@@ -314,6 +314,27 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* startWriteback(fd, offset, length): asks the kernel to start writing that range of fd's dirty
+ * pages now (sync_file_range with SYNC_FILE_RANGE_WRITE: does not wait), so a later syncfs has
+ * less left to wait for. length 0 means to the end of the file. */
+static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t fd;
+  double off = 0, len = 0;
+  if (argc < 3 || get_u32(env, argv[0], &fd)) {
+    if (argc < 3) napi_throw_type_error(env, NULL, "startWriteback(fd, offset, length)");
+    return NULL;
+  }
+  if (napi_get_value_double(env, argv[1], &off) != napi_ok || napi_get_value_double(env, argv[2], &len) != napi_ok || off < 0 || len < 0) {
+    napi_throw_range_error(env, NULL, "offset and length must be non-negative numbers");
+    return NULL;
+  }
+  if (sync_file_range((int)fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE) != 0) return throw_errno(env, errno, "sync_file_range", NULL);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   crc64_init();
   napi_property_descriptor props[] = {
@@ -325,6 +346,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"umount", NULL, js_umount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"crc64Update", NULL, js_crc64_update, NULL, NULL, NULL, napi_enumerable, NULL},
     {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   strata_register_inflate(env, exports);

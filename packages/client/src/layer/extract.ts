@@ -13,7 +13,15 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import * as fs from "node:fs";
 import { createGzip } from "node:zlib";
-import { mknod, setxattr, syncfs } from "../native.js";
+import { mknod, setxattr, startWriteback, syncfs } from "../native.js";
+
+/**
+ * Durable extractions start the writeback of big files while writing them (every WRITEBACK_STEP
+ * bytes, and for a last part of at least WRITEBACK_MIN when the file is complete), so the final
+ * syncfs finds little left to write.
+ */
+const WRITEBACK_STEP = 8 << 20;
+const WRITEBACK_MIN = 1 << 20;
 import { Crc64 } from "./crc64.js";
 import { type TarHeader, TarScanner } from "./tar.js";
 import { fileLine, goClean, segmentLine } from "./tarsplit.js";
@@ -102,6 +110,8 @@ class Extractor {
     diffDir: string,
     private readonly out: (s: string) => void,
     private readonly maxBytes: number,
+    /** Start writing big files to disk as soon as they are complete (the caller will syncfs). */
+    private readonly writeback = false,
   ) {
     this.root = diffDir.replace(/\/+$/, "") || "/";
     this.rootBuf = Buffer.from(this.root, "utf8");
@@ -167,6 +177,7 @@ class Extractor {
       this.xattrs(this.curRel, h);
       if ((perm & this.umask) !== 0 || (chown && (perm & 0o6000) !== 0)) fs.fchmodSync(fd, perm);
       fs.futimesSync(fd, atimeOf(h), h.mtime);
+      if (this.writeback && this.fileWritten - this.wbStart >= WRITEBACK_MIN) startWriteback(fd, this.wbStart, 0);
       this.fd = -1;
       fs.closeSync(fd);
     }
@@ -233,7 +244,16 @@ class Extractor {
         off += written;
       }
     }
+    this.fileWritten += total;
+    if (this.writeback && this.fileWritten - this.wbStart >= WRITEBACK_STEP) {
+      startWriteback(this.fd, this.wbStart, this.fileWritten - this.wbStart);
+      this.wbStart = this.fileWritten;
+    }
   }
+
+  /** Bytes written to the current file, and where its not yet started writeback begins. */
+  private fileWritten = 0;
+  private wbStart = 0;
 
   // ---- extraction ----
 
@@ -329,6 +349,7 @@ class Extractor {
     switch (h.type) {
       case "0": {
         this.fd = fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, perm);
+        this.fileWritten = this.wbStart = 0;
         this.curRel = rel;
         this.curSgidParent = this.sgidDirs.has(parent);
         this.kinds.set(rel, "file");
@@ -452,7 +473,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | string>, opts:
   gz.pipe(file);
 
   const hash = createHash("sha256");
-  const ex = new Extractor(opts.diffDir, (s) => gz.write(s), maxBytes);
+  const ex = new Extractor(opts.diffDir, (s) => gz.write(s), maxBytes, opts.durable === true);
   const scanner = new TarScanner(ex);
   let tarSize = 0;
   try {
