@@ -491,13 +491,15 @@ export async function extractLayer(source: AsyncIterable<Buffer | string>, opts:
     gz.end();
     await fileDone;
     if (opts.durable) {
+      // syncfs first: it writes the layer's data and commits the journal once; the fsync after it
+      // finds nothing left when the tar-split is on the same filesystem (and covers it when not)
+      syncfs(opts.diffDir);
       const fd = fs.openSync(opts.tarSplitPath, "r");
       try {
         fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
       }
-      syncfs(opts.diffDir);
     }
   } catch (e) {
     ex.abort();
