@@ -699,19 +699,24 @@ describe("pull of large layers (several MiB: gzip random/compressible/two member
     }
   });
 
+  /** Pulls through `proxy`, which flips the byte at `at` of layer `l`: the pull fails with the layer's digest mismatch. */
+  const assertFlippedPullFails = async (proxy: ReframeProxy, root: string, l: Layer, at: number) => {
+    const flipped = Buffer.from(l.blob);
+    flipped[at] ^= 0xff;
+    await assert.rejects(pull(`${proxy.host}/${REPO}:${TAG}`, { root, retry: FAST }), (e: Error) => {
+      assert.equal(e.message, `layer ${l.digest}: digest mismatch: expected ${l.digest}, got ${sha256(flipped)}`);
+      return true;
+    });
+    assert.equal(proxy.flipped, 1);
+  };
+
   it("a byte flipped in the middle of the big gzip blob fails the pull naming the layer; nothing is committed", async () => {
     const l = layers[0];
     const at = Math.floor(l.blob.length / 2);
     const proxy = await startReframingProxy(reg.port, { flip: { digest: l.digest, at } });
     try {
       const root = await newRoot();
-      const flipped = Buffer.from(l.blob);
-      flipped[at] ^= 0xff;
-      await assert.rejects(pull(`${proxy.host}/${REPO}:${TAG}`, { root, retry: FAST }), (e: Error) => {
-        assert.equal(e.message, `layer ${l.digest}: digest mismatch: expected ${l.digest}, got ${sha256(flipped)}`);
-        return true;
-      });
-      assert.equal(proxy.flipped, 1);
+      await assertFlippedPullFails(proxy, root, l, at);
       assert.deepEqual(await readdir(join(root, "image/overlay2/layerdb/sha256")).catch(() => []), []);
       assert.deepEqual(await readdir(join(root, "image/overlay2/imagedb/content/sha256")).catch(() => []), []);
       const repos = await readFile(join(root, "image/overlay2/repositories.json"), "utf8").catch(() => undefined);
@@ -742,13 +747,7 @@ describe("pull of large layers (several MiB: gzip random/compressible/two member
     const proxy = await startReframingProxy(reg.port, { chunked: true, flip: { digest: l.digest, at } });
     try {
       const root = await newRoot();
-      const flipped = Buffer.from(l.blob);
-      flipped[at] ^= 0xff;
-      await assert.rejects(pull(`${proxy.host}/${REPO}:${TAG}`, { root, retry: FAST }), (e: Error) => {
-        assert.equal(e.message, `layer ${l.digest}: digest mismatch: expected ${l.digest}, got ${sha256(flipped)}`);
-        return true;
-      });
-      assert.equal(proxy.flipped, 1);
+      await assertFlippedPullFails(proxy, root, l, at);
       // layers below it may be committed (commits are in order); it and the ones above are not, nor the image
       const committed = await readdir(join(root, "image/overlay2/layerdb/sha256")).catch(() => [] as string[]);
       for (const c of chains.slice(i)) assert.ok(!committed.includes(hex(c)), `layer ${c} committed`);

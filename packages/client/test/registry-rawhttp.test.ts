@@ -174,16 +174,21 @@ function chunked(body: Buffer, sizes: number[], trailer = "X-Digest: sha-256\r\n
   return Buffer.concat(out);
 }
 
-describe("rawGet: message framing (RFC 9112 §6)", () => {
+/** A `serve` that starts raw servers for one describe block and closes them after it. */
+function serverPool(): (h: (s: net.Socket, request: string) => void | Promise<void>) => Promise<RawServer> {
   const servers: RawServer[] = [];
-  const serve = async (h: (s: net.Socket, request: string) => void | Promise<void>) => {
+  after(async () => {
+    for (const s of servers) await s.close();
+  });
+  return async (h) => {
     const s = await rawServer(h);
     servers.push(s);
     return s;
   };
-  after(async () => {
-    for (const s of servers) await s.close();
-  });
+}
+
+describe("rawGet: message framing (RFC 9112 §6)", () => {
+  const serve = serverPool();
 
   it("Content-Length: 20 MiB read by a slow consumer is intact (buffer reuse and backpressure)", T, async () => {
     const body = randomBytes(20 * MiB);
@@ -441,15 +446,7 @@ describe("rawGet: message framing (RFC 9112 §6)", () => {
 });
 
 describe("rawGet: failures are network errors", () => {
-  const servers: RawServer[] = [];
-  const serve = async (h: (s: net.Socket, request: string) => void | Promise<void>) => {
-    const s = await rawServer(h);
-    servers.push(s);
-    return s;
-  };
-  after(async () => {
-    for (const s of servers) await s.close();
-  });
+  const serve = serverPool();
 
   it("a Content-Length body cut short by the server closing: iteration rejects with ECONNRESET after the bytes received", T, async () => {
     const body = randomBytes(100_000);

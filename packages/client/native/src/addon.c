@@ -15,16 +15,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "napi_check.h"
 #include "crc64.h"
 #include "inflate.h"
 
-#define CHECK(call)                                                                 \
-  do {                                                                              \
-    if ((call) != napi_ok) {                                                        \
-      napi_throw_error(env, NULL, "strata_native: N-API call failed: " #call);    \
-      return NULL;                                                                  \
-    }                                                                               \
-  } while (0)
 
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
   char msg[PATH_MAX + 256];
@@ -108,10 +102,8 @@ static int get_u32(napi_env env, napi_value v, uint32_t *out) {
 
 /* mknod(path, mode, major, minor) */
 static napi_value js_mknod(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) { napi_throw_type_error(env, NULL, "mknod(path, mode, major, minor)"); return NULL; }
+  if (get_args(env, info, 4, 4, argv, "mknod(path, mode, major, minor)", NULL)) return NULL;
   uint32_t mode, maj, min;
   if (get_u32(env, argv[1], &mode) || get_u32(env, argv[2], &maj) || get_u32(env, argv[3], &min)) return NULL;
   char *path = get_cstr(env, argv[0], "path");
@@ -124,10 +116,9 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
 
 /* setxattr(path, name, value: Buffer, noFollow: boolean) */
 static napi_value js_setxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
+  size_t argc;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) { napi_throw_type_error(env, NULL, "setxattr(path, name, value, noFollow)"); return NULL; }
+  if (get_args(env, info, 4, 3, argv, "setxattr(path, name, value, noFollow)", &argc)) return NULL;
   bool isbuf = false;
   napi_is_buffer(env, argv[2], &isbuf);
   if (!isbuf) { napi_throw_type_error(env, NULL, "value must be a Buffer"); return NULL; }
@@ -150,10 +141,8 @@ static napi_value js_setxattr(napi_env env, napi_callback_info info) {
 
 /* getxattr(path, name): Buffer | undefined (lgetxattr; undefined when the attribute is absent) */
 static napi_value js_getxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) { napi_throw_type_error(env, NULL, "getxattr(path, name)"); return NULL; }
+  if (get_args(env, info, 2, 2, argv, "getxattr(path, name)", NULL)) return NULL;
   char *path = get_cstr(env, argv[0], "path");
   if (!path) return NULL;
   char *name = get_cstr(env, argv[1], "name");
@@ -189,10 +178,8 @@ static napi_value js_getxattr(napi_env env, napi_callback_info info) {
 
 /* listxattr(path): string[] (llistxattr) */
 static napi_value js_listxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) { napi_throw_type_error(env, NULL, "listxattr(path)"); return NULL; }
+  if (get_args(env, info, 1, 1, argv, "listxattr(path)", NULL)) return NULL;
   char *path = get_cstr(env, argv[0], "path");
   if (!path) return NULL;
   napi_value r = NULL;
@@ -228,10 +215,8 @@ static napi_value js_listxattr(napi_env env, napi_callback_info info) {
 
 /* mount(source, target, fstype, flags, data) */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) { napi_throw_type_error(env, NULL, "mount(source, target, fstype, flags, data)"); return NULL; }
+  if (get_args(env, info, 5, 5, argv, "mount(source, target, fstype, flags, data)", NULL)) return NULL;
   uint32_t flags;
   if (get_u32(env, argv[3], &flags)) return NULL;
   char *src = get_cstr(env, argv[0], "source");
@@ -249,10 +234,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
 /* umount(target, flags) (umount2) */
 static napi_value js_umount(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) { napi_throw_type_error(env, NULL, "umount(target, flags)"); return NULL; }
+  if (get_args(env, info, 2, 1, argv, "umount(target, flags)", &argc)) return NULL;
   uint32_t flags = 0;
   if (argc >= 2) {
     napi_valuetype t;
@@ -269,10 +253,8 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
 
 /* crc64Update(state: Buffer(8) big-endian CRC so far, data: Uint8Array): updates state in place */
 static napi_value js_crc64_update(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) { napi_throw_type_error(env, NULL, "crc64Update(state, data)"); return NULL; }
+  if (get_args(env, info, 2, 2, argv, "crc64Update(state, data)", NULL)) return NULL;
   void *st, *data;
   size_t stlen, len;
   napi_typedarray_type tt;
@@ -297,10 +279,8 @@ static napi_value js_crc64_update(napi_env env, napi_callback_info info) {
 /* syncfs(path): flushes the whole filesystem holding path (syncfs(2) on an fd of it). Blocks the
  * calling thread for the duration; meant for worker threads. */
 static napi_value js_syncfs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) { napi_throw_type_error(env, NULL, "syncfs(path)"); return NULL; }
+  if (get_args(env, info, 1, 1, argv, "syncfs(path)", NULL)) return NULL;
   char *path = get_cstr(env, argv[0], "path");
   if (!path) return NULL;
   napi_value r = NULL;
@@ -318,15 +298,11 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
  * pages now (sync_file_range with SYNC_FILE_RANGE_WRITE: does not wait), so a later syncfs has
  * less left to wait for. length 0 means to the end of the file. */
 static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (get_args(env, info, 3, 3, argv, "startWriteback(fd, offset, length)", NULL)) return NULL;
   uint32_t fd;
   double off = 0, len = 0;
-  if (argc < 3 || get_u32(env, argv[0], &fd)) {
-    if (argc < 3) napi_throw_type_error(env, NULL, "startWriteback(fd, offset, length)");
-    return NULL;
-  }
+  if (get_u32(env, argv[0], &fd)) return NULL;
   if (napi_get_value_double(env, argv[1], &off) != napi_ok || napi_get_value_double(env, argv[2], &len) != napi_ok || off < 0 || len < 0) {
     napi_throw_range_error(env, NULL, "offset and length must be non-negative numbers");
     return NULL;

@@ -13,15 +13,9 @@
 #include <string.h>
 #include <zlib.h>
 #include <node_api.h>
+#include "napi_check.h"
 #include "inflate.h"
 
-#define CHECK(call)                                                                 \
-  do {                                                                              \
-    if ((call) != napi_ok) {                                                        \
-      napi_throw_error(env, NULL, "strata_native: N-API call failed: " #call);    \
-      return NULL;                                                                  \
-    }                                                                               \
-  } while (0)
 
 static void finalize_stream(napi_env env, void *data, void *hint) {
   z_stream *zs = data;
@@ -85,10 +79,8 @@ static const char *zcode(int r) {
 }
 
 static napi_value js_inflate_step(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) { napi_throw_type_error(env, NULL, "inflateStep(handle, in, inOff, out, outOff, res)"); return NULL; }
+  if (get_args(env, info, 6, 6, argv, "inflateStep(handle, in, inOff, out, outOff, res)", NULL)) return NULL;
   z_stream *zs = get_stream(env, argv[0]);
   if (!zs) return NULL;
   uint8_t *in, *out;
@@ -128,10 +120,9 @@ static napi_value js_inflate_step(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_inflate_reset(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  z_stream *zs = argc ? get_stream(env, argv[0]) : NULL;
+  if (get_args(env, info, 1, 1, argv, "inflateReset(handle)", NULL)) return NULL;
+  z_stream *zs = get_stream(env, argv[0]);
   if (!zs) return NULL;
   inflateReset(zs);
   return NULL;
