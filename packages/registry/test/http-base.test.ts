@@ -3,20 +3,14 @@
  * repository-name validation and the error format shared by every endpoint.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { backends } from "./helpers/backends.js";
-import { assertNoStackTrace, expectError, type Harness, startRegistry } from "./helpers/http.js";
+import { assertNoStackTrace, expectError, useRegistry } from "./helpers/http.js";
 import { pushBlob, randomBlob, sha256, unknownDigest } from "./helpers/oci.js";
 
 for (const backend of backends()) {
   describe(`base API [${backend.name}]`, () => {
-    let h: Harness;
-    before(async () => {
-      h = await startRegistry(backend);
-    });
-    after(async () => {
-      await h?.close();
-    });
+    const h = useRegistry(backend);
 
     it("GET /v2/ answers 200 with Docker-Distribution-API-Version: registry/2.0", async () => {
       const res = await h.req("GET", "/v2/");

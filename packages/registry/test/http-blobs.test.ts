@@ -4,25 +4,21 @@
  * and digest validation.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { backends } from "./helpers/backends.js";
-import { expectError, type Harness, startRegistry } from "./helpers/http.js";
+import { expectError, useRegistry } from "./helpers/http.js";
 import { assertBytesEqual, pushBlob, randomBlob, repoName, sha256, sha512, unknownDigest } from "./helpers/oci.js";
 
 for (const backend of backends()) {
   describe(`blobs [${backend.name}]`, () => {
-    let h: Harness;
+    const h = useRegistry(backend);
     const repo = repoName("blobs");
     const data = randomBlob(10_000);
     const digest = sha256(data);
     const url = `/v2/${repo}/blobs/${digest}`;
 
     before(async () => {
-      h = await startRegistry(backend);
       await pushBlob(h, repo, data);
-    });
-    after(async () => {
-      await h?.close();
     });
 
     it("GET returns 200, the exact bytes, Content-Length, Docker-Content-Digest and ETag", async () => {

@@ -9,7 +9,7 @@ import { rename, rm, symlink } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { backends } from "./helpers/backends.js";
-import { assertNoStackTrace, expectError, type Harness, locationPath, SPEC_ERROR_CODES, startRegistry, withQuery } from "./helpers/http.js";
+import { assertNoStackTrace, expectError, type Harness, locationPath, SPEC_ERROR_CODES, startRegistry, useRegistry, withQuery } from "./helpers/http.js";
 import { MediaTypes, pushBlob, pushImage, randomBlob, repoName, sha256 } from "./helpers/oci.js";
 
 function assertJsonErrorBody(res: { status: number; header(n: string): string | undefined; json(): { errors?: { code: string }[] }; text(): string }): void {
@@ -22,13 +22,7 @@ function assertJsonErrorBody(res: { status: number; header(n: string): string | 
 for (const backend of backends()) {
   describe(`errors [${backend.name}]`, () => {
     describe("framework-level failures", () => {
-      let h: Harness;
-      before(async () => {
-        h = await startRegistry(backend);
-      });
-      after(async () => {
-        await h?.close();
-      });
+      const h = useRegistry(backend);
 
       it("malformed percent-encoding in the path is a 4xx OCI error JSON", async () => {
         for (const path of ["/v2/repo%E0%A4%A/tags/list", `/v2/repo/blobs/sha256%G1${"a".repeat(64)}`, "/v2/repo/manifests/%ZZ"]) {
@@ -61,14 +55,8 @@ for (const backend of backends()) {
     });
 
     describe("deletes disabled by configuration", () => {
-      let h: Harness;
-      before(async () => {
-        h = await startRegistry(backend, (c) => {
-          c.delete.enabled = false;
-        });
-      });
-      after(async () => {
-        await h?.close();
+      const h = useRegistry(backend, (c) => {
+        c.delete.enabled = false;
       });
 
       it("DELETE of a manifest by digest, of a tag and of a blob are 400 or 405 and delete nothing", async () => {
@@ -94,15 +82,9 @@ for (const backend of backends()) {
     });
 
     describe("upload session expiry", () => {
-      let h: Harness;
-      before(async () => {
-        h = await startRegistry(backend, (c) => {
-          c.uploads.ttlSeconds = 1;
-          c.uploads.purgeIntervalSeconds = 1;
-        });
-      });
-      after(async () => {
-        await h?.close();
+      const h = useRegistry(backend, (c) => {
+        c.uploads.ttlSeconds = 1;
+        c.uploads.purgeIntervalSeconds = 1;
       });
 
       it("a session untouched for longer than the TTL is 404 BLOB_UPLOAD_UNKNOWN and its data never becomes a blob", async () => {

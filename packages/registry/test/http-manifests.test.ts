@@ -4,9 +4,9 @@
  * validation errors, the 4 MiB size limit (413 above it), sha512 references.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { backends } from "./helpers/backends.js";
-import { baseType, expectError, type Harness, locationPath, SPEC_ERROR_CODES, startRegistry } from "./helpers/http.js";
+import { baseType, expectError, locationPath, SPEC_ERROR_CODES, useRegistry } from "./helpers/http.js";
 import {
   assertBytesEqual,
   descriptorOf,
@@ -33,13 +33,7 @@ const MiB = 1024 * 1024;
 
 for (const backend of backends()) {
   describe(`manifests [${backend.name}]`, () => {
-    let h: Harness;
-    before(async () => {
-      h = await startRegistry(backend);
-    });
-    after(async () => {
-      await h?.close();
-    });
+    const h = useRegistry(backend);
 
     async function assertServed(repo: string, ref: string, bytes: Buffer, mediaType: string, digest = sha256(bytes)): Promise<void> {
       const res = await h.req("GET", `/v2/${repo}/manifests/${ref}`, { headers: { Accept: mediaType } });

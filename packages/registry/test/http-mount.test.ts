@@ -3,9 +3,9 @@
  * blob is readable only through repositories it was pushed or mounted to.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { backends } from "./helpers/backends.js";
-import { expectError, type Harness, locationPath, startRegistry, withQuery } from "./helpers/http.js";
+import { expectError, locationPath, useRegistry, withQuery } from "./helpers/http.js";
 import {
   assertBytesEqual,
   imageParts,
@@ -23,13 +23,7 @@ import {
 
 for (const backend of backends()) {
   describe(`cross-repository mount and isolation [${backend.name}]`, () => {
-    let h: Harness;
-    before(async () => {
-      h = await startRegistry(backend);
-    });
-    after(async () => {
-      await h?.close();
-    });
+    const h = useRegistry(backend);
 
     it("a blob pushed to A is 404 BLOB_UNKNOWN through B", async () => {
       const a = repoName("a");

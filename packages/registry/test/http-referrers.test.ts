@@ -5,9 +5,9 @@
  * OCI-Filters-Applied; 200 with an empty index for unknown digests; 400 for invalid digests.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { backends } from "./helpers/backends.js";
-import { expectError, type Harness, startRegistry } from "./helpers/http.js";
+import { expectError, useRegistry } from "./helpers/http.js";
 import {
   type Descriptor,
   descriptorOf,
@@ -38,14 +38,7 @@ interface RefDescriptor extends Descriptor {
 
 for (const backend of backends()) {
   describe(`referrers [${backend.name}]`, () => {
-    let h: Harness;
-
-    before(async () => {
-      h = await startRegistry(backend);
-    });
-    after(async () => {
-      await h?.close();
-    });
+    const h = useRegistry(backend);
 
     async function getReferrers(repo: string, digest: string, query = ""): Promise<{ manifests: RefDescriptor[]; filters?: string }> {
       const res = await h.req("GET", `/v2/${repo}/referrers/${digest}${query}`);

@@ -3,9 +3,9 @@
  * the repository catalog (/v2/_catalog, distribution's API) with n, last and Link.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { backends } from "./helpers/backends.js";
-import { expectError, type Harness, nextLink, startRegistry } from "./helpers/http.js";
+import { expectError, nextLink, useRegistry } from "./helpers/http.js";
 import { MediaTypes, pushBlob, pushImage, pushManifest, randomBlob, repoName } from "./helpers/oci.js";
 
 /** Spec: lexical (case-insensitive alphanumeric) or ASCIIbetical (Go sort.Strings) order. */
@@ -30,20 +30,16 @@ function assertSpecOrder(got: string[], all: string[]): void {
 
 for (const backend of backends()) {
   describe(`tags list [${backend.name}]`, () => {
-    let h: Harness;
+    const h = useRegistry(backend);
     const repo = repoName("tags");
     const tags = ["v1", "latest", "V2", "a", "b.c", "b_c", "b-c", "10", "9", "_under", "Zeta", "z"];
     let order: string[];
 
     before(async () => {
-      h = await startRegistry(backend);
       const img = await pushImage(h, repo, tags[0]);
       for (const t of tags.slice(1)) await pushManifest(h, repo, t, img.manifest, MediaTypes.OciManifest);
       const res = await h.req("GET", `/v2/${repo}/tags/list`);
       order = res.json().tags;
-    });
-    after(async () => {
-      await h?.close();
     });
 
     it("GET tags/list is 200 with {name, tags} holding every tag in lexical order", async () => {
@@ -147,17 +143,13 @@ for (const backend of backends()) {
   });
 
   describe(`catalog [${backend.name}]`, () => {
-    let h: Harness;
+    const h = useRegistry(backend);
     const repos = ["alpha", "beta/one", "beta/one/two", "beta/two", "gamma/a/b/c", "delta-x", "delta.y", "delta_z"];
     let order: string[];
 
     before(async () => {
-      h = await startRegistry(backend);
       for (const r of repos) await pushImage(h, r, "latest");
       order = sortedAscii(repos);
-    });
-    after(async () => {
-      await h?.close();
     });
 
     it("GET /v2/_catalog is 200 with every repository (nested names included) in lexical order", async () => {

@@ -6,9 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { backends } from "./helpers/backends.js";
-import { expectError, expectStatus, type Harness, locationPath, type Res, SPEC_ERROR_CODES, startRegistry, withQuery } from "./helpers/http.js";
+import { expectError, expectStatus, locationPath, type Res, SPEC_ERROR_CODES, useRegistry, withQuery } from "./helpers/http.js";
 import { assertBytesEqual, pushBlobChunked, randomBlob, repoName, sha256, sha512, startUpload } from "./helpers/oci.js";
 
 const OCTET = { "Content-Type": "application/octet-stream" };
@@ -25,13 +25,7 @@ function expect416(res: Res, range?: string): void {
 
 for (const backend of backends()) {
   describe(`blob uploads [${backend.name}]`, () => {
-    let h: Harness;
-    before(async () => {
-      h = await startRegistry(backend);
-    });
-    after(async () => {
-      await h?.close();
-    });
+    const h = useRegistry(backend);
 
     async function assertBlob(repo: string, data: Buffer, digest = sha256(data)): Promise<void> {
       const res = await h.req("GET", `/v2/${repo}/blobs/${digest}`);

@@ -6,6 +6,7 @@
  * so tests can compare served content byte for byte.
  */
 import assert from "node:assert/strict";
+import { after, before } from "node:test";
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import request from "supertest";
@@ -68,6 +69,33 @@ function rawParser(res: IncomingMessage, cb: (err: Error | null, body: Buffer) =
   res.on("data", (c: Buffer) => chunks.push(c));
   res.on("end", () => cb(null, Buffer.concat(chunks)));
   res.on("error", (e) => cb(e, Buffer.alloc(0)));
+}
+
+/**
+ * Starts a registry (startRegistry) before the enclosing describe block's tests and closes it
+ * after them. The harness returned forwards to the running registry, so it is used in tests and
+ * hooks only; its `close` does nothing (the after hook closes the registry).
+ */
+export function useRegistry(backend: Backend, configure?: (config: RegistryConfig) => void): Harness {
+  let h: Harness | undefined;
+  before(async () => {
+    h = await startRegistry(backend, configure);
+  });
+  after(async () => {
+    await h?.close();
+  });
+  const cur = (): Harness => {
+    if (!h) throw new Error("useRegistry: the registry runs only inside tests and hooks");
+    return h;
+  };
+  return {
+    get reg() {
+      return cur().reg;
+    },
+    req: (method, path, opts) => cur().req(method, path, opts),
+    streamed: (method, path, chunks, headers) => cur().streamed(method, path, chunks, headers),
+    close: async () => {},
+  };
 }
 
 /** Builds a registry on a fresh backend; `configure` may adjust the config before it is used. */
