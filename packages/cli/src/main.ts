@@ -9,6 +9,13 @@ import { registerContainerCommands } from "@strata/client/containers/cli";
 import { registerRegistryCommands } from "@strata/registry/cli";
 import { Command, CommanderError } from "commander";
 
+// A reader that went away (`strata images | head`) ends the command quietly with the status a
+// shell reports for SIGPIPE, instead of an unhandled EPIPE error with a stack trace.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(128 + 13);
+  throw e;
+});
+
 const program = new Command("strata").description("Strata: an OCI registry and a pull client that writes Docker's overlay2 store").showHelpAfterError();
 program.exitOverride();
 registerRegistryCommands(program);
