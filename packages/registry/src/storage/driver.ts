@@ -62,6 +62,14 @@ export interface ListResult {
   readonly truncated: boolean;
 }
 
+/** One page of `sorted` (all children, in byte order) as `list` returns it for `opts`. */
+export function listPage(sorted: readonly string[], opts: Pick<ListOptions, "after" | "limit">): ListResult {
+  const after = opts.after;
+  const rest = after === undefined ? sorted : sorted.filter((k) => k > after);
+  const limit = opts.limit ?? rest.length;
+  return { keys: rest.slice(0, limit), truncated: rest.length > limit };
+}
+
 /** A resumable writer. Methods must not be called concurrently. */
 export interface FileWriter {
   /** Bytes written so far, including earlier appended sessions. */

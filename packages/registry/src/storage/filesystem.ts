@@ -21,7 +21,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { checkedDriver } from "./base.js";
 import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
-import { PathNotFoundError, StorageError } from "./driver.js";
+import { listPage, PathNotFoundError, StorageError } from "./driver.js";
 
 const NAME = "filesystem";
 /** Names that can be key components; everything else in a directory is driver-private. */
@@ -211,10 +211,7 @@ export function filesystemDriver(root: string): StorageDriver {
         .filter((n) => VISIBLE.test(n))
         .map((n) => `${key}/${n}`)
         .sort();
-      const after = opts.after;
-      const rest = after === undefined ? all : all.filter((k) => k > after);
-      const limit = opts.limit ?? rest.length;
-      return { keys: rest.slice(0, limit), truncated: rest.length > limit };
+      return listPage(all, opts);
     },
 
     async move(source, dest, signal) {

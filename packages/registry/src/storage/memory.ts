@@ -8,7 +8,7 @@
 import { addAbortSignal, Readable } from "node:stream";
 import { checkedDriver } from "./base.js";
 import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
-import { PathNotFoundError, StorageError } from "./driver.js";
+import { listPage, PathNotFoundError, StorageError } from "./driver.js";
 
 const NAME = "inmemory";
 const CHUNK = 64 * 1024;
@@ -103,10 +103,7 @@ export function memoryDriver(): StorageDriver {
       if (all.length === 0) throw new PathNotFoundError(NAME, key);
       // Keys are ASCII, so UTF-16 code unit order is byte order.
       all.sort();
-      const after = opts.after;
-      const rest = after === undefined ? all : all.filter((k) => k > after);
-      const limit = opts.limit ?? rest.length;
-      return { keys: rest.slice(0, limit), truncated: rest.length > limit };
+      return listPage(all, opts);
     },
 
     async move(source, dest, signal) {
