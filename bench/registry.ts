@@ -16,13 +16,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { run, startStrata } from "../test/helpers/strata.js";
+import { minimalImage, sha256 as sha } from "../test/helpers/oci-layout.js";
 import { http, type Peer, printTable, pushMonolithic, sampleRss, startDistribution, type TableRow, time } from "./lib.js";
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.STRATA_BENCH_MIB ?? 256) * MiB;
 const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 3);
 const BIG = Number(process.env.STRATA_BENCH_BIG_MIB ?? 1024) * MiB;
-const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 async function wrk(url: string, accept: string): Promise<number> {
   const r = await run("wrk", ["-t2", "-c32", "-d5s", "-H", `Accept: ${accept}`, url]);
@@ -89,16 +89,8 @@ async function measure(
     if (res.status !== 200 || res.bytes !== SIZE) throw new Error(`pull: ${res.status} ${res.bytes}`);
     pull = Math.max(pull, SIZE / MiB / tg);
   }
-  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+  const { config, manifest } = minimalImage();
   await pushMonolithic(srv.url, "bench/m", config, sha(config));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
-      layers: [],
-    }),
-  );
   const put = await http("PUT", `${srv.url}/v2/bench/m/manifests/latest`, manifest, { "Content-Type": "application/vnd.oci.image.manifest.v1+json" });
   if (put.status !== 201) throw new Error(`manifest PUT ${put.status} ${put.text}`);
   process.stderr.write(`${name}: manifest GETs\n`);

@@ -3,13 +3,13 @@
  * registry. Needs the S3 test server (STRATA_TEST_BACKENDS containing s3, as CI sets it).
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { fleetConfig } from "./helpers/fleet.js";
 import { type StrataServer, startStrata, strata, uniqueName } from "./helpers/strata.js";
+import { minimalImage, sha256 as sha } from "./helpers/oci-layout.js";
 
 const enabled = (process.env.STRATA_TEST_BACKENDS ?? "").split(",").includes("s3");
-const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 describe("two replicas sharing S3 and Redis", { skip: enabled ? false : "fleet tests need STRATA_TEST_BACKENDS to include s3 (CI sets it)" }, () => {
   let a: StrataServer;
@@ -73,21 +73,13 @@ describe("two replicas sharing S3 and Redis", { skip: enabled ? false : "fleet t
 
   it("a push to one replica is immediately pullable from the other", async () => {
     const repo = `fleet/${uniqueName()}`;
-    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
+    const { config, manifest } = minimalImage();
     let res = await fetch(`${a.url}/v2/${repo}/blobs/uploads/?digest=${sha(config)}`, {
       method: "POST",
       body: config,
       headers: { "Content-Type": "application/octet-stream" },
     });
     assert.equal(res.status, 201);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
-        layers: [],
-      }),
-    );
     res = await fetch(`${a.url}/v2/${repo}/manifests/v1`, {
       method: "PUT",
       body: manifest,

@@ -5,14 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { freePort, run, type StrataServer, startStrata, strata } from "./helpers/strata.js";
+import { minimalImage, sha256 as sha } from "./helpers/oci-layout.js";
 
-const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 async function startRedis(port: number): Promise<void> {
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore", detached: true });
@@ -38,15 +38,7 @@ describe("Redis outage", () => {
   let root: string;
   const repo = "outage/app";
   const blob = randomBytes(4096);
-  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
-      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha(blob), size: blob.length }],
-    }),
-  );
+  const { config, manifest } = minimalImage([blob]);
 
   before(async () => {
     port = await freePort();

@@ -64,6 +64,23 @@ export async function layerTar(entries: Entry[]): Promise<Buffer> {
 
 export const sha256 = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
+/**
+ * The smallest valid image for pushing by hand: a config with no diff_ids beyond `layers`
+ * (uncompressed tar blobs, referenced as such) and an OCI manifest over it.
+ */
+export function minimalImage(layers: Buffer[] = []): { config: Buffer; manifest: Buffer } {
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => sha256(l)) } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length },
+      layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(l), size: l.length })),
+    }),
+  );
+  return { config, manifest };
+}
+
 export interface BuiltImage {
   dir: string;
   tag: string;
