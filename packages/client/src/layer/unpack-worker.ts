@@ -72,10 +72,10 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
     signal: ac.signal,
     onResume: (offset) => port?.postMessage({ type: "resume", offset }),
   });
-  const verifier = new Verifier({ digest: blob.digest, size: blob.size });
   let n = 0;
   let reported = 0;
-  const next = async (): Promise<Buffer | undefined> => {
+  /** The next chunk of the blob, counted and reported (at most every 100 ms). */
+  const read = async (): Promise<Buffer | undefined> => {
     const r = await chunks.next();
     if (r.done) return undefined;
     n += r.value.length;
@@ -84,8 +84,13 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
       reported = now;
       port?.postMessage({ type: "read", bytes: n });
     }
-    verifier.update(r.value);
     return r.value;
+  };
+  const verifier = new Verifier({ digest: blob.digest, size: blob.size });
+  const next = async (): Promise<Buffer | undefined> => {
+    const c = await read();
+    if (c !== undefined) verifier.update(c);
+    return c;
   };
   const verdict = async (cause: unknown): Promise<unknown> => {
     try {
@@ -98,10 +103,10 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
   };
   try {
     if (blob.compression === "zstd" || (blob.compression === "gzip" && !nativeAvailable())) {
-      // zstd (or gzip without the native addon): the stream decompressor, fed with copies (it may
-      // hold on to its input)
+      // zstd (or gzip without the native addon): verifiedTar verifies and runs the stream
+      // decompressor, fed with copies (it may hold on to its input)
       const copies = async function* () {
-        for (let c = await next(); c !== undefined; c = await next()) yield Buffer.from(c);
+        for (let c = await read(); c !== undefined; c = await read()) yield Buffer.from(c);
         port?.postMessage({ type: "read", bytes: n, done: true });
       };
       const { verifiedTar } = await import("./verified.js");

@@ -66,7 +66,6 @@ export class RawResponse {
       if (n > MAX_ERROR_BODY) break;
       parts.push(Buffer.from(c));
     }
-    this.conn.destroy();
     return Buffer.concat(parts).toString("utf8");
   }
 }
