@@ -203,9 +203,8 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
     w?.();
   };
   const outcome = new Promise<ExtractResult>((resolve, reject) => {
-    worker.on(
-      "message",
-      (m: { type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] }) => {
+    type Message = { type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] };
+    worker.on("message", (m: Message) => {
       if (m.type === "read") {
         opts.onRead?.(m.bytes ?? 0, m.done === true);
         return;
@@ -223,8 +222,7 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
         reject(reviveError(m.error as Parameters<typeof reviveError>[0]));
       }
       wakeFeeder();
-    },
-    );
+    });
     worker.on("error", (e) => {
       settled = true;
       healthy = false;
@@ -342,6 +340,17 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
   }
 }
 
+/** Checks what every unpack needs before it starts; true when it runs on the calling thread. */
+function runsInline(opts: Pick<UnpackOptions, "diffDir" | "signal" | "inline">): boolean {
+  if (fs.readdirSync(opts.diffDir).length !== 0) throw new Error(`diff dir ${opts.diffDir} is not empty`);
+  if (opts.signal?.aborted) throw abortError(opts.signal);
+  return opts.inline ?? process.env.STRATA_UNPACK_INLINE === "1";
+}
+
+function unpackResult(r: ExtractResult): UnpackResult {
+  return { diffId: parseDiffID(`sha256:${r.diffIdHex}`), size: r.size, tarSize: r.tarSize };
+}
+
 /**
  * Extracts a layer tar (with `opts.compressed`: a layer blob) into `diffDir` (an existing empty directory) and writes its
  * tar-split.json.gz, in one streaming pass. Throws on malformed or hostile input
@@ -349,18 +358,15 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
  * (this function removes its partial tar-split file).
  */
 export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<UnpackResult> {
-  if (fs.readdirSync(opts.diffDir).length !== 0) throw new Error(`diff dir ${opts.diffDir} is not empty`);
-  if (opts.signal?.aborted) throw abortError(opts.signal);
-  const inline = opts.inline ?? process.env.STRATA_UNPACK_INLINE === "1";
   let r: ExtractResult;
-  if (inline) {
+  if (runsInline(opts)) {
     let src = await inSource(tar, opts.signal);
     if (opts.onRead) src = counted(src, opts.onRead);
     r = await extractLayer(opts.compressed ? verifiedTar(src, opts.compressed) : src, opts);
   } else {
     r = await unpackInWorker({ tar }, opts);
   }
-  return { diffId: parseDiffID(`sha256:${r.diffIdHex}`), size: r.size, tarSize: r.tarSize };
+  return unpackResult(r);
 }
 
 /**
@@ -369,11 +375,8 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
  * thread (on the calling thread when inline).
  */
 export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackOptions): Promise<UnpackResult> {
-  if (fs.readdirSync(opts.diffDir).length !== 0) throw new Error(`diff dir ${opts.diffDir} is not empty`);
-  if (opts.signal?.aborted) throw abortError(opts.signal);
-  const inline = opts.inline ?? process.env.STRATA_UNPACK_INLINE === "1";
   let r: ExtractResult;
-  if (inline) {
+  if (runsInline(opts)) {
     const client = RegistryClient.fromSession(remote.session, opts.signal);
     const src = client.blobStream(remote.repository, remote.blob, { signal: opts.signal, onResume: opts.onResume });
     try {
@@ -384,5 +387,5 @@ export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackO
   } else {
     r = await unpackInWorker({ remote }, opts);
   }
-  return { diffId: parseDiffID(`sha256:${r.diffIdHex}`), size: r.size, tarSize: r.tarSize };
+  return unpackResult(r);
 }
