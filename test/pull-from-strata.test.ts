@@ -1,7 +1,7 @@
 /**
  * End to end through both halves of Strata: skopeo pushes the golden image's OCI layout to a
  * `strata serve` process, `strata pull` writes it into a Docker-format store, and the store
- * holds what Docker Engine wrote for the same image (../shared/fixtures/docker-golden).
+ * holds what Docker Engine wrote for the same image (test/fixtures/docker-golden).
  */
 import assert from "node:assert/strict";
 import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fleetConfig } from "./helpers/fleet.js";
-import { mustRun, SHARED, type StrataServer, startStrata, strata, uniqueName } from "./helpers/strata.js";
+import { mustRun, REPO_ROOT, type StrataServer, startStrata, strata, uniqueName } from "./helpers/strata.js";
 
-const GOLDEN = join(SHARED, "fixtures", "docker-golden", "edge");
+const GOLDEN = join(REPO_ROOT, "test", "fixtures", "docker-golden", "edge");
 
 interface Expected {
   image_id: string;

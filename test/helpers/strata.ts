@@ -24,7 +24,6 @@ export const REPO_ROOT = (() => {
   return dir;
 })();
 export const STRATA_BIN = join(REPO_ROOT, "packages", "cli", "bin", "strata.js");
-export const SHARED = join(REPO_ROOT, "..", "shared");
 
 const execFileP = promisify(execFile);
 

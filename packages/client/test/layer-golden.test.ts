@@ -1,5 +1,5 @@
 // The layer engine against what Docker Engine 20.10 wrote for the golden image
-// (../shared/fixtures/docker-golden): diffIDs, layerdb sizes, tar-split NDJSON byte for byte,
+// (test/fixtures/docker-golden): diffIDs, layerdb sizes, tar-split NDJSON byte for byte,
 // diff trees, and exact tar reconstruction (ours and Debian's `tar-split asm`).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import { getxattr, listxattr } from "../src/native.js";
 
-export const GOLDEN = new URL("../../../../../shared/fixtures/docker-golden/edge/", import.meta.url).pathname;
+export const GOLDEN = new URL("../../../../test/fixtures/docker-golden/edge/", import.meta.url).pathname;
 
 function devMajor(d: bigint): number {
   return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));

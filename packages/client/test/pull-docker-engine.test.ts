@@ -23,7 +23,7 @@ import { checkStore } from "./helpers/store-check.js";
 const DOCKERD = "/usr/sbin/dockerd";
 const DOCKER = "/usr/bin/docker";
 const TINI = "/usr/bin/docker-init"; // statically linked tini
-const RUNC_NORLIMIT = new URL("../../../../../shared/tools/runc-norlimit", import.meta.url).pathname;
+const RUNC_NORLIMIT = new URL("../../../../scripts/runc-norlimit", import.meta.url).pathname;
 const available = existsSync(DOCKERD) && existsSync(DOCKER) && existsSync(TINI) && process.getuid?.() === 0;
 
 describe("Docker Engine uses a store written by strata pull", { skip: available ? false : "dockerd not available" }, () => {

@@ -1,6 +1,6 @@
 /**
  * Pull the golden image (pushed with skopeo to a real distribution registry) and compare the
- * store with what Docker Engine 20.10 wrote (../shared/fixtures/docker-golden/edge).
+ * store with what Docker Engine 20.10 wrote (test/fixtures/docker-golden/edge).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * chainIDs against the golden Docker store captured from a real dockerd (shared/fixtures/docker-golden/edge):
+ * chainIDs against the golden Docker store captured from a real dockerd (test/fixtures/docker-golden/edge):
  * expected.json lists each layer's diff_id and chain_id, and the store's layerdb directories are named by
  * chainID and hold `diff` and `parent` files written by dockerd itself.
  */
@@ -10,19 +10,8 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chainIdOf, chainIds, digestOf, parseChainID, parseDiffID } from "../src/index.js";
 
-/** The shared/ directory beside the repository (resolved from this file, else from the working directory). */
-function sharedDir(): string {
-  const candidates = [
-    // dist/test/x.test.js -> repo root is four levels up; shared/ sits beside the repo.
-    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../../shared"),
-    path.resolve(process.cwd(), "../shared"),
-  ];
-  const found = candidates.find((c) => existsSync(path.join(c, "fixtures/docker-golden/edge/expected.json")));
-  if (!found) throw new Error(`shared fixtures not found; looked in ${candidates.join(", ")}`);
-  return found;
-}
-
-const EDGE = path.join(sharedDir(), "fixtures/docker-golden/edge");
+/** The golden fixture in the repository (test/fixtures/docker-golden; dist/test/x.test.js is four levels below the root). */
+const EDGE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../test/fixtures/docker-golden/edge");
 
 interface ExpectedLayer {
   n: number;

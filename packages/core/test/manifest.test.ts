@@ -1,12 +1,12 @@
 /**
  * Manifests, indexes and configs per the OCI image-spec (manifest.md, image-index.md, descriptor.md,
  * config.md) and Docker's image manifest v2 schema 2 / manifest list, checked against the golden OCI
- * layout in shared/fixtures/docker-golden/edge/oci (pushed to and pulled from a real registry).
+ * layout in test/fixtures/docker-golden/edge/oci (pushed to and pulled from a real registry).
  * Platform matching follows containerd's variant normalisation (arm64 → v8, arm → v7 when absent).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -23,15 +23,8 @@ import {
   platformMatches,
 } from "../src/index.js";
 
-/** The shared/ directory beside the repository (resolved from this file, else from the working directory). */
-function sharedDir(): string {
-  const candidates = [path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../../shared"), path.resolve(process.cwd(), "../shared")];
-  const found = candidates.find((c) => existsSync(path.join(c, "fixtures/docker-golden/edge/expected.json")));
-  if (!found) throw new Error(`shared fixtures not found; looked in ${candidates.join(", ")}`);
-  return found;
-}
-
-const EDGE = path.join(sharedDir(), "fixtures/docker-golden/edge");
+/** The golden fixture in the repository (test/fixtures/docker-golden; dist/test/x.test.js is four levels below the root). */
+const EDGE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../test/fixtures/docker-golden/edge");
 const expected = JSON.parse(readFileSync(path.join(EDGE, "expected.json"), "utf8")) as {
   manifest_digest: string;
   manifest_media_type: string;

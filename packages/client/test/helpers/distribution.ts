@@ -8,7 +8,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const GOLDEN_DIR = new URL("../../../../../../shared/fixtures/docker-golden/edge/", import.meta.url).pathname;
+export const GOLDEN_DIR = new URL("../../../../../test/fixtures/docker-golden/edge/", import.meta.url).pathname;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
