@@ -43,6 +43,8 @@ export interface Identity {
   may(repository: string, action: Action): boolean;
   /** Whether the policy (not the token) gives this user `action` on `repository`: a fresh token could. */
   couldGet(repository: string, action: Action): boolean;
+  /** Whether the caller's credentials could read `repository` (automatic mounts look only there). */
+  canRead(repository: string): boolean;
   /** Whether GET /v2/_catalog may be called. */
   readonly catalog: boolean;
   /** Whether the catalog shows `repository`. */
@@ -166,6 +168,7 @@ export class Auth {
       kind: user === undefined ? "anonymous" : "basic",
       may: (repo, action) => policy.allows(user, repo, action),
       couldGet: (repo, action) => policy.allows(user, repo, action),
+      canRead: (repo) => policy.allows(user, repo, "pull"),
       catalog: true,
       lists: (repo) => policy.allows(user, repo, "pull"),
     };
@@ -185,6 +188,7 @@ export class Auth {
       kind: "token",
       may: (repo, action) => granted(repo, action) && couldGet(repo, action),
       couldGet,
+      canRead: (repo) => (t.own ? policy.allows(user, repo, "pull") : granted(repo, "pull")),
       catalog: t.access.has("registry:catalog"),
       lists: (repo) => (t.own ? policy.allows(user, repo, "pull") : true),
     };

@@ -107,7 +107,7 @@ async function mountableAnywhere(ctx: Context, s: Services, digest: Digest): Pro
   if (size === undefined || id === undefined) return size;
   let checked = 0;
   for (const repo of await s.repositories.repositories()) {
-    if (!id.may(repo, "pull")) continue;
+    if (!id.canRead(repo)) continue;
     if ((await s.blobs.sizeIn(repo, digest)) !== undefined) return size;
     if (++checked >= 100) break;
   }

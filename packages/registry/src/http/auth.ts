@@ -18,33 +18,35 @@ import { CATALOG_SCOPE, formatScope, type ResourceActions } from "../auth/scope.
 /** What a request needs: any valid credentials (`base`), the catalog, or an action on a repository. */
 export type Need = { kind: "base" } | { kind: "catalog" } | { kind: "repository"; name: string; action: Action };
 
-const ROUTES: [RegExp, (method: string) => Action | undefined][] = [
-  [/^\/v2\/(.+?)\/tags\/list$/, (m) => (m === "GET" || m === "HEAD" ? "pull" : undefined)],
-  [/^\/v2\/(.+?)\/referrers\/([^/]+)$/, (m) => (m === "GET" || m === "HEAD" ? "pull" : undefined)],
-  [/^\/v2\/(.+?)\/blobs\/uploads\/?$/, () => "push"],
-  [/^\/v2\/(.+?)\/blobs\/uploads\/([^/]+)$/, () => "push"],
-  [/^\/v2\/(.+?)\/manifests\/([^/]+)$/, readWriteDelete],
-  [/^\/v2\/(.+?)\/blobs\/([^/]+)$/, readWriteDelete],
+const PULL = { GET: "pull", HEAD: "pull" } as const;
+const UPLOAD = { GET: "push", HEAD: "push", PATCH: "push", PUT: "push", DELETE: "push" } as const;
+const OBJECT = { GET: "pull", HEAD: "pull", PUT: "push", DELETE: "delete" } as const;
+
+/** The routes of the handlers, in the router's order, with the action each method needs. */
+const ROUTES: [RegExp, Readonly<Record<string, Action>>][] = [
+  [/^\/v2\/(.+?)\/tags\/list$/, PULL],
+  [/^\/v2\/(.+?)\/referrers\/([^/]+)$/, PULL],
+  [/^\/v2\/(.+?)\/blobs\/uploads\/?$/, { POST: "push" }],
+  [/^\/v2\/(.+?)\/blobs\/uploads\/([^/]+)$/, UPLOAD],
+  [/^\/v2\/(.+?)\/manifests\/([^/]+)$/, OBJECT],
+  [/^\/v2\/(.+?)\/blobs\/([^/]+)$/, { GET: "pull", HEAD: "pull", DELETE: "delete" }],
 ];
 
-function readWriteDelete(method: string): Action | undefined {
-  if (method === "GET" || method === "HEAD") return "pull";
-  if (method === "PUT") return "push";
-  if (method === "DELETE") return "delete";
-  return undefined;
-}
-
-/** The access a request needs, or undefined for paths outside /v2/. */
+/**
+ * The access a request needs, or undefined for paths outside /v2/. Like the router, the first
+ * route matching both path and method decides (captures are the raw path, as the handlers see it).
+ */
 export function needOf(method: string, path: string): Need | undefined {
   if (path !== "/v2" && !path.startsWith("/v2/")) return undefined;
   if (path === "/v2/_catalog") return { kind: "catalog" };
-  for (const [re, action] of ROUTES) {
+  for (const [re, actions] of ROUTES) {
+    const action = Object.hasOwn(actions, method) ? actions[method] : undefined;
+    if (action === undefined) continue;
     const m = re.exec(path);
     if (!m) continue;
-    const a = action(method);
-    // Invalid names and unsupported methods only need valid credentials; the handlers refuse them.
-    if (a === undefined || !isValidRepositoryName(m[1])) return { kind: "base" };
-    return { kind: "repository", name: m[1], action: a };
+    // Invalid names only need valid credentials; the handlers refuse them.
+    if (!isValidRepositoryName(m[1])) return { kind: "base" };
+    return { kind: "repository", name: m[1], action };
   }
   return { kind: "base" };
 }
@@ -102,7 +104,8 @@ export function authMiddleware(auth: Auth) {
     ctx.state.identity = id;
     let ok: boolean;
     if (need.kind === "base") ok = id.kind !== "anonymous";
-    else if (need.kind === "catalog") ok = id.catalog;
+    // Anonymous requests are challenged for the catalog too, so logged-in clients present their credentials.
+    else if (need.kind === "catalog") ok = id.kind !== "anonymous" && id.catalog;
     else ok = id.may(need.name, need.action);
     if (ok) return next();
     if (id.kind === "anonymous") throw unauthorized(ctx, need, "authentication required");
