@@ -4,7 +4,6 @@
  * first ":" and the actions start after the last one. Malformed scopes are skipped, never fatal:
  * a token grants what it can.
  */
-import { isValidRepositoryName } from "@strata/core";
 import { accessActions } from "../config.js";
 
 export type Action = (typeof accessActions)[number];
@@ -36,7 +35,8 @@ export function parseScopes(values: readonly string[]): ResourceActions[] {
       const name = s.slice(first + 1, last);
       const actions = [...new Set(s.slice(last + 1).split(",").filter((a) => a !== ""))];
       if (actions.length === 0) continue;
-      if (type === "repository" && isValidRepositoryName(name)) out.push({ type, name, actions });
+      // A name that is no valid repository (e.g. one naming host:port) is kept: it can never match a request.
+      if (type === "repository" && name.length > 0 && name.length <= 512) out.push({ type, name, actions });
       else if (type === "registry" && name === "catalog") out.push({ type, name, actions });
     }
   }
