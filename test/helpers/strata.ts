@@ -52,9 +52,9 @@ export interface StrataServer {
 }
 
 /** GET over https trusting `ca`; resolves with the status. */
-function httpsStatus(url: string, ca: Buffer): Promise<number> {
+function httpsStatus(url: string, ca: Buffer, client?: { cert: Buffer; key: Buffer }): Promise<number> {
   return new Promise((resolve, reject) => {
-    const r = httpsGet(url, { ca }, (res) => {
+    const r = httpsGet(url, { ca, ...client }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -64,9 +64,10 @@ function httpsStatus(url: string, ca: Buffer): Promise<number> {
 
 /**
  * Starts `strata serve --config FILE` with `config` (addr is filled in) and waits for /v2/
- * (200, or 401 when auth is on). With `ca`, the server speaks HTTPS with a certificate `ca` signed.
+ * (200, or 401 when auth is on). With `ca`, the server speaks HTTPS with a certificate `ca` signed
+ * (`client`: the certificate to present when it requires one).
  */
-export async function startStrata(config: Record<string, unknown>, opts: { ca?: Buffer } = {}): Promise<StrataServer> {
+export async function startStrata(config: Record<string, unknown>, opts: { ca?: Buffer; client?: { cert: Buffer; key: Buffer } } = {}): Promise<StrataServer> {
   const dir = await mkdtemp(join(tmpdir(), "strata-srv-"));
   const port = await freePort();
   const configFile = join(dir, "config.yml");
@@ -84,7 +85,7 @@ export async function startStrata(config: Record<string, unknown>, opts: { ca?: 
   for (;;) {
     if (child.exitCode !== null) throw new Error(`strata serve exited (${child.exitCode}):\n${out}`);
     try {
-      const status = opts.ca ? await httpsStatus(`${url}/v2/`, opts.ca) : (await fetch(`${url}/v2/`)).status;
+      const status = opts.ca ? await httpsStatus(`${url}/v2/`, opts.ca, opts.client) : (await fetch(`${url}/v2/`)).status;
       if (status === 200 || status === 401) break;
     } catch {
       /* not listening yet */
