@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect as http2Connect } from "node:http2";
@@ -95,6 +96,36 @@ describe("HTTPS", { skip: noOpenssl }, () => {
       });
       assert.equal(headers[":status"], 200);
       assert.equal(headers["docker-distribution-api-version"], "registry/2.0");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("an upload over HTTP/2 completes with a PUT whose body has no Content-Length", async () => {
+    const session = http2Connect(srv.url, { ca });
+    const call = (headers: Record<string, string>, body?: Buffer) =>
+      new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+        const req = session.request(headers);
+        const parts: Buffer[] = [];
+        let h: Record<string, unknown> = {};
+        req.on("response", (r) => (h = r));
+        req.on("data", (c: Buffer) => parts.push(c));
+        req.on("end", () => resolve({ status: Number(h[":status"]), headers: h, body: Buffer.concat(parts) }));
+        req.on("error", reject);
+        if (body) req.write(body);
+        req.end();
+      });
+    try {
+      const data = Buffer.from("streamed over h2 without a length ".repeat(100));
+      const digest = `sha256:${createHash("sha256").update(data).digest("hex")}`;
+      const start = await call({ ":method": "POST", ":path": "/v2/h2/app/blobs/uploads/" });
+      assert.equal(start.status, 202);
+      const loc = new URL(String(start.headers.location), srv.url);
+      loc.searchParams.set("digest", digest);
+      const put = await call({ ":method": "PUT", ":path": loc.pathname + loc.search, "content-type": "application/octet-stream" }, data);
+      assert.equal(put.status, 201, put.body.toString());
+      const get = await call({ ":path": `/v2/h2/app/blobs/${digest}` });
+      assert.ok(get.body.equals(data));
     } finally {
       session.close();
     }
