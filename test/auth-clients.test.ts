@@ -131,10 +131,17 @@ for (const mode of ["basic", "token"] as const) {
       assert.equal(r.code, 0, r.stderr);
       r = await pm("image", "inspect", "--format", "{{.Digest}}", `${host}/${repo}:v1`);
       assert.equal(r.stdout.trim(), image.manifestDigest);
+      // podman search lists the catalog (registry:catalog:*): the logged-in user sees the private repository.
+      // (search has no --cert-dir and rootful podman reads CAs only from /etc/containers: TLS unverified here)
+      r = await pm("search", "--authfile", authfile, "--tls-verify=false", "--format", "{{.Name}}", `${host}/`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.split("\n").includes(`${host}/${repo}`), r.stdout);
       r = await pm("logout", "--authfile", authfile, host);
       assert.equal(r.code, 0, r.stderr);
       r = await pm("pull", "--authfile", authfile, "--cert-dir", certDir, `${host}/${repo}:v2`);
       assert.notEqual(r.code, 0, "after logout the private repository is refused");
+      r = await pm("search", "--authfile", authfile, "--tls-verify=false", "--format", "{{.Name}}", `${host}/`);
+      assert.ok(!r.stdout.includes(repo), `anonymous search does not show private repositories: ${r.stdout}`);
     });
 
     it("docker login + push + pull + run through a private dockerd", { skip: dockerSkip || (has("skopeo") ? false : "needs skopeo") }, async () => {

@@ -362,6 +362,54 @@ describe("external token server (JWKS)", () => {
   });
 });
 
+describe("external token server keys from a URL", () => {
+  it("fetches the JWKS over HTTP; a JWKS larger than 1 MiB is refused (tokens then fail) without stopping the registry", async () => {
+    const key = createPrivateKey(ecKeyPem());
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(createPublicKey(key))), kid: "k1", alg: "ES256" }] });
+    const { createServer } = await import("node:http");
+    let huge = false;
+    const server = createServer((_req, res) => {
+      res.setHeader("Content-Type", "application/json");
+      if (huge) res.end(`${jwks.slice(0, -1)},"pad":"${"x".repeat(2 * 1024 * 1024)}"}`);
+      else res.end(jwks);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks.json`;
+    const make = () =>
+      startRegistry({
+        name: "jwks-url",
+        async make() {
+          return { config: parseConfig({ log: { level: "silent" }, storage: { driver: "memory" }, auth: { token: { jwks: url, realm: "https://auth.example/token", service: "reg", issuer: "ext" } } }), cleanup: async () => {} };
+        },
+      });
+    const now = Math.floor(Date.now() / 1000);
+    const t = await new SignJWT({ access: [{ type: "repository", name: "a", actions: ["pull"] }] })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer("ext")
+      .setSubject("x")
+      .setAudience("reg")
+      .setExpirationTime(now + 300)
+      .sign(key);
+    try {
+      const h = await make();
+      try {
+        expectError(await h.req("GET", "/v2/a/tags/list", bearer(t)), 404, "NAME_UNKNOWN");
+      } finally {
+        await h.close();
+      }
+      huge = true;
+      const h2 = await make();
+      try {
+        expectError(await h2.req("GET", "/v2/a/tags/list", bearer(t)), 401, "UNAUTHORIZED");
+      } finally {
+        await h2.close();
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe("logs never hold passwords or tokens", () => {
   it("request and error logs at debug level contain neither the Authorization header nor ?token= values", async () => {
     const dir = await mkdtemp(join(tmpdir(), "strata-auth-log-"));

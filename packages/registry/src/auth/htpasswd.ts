@@ -80,8 +80,8 @@ export class Htpasswd {
     const hit = this.verified.get(key);
     const now = Date.now();
     if (hash !== undefined && hit && hit.hash === hash && hit.until > now) return true;
-    // bcrypt only looks at the first 72 bytes; longer passwords are refused rather than truncated.
-    const ok = (await bcrypt.compare(password, hash ?? DUMMY_HASH)) && hash !== undefined && Buffer.byteLength(password) <= 72;
+    // bcrypt looks at the first 72 bytes only, as htpasswd -B does when it writes the entry.
+    const ok = (await bcrypt.compare(password, hash ?? DUMMY_HASH)) && hash !== undefined;
     if (ok) {
       if (this.verified.size >= 10_000) this.verified.clear();
       this.verified.set(key, { hash, until: now + 5 * 60_000 });
