@@ -2,7 +2,8 @@
  * Real clients against a Strata registry with authentication over TLS (a test CA made with
  * openssl at test time; users from the real `htpasswd -B`), in Basic mode (htpasswd alone) and
  * in token mode (the registry's own token endpoint): skopeo --creds push/pull and anonymous
- * reads, podman login + pull, docker login + push + pull + run through a private dockerd
+ * reads, podman login + pull + search, containerd's ctr pull/push with --user, docker login + push +
+ * pull + run through a private dockerd
  * (trusting the CA through SSL_CERT_FILE, no machine-wide configuration touched).
  * A missing tool skips its test with one line.
  */
@@ -142,6 +143,53 @@ for (const mode of ["basic", "token"] as const) {
       assert.notEqual(r.code, 0, "after logout the private repository is refused");
       r = await pm("search", "--authfile", authfile, "--tls-verify=false", "--format", "{{.Name}}", `${host}/`);
       assert.ok(!r.stdout.includes(repo), `anonymous search does not show private repositories: ${r.stdout}`);
+    });
+
+    it("containerd (ctr) pulls and pushes with --user over verified TLS (hosts.toml names the CA)", { skip: has("containerd") && has("ctr") && process.getuid?.() === 0 ? false : "needs containerd and ctr (and root)" }, async () => {
+      const c = join(work, "containerd");
+      await mkdir(c);
+      const sock = join(c, "containerd.sock");
+      await writeFile(
+        join(c, "config.toml"),
+        `version = 2\nroot = "${join(c, "root")}"\nstate = "${join(c, "state")}"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${sock}"\n`,
+      );
+      const containerd = spawn("containerd", ["--config", join(c, "config.toml")], { stdio: "ignore" });
+      const ctr = (...args: string[]) => run("ctr", ["-a", sock, "-n", "strata-test", ...args], { timeoutMs: 120_000 });
+      try {
+        for (let i = 0; i < 200; i++) {
+          if (existsSync(sock) && (await ctr("version")).code === 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const repo = `team/${uniqueName("ctr")}`;
+        const push = await run("skopeo", ["copy", "--dest-creds", "alice:alice-secret", "--dest-cert-dir", certDir, `oci:${image.dir}:v1`, `docker://${host}/${repo}:v1`], { timeoutMs: 120_000 });
+        assert.equal(push.code, 0, push.stderr);
+        // ctr sends loopback registries plain HTTP unless a hosts.toml says otherwise: the hosts dir names
+        // the HTTPS endpoint and the test CA.
+        const hostsDir = join(c, "hosts");
+        await mkdir(join(hostsDir, host), { recursive: true });
+        await writeFile(
+          join(hostsDir, host, "hosts.toml"),
+          `server = "https://${host}"\n[host."https://${host}"]\n  capabilities = ["pull", "resolve", "push"]\n  ca = "${join(certDir, "ca.crt")}"\n`,
+        );
+        const ca = ["--hosts-dir", hostsDir];
+        let r = await ctr("images", "pull", "--user", "alice:wrong", ...ca, `${host}/${repo}:v1`);
+        assert.notEqual(r.code, 0, "a wrong password fails");
+        r = await ctr("images", "pull", "--user", "alice:alice-secret", ...ca, `${host}/${repo}:v1`);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        r = await ctr("images", "ls", "-q");
+        assert.ok(r.stdout.split("\n").includes(`${host}/${repo}:v1`), r.stdout);
+        assert.equal((await ctr("images", "tag", `${host}/${repo}:v1`, `${host}/${repo}-copy:v1`)).code, 0);
+        r = await ctr("images", "push", "--user", "alice:alice-secret", ...ca, `${host}/${repo}-copy:v1`);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        const back = await run("skopeo", ["inspect", "--creds", "alice:alice-secret", "--cert-dir", certDir, `docker://${host}/${repo}-copy:v1`]);
+        assert.equal(JSON.parse(back.stdout).Digest, image.manifestDigest);
+      } finally {
+        if (containerd.exitCode === null) {
+          const exited = new Promise((res) => containerd.once("exit", res));
+          containerd.kill("SIGTERM");
+          await exited;
+        }
+      }
     });
 
     it("docker login + push + pull + run through a private dockerd", { skip: dockerSkip || (has("skopeo") ? false : "needs skopeo") }, async () => {
