@@ -10,7 +10,7 @@ import { OciError } from "@strata/core";
 import type { Context } from "koa";
 import { type Auth, InvalidCredentialsError, TooManyFailuresError } from "../auth/index.js";
 import { parseScopes } from "../auth/scope.js";
-import { tooMany } from "../http/auth.js";
+import { basicChallenge, tooMany } from "../http/auth.js";
 
 const MAX_FORM_BYTES = 64 * 1024;
 
@@ -42,13 +42,13 @@ export function registerToken(router: Router, auth: Auth): void {
   const t = auth.tokenConfig!;
   const issuer = auth.issuer!;
 
-  const credentialsError = (ctx: Context, e: unknown): unknown => {
+  const credentialsError = (e: unknown): unknown => {
     if (e instanceof TooManyFailuresError) return tooMany(e);
-    if (e instanceof InvalidCredentialsError) return new OciError("UNAUTHORIZED", { message: e.message, headers: { "WWW-Authenticate": `Basic realm="${auth.basicRealm}"` } });
+    if (e instanceof InvalidCredentialsError) return new OciError("UNAUTHORIZED", { message: e.message, headers: { "WWW-Authenticate": basicChallenge(auth) } });
     return e;
   };
 
-  const checkService = (ctx: Context, service: string | null | undefined) => {
+  const checkService = (service: string | null | undefined) => {
     if (service && t.service !== undefined && service !== t.service) {
       throw new OciError("DENIED", { status: 400, message: `unknown service ${JSON.stringify(service.slice(0, 100))}` });
     }
@@ -73,20 +73,20 @@ export function registerToken(router: Router, auth: Auth): void {
   };
 
   router.get("/auth/token", async (ctx) => {
-    checkService(ctx, typeof ctx.query.service === "string" ? ctx.query.service : undefined);
+    checkService(typeof ctx.query.service === "string" ? ctx.query.service : undefined);
     let user: string | undefined;
     try {
       const id = await auth.identify(/^basic /i.test(ctx.get("Authorization")) ? ctx.get("Authorization") : "", ctx.ip, auth.service(ctx.host));
       user = id.user;
     } catch (e) {
-      throw credentialsError(ctx, e);
+      throw credentialsError(e);
     }
     await respond(ctx, user, queryAll(ctx, "scope"), ctx.query.offline_token === "true");
   });
 
   router.post("/auth/token", async (ctx) => {
     const form = await readForm(ctx);
-    checkService(ctx, form.get("service"));
+    checkService(form.get("service"));
     const grant = form.get("grant_type");
     const scopes = form.getAll("scope");
     let user: string;
@@ -105,7 +105,7 @@ export function registerToken(router: Router, auth: Auth): void {
         return await respond(ctx, r.subject, scopes, false);
       }
     } catch (e) {
-      throw credentialsError(ctx, e);
+      throw credentialsError(e);
     }
     throw new OciError("UNSUPPORTED", { status: 400, message: "grant_type must be password or refresh_token" });
   });

@@ -72,9 +72,14 @@ function quote(s: string): string {
   return `"${s.replace(/["\\]/g, "\\$&")}"`;
 }
 
+/** The challenge for Basic credentials. */
+export function basicChallenge(auth: Auth): string {
+  return `Basic realm=${quote(auth.basicRealm)}`;
+}
+
 export function authMiddleware(auth: Auth) {
   const challenge = (ctx: Context, need: Need, error?: string): string => {
-    if (auth.mode === "basic") return `Basic realm=${quote(auth.basicRealm)}`;
+    if (auth.mode === "basic") return basicChallenge(auth);
     const scope = scopeOf(need);
     const parts = [`realm=${quote(auth.realm(`${ctx.protocol}://${ctx.host}`))}`, `service=${quote(auth.service(ctx.host))}`];
     if (scope) parts.push(`scope=${quote(formatScope(scope))}`);
