@@ -3,9 +3,15 @@
  * scopes, the catalog scope), and the route -> needed access mapping the middleware uses.
  */
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { Auth } from "../src/auth/index.js";
 import { globToRegExp, Policy } from "../src/auth/policy.js";
 import { expandActions, parseScopes } from "../src/auth/scope.js";
+import { ConfigError, parseConfig } from "../src/config.js";
 import { needOf } from "../src/http/auth.js";
 
 describe("repository globs", () => {
@@ -141,4 +147,46 @@ describe("access needed per route", () => {
   for (const [m, p, want] of cases) {
     it(`${m} ${p}`, () => assert.deepEqual(needOf(m, p), want));
   }
+});
+
+describe("auth configuration", () => {
+  const bad: [string, unknown, RegExp][] = [
+    ["access without auth", { access: [{ repositories: ["**"], users: ["*"], actions: ["pull"] }] }, /access: access rules need auth/],
+    ["auth with neither htpasswd nor token", { auth: {} }, /auth: auth needs htpasswd or token/],
+    ["token with neither signingKey nor jwks", { auth: { token: {} } }, /auth\.token: auth\.token needs signingKey or jwks/],
+    ["tokens living less than 60 s", { auth: { token: { signingKey: "k", expiresInSeconds: 30 } } }, /auth\.token\.expiresInSeconds/],
+    ["an unknown action", { auth: { htpasswd: { path: "p" } }, access: [{ repositories: ["**"], users: ["*"], actions: ["admin"] }] }, /access\.0\.actions\.0/],
+    ["tls without a key", { tls: { certificate: "c" } }, /tls\.key/],
+  ];
+  for (const [what, raw, msg] of bad) {
+    it(`refuses ${what}`, () => assert.throws(() => parseConfig(raw), (e: Error) => e instanceof ConfigError && msg.test(e.message)));
+  }
+
+  it("accepts the issue's example configuration", () => {
+    const c = parseConfig({
+      auth: { htpasswd: { path: "/etc/strata/htpasswd" }, token: { realm: "https://registry.example.com/auth/token", service: "strata", issuer: "strata", expiresInSeconds: 300, signingKey: "/etc/strata/token.pem" } },
+      access: [{ repositories: ["public/**"], users: ["anonymous", "*"], actions: ["pull"] }],
+      groups: { admins: ["alice"] },
+      tls: { certificate: "/etc/strata/tls.crt", key: "/etc/strata/tls.key" },
+    });
+    assert.equal(c.auth?.token?.expiresInSeconds, 300);
+    assert.equal(c.tls?.http2, true);
+  });
+
+  it("a signing key that is neither EC P-256 nor RSA >= 2048 stops start-up with a clear error", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "strata-badkey-"));
+    try {
+      const key = join(dir, "k.pem");
+      await writeFile(key, generateKeyPairSync("ec", { namedCurve: "P-384" }).privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+      await assert.rejects(Auth.create(parseConfig({ auth: { token: { signingKey: key } } })), /expected an EC P-256 or RSA/);
+      await assert.rejects(Auth.create(parseConfig({ auth: { token: { signingKey: join(dir, "missing.pem") } } })), /cannot read token signing key .*ENOENT/);
+      await assert.rejects(Auth.create(parseConfig({ auth: { htpasswd: { path: join(dir, "missing") } } })), /cannot read htpasswd file .*ENOENT/);
+      await writeFile(key, generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+      const a = await Auth.create(parseConfig({ auth: { token: { signingKey: key, service: "s" } } }));
+      const { token } = await a!.issuer!.issue({ subject: "", audience: "s", access: [], expiresInSeconds: 60 });
+      assert.equal(JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString()).alg, "RS256");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
