@@ -1,6 +1,7 @@
 /**
  * Access-rule globs and first-match policy, scope grammar (names with host:port, several
- * scopes, the catalog scope), and the route -> needed access mapping the middleware uses.
+ * scopes, the catalog scope), the route -> needed access mapping the middleware uses, and the
+ * auth configuration (errors, unusable keys and files).
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
