@@ -6,6 +6,7 @@ import Router from "@koa/router";
 import { OciError } from "@strata/core";
 import Koa from "koa";
 import { type Logger, pino } from "pino";
+import { Auth } from "./auth/index.js";
 import type { RegistryConfig } from "./config.js";
 import { registerBase } from "./handlers/base.js";
 import { registerBlobs } from "./handlers/blobs.js";
@@ -13,7 +14,9 @@ import { registerCatalog } from "./handlers/catalog.js";
 import { registerManifests } from "./handlers/manifests.js";
 import { registerReferrers } from "./handlers/referrers.js";
 import { registerTags } from "./handlers/tags.js";
+import { registerToken } from "./handlers/token.js";
 import { registerUploads } from "./handlers/uploads.js";
+import { authMiddleware } from "./http/auth.js";
 import { errorMiddleware } from "./http/errors.js";
 import { requestLog } from "./http/logging.js";
 import { createMetrics } from "./http/metrics.js";
@@ -37,6 +40,8 @@ export interface Registry {
   readonly app: Koa;
   readonly config: RegistryConfig;
   readonly services: Services;
+  /** Access control; undefined when the registry is open (no `auth` configured). */
+  readonly auth?: Auth;
   /** Stops background work and releases connections (not the HTTP server). */
   close(): Promise<void>;
 }
@@ -89,6 +94,14 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     closers.push(async () => clearInterval(timer));
   }
 
+  let auth: Auth | undefined;
+  try {
+    auth = await Auth.create(config, { logger, redis: shared?.conn });
+  } catch (e) {
+    for (const c of closers.reverse()) await c();
+    throw e;
+  }
+
   const app = new Koa();
   app.proxy = false;
   app.silent = true;
@@ -100,6 +113,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   registerUploads(router, services);
   registerManifests(router, services);
   registerBlobs(router, services);
+  if (auth?.issuer) registerToken(router, auth);
 
   app.use(requestLog(logger));
   app.use(createMetrics().middleware());
@@ -108,6 +122,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     await next();
   });
   app.use(errorMiddleware());
+  if (auth) app.use(authMiddleware(auth));
   app.use(router.routes());
   app.use(
     router.allowedMethods({
@@ -121,6 +136,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     app,
     config,
     services,
+    auth,
     async close() {
       for (const c of closers.reverse()) await c();
     },
