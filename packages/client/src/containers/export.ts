@@ -4,14 +4,15 @@
  * with overlay semantics (stack.ts): whiteouts hide names below them, opaque directories hide
  * lower contents, a non-directory hides lower directories. Output order is depth first with names
  * in byte order; hardlinks inside one layer stay hardlinks; trusted.overlay.* xattrs are dropped.
+ * The tree is walked streaming (see mergedEntries), so a layer of millions of files costs no more
+ * memory than the names of its largest directory.
  */
 
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { getxattr, listxattr, mknod, setxattr } from "../native.js";
+import { createOutputFile, mkdirsSync } from "../store/fsutil.js";
 import { loadImage, resolveImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 import { diffDirOfLink, readLayerDir, stackLinks } from "./layers.js";
@@ -25,6 +26,8 @@ export interface MergedEntry {
   /** The file providing the entry. */
   abs: Buffer;
   st: fs.BigIntStats;
+  /** Set on the second report of a directory, once everything below it was reported. */
+  done?: true;
 }
 
 function lstatOrUndef(p: Buffer): fs.BigIntStats | undefined {
@@ -37,49 +40,63 @@ function lstatOrUndef(p: Buffer): fs.BigIntStats | undefined {
   }
 }
 
-function join2(a: Buffer, b: Buffer): Buffer {
-  return a.length === 0 ? b : Buffer.concat([a, Buffer.from("/"), b]);
+/** a + "/" + b, both raw bytes held in latin1 strings. */
+function joinRel(a: string, b: string): string {
+  return a.length === 0 ? b : `${a}/${b}`;
 }
 
-/** The merged view of `layers` (diff dirs, nearest first), entries parents first. */
+/**
+ * The merged view of `layers` (diff dirs, nearest first), entries parents first, names in byte
+ * order; each directory is reported again (`done`) after its contents. Memory holds the names of
+ * the directories on the current path only (as one-byte strings, with the index of the layer
+ * providing each name), never the tree, and no stat is kept beyond the entry being reported.
+ */
 export function* mergedEntries(layers: readonly string[]): Generator<MergedEntry> {
   const roots = layers.map((l) => Buffer.from(l.replace(/\/+$/, "")));
-  function* walk(rel: Buffer, live: number[]): Generator<MergedEntry> {
-    const found = new Map<string, { layer: number; st: fs.BigIntStats; name: Buffer }>();
-    const hidden = new Set<string>();
+  const abs = (i: number, rel: string) => (rel.length ? Buffer.concat([roots[i], Buffer.from(`/${rel}`, "latin1")]) : roots[i]);
+  function* walk(rel: string, live: number[]): Generator<MergedEntry> {
+    // name -> providing layer; a whiteout keeps its name with layer -1 to hide it further down
+    const provider = new Map<string, number>();
     for (const i of live) {
-      const dir = rel.length ? join2(roots[i], rel) : roots[i];
-      for (const name of fs.readdirSync(dir, { encoding: "buffer" })) {
-        const key = name.toString("latin1");
-        if (found.has(key) || hidden.has(key)) continue;
-        const st = fs.lstatSync(join2(dir, name), { bigint: true });
-        if (isWhiteout(st)) hidden.add(key);
-        else found.set(key, { layer: i, st, name });
+      const dir = fs.opendirSync(abs(i, rel), { encoding: "latin1", bufferSize: 256 });
+      try {
+        for (let d = dir.readSync(); d !== null; d = dir.readSync()) {
+          const name = d.name;
+          if (provider.has(name)) continue;
+          const wh = d.isCharacterDevice() && isWhiteout(fs.lstatSync(abs(i, joinRel(rel, name))));
+          provider.set(name, wh ? -1 : i);
+        }
+      } finally {
+        dir.closeSync();
       }
     }
-    const names = [...found.values()].sort((a, b) => Buffer.compare(a.name, b.name));
-    for (const { layer, st, name } of names) {
-      const r = join2(rel, name);
-      const abs = join2(roots[layer], r);
-      yield { rel: r, abs, st };
+    const names = [...provider.keys()].filter((n) => provider.get(n) !== -1).sort();
+    for (const name of names) {
+      const layer = provider.get(name) as number;
+      provider.delete(name);
+      const r = joinRel(rel, name);
+      const a = abs(layer, r);
+      const st = fs.lstatSync(a, { bigint: true });
+      const relBuf = Buffer.from(r, "latin1");
+      yield { rel: relBuf, abs: a, st };
       if (!st.isDirectory()) continue;
       const childLive = [layer];
-      if (!isOpaque(abs)) {
+      if (!isOpaque(a)) {
         for (const j of live.filter((x) => x > layer)) {
-          const p = join2(roots[j], r);
-          const s = lstatOrUndef(p);
-          if (!s) continue;
-          if (!s.isDirectory()) break;
+          const s2 = lstatOrUndef(abs(j, r));
+          if (!s2) continue;
+          if (!s2.isDirectory()) break;
           childLive.push(j);
-          if (isOpaque(p)) break;
+          if (isOpaque(abs(j, r))) break;
         }
       }
       yield* walk(r, childLive);
+      yield { rel: relBuf, abs: a, st, done: true };
     }
   }
   if (roots.length)
     yield* walk(
-      Buffer.alloc(0),
+      "",
       roots.map((_r, i) => i),
     );
 }
@@ -131,7 +148,8 @@ function devMinor(d: bigint): number {
 /** The flattened tree as a tar stream (same entry encoding as commit's layer tars). */
 export async function* mergedTarChunks(layers: readonly string[]): AsyncGenerator<Buffer> {
   const links = new Map<string, Buffer>();
-  for (const { rel, abs, st } of mergedEntries(layers)) {
+  for (const { rel, abs, st, done } of mergedEntries(layers)) {
+    if (done) continue;
     const base = { uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeNs / 1000000000n), mode: Number(st.mode) & 0o7777 };
     const xattrs = xattrsOf(abs);
     if (st.isDirectory()) {
@@ -182,31 +200,53 @@ export async function* mergedTarChunks(layers: readonly string[]): AsyncGenerato
 
 /** Writes the flattened tree to a tar file (temp file beside it, renamed when complete). */
 export async function exportToTar(layers: readonly string[], file: string): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${randomBytes(4).toString("hex")}`);
+  const out = await createOutputFile(file);
   try {
-    await pipeline(Readable.from(mergedTarChunks(layers)), fs.createWriteStream(tmp, { mode: 0o644 }));
-    fs.renameSync(tmp, file);
+    await pipeline(Readable.from(mergedTarChunks(layers)), out.stream);
+    await out.commit();
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    await out.discard();
     throw e;
   }
 }
 
-/** Writes the flattened tree into DIR (created if missing; must be empty). Owners are kept as root. */
-export function exportToDir(layers: readonly string[], dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+export interface DirExport {
+  /** Device nodes left out (see exportToDir). */
+  skippedDevices: number;
+}
+
+/**
+ * Writes the flattened tree into DIR (created if missing; must be empty), which is made 0700
+ * like containerd's rootfs directories: the image's setuid files and device nodes are then
+ * reachable by DIR's owner only. Owners are kept when running as root. Device nodes are created
+ * only by root into a root-owned DIR (a device node is a door to the hardware for whoever can
+ * reach it); otherwise they are counted in `skippedDevices`. Directory modes and times are
+ * applied once their contents are written.
+ */
+export function exportToDir(layers: readonly string[], dir: string): DirExport {
+  try {
+    mkdirsSync(dir, 0o700);
+  } catch (e) {
+    throw new Error(`cannot create ${dir}: ${(e as Error).message}`, { cause: e });
+  }
   if (fs.readdirSync(dir).length) throw new Error(`export directory ${dir} is not empty`);
-  const root = Buffer.from(dir.replace(/\/+$/, ""));
+  fs.chmodSync(dir, 0o700);
   const isRoot = process.getuid?.() === 0;
+  const devicesAllowed = isRoot && fs.statSync(dir).uid === 0;
+  const root = Buffer.from(dir.replace(/\/+$/, ""));
   const links = new Map<string, Buffer>();
-  const dirTimes: Array<{ p: Buffer; st: fs.BigIntStats }> = [];
   const time = (st: fs.BigIntStats) => [Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9] as const;
-  for (const { rel, abs, st } of mergedEntries(layers)) {
+  let skippedDevices = 0;
+  for (const { rel, abs, st, done } of mergedEntries(layers)) {
     const p = Buffer.concat([root, Buffer.from("/"), rel]);
     const perm = Number(st.mode) & 0o7777;
+    if (done) {
+      fs.chmodSync(p, perm);
+      fs.utimesSync(p, ...time(st));
+      continue;
+    }
     if (st.isDirectory()) {
       fs.mkdirSync(p, 0o700);
-      dirTimes.push({ p, st });
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(fs.readlinkSync(abs, { encoding: "buffer" }), p);
     } else if (st.isFile()) {
@@ -218,9 +258,14 @@ export function exportToDir(layers: readonly string[], dir: string): void {
       }
       if (st.nlink > 1n) links.set(key, p);
       fs.copyFileSync(abs, p);
-    } else if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
-      const type = st.isFIFO() ? fs.constants.S_IFIFO : st.isCharacterDevice() ? fs.constants.S_IFCHR : fs.constants.S_IFBLK;
-      mknod(p, type | perm, devMajor(st.rdev), devMinor(st.rdev));
+    } else if (st.isFIFO()) {
+      mknod(p, fs.constants.S_IFIFO | perm, 0, 0);
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      if (!devicesAllowed) {
+        skippedDevices++;
+        continue;
+      }
+      mknod(p, (st.isCharacterDevice() ? fs.constants.S_IFCHR : fs.constants.S_IFBLK) | perm, devMajor(st.rdev), devMinor(st.rdev));
     } else {
       continue;
     }
@@ -232,14 +277,9 @@ export function exportToDir(layers: readonly string[], dir: string): void {
         // xattrs the target filesystem refuses are dropped
       }
     }
+    if (st.isDirectory()) continue; // mode and times once its contents are in
     if (!st.isSymbolicLink()) fs.chmodSync(p, perm);
-    if (!st.isDirectory()) {
-      const [a, m] = time(st);
-      fs.lutimesSync(p, a, m);
-    }
+    fs.lutimesSync(p, ...time(st));
   }
-  for (let i = dirTimes.length - 1; i >= 0; i--) {
-    const [a, m] = time(dirTimes[i].st);
-    fs.utimesSync(dirTimes[i].p, a, m);
-  }
+  return { skippedDevices };
 }
