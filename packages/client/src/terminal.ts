@@ -7,8 +7,9 @@
  * `print`/`printError` are the CLI's only ways out; JSON output stays valid JSON (`jsonSafe`).
  */
 
-// C0 except \n (handled per caller), DEL, C1, ALM, LRM/RLM, LRE..RLO, LRI..PDI.
-const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+// C0 except TAB and LF (kept between fields and lines made safe one by one), DEL, C1, ALM,
+// LRM/RLM, LRE..RLO, LRI..PDI.
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const UNSAFE_OR_NEWLINE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 // What JSON.stringify leaves raw among the above (it escapes C0 itself).
 const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
@@ -23,7 +24,7 @@ export function terminalSafe(s: string): string {
   return s.replace(UNSAFE_OR_NEWLINE, escape);
 }
 
-/** Several lines: each line made safe, the newlines between them kept. */
+/** Several lines: each line made safe, the newlines (and tabs) between them kept. */
 export function terminalSafeLines(s: string): string {
   return s.replace(UNSAFE, escape);
 }
