@@ -94,6 +94,8 @@ class Extractor {
   private cur: TarHeader | undefined;
   private curRel = "";
   private curSgidParent = false;
+  /** The current entry is a whiteout whose (meaningless) content goes into tar-split as raw bytes. */
+  private curRawData = false;
   private fd = -1;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -152,9 +154,18 @@ class Extractor {
     this.cur = h;
     this.crc = new Crc64();
     this.create(h);
+    this.curRawData = this.fd < 0 && h.dataSize > 0 && isWhiteoutName(h.name);
+    // Docker extracts no file for a whiteout and so could never rebuild its content (tar-split asm
+    // would open a file that is not there): record it as a file without content and keep the
+    // content bytes in the raw segments that follow, so the layer tar rebuilds exactly.
+    if (this.curRawData) this.line(fileLine(h.name, 0, null, this.position));
   }
 
   data(chunk: Buffer): void {
+    if (this.curRawData) {
+      this.trailing(chunk);
+      return;
+    }
     this.crc.update(chunk);
     if (this.fd >= 0) {
       this.pending.push(chunk);
@@ -165,6 +176,12 @@ class Extractor {
 
   entryEnd(): void {
     const h = this.cur as TarHeader;
+    if (this.curRawData) {
+      this.flushTrail();
+      this.curRawData = false;
+      this.cur = undefined;
+      return;
+    }
     if (this.fd >= 0) {
       this.flushData();
       const fd = this.fd;
@@ -176,7 +193,7 @@ class Extractor {
       if (chown) fs.fchownSync(fd, h.uid, h.gid);
       this.xattrs(this.curRel, h);
       if ((perm & this.umask) !== 0 || (chown && (perm & 0o6000) !== 0)) fs.fchmodSync(fd, perm);
-      fs.futimesSync(fd, atimeOf(h), h.mtime);
+      fs.futimesSync(fd, atimeOf(h), mtimeOf(h));
       if (this.writeback && this.fileWritten - this.wbStart >= WRITEBACK_MIN) startWriteback(fd, this.wbStart, 0);
       this.fd = -1;
       fs.closeSync(fd);
@@ -367,7 +384,7 @@ class Extractor {
         fs.chmodSync(p, writable ? perm : perm | 0o700);
         if (perm & 0o2000) this.sgidDirs.add(rel);
         else this.sgidDirs.delete(rel);
-        this.dirs.push({ path: p, atime, mtime: h.mtime, perm: writable ? undefined : perm });
+        this.dirs.push({ path: p, atime, mtime: mtimeOf(h), perm: writable ? undefined : perm });
         return;
       }
       case "2": {
@@ -377,7 +394,7 @@ class Extractor {
         this.size += h.linkname.length;
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
-        fs.lutimesSync(p, atime, h.mtime);
+        fs.lutimesSync(p, atime, mtimeOf(h));
         return;
       }
       case "1": {
@@ -391,7 +408,7 @@ class Extractor {
         this.xattrs(rel, h);
         if (tk !== "symlink") {
           fs.chmodSync(p, perm);
-          fs.utimesSync(p, atime, h.mtime);
+          fs.utimesSync(p, atime, mtimeOf(h));
         }
         return;
       }
@@ -406,7 +423,7 @@ class Extractor {
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
         fs.chmodSync(p, perm);
-        fs.utimesSync(p, atime, h.mtime);
+        fs.utimesSync(p, atime, mtimeOf(h));
         return;
       }
       default:
@@ -426,8 +443,27 @@ function currentUmask(): number {
   return 0o022;
 }
 
+/** Latest time utimensat is given: Go's time.Unix(0, 1<<63-1), the end of Docker's range. */
+const MAX_TIME = 9223372036.854776;
+
+/** Docker's boundTime: a time before the epoch or past MAX_TIME becomes the epoch. */
+function boundTime(t: number): number {
+  return t < 0 || t > MAX_TIME ? 0 : t;
+}
+
+/** The mtime to set, bounded like Docker. */
+function mtimeOf(h: TarHeader): number {
+  return boundTime(h.mtime);
+}
+
+/** The atime to set: the later of atime and mtime (Docker: never before the mtime), bounded. */
 function atimeOf(h: TarHeader): number {
-  return h.atime !== undefined && h.atime > h.mtime ? h.atime : h.mtime;
+  return boundTime(h.atime !== undefined && h.atime > h.mtime ? h.atime : h.mtime);
+}
+
+function isWhiteoutName(name: Buffer): boolean {
+  const clean = goClean(name.toString("latin1"));
+  return clean.slice(clean.lastIndexOf("/") + 1).startsWith(WH);
 }
 
 /**
