@@ -145,27 +145,44 @@ function devMinor(d: bigint): number {
   return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
 }
 
+/** Headers and small files are gathered into chunks of about this size before they are yielded. */
+const CHUNK = 256 * 1024;
+
 /** The flattened tree as a tar stream (same entry encoding as commit's layer tars). */
 export async function* mergedTarChunks(layers: readonly string[]): AsyncGenerator<Buffer> {
   const links = new Map<string, Buffer>();
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const add = (b: Buffer) => {
+    pending.push(b);
+    pendingBytes += b.length;
+  };
+  const take = () => {
+    const out = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+    pending = [];
+    pendingBytes = 0;
+    return out;
+  };
   for (const { rel, abs, st, done } of mergedEntries(layers)) {
     if (done) continue;
+    if (pendingBytes >= CHUNK) yield take();
     const base = { uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeNs / 1000000000n), mode: Number(st.mode) & 0o7777 };
     const xattrs = xattrsOf(abs);
     if (st.isDirectory()) {
-      yield encodeHeader({ ...base, name: Buffer.concat([rel, Buffer.from("/")]), type: "5", size: 0, xattrs });
+      add(encodeHeader({ ...base, name: Buffer.concat([rel, Buffer.from("/")]), type: "5", size: 0, xattrs }));
     } else if (st.isSymbolicLink()) {
-      yield encodeHeader({ ...base, name: rel, type: "2", size: 0, linkname: fs.readlinkSync(abs, { encoding: "buffer" }), xattrs });
+      add(encodeHeader({ ...base, name: rel, type: "2", size: 0, linkname: fs.readlinkSync(abs, { encoding: "buffer" }), xattrs }));
     } else if (st.isFile()) {
       const key = `${st.dev}:${st.ino}`;
       const first = st.nlink > 1n ? links.get(key) : undefined;
       if (first) {
-        yield encodeHeader({ ...base, name: rel, type: "1", size: 0, linkname: first, xattrs });
+        add(encodeHeader({ ...base, name: rel, type: "1", size: 0, linkname: first, xattrs }));
         continue;
       }
       if (st.nlink > 1n) links.set(key, rel);
       const size = Number(st.size);
-      yield encodeHeader({ ...base, name: rel, type: "0", size, xattrs });
+      add(encodeHeader({ ...base, name: rel, type: "0", size, xattrs }));
+      if (size === 0) continue;
       const fh = await fs.promises.open(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       try {
         let left = size;
@@ -174,28 +191,32 @@ export async function* mergedTarChunks(layers: readonly string[]): AsyncGenerato
           const { bytesRead } = await fh.read(buf, 0, buf.length, null);
           if (bytesRead === 0) throw new Error(`${abs.toString()} shrank while it was being exported`);
           left -= bytesRead;
-          yield buf.subarray(0, bytesRead);
+          add(buf.subarray(0, bytesRead));
+          if (pendingBytes >= CHUNK) yield take();
         }
       } finally {
         await fh.close();
       }
       const pad = (512 - (size % 512)) % 512;
-      if (pad) yield Buffer.alloc(pad);
+      if (pad) add(Buffer.alloc(pad));
     } else if (st.isFIFO()) {
-      yield encodeHeader({ ...base, name: rel, type: "6", size: 0, xattrs });
+      add(encodeHeader({ ...base, name: rel, type: "6", size: 0, xattrs }));
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      yield encodeHeader({
-        ...base,
-        name: rel,
-        type: st.isCharacterDevice() ? "3" : "4",
-        size: 0,
-        devmajor: devMajor(st.rdev),
-        devminor: devMinor(st.rdev),
-        xattrs,
-      });
+      add(
+        encodeHeader({
+          ...base,
+          name: rel,
+          type: st.isCharacterDevice() ? "3" : "4",
+          size: 0,
+          devmajor: devMajor(st.rdev),
+          devminor: devMinor(st.rdev),
+          xattrs,
+        }),
+      );
     }
   }
-  yield Buffer.alloc(1024);
+  add(Buffer.alloc(1024));
+  yield take();
 }
 
 /** Writes the flattened tree to a tar file (temp file beside it, renamed when complete). */
