@@ -57,7 +57,7 @@ export function parseFormat<R>(format: string | undefined, fields: Fields<R>, co
 }
 
 /** Docker's tabwriter (minwidth 10, padding 3): cells separated by tabs, the last cell of a line unpadded. */
-export function tabwrite(lines: string[][]): string {
+function tabwrite(lines: string[][]): string {
   const widths: number[] = [];
   for (const cells of lines) {
     for (let c = 0; c < cells.length - 1; c++) widths[c] = Math.max(widths[c] ?? 10, [...cells[c]].length + 3);

@@ -25,7 +25,7 @@ export function terminalSafe(s: string): string {
 }
 
 /** Several lines: each line made safe, the newlines (and tabs) between them kept. */
-export function terminalSafeLines(s: string): string {
+function terminalSafeLines(s: string): string {
   return s.replace(UNSAFE, escape);
 }
 

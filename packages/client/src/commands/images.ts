@@ -79,7 +79,7 @@ export function imageFields(now = Date.now()): Fields<ImageRow> {
   };
 }
 
-export const IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 
 /** The output of `strata images` in `fmt` (JSON rows are ImageRow objects). */
 export function formatImages(rows: ImageRow[], fmt: OutputFormat, now = Date.now()): string {

@@ -34,7 +34,7 @@ export const PS_FIELDS: Fields<PsRow> = {
   Mounted: { header: "MOUNTED", get: (r) => r.mounted || "-" },
 };
 
-export const PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Name}}\t{{.Mounted}}";
+const PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Name}}\t{{.Mounted}}";
 
 /** The output of `strata ps` in `fmt` (JSON rows are PsRow objects). */
 export function formatPs(rows: PsRow[], fmt: OutputFormat): string {
