@@ -16,6 +16,7 @@ import { terminalSafe } from "../src/terminal.js";
 import { type Distribution, startDistribution } from "./helpers/distribution.js";
 import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { runCli } from "./helpers/run-cli.js";
+import { missing } from "./helpers/tools.js";
 
 // ESC ] OSC title, BEL, ESC [ 2J (clear screen), 8-bit CSI, RIGHT-TO-LEFT OVERRIDE, a newline
 const HOSTILE = "\u001b]0;owned\u0007\u001b[2J\u009b31m\u202eevil\nstrata: fake line";
@@ -57,7 +58,7 @@ describe("terminalSafe", () => {
   });
 });
 
-describe("a new user's first hour (CLI)", () => {
+describe("a new user's first hour (CLI)", { skip: missing("docker-registry", "skopeo") }, () => {
   let evil: { host: string; close(): Promise<void> };
   let reg: Distribution;
   let img: PushedImage;

@@ -22,6 +22,7 @@ import { type Distribution, startDistribution } from "./helpers/distribution.js"
 import { pushImage } from "./helpers/images.js";
 import { buildTar, type TarEntrySpec } from "./layer-helpers.js";
 import { runCli } from "./helpers/run-cli.js";
+import { missing } from "./helpers/tools.js";
 
 const isRoot = process.getuid?.() === 0;
 let work: string;
@@ -66,11 +67,10 @@ describe("whiteout entries that carry data", { skip: isRoot ? false : "whiteouts
     assert.ok((await rebuilt(r.diff, r.tarSplit)).equals(tar), "assembled tar differs from the original");
     // tar-split's own assembler (what dockerd runs on `docker save`) rebuilds it too
     const asm = spawnSync("tar-split", ["asm", "--input", r.tarSplit, "--path", r.diff, "--output", "-"], { maxBuffer: 1 << 24 });
-    if (asm.error) process.stderr.write("# tar-split not installed: its assembler is not compared\n");
-    else assert.ok(Buffer.from(asm.stdout).equals(tar), `tar-split asm: ${asm.stderr}`);
+    if (!asm.error) assert.ok(Buffer.from(asm.stdout).equals(tar), `tar-split asm: ${asm.stderr}`);
   });
 
-  describe("pulled into a store", () => {
+  describe("pulled into a store", { skip: missing("docker-registry", "skopeo") }, () => {
     let reg: Distribution;
     let root: string;
     before(async () => {
