@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { fleetConfig } from "./helpers/fleet.js";
 import { type BuiltImage, buildOciLayout, sha256, whiteoutImageLayers } from "./helpers/oci-layout.js";
 import { mustRun, run, type StrataServer, startStrata, uniqueName } from "./helpers/strata.js";
-import { missing } from "../packages/client/test/helpers/tools.js";
+import { missing } from "@strata/client/test-helpers/tools.js";
 
 const modes: { name: string; config: () => Promise<{ config: Record<string, unknown>; cleanup: () => Promise<void> }> }[] = [
   {

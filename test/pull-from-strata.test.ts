@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fleetConfig } from "./helpers/fleet.js";
 import { mustRun, REPO_ROOT, type StrataServer, startStrata, strata, uniqueName } from "./helpers/strata.js";
-import { missing } from "../packages/client/test/helpers/tools.js";
+import { missing } from "@strata/client/test-helpers/tools.js";
 
 const GOLDEN = join(REPO_ROOT, "test", "fixtures", "docker-golden", "edge");
 
