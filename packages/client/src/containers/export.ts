@@ -54,26 +54,46 @@ function joinRel(a: string, b: string): string {
 export function* mergedEntries(layers: readonly string[]): Generator<MergedEntry> {
   const roots = layers.map((l) => Buffer.from(l.replace(/\/+$/, "")));
   const abs = (i: number, rel: string) => (rel.length ? Buffer.concat([roots[i], Buffer.from(`/${rel}`, "latin1")]) : roots[i]);
-  function* walk(rel: string, live: number[]): Generator<MergedEntry> {
-    // name -> providing layer; a whiteout keeps its name with layer -1 to hide it further down
-    const provider = new Map<string, number>();
-    for (const i of live) {
-      const dir = fs.opendirSync(abs(i, rel), { encoding: "latin1", bufferSize: 256 });
-      try {
-        for (let d = dir.readSync(); d !== null; d = dir.readSync()) {
-          const name = d.name;
-          if (provider.has(name)) continue;
-          const wh = d.isCharacterDevice() && isWhiteout(fs.lstatSync(abs(i, joinRel(rel, name))));
-          provider.set(name, wh ? -1 : i);
-        }
-      } finally {
-        dir.closeSync();
-      }
+  /** Calls `fn` with each name of a directory (read as latin1 strings, streaming) and whether it is a whiteout. */
+  function eachName(dirPath: Buffer, fn: (name: string, whiteout: boolean) => void, childPath: (name: string) => Buffer): void {
+    const dir = fs.opendirSync(dirPath, { encoding: "latin1", bufferSize: 256 });
+    try {
+      for (let d = dir.readSync(); d !== null; d = dir.readSync()) fn(d.name, d.isCharacterDevice() && isWhiteout(fs.lstatSync(childPath(d.name))));
+    } finally {
+      dir.closeSync();
     }
-    const names = [...provider.keys()].filter((n) => provider.get(n) !== -1).sort();
+  }
+  function* walk(rel: string, live: number[]): Generator<MergedEntry> {
+    // One layer: its names (whiteouts hide nothing). Several: name -> providing layer, a
+    // whiteout keeping its name with layer -1 to hide it further down.
+    let names: string[] = [];
+    let provider: Map<string, number> | undefined;
+    if (live.length === 1) {
+      const only = live[0];
+      eachName(
+        abs(only, rel),
+        (name, wh) => {
+          if (!wh) names.push(name);
+        },
+        (name) => abs(only, joinRel(rel, name)),
+      );
+    } else {
+      const map = new Map<string, number>();
+      for (const i of live) {
+        eachName(
+          abs(i, rel),
+          (name, wh) => {
+            if (!map.has(name)) map.set(name, wh ? -1 : i);
+          },
+          (name) => abs(i, joinRel(rel, name)),
+        );
+      }
+      names = [...map.keys()].filter((n) => map.get(n) !== -1);
+      provider = map;
+    }
+    names.sort();
     for (const name of names) {
-      const layer = provider.get(name) as number;
-      provider.delete(name);
+      const layer = provider ? (provider.get(name) as number) : live[0];
       const r = joinRel(rel, name);
       const a = abs(layer, r);
       const st = fs.lstatSync(a, { bigint: true });

@@ -77,7 +77,8 @@ interface DirTime {
 
 class Extractor {
   readonly kinds = new Map<string, Kind>();
-  private readonly seen = new Set<string>();
+  /** Names of entries that `kinds` does not record under their own name (whiteouts, pax globals). */
+  private readonly seenOther = new Set<string>();
   private readonly dirs: DirTime[] = [];
   private readonly root: string;
   private readonly rootBuf: Buffer;
@@ -145,15 +146,25 @@ class Extractor {
   }
 
   entry(h: TarHeader): void {
+    // Duplicate names are refused like tar-split refuses them. `kinds` (needed anyway) tells
+    // whether a path was an entry of its own, so no second set of every path is kept.
     const latin = h.name.toString("latin1");
-    const cn = goClean(latin);
-    if (this.seen.has(cn)) throw new UnsafeLayerError(`duplicate path ${show(latin)} (duplicates of file paths not supported)`);
-    this.seen.add(cn);
+    const duplicate = () => new UnsafeLayerError(`duplicate path ${show(latin)} (duplicates of file paths not supported)`);
+    let rel: string | undefined;
+    if (h.type === "g" || isWhiteoutName(h.name)) {
+      const cn = goClean(latin);
+      if (this.seenOther.has(cn)) throw duplicate();
+      this.seenOther.add(cn);
+    } else {
+      rel = this.relOf(h.name, "entry");
+      const k = this.kinds.get(rel);
+      if (k !== undefined && k !== "idir" && k !== "whiteout") throw duplicate();
+    }
     this.contentBytes += h.dataSize;
     if (this.contentBytes > this.maxBytes) throw new LayerTooLargeError(this.maxBytes);
     this.cur = h;
     this.crc = new Crc64();
-    this.create(h);
+    this.create(h, rel);
     this.curRawData = this.fd < 0 && h.dataSize > 0 && isWhiteoutName(h.name);
     // Docker extracts no file for a whiteout and so could never rebuild its content (tar-split asm
     // would open a file that is not there): record it as a file without content and keep the
@@ -322,9 +333,9 @@ class Extractor {
     }
   }
 
-  private create(h: TarHeader): void {
+  private create(h: TarHeader, cleaned?: string): void {
     if (h.type === "g") return; // pax global header: nothing to extract
-    const rel = this.relOf(h.name, "entry");
+    const rel = cleaned ?? this.relOf(h.name, "entry");
     if (rel === ".") {
       if (h.type === "5") return; // Docker leaves the diff dir itself alone
       throw new UnsafeLayerError("a non-directory entry names the layer root");
