@@ -16,7 +16,7 @@ import { createOutputFile, mkdirsSync } from "../store/fsutil.js";
 import { loadImage, resolveImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 import { diffDirOfLink, readLayerDir, stackLinks } from "./layers.js";
-import { isOpaque, isWhiteout } from "./stack.js";
+import { isOpaque, isWhiteout, lstatBig } from "./stack.js";
 import { ContainerNotFoundError, containerLayers, resolveContainer } from "./store.js";
 import { encodeHeader } from "./tarwriter.js";
 
@@ -28,16 +28,6 @@ export interface MergedEntry {
   st: fs.BigIntStats;
   /** Set on the second report of a directory, once everything below it was reported. */
   done?: true;
-}
-
-function lstatOrUndef(p: Buffer): fs.BigIntStats | undefined {
-  try {
-    return fs.lstatSync(p, { bigint: true });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw e;
-  }
 }
 
 /** a + "/" + b, both raw bytes held in latin1 strings. */
@@ -103,7 +93,7 @@ export function* mergedEntries(layers: readonly string[]): Generator<MergedEntry
       const childLive = [layer];
       if (!isOpaque(a)) {
         for (const j of live.filter((x) => x > layer)) {
-          const s2 = lstatOrUndef(abs(j, r));
+          const s2 = lstatBig(abs(j, r));
           if (!s2) continue;
           if (!s2.isDirectory()) break;
           childLive.push(j);

@@ -34,7 +34,8 @@ function lstatOrUndef(p: fs.PathLike): fs.Stats | undefined {
   }
 }
 
-function lstatBig(p: string): fs.BigIntStats | undefined {
+/** lstat (bigint), or undefined when nothing is there. */
+export function lstatBig(p: fs.PathLike): fs.BigIntStats | undefined {
   try {
     return fs.lstatSync(p, { bigint: true });
   } catch (e) {
