@@ -38,7 +38,7 @@ describe("strata executable", () => {
     try {
       const file = join(dir, "config.yml");
       writeFileSync(file, "storge:\n  driver: s3\naddr: 5000\nredis:\n  keyprefix: a\nstorage:\n  s3: { bucket: b, endpont: http://x }\n  filesystem: { root: ./d, rot: x }\nfoo: 1\n");
-      const r = spawnSync(process.execPath, [BIN, "serve", "--config", file], { encoding: "utf8", timeout: 20_000 });
+      const r = spawnSync(process.execPath, [BIN, "serve", "--config", file], { encoding: "utf8", timeout: 120_000 });
       assert.equal(r.status, 1);
       assert.equal(r.stdout, "");
       const lines = r.stderr.trimEnd().split("\n");
@@ -52,7 +52,7 @@ describe("strata executable", () => {
         "  storge: unknown key (did you mean storage?)",
       ]);
       // environment variables are checked the same way
-      const env = spawnSync(process.execPath, [BIN, "serve"], { encoding: "utf8", timeout: 20_000, env: { ...process.env, STRATA_STORAGE__S3__BUKET: "x", STRATA_STORAGE__DRIVER: "memory" } });
+      const env = spawnSync(process.execPath, [BIN, "serve"], { encoding: "utf8", timeout: 120_000, env: { ...process.env, STRATA_STORAGE__S3__BUKET: "x", STRATA_STORAGE__DRIVER: "memory" } });
       assert.equal(env.status, 1);
       assert.match(env.stderr, /^ {2}storage\.s3\.buket: unknown key \(did you mean storage\.s3\.bucket\?\)$/m);
     } finally {
