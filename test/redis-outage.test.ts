@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { freePort, run, type StrataServer, startStrata, strata } from "./helpers/strata.js";
 import { minimalImage, sha256 as sha } from "./helpers/oci-layout.js";
+import { missing } from "@strata/client/test-helpers/tools.js";
 
 
 async function startRedis(port: number): Promise<void> {
@@ -32,7 +33,7 @@ async function stopRedis(port: number): Promise<void> {
   }
 }
 
-describe("Redis outage", () => {
+describe("Redis outage", { skip: missing("redis-server") }, () => {
   let port: number;
   let srv: StrataServer;
   let root: string;

@@ -36,7 +36,7 @@ async function writeChunked(w: { write(c: Uint8Array): Promise<void> }, data: Bu
 
 const probe = await s3TestConfig();
 if (!probe) {
-  console.error(`\n#################\n# ${s3SkipReason()}\n#################\n`);
+  console.error(`# ${s3SkipReason()}`);
   it.skip(s3SkipReason());
 } else {
   await dropS3TestBucket(probe);
