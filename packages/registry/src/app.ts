@@ -14,6 +14,7 @@ import { registerManifests } from "./handlers/manifests.js";
 import { registerReferrers } from "./handlers/referrers.js";
 import { registerTags } from "./handlers/tags.js";
 import { registerUploads } from "./handlers/uploads.js";
+import { bodyGuard } from "./http/body.js";
 import { errorMiddleware } from "./http/errors.js";
 import { requestLog } from "./http/logging.js";
 import { createMetrics } from "./http/metrics.js";
@@ -107,6 +108,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     ctx.set("Docker-Distribution-API-Version", "registry/2.0");
     await next();
   });
+  app.use(bodyGuard());
   app.use(errorMiddleware());
   app.use(router.routes());
   app.use(

@@ -2,6 +2,7 @@
 import type Router from "@koa/router";
 import type { Context } from "koa";
 import { ManifestTooLargeError, UnknownError, UnsupportedError } from "../errors.js";
+import { requestBody } from "../http/body.js";
 import { manifestReference, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
 
@@ -21,7 +22,7 @@ async function readBody(ctx: Context, limit: number): Promise<Buffer> {
   if (declared > limit) throw new ManifestTooLargeError(limit);
   const parts: Buffer[] = [];
   let total = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+  for await (const chunk of requestBody(ctx) as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > limit) throw new ManifestTooLargeError(limit);
     parts.push(chunk);

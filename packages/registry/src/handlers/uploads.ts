@@ -3,6 +3,7 @@ import type Router from "@koa/router";
 import { parseDigest, tryParseDigest } from "@strata/core";
 import type { Context } from "koa";
 import { BadRequestError } from "../errors.js";
+import { requestBody } from "../http/body.js";
 import { capture, contentLength, contentRange, hasBody, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
 import type { UploadSession } from "../upload/sessions.js";
@@ -56,7 +57,7 @@ export function registerUploads(router: Router, s: Services): void {
     const digestParam = queryString(ctx, "digest");
     if (digestParam !== undefined) {
       const digest = parseDigest(digestParam);
-      await s.uploads.monolithic(name, digest, ctx.req, contentLength(ctx));
+      await s.uploads.monolithic(name, digest, requestBody(ctx), contentLength(ctx));
       return created(ctx, name, digest);
     }
     progress(ctx, await s.uploads.start(name), 202);
@@ -69,7 +70,7 @@ export function registerUploads(router: Router, s: Services): void {
 
   router.patch(SESSION, async (ctx) => {
     const name = repository(ctx);
-    const session = await s.uploads.append(name, capture(ctx, 1), ctx.req, contentRange(ctx), contentLength(ctx));
+    const session = await s.uploads.append(name, capture(ctx, 1), requestBody(ctx), contentRange(ctx), contentLength(ctx));
     progress(ctx, session, 202);
   });
 
@@ -78,7 +79,7 @@ export function registerUploads(router: Router, s: Services): void {
     const d = queryString(ctx, "digest");
     if (d === undefined) throw new BadRequestError("digest", "the digest query parameter is required to complete an upload");
     const digest = parseDigest(d);
-    await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? ctx.req : undefined, contentRange(ctx), contentLength(ctx));
+    await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? requestBody(ctx) : undefined, contentRange(ctx), contentLength(ctx));
     created(ctx, name, digest);
   });
 
