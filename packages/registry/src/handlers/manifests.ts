@@ -33,7 +33,7 @@ async function readBody(ctx: Context, limit: number): Promise<Buffer> {
 export function registerManifests(router: Router, s: Services): void {
   const read = async (ctx: Context) => {
     const name = repository(ctx);
-    const m = await s.manifests.get(name, manifestReference(ctx, 1));
+    const m = await s.manifests.get(name, manifestReference(ctx, 1, "read"));
     if (!accepts(ctx.get("Accept"), m.mediaType)) throw new UnknownError("manifest", `${m.digest} (not in the accepted media types)`);
     ctx.set("Docker-Content-Digest", m.digest);
     ctx.set("ETag", `"${m.digest}"`);

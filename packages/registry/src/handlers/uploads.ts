@@ -4,7 +4,7 @@ import { parseDigest, tryParseDigest } from "@strata/core";
 import type { Context } from "koa";
 import { BadRequestError } from "../errors.js";
 import { requestBody } from "../http/body.js";
-import { capture, contentLength, contentRange, hasBody, repository } from "../http/params.js";
+import { capture, contentLength, contentRange, hasBody, repository, repositoryName } from "../http/params.js";
 import type { Services } from "../services/index.js";
 import type { UploadSession } from "../upload/sessions.js";
 import { uploadLocation } from "../upload/uploads.js";
@@ -44,7 +44,7 @@ export function registerUploads(router: Router, s: Services): void {
     const from = queryString(ctx, "from");
     if (mount !== undefined) {
       const digest = tryParseDigest(mount);
-      const source = from !== undefined && /^[a-z0-9]/.test(from) ? from : undefined;
+      const source = from ? repositoryName(from) : undefined;
       if (digest) {
         const size = source !== undefined ? await s.blobs.sizeIn(source, digest) : await s.blobs.globalSize(digest);
         if (size !== undefined) {
