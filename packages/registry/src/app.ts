@@ -109,7 +109,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     await next();
   });
   app.use(bodyGuard());
-  app.use(errorMiddleware());
+  app.use(errorMiddleware(logger));
   app.use(router.routes());
   app.use(
     router.allowedMethods({
