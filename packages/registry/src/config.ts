@@ -37,6 +37,8 @@ export const s3Schema = z.object({
     .min(5 * MiB)
     .default(8 * MiB),
   maxAttempts: z.number().int().positive().default(5),
+  /** Create the bucket when it does not exist (at start-up and whenever a health check finds it missing). */
+  createBucket: z.boolean().default(false),
   requestTimeoutMs: z.number().int().positive().default(60_000),
 });
 
