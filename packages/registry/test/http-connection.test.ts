@@ -5,6 +5,8 @@
  * Raw sockets, so that the second request really shares the first one's connection.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -138,6 +140,29 @@ describe("connection after a failed upload", () => {
       assert.equal(x.responses[1]?.status, 200, JSON.stringify(x));
     });
   }
+
+  it("a download its client abandons releases the blob's file", async (t) => {
+    const unlimited = await startServer(parseConfig({ addr: "127.0.0.1:0", log: { level: "silent" }, storage: { driver: "filesystem", filesystem: { root } } }));
+    t.after(() => unlimited.close());
+    const blob = Buffer.alloc(32 * MiB, 3);
+    const digest = `sha256:${createHash("sha256").update(blob).digest("hex")}`;
+    const put = await fetch(`${unlimited.url}/v2/conn/dl/blobs/uploads/?digest=${digest}`, { method: "POST", body: blob });
+    assert.equal(put.status, 201);
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve) => {
+        const s = connect(Number(new URL(unlimited.url).port), "127.0.0.1", () => s.write(`GET /v2/conn/dl/blobs/${digest} HTTP/1.1\r\nHost: registry\r\n\r\n`));
+        s.once("data", () => {
+          s.destroy();
+          resolve();
+        });
+        s.on("error", () => resolve());
+      });
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(fds() - before < 5, `file descriptors before ${before}, after ${fds()}`);
+  });
 
   it("closes the connection instead of reading more than the drain bound", async () => {
     const loc = await startUpload();

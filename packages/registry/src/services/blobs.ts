@@ -72,6 +72,8 @@ export class BlobStore {
     const src = await this.driver.reader(pathFor({ kind: "blobData", digest }), { signal });
     const verifier = createVerifier({ digest, size });
     src.on("error", (e) => verifier.destroy(e));
+    // A client that goes away destroys the verifier: release the file or object-store socket too.
+    verifier.once("close", () => src.destroy());
     return src.pipe(verifier);
   }
 
