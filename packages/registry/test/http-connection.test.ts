@@ -141,6 +141,24 @@ describe("connection after a failed upload", () => {
     });
   }
 
+  it("a client that hangs up in the middle of a body the handler never read does not upset the server", async () => {
+    for (const target of ["/v2/conn/app/blobs/uploads/00000000-0000-4000-8000-000000000000", await startUpload()]) {
+      await new Promise<void>((resolve) => {
+        const s = connect(port, "127.0.0.1", () => {
+          s.write(`PATCH ${target} HTTP/1.1\r\nHost: registry\r\nContent-Length: ${4 * MiB}\r\n\r\n`);
+          s.write(Buffer.alloc(MiB));
+          setTimeout(() => {
+            s.destroy();
+            resolve();
+          }, 50);
+        });
+        s.on("error", () => {});
+      });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await fetch(`${srv.url}/v2/`)).status, 200);
+  });
+
   it("a download its client abandons releases the blob's file", async (t) => {
     const unlimited = await startServer(parseConfig({ addr: "127.0.0.1:0", log: { level: "silent" }, storage: { driver: "filesystem", filesystem: { root } } }));
     t.after(() => unlimited.close());

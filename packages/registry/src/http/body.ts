@@ -66,6 +66,9 @@ export function bodyGuard(maxBytes = DRAIN_BYTES, maxMs = DRAIN_MS) {
 export function requestBody(ctx: Context): Readable {
   const req = ctx.req;
   const out = new PassThrough();
+  // A handler may fail before it reads (unknown upload, Redis down): a client that then goes
+  // away must not raise an error nobody listens to. Readers still see the error.
+  out.on("error", () => {});
   const onClose = () => {
     if (!req.complete) out.destroy(Object.assign(new Error("request body cut short"), { code: "ECONNRESET" }));
   };
