@@ -44,7 +44,7 @@ export const s3Schema = z.object({
     .number()
     .int()
     .min(5 * MiB)
-    .default(48 * MiB),
+    .default(32 * MiB),
   maxAttempts: z.number().int().positive().default(5),
   /** Create the bucket when it does not exist (at start-up and whenever a health check finds it missing). */
   createBucket: z.boolean().default(false),

@@ -6,9 +6,10 @@
  * backpressure instead of growing the heap. Buffers of the base part size are reused (no
  * allocator churn); they are dropped after a while without uploads.
  *
- * A request that waits longer than `maxWaitMs` is granted anyway: buffers held by uploads
- * whose clients stall must not block every other upload (the memory bound then holds for
- * everything but those stalled uploads' parts).
+ * A request is granted anyway once no buffer came back for `maxWaitMs`: buffers held by
+ * uploads whose clients stall must not block every other upload (the memory bound then holds
+ * for everything but those stalled uploads' parts). While buffers keep coming back (parts
+ * finishing, however slowly) waiting goes on.
  */
 
 interface Waiter {
@@ -23,6 +24,8 @@ export class PartBuffers {
   private readonly free: Buffer[] = [];
   private readonly waiters: Waiter[] = [];
   private trim: NodeJS.Timeout | undefined;
+  /** When a buffer last came back (or the pool last had nothing out). */
+  private lastGive = Date.now();
 
   constructor(
     readonly base: number,
@@ -48,11 +51,17 @@ export class PartBuffers {
         if (i >= 0) this.waiters.splice(i, 1);
       };
       const w: Waiter = { size, resolve, settle };
-      const timer = setTimeout(() => {
+      const expire = () => {
+        const quiet = Date.now() - this.lastGive;
+        if (quiet < this.maxWaitMs) {
+          timer = setTimeout(expire, this.maxWaitMs - quiet);
+          return;
+        }
         settle();
         resolve(this.grant(size));
         this.wake();
-      }, this.maxWaitMs);
+      };
+      let timer = setTimeout(expire, this.maxWaitMs);
       const onAbort = () => {
         settle();
         reject(signal!.reason);
@@ -66,6 +75,7 @@ export class PartBuffers {
   /** Returns a buffer from `take` (exactly once). */
   give(buf: Buffer): void {
     this.used -= buf.length;
+    this.lastGive = Date.now();
     if (buf.length === this.base && (this.free.length + 1) * this.base <= this.capacity) this.free.push(buf);
     this.wake();
     if (this.used === 0 && this.free.length > 0 && !this.trim) {
@@ -82,6 +92,7 @@ export class PartBuffers {
   }
 
   private grant(size: number): Buffer {
+    if (this.used === 0) this.lastGive = Date.now();
     this.used += size;
     return (size === this.base ? this.free.pop() : undefined) ?? Buffer.allocUnsafe(size);
   }
