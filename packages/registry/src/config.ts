@@ -36,7 +36,18 @@ export const s3Schema = z.object({
     .int()
     .min(5 * MiB)
     .default(8 * MiB),
+  /**
+   * Memory for multipart parts of all uploads together; uploads beyond it wait for a part to
+   * finish (their clients are slowed, the heap does not grow).
+   */
+  partBufferBytes: z
+    .number()
+    .int()
+    .min(5 * MiB)
+    .default(32 * MiB),
   maxAttempts: z.number().int().positive().default(5),
+  /** Create the bucket when it does not exist (at start-up and whenever a health check finds it missing). */
+  createBucket: z.boolean().default(false),
   requestTimeoutMs: z.number().int().positive().default(60_000),
 });
 
