@@ -6,7 +6,7 @@ import Router from "@koa/router";
 import { OciError } from "@strata/core";
 import Koa from "koa";
 import { type Logger, pino } from "pino";
-import type { RegistryConfig } from "./config.js";
+import { type RegistryConfig, redisConfigured } from "./config.js";
 import { registerBase } from "./handlers/base.js";
 import { registerBlobs } from "./handlers/blobs.js";
 import { registerCatalog } from "./handlers/catalog.js";
@@ -22,7 +22,7 @@ import { RedisDescriptorCache } from "./redis/cache.js";
 import { RedisConnection } from "./redis/client.js";
 import { RedisLocker } from "./redis/locks.js";
 import { RedisSessionStore } from "./redis/sessions.js";
-import { RedisIndex } from "./redis/tagindex.js";
+import { INTENT_AGE_MS, RedisIndex, reconcileTagIntents } from "./redis/tagindex.js";
 import { BlobStore } from "./services/blobs.js";
 import { MemoryDescriptorCache } from "./services/cache.js";
 import { StorageRepositoryIndex } from "./services/catalog.js";
@@ -53,7 +53,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const closers: (() => Promise<void>)[] = [];
   if (driver.close) closers.push(() => driver.close!());
 
-  const shared = config.redis.url ? sharedState(config, logger) : undefined;
+  const shared = redisConfigured(config) ? sharedState(config, driver, logger) : undefined;
   if (shared) {
     closers.push(() => shared.conn.close());
     // Serve at once either way: while Redis is unreachable requests answer 503 and recover with it.
@@ -85,6 +85,16 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     const timer = setInterval(() => {
       purge().catch((e) => logger.warn({ err: (e as Error).message }, "upload purge failed"));
     }, config.uploads.purgeIntervalSeconds * 1000);
+    timer.unref();
+    closers.push(async () => clearInterval(timer));
+  }
+
+  if (shared) {
+    // Tag writes a crash interrupted are settled from storage (readers already see storage meanwhile).
+    const reconcile = () =>
+      reconcileTagIntents(shared.index, shared.conn, locks).catch((e) => logger.warn({ err: (e as Error).message }, "tag index reconcile failed"));
+    void reconcile();
+    const timer = setInterval(reconcile, INTENT_AGE_MS / 2);
     timer.unref();
     closers.push(async () => clearInterval(timer));
   }
@@ -128,13 +138,13 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
 }
 
 /** Redis-backed sessions, caches, index and locks shared by every replica. */
-function sharedState(config: RegistryConfig, logger: Logger) {
-  const conn = new RedisConnection({ url: config.redis.url!, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs }, logger);
-  const index = new RedisIndex(conn);
+function sharedState(config: RegistryConfig, driver: StorageDriver, logger: Logger) {
+  const conn = new RedisConnection(config.redis, logger);
+  const index = new RedisIndex(conn, driver);
   return {
     conn,
     index,
-    locks: new RedisLocker(conn),
+    locks: new RedisLocker(conn, config.redis.lockTtlMs),
     cache: new RedisDescriptorCache(conn),
     sessions: new RedisSessionStore(conn, config.uploads.ttlSeconds),
   };

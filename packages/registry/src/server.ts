@@ -2,7 +2,7 @@
 import { createServer, type Server } from "node:http";
 import { pino } from "pino";
 import { createRegistry } from "./app.js";
-import { type LoadConfigOptions, loadConfig, type RegistryConfig, splitAddr } from "./config.js";
+import { type LoadConfigOptions, loadConfig, type RegistryConfig, redisConfigured, splitAddr } from "./config.js";
 
 export interface RunningServer {
   readonly url: string;
@@ -42,7 +42,7 @@ export async function serve(opts: LoadConfigOptions): Promise<void> {
   const config = await loadConfig(opts);
   const logger = pino({ level: config.log.level });
   const running = await startServer(config);
-  logger.info({ url: running.url, storage: config.storage.driver, redis: config.redis.url ? "on" : "off" }, "strata registry listening");
+  logger.info({ url: running.url, storage: config.storage.driver, redis: redisConfigured(config) ? "on" : "off" }, "strata registry listening");
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -43,6 +43,7 @@ export type PathSpec =
   | { kind: "tagsRoot"; name: string }
   | { kind: "tag"; name: string; tag: string }
   | { kind: "tagCurrentLink"; name: string; tag: string }
+  | { kind: "referrersRoot"; name: string }
   | { kind: "referrersOf"; name: string; subject: Digest }
   | { kind: "referrerDir"; name: string; subject: Digest; digest: Digest }
   | { kind: "referrerLink"; name: string; subject: Digest; digest: Digest }
@@ -85,8 +86,10 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "tagsRoot", name: spec.name })}/${spec.tag}`;
     case "tagCurrentLink":
       return `${pathFor({ kind: "tag", name: spec.name, tag: spec.tag })}/current/link`;
+    case "referrersRoot":
+      return `${pathFor({ kind: "repository", name: spec.name })}/_referrers`;
     case "referrersOf":
-      return `${pathFor({ kind: "repository", name: spec.name })}/_referrers/${d(spec.subject)}`;
+      return `${pathFor({ kind: "referrersRoot", name: spec.name })}/${d(spec.subject)}`;
     case "referrerDir":
       return `${pathFor({ kind: "referrersOf", name: spec.name, subject: spec.subject })}/${d(spec.digest)}`;
     case "referrerLink":
