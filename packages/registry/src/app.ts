@@ -68,6 +68,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const uploads = new UploadService(driver, sessions, blobs, repositories, locks, {
     ttlSeconds: config.uploads.ttlSeconds,
     maxBlobBytes: config.limits.blobMaxBytes,
+    orphanGraceSeconds: config.uploads.orphanGraceSeconds,
   });
   const health = shared ? () => shared.conn.ping() : async () => {};
   const services: Services = { config, blobs, manifests, uploads, repositories, health };
@@ -75,10 +76,12 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   if (config.uploads.purgeIntervalSeconds > 0) {
     const purge = async () => {
       await locks.withLock("purge", async () => {
-        await uploads.purgeExpired();
+        await uploads.purge();
         if (config.storage.driver === "s3") {
+          // Multipart uploads nobody writes any more: expired sessions' were aborted by purge().
           const { abortStaleMultipartUploads } = await import("./storage/s3.js");
-          await abortStaleMultipartUploads(config.storage.s3!, new Date(Date.now() - config.uploads.ttlSeconds * 1000));
+          const cutoff = new Date(Date.now() - config.uploads.orphanGraceSeconds * 1000);
+          await abortStaleMultipartUploads(config.storage.s3!, cutoff, (key) => uploads.writerMayBeLive(key));
         }
       });
     };
