@@ -5,7 +5,7 @@
  *   while the master is killed (the sentinels promote the replica) and, later, while a manual
  *   failover demotes the running master. Every request either succeeds or fails with 503 and
  *   succeeds on retry; everything acknowledged reads back afterwards, from both replicas.
- * - A PATCH whose session update fails after its bytes were stored (Redis paused) answers 503,
+ * - A PATCH whose session update fails after its bytes were stored (Redis killed) answers 503,
  *   and the upload continues from the stored bytes (the session is rolled forward).
  * - TLS: strata reaches a redis-server that only speaks TLS (rediss://, a private CA).
  * The shared Redis (6379) and Swift (9000) are never used here.
@@ -21,8 +21,8 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { ensureBucket } from "@strata/registry/s3";
 import { s3Schema } from "@strata/registry";
-import { MASTER_NAME, type RedisGroup, redisCli, sentinelSkipReason, startRedisGroup } from "../helpers/sentinel.js";
-import { type PrivateRedis, type PrivateS3, skipReason, startPrivateRedis, startPrivateS3 } from "../helpers/services.js";
+import { type DurableRedis, MASTER_NAME, type RedisGroup, sentinelSkipReason, startDurableRedis, startRedisGroup } from "../helpers/sentinel.js";
+import { type PrivateS3, skipReason, startPrivateS3 } from "../helpers/services.js";
 import { freePort, type StrataServer, startStrata } from "../helpers/strata.js";
 import { call, MiB, type Res, sha } from "./kill-workload.js";
 
@@ -263,11 +263,11 @@ describe("Redis Sentinel failover during chunked pushes to two replicas", { time
 });
 
 describe("a session update that fails after the chunk was stored", { timeout: 120_000 }, () => {
-  let redis: PrivateRedis | undefined;
+  let redis: DurableRedis | undefined;
   let srv: StrataServer | undefined;
   let root = "";
   before(async () => {
-    redis = await startPrivateRedis();
+    redis = await startDurableRedis();
     root = await mkdtemp(join(tmpdir(), "strata-rollfwd-"));
   });
   after(async () => {
@@ -277,7 +277,7 @@ describe("a session update that fails after the chunk was stored", { timeout: 12
   });
 
   it("answers 503, and the upload continues from the stored bytes", async (t) => {
-    if (!redis) return t.skip(skipReason);
+    if (!redis) return t.skip(sentinelSkipReason);
     srv = await startStrata({
       storage: { driver: "filesystem", filesystem: { root } },
       redis: { url: redis.url, keyPrefix: "rollfwd:", commandTimeoutMs: 500 },
@@ -288,8 +288,8 @@ describe("a session update that fails after the chunk was stored", { timeout: 12
     const post = await call(`${srv.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
     assert.equal(post.status, 202);
     const location = new URL(post.headers.get("location")!, srv.url);
-    // The body arrives slowly; Redis stops taking writes before it ends, so the session
-    // update that follows the stored chunk fails.
+    // The body arrives slowly; Redis dies before it ends (keeping what it acknowledged), so
+    // the session update that follows the stored chunk fails.
     const status = await new Promise<number>((resolve, reject) => {
       const r = httpRequest(location, { method: "PATCH", headers: { "Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked" } }, (res) => {
         res.resume();
@@ -298,11 +298,12 @@ describe("a session update that fails after the chunk was stored", { timeout: 12
       r.on("error", reject);
       r.write(data.subarray(0, 128 * 1024));
       setTimeout(() => {
-        redisCli(redis!.port, "client", "pause", "1500", "write").then(() => r.end(data.subarray(128 * 1024)), reject);
+        redis!.kill().then(() => r.end(data.subarray(128 * 1024)), reject);
       }, 400);
     });
     assert.equal(status, 503, "the PATCH could not record its chunk");
-    const st = await call(location.href);
+    await redis.start();
+    const st = await waitFor(() => call(location.href), (r) => r.status !== 503);
     assert.equal(st.status, 204);
     assert.equal(st.headers.get("range"), `0-${data.length - 1}`, "the upload holds the stored chunk");
     const put = new URL(st.headers.get("location")!, srv.url);
@@ -312,6 +313,17 @@ describe("a session update that fails after the chunk was stored", { timeout: 12
     assert.ok(got.body.equals(data));
   });
 });
+
+/** Repeats `send` (for up to 15 s) until `done` accepts its answer. */
+async function waitFor(send: () => Promise<Res>, done: (r: Res) => boolean): Promise<Res> {
+  const t0 = Date.now();
+  for (;;) {
+    const r = await send().catch(() => undefined);
+    if (r && done(r)) return r;
+    if (Date.now() - t0 > 15_000) throw new Error(`no answer accepted within 15 s (last ${r?.status})`);
+    await sleep(200);
+  }
+}
 
 describe("Redis over TLS", { timeout: 120_000 }, () => {
   let dir = "";

@@ -1,8 +1,11 @@
 /**
- * A PRIVATE replicated Redis for failover tests: a master, one replica and three sentinels
- * (Debian's redis-server and redis-sentinel) on free loopback ports in a temp dir. Every
- * process is one this helper spawned and only those pids are signalled; the shared Redis on
- * 6379 is never touched. Without redis-sentinel the start function returns undefined with
+ * PRIVATE Redis servers for failover tests, on free loopback ports in temp dirs:
+ * - `startRedisGroup`: a master, one replica and three sentinels (Debian's redis-server and
+ *   redis-sentinel);
+ * - `startDurableRedis`: one redis-server that writes every command to its append-only file,
+ *   so that it can be killed and restarted with its data.
+ * Every process is one this helper spawned and only those pids are signalled; the shared Redis
+ * on 6379 is never touched. Without the tools the start functions return undefined with
  * `sentinelSkipReason` set (the caller skips with that line).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -179,4 +182,49 @@ export async function startRedisGroup(): Promise<RedisGroup | undefined> {
     throw e;
   }
   return group;
+}
+
+export interface DurableRedis {
+  readonly port: number;
+  readonly url: string;
+  /** SIGKILL: requests fail at once; what was acknowledged stays in the append-only file. */
+  kill(): Promise<void>;
+  /** Starts it again with its data. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startDurableRedis(): Promise<DurableRedis | undefined> {
+  if (!onPath("redis-server") || !onPath("redis-cli")) {
+    sentinelSkipReason = "redis-server is not installed (Debian packages redis-server, redis-tools)";
+    return undefined;
+  }
+  const dir = await mkdtemp(join(tmpdir(), "strata-redis-aof-"));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const kill = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once("exit", r));
+    c.kill("SIGKILL");
+    await exited;
+  };
+  const start = async () => {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always"], {
+      stdio: "ignore",
+    });
+    await until("durable redis-server did not start", async () => (await redisCli(port, "ping")) === "PONG", 10_000);
+  };
+  await start();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill,
+    start,
+    async close() {
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
