@@ -101,6 +101,8 @@ export interface WorkloadOptions {
   rand: () => number;
   /** Chunk sizes to draw from (bytes). */
   chunkSizes: number[];
+  /** "tags": mostly tag writes and deletes (their crash windows are short, so a kill must find many in flight). */
+  mix: "all" | "tags";
   stop: () => boolean;
 }
 
@@ -128,7 +130,12 @@ export async function runWorker(model: Model, o: WorkloadOptions, violations: Vi
   while (!o.stop()) {
     const x = o.rand();
     try {
-      if (x < 0.3 || (model.repoBlobs.get(o.repo)?.length ?? 0) < 2) await chunked(model, o);
+      if ((model.repoBlobs.get(o.repo)?.length ?? 0) < 2) await chunked(model, o);
+      else if (o.mix === "tags") {
+        if (x < 0.45) await retag(model, o, pick(o.rand, tags));
+        else if (x < 0.8) await untag(model, o, pick(o.rand, tags));
+        else await manifest(model, o, pick(o.rand, tags));
+      } else if (x < 0.3) await chunked(model, o);
       else if (x < 0.45) await monolithic(model, o);
       else if (x < 0.7) await manifest(model, o, pick(o.rand, tags));
       else if (x < 0.8) await retag(model, o, pick(o.rand, tags));

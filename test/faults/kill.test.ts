@@ -46,7 +46,15 @@ interface Figures {
   unknownUploads: number;
 }
 
-async function killLoop(name: string, config: Record<string, unknown>, opts: { kills: number; chunkSizes: number[]; sessionsSurvive: boolean }): Promise<Figures> {
+interface LoopOptions {
+  kills: number;
+  chunkSizes: number[];
+  sessionsSurvive: boolean;
+  /** How long the workload runs before a kill: min + random * spread (ms). */
+  runMs: [number, number];
+}
+
+async function killLoop(name: string, config: Record<string, unknown>, opts: LoopOptions): Promise<Figures> {
   const seed = Number(process.env.STRATA_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
   process.stdout.write(`kill suite [${name}]: seed ${seed} (STRATA_FAULTS_SEED=${seed} repeats the workload), ${opts.kills} kills\n`);
   const rand = prng(seed);
@@ -85,10 +93,11 @@ async function killLoop(name: string, config: Record<string, unknown>, opts: { k
       }
       if (round === opts.kills) break;
       let stop = false;
+      const mix = round > 0 && rand() < 0.5 ? "tags" : "all";
       const workers = repos.map((repo) =>
-        runWorker(model, { base: srv.url, repo, rand, chunkSizes: opts.chunkSizes, stop: () => stop }, f.violations),
+        runWorker(model, { base: srv.url, repo, rand, chunkSizes: opts.chunkSizes, mix, stop: () => stop }, f.violations),
       );
-      await new Promise((r) => setTimeout(r, 150 + Math.floor(rand() * 1200)));
+      await new Promise((r) => setTimeout(r, opts.runMs[0] + Math.floor(rand() * opts.runMs[1])));
       await kill(srv);
       f.kills++;
       stop = true;
@@ -122,6 +131,7 @@ describe("kill -9 of strata serve", () => {
         kills: kills(10),
         chunkSizes: [1 * KB, 64 * KB, 700 * KB, 2 * MiB],
         sessionsSurvive: false,
+        runMs: [150, 1200],
       });
       assertFigures(f);
     } finally {
@@ -143,6 +153,7 @@ describe("kill -9 of strata serve", () => {
         kills: kills(6),
         chunkSizes: [1 * KB, 300 * KB, 5 * MiB + 3 * KB],
         sessionsSurvive: true,
+        runMs: [400, 2500],
       });
       assertFigures(f);
     });
