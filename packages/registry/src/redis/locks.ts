@@ -63,7 +63,14 @@ export class RedisLocker implements Locker {
     let sentAt: number;
     for (;;) {
       sentAt = Date.now();
-      const ok = await this.conn.write((r) => r.set(key, token, "PX", this.ttlMs, "NX"));
+      let ok: string | null;
+      try {
+        ok = await this.conn.write((r) => r.set(key, token, "PX", this.ttlMs, "NX"));
+      } catch (e) {
+        // The SET may have happened (e.g. only its replication was not confirmed): undo it.
+        await this.conn.run((r) => r.eval(RELEASE, 1, key, token)).catch(() => {});
+        throw e;
+      }
       if (ok === "OK") break;
       if (Date.now() > deadline) throw new UnavailableError(`lock ${name} is busy`);
       await sleep(delay);
