@@ -9,7 +9,7 @@
  * Filesystem always; S3 + Redis when STRATA_TEST_BACKENDS includes s3 (a fresh bucket on the
  * shared S3 server and a fresh key prefix on the shared Redis: only strata itself is killed).
  * STRATA_FAULTS_SEED fixes the seed (printed either way); STRATA_FAULTS_KILLS sets the kills per
- * backend (default 10 filesystem, 6 S3) for longer runs.
+ * backend (default 8 filesystem, 5 S3) for longer runs.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -128,7 +128,7 @@ describe("kill -9 of strata serve", () => {
     const root = await mkdtemp(join(tmpdir(), "strata-kill-"));
     try {
       const f = await killLoop("filesystem", { storage: { driver: "filesystem", filesystem: { root } } }, {
-        kills: kills(10),
+        kills: kills(8),
         chunkSizes: [1 * KB, 64 * KB, 700 * KB, 2 * MiB],
         sessionsSurvive: false,
         runMs: [150, 1200],
@@ -150,7 +150,7 @@ describe("kill -9 of strata serve", () => {
       const config = fleet.config as { storage: { s3: Record<string, unknown> } };
       config.storage.s3.partSize = 5 * MiB;
       const f = await killLoop("s3+redis", fleet.config, {
-        kills: kills(6),
+        kills: kills(5),
         chunkSizes: [1 * KB, 300 * KB, 5 * MiB + 3 * KB],
         sessionsSurvive: true,
         runMs: [400, 2500],

@@ -162,8 +162,8 @@ describe("upload purge [s3+redis]", { skip: s3Enabled ? false : "S3 purge tests 
     const objects = async (prefix: string) => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? []).length;
     let srv = await startStrata(fleet.config);
     try {
-      // live: a 5 MiB chunk (a multipart part each) every 1.2 s for ~5 s, TTL 3 s
-      const live = await slowChunkedPush(srv, "purge/live", 5, 5 * MiB, 1200);
+      // live: a 5 MiB chunk (a multipart part each) every 1.2 s for 3.6 s and more, TTL 3 s
+      const live = await slowChunkedPush(srv, "purge/live", 4, 5 * MiB, 1200);
       assert.equal(live.status, 201, "the live upload survived purges past its start time + TTL");
       assert.ok((await call(`${srv.url}/v2/purge/live/blobs/${sha(live.data)}`)).body.equals(live.data));
       await srv.stop();
