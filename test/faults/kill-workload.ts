@@ -9,10 +9,23 @@
  * either that or the in-flight one.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { StrataServer } from "../helpers/strata.js";
 
 export const MiB = 1024 * 1024;
 export const sha = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+
+/** kill -9 of a `strata serve`, then its config directory goes (srv.stop() would wait for an exit that already happened). */
+export async function kill9(srv: StrataServer): Promise<void> {
+  if (srv.process.exitCode === null && srv.process.signalCode === null) {
+    const exited = new Promise((r) => srv.process.once("exit", r));
+    srv.process.kill("SIGKILL");
+    await exited;
+  }
+  await rm(dirname(srv.configFile), { recursive: true, force: true });
+}
 
 /** A small seeded PRNG (mulberry32): the seed reproduces every choice of the workload. */
 export function prng(seed: number): () => number {

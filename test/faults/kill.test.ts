@@ -15,26 +15,17 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fleetConfig } from "../helpers/fleet.js";
-import { type StrataServer, startStrata } from "../helpers/strata.js";
-import { call, MiB, Model, prng, resumeUploads, runWorker, sha, type Violation, verify } from "./kill-workload.js";
+import { startStrata } from "../helpers/strata.js";
+import { call, kill9, MiB, Model, prng, resumeUploads, runWorker, sha, type Violation, verify } from "./kill-workload.js";
 
 const s3Enabled = (process.env.STRATA_TEST_BACKENDS ?? "").split(",").includes("s3");
 const KB = 1024;
 const WORKERS = 3;
 const LOCK_TTL_MS = 3000;
 
-/** SIGKILL, then the server's config directory goes (srv.stop() would wait for an exit that already happened). */
-async function kill(srv: StrataServer): Promise<void> {
-  if (srv.process.exitCode === null && srv.process.signalCode === null) {
-    const exited = new Promise((r) => srv.process.once("exit", r));
-    srv.process.kill("SIGKILL");
-    await exited;
-  }
-  await rm(dirname(srv.configFile), { recursive: true, force: true });
-}
 
 interface Figures {
   kills: number;
@@ -98,12 +89,12 @@ async function killLoop(name: string, config: Record<string, unknown>, opts: Loo
         runWorker(model, { base: srv.url, repo, rand, chunkSizes: opts.chunkSizes, mix, stop: () => stop }, f.violations),
       );
       await new Promise((r) => setTimeout(r, opts.runMs[0] + Math.floor(rand() * opts.runMs[1])));
-      await kill(srv);
+      await kill9(srv);
       f.kills++;
       stop = true;
       f.ops += (await Promise.all(workers)).reduce((a, b) => a + b, 0);
     } finally {
-      await kill(srv);
+      await kill9(srv);
     }
   }
   const max = (xs: number[]) => (xs.length ? Math.max(...xs) : 0);

@@ -16,26 +16,18 @@ import { request as httpRequest } from "node:http";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createS3Client } from "@strata/registry/s3";
 import { s3Schema } from "@strata/registry";
 import { fleetConfig } from "../helpers/fleet.js";
 import { type StrataServer, startStrata } from "../helpers/strata.js";
-import { call, MiB, sha } from "./kill-workload.js";
+import { call, kill9, MiB, sha } from "./kill-workload.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const s3Enabled = (process.env.STRATA_TEST_BACKENDS ?? "").split(",").includes("s3");
 
-async function kill9(srv: StrataServer): Promise<void> {
-  if (srv.process.exitCode === null && srv.process.signalCode === null) {
-    const exited = new Promise((r) => srv.process.once("exit", r));
-    srv.process.kill("SIGKILL");
-    await exited;
-  }
-  await rm(dirname(srv.configFile), { recursive: true, force: true });
-}
 
 async function until(what: string, ok: () => Promise<boolean>, ms: number): Promise<number> {
   const t0 = Date.now();

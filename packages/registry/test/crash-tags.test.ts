@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ import { type RedisIndex, reconcileTagIntents } from "../src/redis/tagindex.js";
 import { fsck } from "../src/services/fsck.js";
 import { filesystemDriver } from "../src/storage/filesystem.js";
 import { dropRedisPrefix, testRedisUrl } from "./helpers/backends.js";
-import { crashingDriver } from "./helpers/crash.js";
+import { runUntilCrash } from "./helpers/crash.js";
 import { imageParts, MediaTypes, ociManifestBytes, sha256 } from "./helpers/oci.js";
 
 const silent = { log: { level: "silent" as const } };
@@ -149,18 +149,10 @@ describe("Redis tag index after a crash between storage and index", () => {
 
   /** Runs `act` on a registry that dies right after the matching storage call; returns a fresh registry. */
   async function crashDuring(op: "putContent" | "delete", key: string, act: (app: Server) => request.Test): Promise<Registry> {
-    const crashing = crashingDriver(filesystemDriver(root));
-    const doomed = await createRegistry(config(), { driver: crashing.driver });
-    const server = createServer(doomed.app.callback()).listen(0, "127.0.0.1");
-    crashing.crashAfter(op, (k) => k.endsWith(key));
-    act(server).then(
-      () => {},
-      () => {},
-    );
-    await crashing.crashed;
-    server.closeAllConnections();
-    server.close();
-    await doomed.close();
+    await runUntilCrash(config(), filesystemDriver(root), async (server, crashing) => {
+      crashing.crashAfter(op, (k) => k.endsWith(key));
+      return { sent: act(server) };
+    });
     return createRegistry(config());
   }
 

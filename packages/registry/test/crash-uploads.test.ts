@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { createServer } from "node:http";
+import type { Server } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,7 @@ import { createRegistry } from "../src/app.js";
 import { parseConfig, type RegistryConfig } from "../src/config.js";
 import { createDriver } from "../src/storage/factory.js";
 import { backendNames, dropRedisPrefix, testRedisUrl } from "./helpers/backends.js";
-import { type DriverOp, crashingDriver } from "./helpers/crash.js";
+import { type CrashingDriver, type DriverOp, runUntilCrash } from "./helpers/crash.js";
 import { dropS3TestBucket, s3SkipReason, s3TestConfig } from "./helpers/s3-server.js";
 
 const MiB = 1024 * 1024;
@@ -61,6 +61,30 @@ const crashPoints: { what: string; op: DriverOp; key: (digest: string) => RegExp
   { what: "the blob was linked", op: "putContent", key: (d) => new RegExp(`/_layers/sha256/${d.slice(7)}/link$`) },
 ];
 
+/**
+ * On a registry that will crash: starts an upload of `repo`, PATCHes `first`, then lets `complete`
+ * arm the crash and send the completing PUT. Returns the upload's location.
+ */
+async function startUpload(
+  config: RegistryConfig,
+  repo: string,
+  first: Buffer,
+  complete: (server: Server, crashing: CrashingDriver, location: string) => { sent: PromiseLike<unknown> },
+): Promise<string> {
+  let location = "";
+  await runUntilCrash(config, await createDriver(config), async (server, crashing) => {
+    location = (await request(server).post(`/v2/${repo}/blobs/uploads/`).expect(202)).headers.location as string;
+    await request(server)
+      .patch(location)
+      .set("Content-Type", "application/octet-stream")
+      .set("Content-Range", `0-${first.length - 1}`)
+      .send(first)
+      .expect(202);
+    return complete(server, crashing, location);
+  });
+  return location;
+}
+
 for (const [name, make] of Object.entries(setups)) {
   const enabled = name === "filesystem+redis" || backendNames().includes("s3");
   describe(`completing PUT interrupted [${name}]`, { skip: enabled ? false : "needs STRATA_TEST_BACKENDS to include s3" }, () => {
@@ -79,32 +103,15 @@ for (const [name, make] of Object.entries(setups)) {
         const whole = Buffer.concat([first, last]);
         const digest = sha(whole);
 
-        const crashing = crashingDriver(await createDriver(config));
-        const doomed = await createRegistry(config, { driver: crashing.driver });
-        const server = createServer(doomed.app.callback()).listen(0, "127.0.0.1");
-        const started = await request(server).post(`/v2/${repo}/blobs/uploads/`).expect(202);
-        const location = started.headers.location as string;
-        await request(server)
-          .patch(location)
-          .set("Content-Type", "application/octet-stream")
-          .set("Content-Range", `0-${first.length - 1}`)
-          .send(first)
-          .expect(202);
-        crashing.crashAfter(point.op, (k) => point.key(digest).test(k));
-        const put = () =>
-          request(server)
-            .put(`${location}?digest=${digest}`)
+        const location = await startUpload(config, repo, first, (server, crashing, loc) => {
+          crashing.crashAfter(point.op, (k) => point.key(digest).test(k));
+          const sent = request(server)
+            .put(`${loc}?digest=${digest}`)
             .set("Content-Type", "application/octet-stream")
             .set("Content-Range", `${first.length}-${whole.length - 1}`)
             .send(last);
-        put().then(
-          () => {},
-          () => {},
-        );
-        await crashing.crashed;
-        server.closeAllConnections();
-        server.close();
-        await doomed.close();
+          return { sent };
+        });
 
         const reg = await createRegistry(config);
         try {
@@ -138,24 +145,10 @@ for (const [name, make] of Object.entries(setups)) {
       const first = randomBytes(6 * MiB);
       const last = randomBytes(1000);
       const digest = sha(Buffer.concat([first, last]));
-      const crashing = crashingDriver(await createDriver(config));
-      const doomed = await createRegistry(config, { driver: crashing.driver });
-      const server = createServer(doomed.app.callback()).listen(0, "127.0.0.1");
-      const location = (await request(server).post(`/v2/${repo}/blobs/uploads/`).expect(202)).headers.location as string;
-      await request(server).patch(location).set("Content-Type", "application/octet-stream").send(first).expect(202);
-      crashing.crashAfter("commit", (k) => k.endsWith("/data"));
-      request(server)
-        .put(`${location}?digest=${digest}`)
-        .set("Content-Type", "application/octet-stream")
-        .send(last)
-        .then(
-          () => {},
-          () => {},
-        );
-      await crashing.crashed;
-      server.closeAllConnections();
-      server.close();
-      await doomed.close();
+      const location = await startUpload(config, repo, first, (server, crashing, loc) => {
+        crashing.crashAfter("commit", (k) => k.endsWith("/data"));
+        return { sent: request(server).put(`${loc}?digest=${digest}`).set("Content-Type", "application/octet-stream").send(last) };
+      });
       const reg = await createRegistry(config);
       try {
         const app = reg.app.callback();

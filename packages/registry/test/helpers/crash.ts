@@ -5,6 +5,9 @@
  * connection closed, so its locks are no longer renewed) and a fresh one is started on the
  * same storage: what the fresh one sees is what a restart after kill -9 at that instant sees.
  */
+import { createServer, type Server } from "node:http";
+import { createRegistry } from "../../src/app.js";
+import type { RegistryConfig } from "../../src/config.js";
 import type { StorageDriver } from "../../src/storage/driver.js";
 
 export type DriverOp = "putContent" | "delete" | "move" | "commit";
@@ -69,4 +72,32 @@ export function crashingDriver(inner: StorageDriver): CrashingDriver {
       armed = { op, match };
     },
   };
+}
+
+/**
+ * Serves a registry over `inner` wrapped in a crashing driver; `run` sets things up through the
+ * server, arms the crash and sends the request that will hit it, returned unawaited as `sent`
+ * (wrapped: an async function would wait for a returned request). Resolves once the crash
+ * happened and the dead registry is closed.
+ */
+export async function runUntilCrash(
+  config: RegistryConfig,
+  inner: StorageDriver,
+  run: (server: Server, crashing: CrashingDriver) => Promise<{ sent: PromiseLike<unknown> }>,
+): Promise<void> {
+  const crashing = crashingDriver(inner);
+  const doomed = await createRegistry(config, { driver: crashing.driver });
+  const server = createServer(doomed.app.callback()).listen(0, "127.0.0.1");
+  try {
+    const { sent } = await run(server, crashing);
+    sent.then(
+      () => {},
+      () => {},
+    );
+    await crashing.crashed;
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    await doomed.close();
+  }
 }
