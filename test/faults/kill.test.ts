@@ -4,7 +4,9 @@
  * write reads back with the right digest, tags/list equals the tags GET resolves (no phantom,
  * none missing), no partial blob is visible, interrupted uploads resume (their sessions live
  * in Redis) and a retried completing PUT answers 201, and the first tag write after the
- * restart is not held up by a lock of the dead process for longer than the lock lease.
+ * restart is not held up by a lock of the dead process for longer than the lock lease. After
+ * the last kill on the filesystem, `strata fsck` repairs what the kills left, and the final
+ * checks run on its result.
  *
  * Filesystem always; S3 + Redis when STRATA_TEST_BACKENDS includes s3 (a fresh bucket on the
  * shared S3 server and a fresh key prefix on the shared Redis: only strata itself is killed).
@@ -18,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fleetConfig } from "../helpers/fleet.js";
-import { startStrata } from "../helpers/strata.js";
+import { startStrata, strata } from "../helpers/strata.js";
 import { call, kill9, MiB, Model, prng, resumeUploads, runWorker, sha, type Violation, verify } from "./kill-workload.js";
 
 const s3Enabled = (process.env.STRATA_TEST_BACKENDS ?? "").split(",").includes("s3");
@@ -35,6 +37,7 @@ interface Figures {
   restartsMs: number[];
   resumed: number;
   unknownUploads: number;
+  afterLastKill?: string;
 }
 
 interface LoopOptions {
@@ -43,6 +46,8 @@ interface LoopOptions {
   sessionsSurvive: boolean;
   /** How long the workload runs before a kill: min + random * spread (ms). */
   runMs: [number, number];
+  /** Runs while the server is down after the last kill (the final checks then see its result). */
+  afterLastKill?: () => Promise<string>;
 }
 
 async function killLoop(name: string, config: Record<string, unknown>, opts: LoopOptions): Promise<Figures> {
@@ -55,6 +60,7 @@ async function killLoop(name: string, config: Record<string, unknown>, opts: Loo
   const f: Figures = { kills: 0, ops: 0, violations: [], stallsMs: [], restartsMs: [], resumed: 0, unknownUploads: 0 };
 
   for (let round = 0; round <= opts.kills; round++) {
+    if (round === opts.kills && opts.afterLastKill) f.afterLastKill = await opts.afterLastKill();
     const t0 = Date.now();
     const srv = await startStrata(config);
     f.restartsMs.push(Date.now() - t0);
@@ -80,7 +86,10 @@ async function killLoop(name: string, config: Record<string, unknown>, opts: Loo
             else pending.acked = sha(mine[1]);
           }
         }
-        for (const x of violations) f.violations.push({ what: x.what, detail: `after kill ${round} (seed ${seed}): ${x.detail}` });
+        for (const x of violations) {
+          f.violations.push({ what: x.what, detail: `after kill ${round} (seed ${seed}): ${x.detail}` });
+          process.stdout.write(`kill suite [${name}]: after kill ${round}: ${x.what}: ${x.detail}\n`);
+        }
       }
       if (round === opts.kills) break;
       let stop = false;
@@ -102,7 +111,9 @@ async function killLoop(name: string, config: Record<string, unknown>, opts: Loo
     `kill suite [${name}]: ${f.kills} kills survived, ${f.ops} operations acknowledged, ${model.blobs.size} blobs, ${model.manifests.size} manifests, ` +
       `${[...model.tags.values()].filter((t) => t.acked).length} tags; ${f.violations.length} violations; ` +
       `interrupted uploads resumed ${f.resumed}, unknown after restart ${f.unknownUploads}; ` +
-      `first tag PUT after restart max ${max(f.stallsMs)} ms; restart to ready max ${max(f.restartsMs)} ms\n`,
+      `first tag PUT after restart max ${max(f.stallsMs)} ms; restart to ready max ${max(f.restartsMs)} ms` +
+      (f.afterLastKill ? `; ${f.afterLastKill}` : "") +
+      "\n",
   );
   return f;
 }
@@ -113,9 +124,11 @@ function assertFigures(f: Figures): void {
 }
 
 const kills = (dflt: number) => Number(process.env.STRATA_FAULTS_KILLS ?? dflt);
+/** Generous: a loaded machine makes each round (a restart and the checks) take up to ~30 s. */
+const TIMEOUT = Math.max(600_000, kills(10) * 40_000);
 
 describe("kill -9 of strata serve", () => {
-  it("filesystem: every acknowledged write survives, tags/list equals what GET resolves, no partial blob", { timeout: 600_000 }, async () => {
+  it("filesystem: every acknowledged write survives, tags/list equals what GET resolves, no partial blob", { timeout: TIMEOUT }, async () => {
     const root = await mkdtemp(join(tmpdir(), "strata-kill-"));
     try {
       const f = await killLoop("filesystem", { storage: { driver: "filesystem", filesystem: { root } } }, {
@@ -123,6 +136,12 @@ describe("kill -9 of strata serve", () => {
         chunkSizes: [1 * KB, 64 * KB, 700 * KB, 2 * MiB],
         sessionsSurvive: false,
         runMs: [150, 1200],
+        // fsck removes the debris the kills left, and the final checks find nothing lost by it
+        afterLastKill: async () => {
+          const r = await strata(["fsck", "--data", root, "--grace", "0"]);
+          assert.equal(r.code, 0, r.stderr);
+          return r.stdout.trim().split("\n").pop()!;
+        },
       });
       assertFigures(f);
     } finally {
@@ -135,7 +154,7 @@ describe("kill -9 of strata serve", () => {
     after(async () => {
       await cleanup?.();
     });
-    it("every acknowledged write survives, the index converges, interrupted uploads resume", { timeout: 600_000 }, async () => {
+    it("every acknowledged write survives, the index converges, interrupted uploads resume", { timeout: TIMEOUT }, async () => {
       const fleet = await fleetConfig();
       cleanup = fleet.cleanup;
       const config = fleet.config as { storage: { s3: Record<string, unknown> } };
