@@ -7,7 +7,7 @@ import { OciError } from "@strata/core";
 import Koa from "koa";
 import { type Logger, pino } from "pino";
 import { Auth } from "./auth/index.js";
-import type { RegistryConfig } from "./config.js";
+import { type RegistryConfig, redisConfigured } from "./config.js";
 import { registerBase } from "./handlers/base.js";
 import { registerBlobs } from "./handlers/blobs.js";
 import { registerCatalog } from "./handlers/catalog.js";
@@ -26,7 +26,7 @@ import { RedisDescriptorCache } from "./redis/cache.js";
 import { RedisConnection } from "./redis/client.js";
 import { RedisLocker } from "./redis/locks.js";
 import { RedisSessionStore } from "./redis/sessions.js";
-import { RedisIndex } from "./redis/tagindex.js";
+import { INTENT_AGE_MS, RedisIndex, reconcileTagIntents } from "./redis/tagindex.js";
 import { BlobStore } from "./services/blobs.js";
 import { MemoryDescriptorCache } from "./services/cache.js";
 import { Health, storageCheck } from "./services/health.js";
@@ -63,7 +63,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const closers: (() => Promise<void>)[] = [];
   if (driver.close) closers.push(() => driver.close!());
 
-  const shared = config.redis.url ? sharedState(config, logger) : undefined;
+  const shared = redisConfigured(config) ? sharedState(config, driver, logger) : undefined;
   if (shared) {
     closers.push(() => shared.conn.close());
     // Serve at once either way: while Redis is unreachable requests answer 503 and recover with it.
@@ -78,6 +78,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const uploads = new UploadService(driver, sessions, blobs, repositories, locks, {
     ttlSeconds: config.uploads.ttlSeconds,
     maxBlobBytes: config.limits.blobMaxBytes,
+    orphanGraceSeconds: config.uploads.orphanGraceSeconds,
   });
   const s3 = config.storage.s3;
   const createBucket = s3?.createBucket && !opts.driver ? async () => (await import("./storage/s3-client.js")).ensureBucket(s3) : undefined;
@@ -94,10 +95,12 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   if (config.uploads.purgeIntervalSeconds > 0) {
     const purge = async () => {
       await locks.withLock("purge", async () => {
-        await uploads.purgeExpired();
+        await uploads.purge();
         if (config.storage.driver === "s3") {
+          // Multipart uploads nobody writes any more: expired sessions' were aborted by purge().
           const { abortStaleMultipartUploads } = await import("./storage/s3.js");
-          await abortStaleMultipartUploads(config.storage.s3!, new Date(Date.now() - config.uploads.ttlSeconds * 1000));
+          const cutoff = new Date(Date.now() - config.uploads.orphanGraceSeconds * 1000);
+          await abortStaleMultipartUploads(config.storage.s3!, cutoff, (key) => uploads.writerMayBeLive(key));
         }
       });
     };
@@ -114,6 +117,16 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   } catch (e) {
     for (const c of closers.reverse()) await c();
     throw e;
+  }
+
+  if (shared) {
+    // Tag writes a crash interrupted are settled from storage (readers already see storage meanwhile).
+    const reconcile = () =>
+      reconcileTagIntents(shared.index, shared.conn, locks).catch((e) => logger.warn({ err: (e as Error).message }, "tag index reconcile failed"));
+    void reconcile();
+    const timer = setInterval(reconcile, INTENT_AGE_MS / 2);
+    timer.unref();
+    closers.push(async () => clearInterval(timer));
   }
 
   const app = new Koa();
@@ -159,13 +172,13 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
 }
 
 /** Redis-backed sessions, caches, index and locks shared by every replica. */
-function sharedState(config: RegistryConfig, logger: Logger) {
-  const conn = new RedisConnection({ url: config.redis.url!, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs }, logger);
-  const index = new RedisIndex(conn);
+function sharedState(config: RegistryConfig, driver: StorageDriver, logger: Logger) {
+  const conn = new RedisConnection(config.redis, logger);
+  const index = new RedisIndex(conn, driver);
   return {
     conn,
     index,
-    locks: new RedisLocker(conn),
+    locks: new RedisLocker(conn, config.redis.lockTtlMs),
     cache: new RedisDescriptorCache(conn),
     sessions: new RedisSessionStore(conn, config.uploads.ttlSeconds),
   };

@@ -1,4 +1,4 @@
-/** Registry subcommands of `strata`: serve, index rebuild. */
+/** Registry subcommands of `strata`: serve, index rebuild, fsck. */
 import type { Command } from "commander";
 
 interface ConfigFlags {
@@ -26,21 +26,65 @@ export function registerRegistryCommands(program: Command): void {
     .option("-c, --config <file>", "YAML configuration file")
     .option("--data <dir>", "filesystem storage root")
     .action(async (opts: ConfigFlags) => {
-      const { loadConfig } = await import("./config.js");
-      const { createDriver } = await import("./storage/factory.js");
-      const { RedisConnection } = await import("./redis/client.js");
-      const { rebuildIndex } = await import("./redis/tagindex.js");
+      const { loadConfig, redisConfigured } = await import("./config.js");
       const config = await loadConfig({ file: opts.config, overrides: { data: opts.data } });
-      if (!config.redis.url) throw new Error("index rebuild needs redis.url (the index lives in Redis)");
-      const conn = new RedisConnection({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs });
-      const driver = await createDriver(config);
-      try {
-        await conn.ready();
-        const r = await rebuildIndex(conn, driver);
+      if (!redisConfigured(config)) throw new Error("index rebuild needs redis.url or redis.sentinels (the index lives in Redis)");
+      await withStorage(config, async (driver) => {
+        const r = await rebuild(config, driver);
         process.stdout.write(`index rebuilt: ${r.repositories} repositories, ${r.tags} tags\n`);
-      } finally {
-        await conn.close();
-        await driver.close?.();
-      }
+      });
     });
+
+  program
+    .command("fsck")
+    .description("repair what interrupted writes left in storage (dangling links, temp files, empty and link-less tag directories), then rebuild the Redis index")
+    .option("-c, --config <file>", "YAML configuration file")
+    .option("--data <dir>", "filesystem storage root")
+    .option("--grace <seconds>", "leave filesystem debris younger than this alone (writes of a running registry)", "600")
+    .option("--dry-run", "report what would be repaired, change nothing")
+    .action(async (opts: ConfigFlags & { grace: string; dryRun?: boolean }) => {
+      const { loadConfig, redisConfigured } = await import("./config.js");
+      const { fsck } = await import("./services/fsck.js");
+      const config = await loadConfig({ file: opts.config, overrides: { data: opts.data } });
+      const grace = Number(opts.grace);
+      if (!Number.isFinite(grace) || grace < 0) throw new Error(`--grace must be a number of seconds, got ${JSON.stringify(opts.grace)}`);
+      await withStorage(config, async (driver) => {
+        const repairs = await fsck(driver, {
+          filesystemRoot: config.storage.driver === "filesystem" ? config.storage.filesystem.root : undefined,
+          graceMs: grace * 1000,
+          dryRun: opts.dryRun,
+        });
+        for (const r of repairs) process.stdout.write(`${opts.dryRun ? "would remove" : "removed"} ${r.kind} ${r.key}\n`);
+        process.stdout.write(`fsck: ${repairs.length} ${opts.dryRun ? "problems found" : "repairs"}\n`);
+        if (redisConfigured(config) && !opts.dryRun) {
+          const r = await rebuild(config, driver);
+          process.stdout.write(`index rebuilt: ${r.repositories} repositories, ${r.tags} tags\n`);
+        }
+      });
+    });
+}
+
+type Config = import("./config.js").RegistryConfig;
+type Driver = import("./storage/driver.js").StorageDriver;
+
+async function withStorage(config: Config, fn: (driver: Driver) => Promise<void>): Promise<void> {
+  const { createDriver } = await import("./storage/factory.js");
+  const driver = await createDriver(config);
+  try {
+    await fn(driver);
+  } finally {
+    await driver.close?.();
+  }
+}
+
+async function rebuild(config: Config, driver: Driver): Promise<{ repositories: number; tags: number }> {
+  const { RedisConnection } = await import("./redis/client.js");
+  const { rebuildIndex } = await import("./redis/tagindex.js");
+  const conn = new RedisConnection(config.redis);
+  try {
+    await conn.ready();
+    return await rebuildIndex(conn, driver);
+  } finally {
+    await conn.close();
+  }
 }

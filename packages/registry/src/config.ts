@@ -126,13 +126,41 @@ export const configSchema = z.object({
     .refine((s) => s.driver !== "s3" || s.s3 !== undefined, "storage.s3 is required when storage.driver is s3"),
   redis: z
     .object({
-      /** redis://host:port/db; when absent, sessions, caches and locks live in this process. */
+      /** redis://[user:password@]host:port/db, or rediss://... for TLS. Absent (and no sentinels): sessions, caches and locks live in this process. */
       url: z.string().optional(),
+      /** Redis Sentinel: "host:port" of each sentinel; the master is looked up by `name` and followed across failovers. */
+      sentinels: z.preprocess((v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v), z.array(addrSchema).min(1).optional()),
+      /** The master group name the sentinels monitor. */
+      name: z.string().min(1).optional(),
+      /** Credentials and database for sentinel mode (with a URL they go in the URL). */
+      username: z.string().optional(),
+      password: z.string().optional(),
+      sentinelPassword: z.string().optional(),
+      db: z.number().int().nonnegative().optional(),
+      /** TLS to Redis (and to the sentinels); also enabled by a rediss:// URL. Files are PEM. */
+      tls: z
+        .object({
+          ca: z.string().optional(),
+          cert: z.string().optional(),
+          key: z.string().optional(),
+          servername: z.string().optional(),
+          rejectUnauthorized: z.boolean().default(true),
+        })
+        .optional(),
       keyPrefix: z.string().default("strata:"),
       /** Fail a request after this long without a Redis answer. */
       commandTimeoutMs: z.number().int().positive().default(2000),
+      /** Lease of a lock: renewed while its holder lives; a dead holder's lock frees itself after this long. */
+      lockTtlMs: z.number().int().min(500).default(3000),
+      /**
+       * Replicas that must confirm a write (WAIT) before the request that made it is answered,
+       * so that a failover cannot lose it. Default: 1 with sentinels, else 0.
+       */
+      syncReplicas: z.number().int().nonnegative().optional(),
     })
-    .default({ keyPrefix: "strata:", commandTimeoutMs: 2000 }),
+    .refine((r) => !(r.url && r.sentinels), "set either redis.url or redis.sentinels, not both")
+    .refine((r) => !r.sentinels || r.name, "redis.name (the monitored master's name) is required with redis.sentinels")
+    .default({ keyPrefix: "strata:", commandTimeoutMs: 2000, lockTtlMs: 3000 }),
   uploads: z
     .object({
       /** An upload session untouched for this long is expired and purged. */
@@ -142,8 +170,10 @@ export const configSchema = z.object({
         .positive()
         .default(24 * 3600),
       purgeIntervalSeconds: z.number().int().nonnegative().default(3600),
+      /** Upload data that no session owns any more (left by a crash) is purged once untouched for this long. */
+      orphanGraceSeconds: z.number().int().nonnegative().default(600),
     })
-    .default({ ttlSeconds: 24 * 3600, purgeIntervalSeconds: 3600 }),
+    .default({ ttlSeconds: 24 * 3600, purgeIntervalSeconds: 3600, orphanGraceSeconds: 600 }),
   limits: z
     .object({
       manifestMaxBytes: z
@@ -187,6 +217,12 @@ export const configSchema = z.object({
   .refine((c) => c.access === undefined || c.auth !== undefined, { message: "access rules need auth (auth.htpasswd or auth.token)", path: ["access"] });
 
 export type RegistryConfig = z.infer<typeof configSchema>;
+export type RedisConfig = RegistryConfig["redis"];
+
+/** Whether the registry keeps its shared state in Redis (a fleet) rather than in the process. */
+export function redisConfigured(config: RegistryConfig): boolean {
+  return config.redis.url !== undefined || config.redis.sentinels !== undefined;
+}
 export type RegistryConfigInput = z.input<typeof configSchema>;
 export type S3Config = z.infer<typeof s3Schema>;
 export type AuthConfig = z.infer<typeof authSchema>;

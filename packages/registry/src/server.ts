@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import type { Server } from "node:net";
 import { pino } from "pino";
 import { createRegistry } from "./app.js";
-import { type LoadConfigOptions, loadConfig, type RegistryConfig, splitAddr } from "./config.js";
+import { type LoadConfigOptions, loadConfig, type RegistryConfig, redisConfigured, splitAddr } from "./config.js";
 import { createTlsServer } from "./http/tls.js";
 
 export interface RunningServer {
@@ -53,7 +53,7 @@ export async function serve(opts: LoadConfigOptions): Promise<void> {
   const config = await loadConfig(opts);
   const logger = pino({ level: config.log.level });
   const running = await startServer(config);
-  logger.info({ url: running.url, storage: config.storage.driver, redis: config.redis.url ? "on" : "off" }, "strata registry listening");
+  logger.info({ url: running.url, storage: config.storage.driver, redis: redisConfigured(config) ? "on" : "off" }, "strata registry listening");
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

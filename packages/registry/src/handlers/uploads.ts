@@ -65,7 +65,7 @@ export function registerUploads(router: Router, s: Services): void {
   });
 
   router.get(SESSION, async (ctx) => {
-    const session = await s.uploads.get(repository(ctx), capture(ctx, 1));
+    const session = await s.uploads.status(repository(ctx), capture(ctx, 1));
     progress(ctx, session, 204);
   });
 

@@ -12,22 +12,38 @@ export interface RepositoryIndex {
 
 const MARKERS = new Set(["_layers", "_manifests", "_uploads", "_referrers"]);
 
-/** Walks `repositories/`: a directory holding any of the `_*` markers is a repository. */
-export async function walkRepositories(driver: StorageDriver): Promise<string[]> {
-  const root = pathFor({ kind: "repositoriesRoot" });
-  const out: string[] = [];
+/**
+ * Walks `repositories/` (never `blobs/`) and reports every `_*` marker directory: a directory
+ * holding markers is a repository (or one with uploads only).
+ */
+async function walkMarkers(driver: StorageDriver, onMarker: (repository: string, marker: string) => Promise<void>): Promise<void> {
   const visit = async (key: string, name: string): Promise<void> => {
     for (const child of (await listAll(driver, key)) ?? []) {
       const c = baseName(child);
-      if (MARKERS.has(c)) {
-        if ((c === "_manifests" || c === "_layers") && !out.includes(name)) out.push(name);
-        continue;
-      }
-      await visit(child, name ? `${name}/${c}` : c);
+      if (MARKERS.has(c)) await onMarker(name, c);
+      else await visit(child, name ? `${name}/${c}` : c);
     }
   };
-  await visit(root, "");
-  return out.sort(byteOrder);
+  await visit(pathFor({ kind: "repositoriesRoot" }), "");
+}
+
+/** Every repository holding a blob link or a manifest, in byte order. */
+export async function walkRepositories(driver: StorageDriver): Promise<string[]> {
+  const out = new Set<string>();
+  await walkMarkers(driver, async (name, marker) => {
+    if (marker === "_manifests" || marker === "_layers") out.add(name);
+  });
+  return [...out].sort(byteOrder);
+}
+
+/** Every upload directory in storage, in any repository (also one that holds nothing else yet). */
+export async function walkUploads(driver: StorageDriver): Promise<{ repository: string; id: string }[]> {
+  const out: { repository: string; id: string }[] = [];
+  await walkMarkers(driver, async (repository, marker) => {
+    if (marker !== "_uploads") return;
+    for (const key of (await listAll(driver, pathFor({ kind: "uploadsRoot", name: repository }))) ?? []) out.push({ repository, id: baseName(key) });
+  });
+  return out;
 }
 
 export class StorageRepositoryIndex implements RepositoryIndex {

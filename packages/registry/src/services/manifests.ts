@@ -14,7 +14,7 @@ import {
   parseManifest,
 } from "@strata/core";
 import { ManifestReferenceError, UnknownError } from "../errors.js";
-import type { Locker } from "../locks.js";
+import type { Lease, Locker } from "../locks.js";
 import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { baseName, pathFor } from "../storage/paths.js";
 import { BlobStore } from "./blobs.js";
@@ -31,11 +31,21 @@ export interface PutManifestResult {
   readonly subject?: Digest;
 }
 
-/** Where tags and repositories are listed from; Redis mode swaps in an index. */
+/**
+ * Where tags are listed from: storage itself in embedded mode, an index in Redis for a fleet.
+ * A tag exists exactly when its `current/link` does (the link write and the link delete are
+ * the commit points of tagging and untagging); anything else below `tags/<tag>/` is debris of
+ * an interrupted write or delete and never makes a tag.
+ */
 export interface TagIndex {
+  /** The repository's tags in byte order, or undefined when the repository is unknown. */
   tags(repository: string): Promise<string[] | undefined>;
-  tagged(repository: string, tag: string): Promise<void>;
-  untagged(repository: string, tag: string): Promise<void>;
+  /**
+   * Runs `write`, the storage change that makes `tag` exist (`present`) or not, and brings the
+   * index in line, such that a crash at any instant leaves an index that converges to storage.
+   * Called under the tag's lock.
+   */
+  change(repository: string, tag: string, present: boolean, lease: Lease, write: () => Promise<void>): Promise<void>;
 }
 
 export interface Page<T> {
@@ -84,9 +94,9 @@ export class ManifestStore {
     return d;
   }
 
-  private async writeLink(key: string, digest: Digest): Promise<void> {
+  private async writeLink(key: string, digest: Digest, signal?: AbortSignal): Promise<void> {
     this.links?.delete(key);
-    await this.driver.putContent(key, Buffer.from(digest));
+    await this.driver.putContent(key, Buffer.from(digest), signal);
     this.links?.set(key, digest);
   }
 
@@ -174,25 +184,37 @@ export class ManifestStore {
     return (await this.readLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest }))) !== undefined;
   }
 
-  /** Points a tag at a manifest; concurrent pushes of one tag are serialised (last one wins whole). */
+  /**
+   * Points a tag at a manifest: one atomic write of its link. Concurrent pushes of one tag are
+   * serialised (last one wins whole).
+   */
   async tag(repository: string, tag: string, digest: Digest): Promise<void> {
-    await this.locks.withLock(`tag:${repository}:${tag}`, async () => {
-      await this.writeLink(pathFor({ kind: "tagCurrentLink", name: repository, tag }), digest);
-      await this.tagIndex.tagged(repository, tag);
-    });
+    const link = pathFor({ kind: "tagCurrentLink", name: repository, tag });
+    await this.locks.withLock(`tag:${repository}:${tag}`, (lease) =>
+      this.tagIndex.change(repository, tag, true, lease, () => this.writeLink(link, digest, lease.signal)),
+    );
   }
 
-  /** Deletes a tag; throws UnknownError("manifest") when it does not exist. */
+  /**
+   * Deletes a tag; throws UnknownError("manifest") when it does not exist. Removing the link
+   * is the commit point (the driver then prunes the emptied directories); directories an
+   * interrupted write or delete left without a link are removed too.
+   */
   async untag(repository: string, tag: string): Promise<void> {
-    await this.locks.withLock(`tag:${repository}:${tag}`, async () => {
-      try {
-        await this.deleteLinkDir(pathFor({ kind: "tag", name: repository, tag }));
-      } catch (e) {
-        if (isNotFound(e)) throw new UnknownError("manifest", tag);
-        throw e;
-      }
-      await this.tagIndex.untagged(repository, tag);
-    });
+    const link = pathFor({ kind: "tagCurrentLink", name: repository, tag });
+    await this.locks.withLock(`tag:${repository}:${tag}`, (lease) =>
+      this.tagIndex.change(repository, tag, false, lease, async () => {
+        this.links?.delete(link);
+        try {
+          await this.driver.delete(link, lease.signal);
+          return;
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
+        await this.driver.delete(pathFor({ kind: "tag", name: repository, tag }), lease.signal).catch(() => {});
+        throw new UnknownError("manifest", tag);
+      }),
+    );
   }
 
   /** Deletes a manifest revision, every tag of the repository pointing at it, and its referrer link. */
@@ -256,15 +278,40 @@ function referrerDescriptor(m: ParsedManifest, digest: Digest, size: number): De
   return desc;
 }
 
-/** Tag index read straight from storage (embedded mode). */
+/** Whether a tag's link exists in storage (the tag is committed). */
+export async function tagLinkExists(driver: StorageDriver, repository: string, tag: string): Promise<boolean> {
+  try {
+    return !(await driver.stat(pathFor({ kind: "tagCurrentLink", name: repository, tag }))).isDir;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+}
+
+/** `fn` over `items` with at most `n` running at once; results in order. */
+export async function mapLimit<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
+}
+
+/** Tag index read straight from storage (embedded mode): the tag directories whose link exists. */
 export class StorageTagIndex implements TagIndex {
   constructor(private readonly driver: StorageDriver) {}
 
   async tags(repository: string): Promise<string[] | undefined> {
     const keys = await listAll(this.driver, pathFor({ kind: "tagsRoot", name: repository }));
     if (keys === undefined) return (await this.repositoryExists(repository)) ? [] : undefined;
-    const out = keys.map(baseName);
-    return out.sort(byteOrder);
+    const names = keys.map(baseName);
+    const committed = await mapLimit(names, 16, (t) => tagLinkExists(this.driver, repository, t));
+    return names.filter((_, i) => committed[i]).sort(byteOrder);
   }
 
   private async repositoryExists(repository: string): Promise<boolean> {
@@ -277,8 +324,9 @@ export class StorageTagIndex implements TagIndex {
     }
   }
 
-  async tagged(): Promise<void> {}
-  async untagged(): Promise<void> {}
+  async change(_repository: string, _tag: string, _present: boolean, _lease: Lease, write: () => Promise<void>): Promise<void> {
+    await write();
+  }
 }
 
 export function byteOrder(a: string, b: string): number {

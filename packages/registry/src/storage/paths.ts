@@ -12,9 +12,13 @@
  *       ├── _referrers/<alg>/<subjecthex>/<alg>/<hex>/link
  *       │                                               descriptor JSON of a manifest whose
  *       │                                               `subject` is <alg>:<subjecthex>
- *       └── _uploads/<uuid>/data                        bytes received so far by a chunked upload
- *                                                       (never a blob key); session state lives in
- *                                                       the session store, not here
+ *       └── _uploads/<uuid>/
+ *           ├── data                                    bytes received so far by a chunked upload
+ *           │                                           (never a blob key); session state lives in
+ *           │                                           the session store, not here
+ *           └── progress                                {offset, hashState} written only when a
+ *                                                       session update failed after the data was
+ *                                                       persisted (see upload/uploads.ts)
  *
  * A blob becomes visible only once verified: a chunked upload's `data` is moved to its blobs/
  * key after the digest check; a monolithic upload (digest known up front) is written through
@@ -24,7 +28,7 @@
  * `_referrers` and `_uploads` cannot be repository path components (components start with
  * [a-z0-9]), so a repository's own keys never collide with a nested repository.
  */
-import { type Digest, digestAlgorithm, digestHex } from "@strata/core";
+import { type Digest, digestAlgorithm, digestHex, tryParseDigest } from "@strata/core";
 
 export const ROOT = "/v2";
 
@@ -43,12 +47,14 @@ export type PathSpec =
   | { kind: "tagsRoot"; name: string }
   | { kind: "tag"; name: string; tag: string }
   | { kind: "tagCurrentLink"; name: string; tag: string }
+  | { kind: "referrersRoot"; name: string }
   | { kind: "referrersOf"; name: string; subject: Digest }
   | { kind: "referrerDir"; name: string; subject: Digest; digest: Digest }
   | { kind: "referrerLink"; name: string; subject: Digest; digest: Digest }
   | { kind: "uploadsRoot"; name: string }
   | { kind: "upload"; name: string; id: string }
-  | { kind: "uploadData"; name: string; id: string };
+  | { kind: "uploadData"; name: string; id: string }
+  | { kind: "uploadProgress"; name: string; id: string };
 
 const d = (x: Digest) => `${digestAlgorithm(x)}/${digestHex(x)}`;
 
@@ -85,8 +91,10 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "tagsRoot", name: spec.name })}/${spec.tag}`;
     case "tagCurrentLink":
       return `${pathFor({ kind: "tag", name: spec.name, tag: spec.tag })}/current/link`;
+    case "referrersRoot":
+      return `${pathFor({ kind: "repository", name: spec.name })}/_referrers`;
     case "referrersOf":
-      return `${pathFor({ kind: "repository", name: spec.name })}/_referrers/${d(spec.subject)}`;
+      return `${pathFor({ kind: "referrersRoot", name: spec.name })}/${d(spec.subject)}`;
     case "referrerDir":
       return `${pathFor({ kind: "referrersOf", name: spec.name, subject: spec.subject })}/${d(spec.digest)}`;
     case "referrerLink":
@@ -97,7 +105,24 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "uploadsRoot", name: spec.name })}/${spec.id}`;
     case "uploadData":
       return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/data`;
+    case "uploadProgress":
+      return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/progress`;
   }
+}
+
+const UPLOAD_DATA = new RegExp(`^${ROOT}/repositories/(.+)/_uploads/([^/]+)/data$`);
+const BLOB_DATA = new RegExp(`^${ROOT}/blobs/([a-z0-9]+)/[0-9a-f]{2}/([0-9a-f]+)/data$`);
+
+/** The upload whose data `key` is, if it is an upload's data key. */
+export function uploadOfDataKey(key: string): { name: string; id: string } | undefined {
+  const m = UPLOAD_DATA.exec(key);
+  return m ? { name: m[1], id: m[2] } : undefined;
+}
+
+/** The digest whose blob data `key` is, if it is a blob data key. */
+export function blobOfDataKey(key: string): Digest | undefined {
+  const m = BLOB_DATA.exec(key);
+  return m ? tryParseDigest(`${m[1]}:${m[2]}`) : undefined;
 }
 
 /** Last component of a key. */

@@ -47,11 +47,12 @@ export interface S3StorageDriver extends StorageDriver {
   ensureBucket(): Promise<void>;
   /**
    * Aborts every multipart upload under the driver's prefix that was started before
-   * `olderThan`, and deletes its writer's internal objects. Returns how many were aborted.
+   * `olderThan` and that `spare` (given its driver key) does not keep, and deletes its
+   * writer's internal objects. Returns how many were aborted.
    * (Closed writers that never filled a part own only internal objects; deleting their upload
    * directory removes it.)
    */
-  abortStaleMultipartUploads(olderThan: Date): Promise<number>;
+  abortStaleMultipartUploads(olderThan: Date, spare?: (key: string) => Promise<boolean>): Promise<number>;
 }
 
 const COMPONENT = /^[A-Za-z0-9._-]+$/;
@@ -404,12 +405,13 @@ class S3DriverImpl {
     return out;
   }
 
-  async abortStaleMultipartUploads(olderThan: Date): Promise<number> {
+  async abortStaleMultipartUploads(olderThan: Date, spare?: (key: string) => Promise<boolean>): Promise<number> {
     const uploads = await this.listUploads(this.root);
     const stale = uploads.filter((u) => u.initiated !== undefined && u.initiated < olderThan);
     let n = 0;
     await parallel(stale, 4, async (u) => {
       const key = this.driverKey(u.key);
+      if (await spare?.(key)) return;
       try {
         await s3Call(key, undefined, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId })));
         n++;
@@ -441,15 +443,15 @@ export function s3Driver(cfg: S3Config): S3StorageDriver {
     client: impl.client,
     bucket: impl.bucket,
     ensureBucket: () => impl.ensureBucket(),
-    abortStaleMultipartUploads: (olderThan: Date) => impl.abortStaleMultipartUploads(olderThan),
+    abortStaleMultipartUploads: (olderThan: Date, spare?: (key: string) => Promise<boolean>) => impl.abortStaleMultipartUploads(olderThan, spare),
   });
 }
 
 /** Aborts stale multipart uploads for a config without keeping a driver around. */
-export async function abortStaleMultipartUploads(cfg: S3Config, olderThan: Date): Promise<number> {
+export async function abortStaleMultipartUploads(cfg: S3Config, olderThan: Date, spare?: (key: string) => Promise<boolean>): Promise<number> {
   const impl = new S3DriverImpl(cfg);
   try {
-    return await impl.abortStaleMultipartUploads(olderThan);
+    return await impl.abortStaleMultipartUploads(olderThan, spare);
   } finally {
     await impl.close();
   }

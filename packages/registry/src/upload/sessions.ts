@@ -3,11 +3,13 @@
  * Embedded mode keeps them in this process (`MemorySessionStore`); a fleet keeps them in
  * Redis (`RedisSessionStore`) so that any replica can continue any upload.
  *
- * Lifecycle: create (POST) -> update after every accepted chunk (PATCH) -> delete on
- * completion (PUT) or cancel (DELETE). A session untouched for `ttlSeconds` expires; the
- * purger then removes its data. All mutations of one session happen under the
- * upload's lock (see locks.ts).
+ * Lifecycle: create (POST) -> update after every accepted chunk (PATCH) -> `completed` set on
+ * completion (PUT; the session lingers for COMPLETED_TTL_SECONDS so that a retried PUT is
+ * answered as the first one was) or deleted on cancel (DELETE). A session untouched for the
+ * upload TTL expires; the purger then removes its data. Every mutation of an existing session
+ * happens under the upload's lock and passes its lease (Redis fences the write with it).
  */
+import type { Lease } from "../locks.js";
 
 export interface UploadSession {
   readonly id: string;
@@ -18,15 +20,22 @@ export interface UploadSession {
   hashState: string;
   /** Epoch milliseconds. */
   readonly startedAt: number;
+  /** Epoch milliseconds of the last accepted chunk: uploads expire by last activity. */
   updatedAt: number;
+  /** The digest the upload was published as, once complete. */
+  completed?: string;
 }
+
+/** How long a completed session is kept to answer a retried completion. */
+export const COMPLETED_TTL_SECONDS = 3600;
 
 export interface SessionStore {
   create(s: UploadSession): Promise<void>;
   get(id: string): Promise<UploadSession | undefined>;
-  update(s: UploadSession): Promise<void>;
-  delete(id: string): Promise<void>;
-  /** Sessions last updated before `before` (epoch ms). */
+  /** Stores the session (also once completed); refused (UnavailableError) when `lease` was lost. */
+  update(s: UploadSession, lease?: Lease): Promise<void>;
+  delete(s: Pick<UploadSession, "id" | "repository">, lease?: Lease): Promise<void>;
+  /** Incomplete sessions last updated before `before` (epoch ms). */
   expired(before: number): Promise<UploadSession[]>;
   close?(): Promise<void>;
 }
@@ -39,6 +48,10 @@ export class MemorySessionStore implements SessionStore {
 
   async get(id: string): Promise<UploadSession | undefined> {
     const s = this.sessions.get(id);
+    if (s?.completed && s.updatedAt < Date.now() - COMPLETED_TTL_SECONDS * 1000) {
+      this.sessions.delete(id);
+      return undefined;
+    }
     return s ? { ...s } : undefined;
   }
 
@@ -46,11 +59,13 @@ export class MemorySessionStore implements SessionStore {
     if (this.sessions.has(s.id)) this.sessions.set(s.id, { ...s });
   }
 
-  async delete(id: string): Promise<void> {
-    this.sessions.delete(id);
+  async delete(s: Pick<UploadSession, "id">): Promise<void> {
+    this.sessions.delete(s.id);
   }
 
   async expired(before: number): Promise<UploadSession[]> {
-    return [...this.sessions.values()].filter((s) => s.updatedAt < before).map((s) => ({ ...s }));
+    const cutoff = Date.now() - COMPLETED_TTL_SECONDS * 1000;
+    for (const [id, s] of this.sessions) if (s.completed && s.updatedAt < cutoff) this.sessions.delete(id);
+    return [...this.sessions.values()].filter((s) => !s.completed && s.updatedAt < before).map((s) => ({ ...s }));
   }
 }
