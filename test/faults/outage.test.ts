@@ -83,6 +83,13 @@ async function readBlob(srv: StrataServer, repo: string, digest: string): Promis
   return Buffer.from(await r.arrayBuffer());
 }
 
+/** The server's log once a line matching `re` arrived (its stdout is a pipe: lines can trail the first answer). */
+async function logsWith(srv: StrataServer, re: RegExp, ms = 15_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  while (!re.test(srv.logs()) && Date.now() < deadline) await sleep(50);
+  return srv.logs();
+}
+
 function assertAlive(srv: StrataServer): void {
   assert.equal(srv.process.exitCode, null, `strata serve exited:\n${srv.logs()}`);
   assert.equal(srv.process.signalCode, null, `strata serve was killed:\n${srv.logs()}`);
@@ -95,7 +102,7 @@ describe("S3 bucket missing at start-up", { skip: sharedS3 ? false : "needs STRA
     await dropS3TestBucket(cfg);
     const srv = await startStrata({ storage: { driver: "s3", s3: { ...cfg, maxAttempts: 2 } } });
     try {
-      const lines = srv.logs().split("\n").filter((l) => l.includes("NoSuchBucket"));
+      const lines = (await logsWith(srv, /NoSuchBucket/)).split("\n").filter((l) => l.includes("NoSuchBucket"));
       assert.equal(lines.length, 1, `one start-up line naming the cause:\n${srv.logs()}`);
       assert.match(lines[0], /storage unavailable/);
       for (const path of ["/healthz", "/readyz"] as const) {
@@ -130,7 +137,7 @@ describe("S3 bucket missing at start-up", { skip: sharedS3 ? false : "needs STRA
     if (!cfg) return t.skip(s3SkipReason());
     const srv = await startStrata({ storage: { driver: "s3", s3: { ...cfg, secretAccessKey: "wrong-secret", maxAttempts: 1 } } });
     try {
-      const line = srv.logs().split("\n").find((l) => l.includes("storage unavailable"));
+      const line = (await logsWith(srv, /storage unavailable/)).split("\n").find((l) => l.includes("storage unavailable"));
       assert.ok(line, `start-up line:\n${srv.logs()}`);
       assert.match(line, /SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId|403/);
       assert.ok(!srv.logs().includes("wrong-secret"), "the secret never appears in the logs");
