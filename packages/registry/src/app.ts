@@ -6,13 +6,16 @@ import Router from "@koa/router";
 import { OciError } from "@strata/core";
 import Koa from "koa";
 import { type Logger, pino } from "pino";
-import type { RegistryConfig } from "./config.js";
+import { type RegistryConfig, splitAddr } from "./config.js";
+import { EventBus, instance } from "./events.js";
 import { registerBase } from "./handlers/base.js";
 import { registerBlobs } from "./handlers/blobs.js";
 import { registerCatalog } from "./handlers/catalog.js";
 import { registerManifests } from "./handlers/manifests.js";
+import { registerMeta } from "./handlers/meta.js";
 import { registerReferrers } from "./handlers/referrers.js";
 import { registerTags } from "./handlers/tags.js";
+import { registerUi } from "./handlers/ui.js";
 import { registerUploads } from "./handlers/uploads.js";
 import { errorMiddleware } from "./http/errors.js";
 import { requestLog } from "./http/logging.js";
@@ -21,6 +24,7 @@ import { MemoryLocker } from "./locks.js";
 import { RedisDescriptorCache } from "./redis/cache.js";
 import { RedisConnection } from "./redis/client.js";
 import { RedisLocker } from "./redis/locks.js";
+import { RedisMetadataStore } from "./redis/metadata.js";
 import { RedisSessionStore } from "./redis/sessions.js";
 import { RedisIndex } from "./redis/tagindex.js";
 import { BlobStore } from "./services/blobs.js";
@@ -28,6 +32,8 @@ import { MemoryDescriptorCache } from "./services/cache.js";
 import { StorageRepositoryIndex } from "./services/catalog.js";
 import type { Services } from "./services/index.js";
 import { ManifestStore, StorageTagIndex } from "./services/manifests.js";
+import { MemoryMetadataStore, MetadataService } from "./services/metadata.js";
+import { Notifier } from "./services/notifications.js";
 import type { StorageDriver } from "./storage/driver.js";
 import { createDriver } from "./storage/factory.js";
 import { MemorySessionStore } from "./upload/sessions.js";
@@ -37,6 +43,7 @@ export interface Registry {
   readonly app: Koa;
   readonly config: RegistryConfig;
   readonly services: Services;
+  readonly notifier: Notifier;
   /** Stops background work and releases connections (not the HTTP server). */
   close(): Promise<void>;
 }
@@ -70,7 +77,15 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     maxBlobBytes: config.limits.blobMaxBytes,
   });
   const health = shared ? () => shared.conn.ping() : async () => {};
-  const services: Services = { config, blobs, manifests, uploads, repositories, health };
+  const events = new EventBus();
+  const metadata = new MetadataService(shared ? new RedisMetadataStore(shared.conn) : new MemoryMetadataStore(), events, { driver, manifests, blobs, locks, logger }, {
+    persistPulls: !shared && config.storage.driver !== "memory",
+  });
+  closers.push(() => metadata.close());
+  const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata };
+  const metrics = createMetrics();
+  const notifier = new Notifier(config.notifications.endpoints, events, metrics.registry, logger, () => `${instance.hostname}:${splitAddr(config.addr).port}`);
+  closers.push(() => notifier.close());
 
   if (config.uploads.purgeIntervalSeconds > 0) {
     const purge = async () => {
@@ -100,9 +115,11 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   registerUploads(router, services);
   registerManifests(router, services);
   registerBlobs(router, services);
+  registerMeta(router, services);
+  if (config.ui.enabled) await registerUi(router, logger);
 
   app.use(requestLog(logger));
-  app.use(createMetrics().middleware());
+  app.use(metrics.middleware());
   app.use(async (ctx, next) => {
     ctx.set("Docker-Distribution-API-Version", "registry/2.0");
     await next();
@@ -121,6 +138,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     app,
     config,
     services,
+    notifier,
     async close() {
       for (const c of closers.reverse()) await c();
     },

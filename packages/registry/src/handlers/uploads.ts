@@ -3,6 +3,7 @@ import type Router from "@koa/router";
 import { parseDigest, tryParseDigest } from "@strata/core";
 import type { Context } from "koa";
 import { BadRequestError } from "../errors.js";
+import { requestEvent } from "../events.js";
 import { capture, contentLength, contentRange, hasBody, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
 import type { UploadSession } from "../upload/sessions.js";
@@ -49,6 +50,7 @@ export function registerUploads(router: Router, s: Services): void {
         if (size !== undefined) {
           await s.blobs.link(name, digest, size);
           await s.repositories.added(name);
+          s.events.emit(requestEvent(ctx, "mount", { kind: "blob", repository: name, digest, fromRepository: source, mediaType: "application/octet-stream", size }));
           return created(ctx, name, digest);
         }
       }
@@ -56,7 +58,8 @@ export function registerUploads(router: Router, s: Services): void {
     const digestParam = queryString(ctx, "digest");
     if (digestParam !== undefined) {
       const digest = parseDigest(digestParam);
-      await s.uploads.monolithic(name, digest, ctx.req, contentLength(ctx));
+      const size = await s.uploads.monolithic(name, digest, ctx.req, contentLength(ctx));
+      s.events.emit(requestEvent(ctx, "push", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
       return created(ctx, name, digest);
     }
     progress(ctx, await s.uploads.start(name), 202);
@@ -78,7 +81,8 @@ export function registerUploads(router: Router, s: Services): void {
     const d = queryString(ctx, "digest");
     if (d === undefined) throw new BadRequestError("digest", "the digest query parameter is required to complete an upload");
     const digest = parseDigest(d);
-    await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? ctx.req : undefined, contentRange(ctx), contentLength(ctx));
+    const size = await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? ctx.req : undefined, contentRange(ctx), contentLength(ctx));
+    s.events.emit(requestEvent(ctx, "push", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
     created(ctx, name, digest);
   });
 

@@ -1,8 +1,10 @@
 import type { RegistryConfig } from "../config.js";
+import type { EventBus } from "../events.js";
 import type { UploadService } from "../upload/uploads.js";
 import type { BlobStore } from "./blobs.js";
 import type { RepositoryIndex } from "./catalog.js";
 import type { ManifestStore } from "./manifests.js";
+import type { MetadataService } from "./metadata.js";
 
 /** Everything a request handler may use. */
 export interface Services {
@@ -13,4 +15,7 @@ export interface Services {
   readonly repositories: RepositoryIndex;
   /** Throws UnavailableError when a backing service is down (checked by /healthz). */
   readonly health: () => Promise<void>;
+  /** Handlers emit push, pull, delete and mount here (see events.ts). */
+  readonly events: EventBus;
+  readonly metadata: MetadataService;
 }

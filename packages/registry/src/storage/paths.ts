@@ -15,6 +15,8 @@
  *       └── _uploads/<uuid>/data                        bytes received so far by a chunked upload
  *                                                       (never a blob key); session state lives in
  *                                                       the session store, not here
+ *   /strata/metadata/pulls.json                         last pull times (embedded mode without Redis;
+ *                                                       see services/metadata.ts)
  *
  * A blob becomes visible only once verified: a chunked upload's `data` is moved to its blobs/
  * key after the digest check; a monolithic upload (digest known up front) is written through
@@ -48,7 +50,8 @@ export type PathSpec =
   | { kind: "referrerLink"; name: string; subject: Digest; digest: Digest }
   | { kind: "uploadsRoot"; name: string }
   | { kind: "upload"; name: string; id: string }
-  | { kind: "uploadData"; name: string; id: string };
+  | { kind: "uploadData"; name: string; id: string }
+  | { kind: "metadataPulls" };
 
 const d = (x: Digest) => `${digestAlgorithm(x)}/${digestHex(x)}`;
 
@@ -97,6 +100,8 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "uploadsRoot", name: spec.name })}/${spec.id}`;
     case "uploadData":
       return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/data`;
+    case "metadataPulls":
+      return "/strata/metadata/pulls.json";
   }
 }
 
