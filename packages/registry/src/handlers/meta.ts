@@ -10,10 +10,10 @@
 import type Router from "@koa/router";
 import type { Digest } from "@strata/core";
 import type { Context } from "koa";
-import { BadRequestError, UnknownError } from "../errors.js";
+import { UnknownError } from "../errors.js";
 import { manifestReference, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
-import { checkCursor, type ManifestFacts, parseSort, sortKey } from "../services/metadata.js";
+import { badQuery, checkCursor, type ManifestFacts, parseSort, sortKey } from "../services/metadata.js";
 
 const PREFIX = "/strata/v1";
 const MAX_PAGE = 1000;
@@ -31,11 +31,11 @@ function pageParams(ctx: Context, defaultN: number): { n: number; last?: string;
   const { n: nRaw, last, q } = ctx.query;
   let n = defaultN;
   if (nRaw !== undefined) {
-    if (typeof nRaw !== "string" || !/^\d{1,6}$/.test(nRaw) || Number(nRaw) === 0) throw new BadRequestError("manifest", "n must be a positive integer");
+    if (typeof nRaw !== "string" || !/^\d{1,6}$/.test(nRaw) || Number(nRaw) === 0) throw badQuery("n must be a positive integer");
     n = Math.min(Number(nRaw), MAX_PAGE);
   }
-  if (last !== undefined && (typeof last !== "string" || last.length > 600)) throw new BadRequestError("manifest", "last must be one cursor");
-  if (q !== undefined && (typeof q !== "string" || q.length > 256)) throw new BadRequestError("manifest", "q must be one string of at most 256 characters");
+  if (last !== undefined && (typeof last !== "string" || last.length > 600)) throw badQuery("last must be one cursor");
+  if (q !== undefined && (typeof q !== "string" || q.length > 256)) throw badQuery("q must be one string of at most 256 characters");
   return { n, last: last || undefined, q: q || undefined };
 }
 

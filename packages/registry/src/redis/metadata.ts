@@ -57,7 +57,12 @@ if redis.call('HEXISTS', KEYS[2], digest) == 0 then
   if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[5], 1) end
 end
 if pushed > tonumber(redis.call('HGET', KEYS[9], digest) or '0') then redis.call('HSET', KEYS[9], digest, pushed) end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], digest .. ' ' .. pushed) end
+if ARGV[6] ~= '' then
+  -- a build from storage may record a tag after its (later) push event did: the later time stays
+  local prev = redis.call('HGET', KEYS[5], ARGV[6])
+  local keep = prev and string.sub(prev, 1, #digest + 1) == digest .. ' ' and tonumber(string.sub(prev, #digest + 2)) > pushed
+  if not keep then redis.call('HSET', KEYS[5], ARGV[6], digest .. ' ' .. pushed) end
+end
 if oldPushed > pushed then pushed = oldPushed end
 redis.call('HSET', KEYS[1], 'size', size, 'pushedAt', pushed, 'tags', redis.call('HLEN', KEYS[5]))
 reindex(name, oldSize, size, oldPushed, pushed)

@@ -15,9 +15,9 @@
  * Listing is paginated with an opaque cursor: the name for sort=name, "<padded key>|<name>"
  * for sort=pushed and sort=size (newest and largest first).
  */
-import { type Digest, MediaTypes, type ParsedManifest, parseImageConfig, parseManifest, tryParseDigest } from "@strata/core";
+import { type Digest, MediaTypes, OciError, type ParsedManifest, parseImageConfig, parseManifest, tryParseDigest } from "@strata/core";
 import type { Logger } from "pino";
-import { BadRequestError, UnknownError } from "../errors.js";
+import { UnknownError } from "../errors.js";
 import type { EventBus, RegistryEvent } from "../events.js";
 import { WorkQueue } from "../events.js";
 import type { Locker } from "../locks.js";
@@ -125,17 +125,22 @@ export function sortKey(value: number, name: string): string {
   return `${String(Math.max(0, Math.floor(value))).padStart(16, "0")}|${name}`;
 }
 
+/** A query parameter the API cannot serve: 400 UNSUPPORTED with the reason. */
+export function badQuery(message: string): OciError {
+  return new OciError("UNSUPPORTED", { status: 400, message });
+}
+
 export function parseSort(v: unknown): SortKey {
   if (v === undefined || v === "") return "name";
   if (v === "name" || v === "pushed" || v === "size") return v;
-  throw new BadRequestError("manifest", "sort must be name, pushed or size");
+  throw badQuery("sort must be name, pushed or size");
 }
 
 /** Checks a cursor's shape for a sort order (a name for sort=name, key|name otherwise). */
 export function checkCursor(sort: SortKey, last: string | undefined): void {
   if (last === undefined) return;
   const ok = sort === "name" ? !last.includes("|") : /^\d{16}\|./.test(last);
-  if (!ok) throw new BadRequestError("manifest", `last is not a cursor of a sort=${sort} listing`);
+  if (!ok) throw badQuery(`last is not a cursor of a sort=${sort} listing`);
 }
 
 const ATTESTATION = "attestation-manifest";
@@ -312,7 +317,9 @@ export class MemoryMetadataStore implements MetadataStore {
       }
       if (facts.subject) s.referrers.set(facts.subject, (s.referrers.get(facts.subject) ?? 0) + 1);
     }
-    if (tag !== undefined) s.tags.set(tag, { digest: facts.digest, pushedAt: facts.pushedAt });
+    const prev = tag === undefined ? undefined : s.tags.get(tag);
+    // a build from storage may record a tag after its (later) push event did: the later time stays
+    if (tag !== undefined && !(prev?.digest === facts.digest && prev.pushedAt > facts.pushedAt)) s.tags.set(tag, { digest: facts.digest, pushedAt: facts.pushedAt });
     s.pushedAt = Math.max(s.pushedAt, facts.pushedAt);
   }
 

@@ -31,15 +31,16 @@ const MAX_BACKOFF_MS = 60_000;
 /** The distribution notification event for a registry event. */
 export function distributionEvent(e: RegistryEvent, sourceAddr: string): Record<string, unknown> {
   const t = e.target;
-  const target: Record<string, unknown> = { repository: t.repository };
+  // the key order distribution uses: mediaType, size, digest, length, repository, fromRepository, url, tag
+  const target: Record<string, unknown> = {};
   if (t.mediaType !== undefined) target.mediaType = t.mediaType;
+  if (t.size !== undefined) target.size = t.size;
   if (t.digest !== undefined) target.digest = t.digest;
-  if (t.size !== undefined) {
-    target.size = t.size;
-    target.length = t.size;
-  }
+  if (t.size !== undefined) target.length = t.size;
+  target.repository = t.repository;
   if (t.fromRepository !== undefined) target.fromRepository = t.fromRepository;
-  if (t.digest !== undefined && e.request.host) {
+  // a delete names only what was deleted (distribution sends digest and repository)
+  if (t.digest !== undefined && e.request.host && e.action !== "delete") {
     target.url = `${e.request.scheme}://${e.request.host}/v2/${t.repository}/${t.kind === "blob" ? "blobs" : "manifests"}/${t.digest}`;
   }
   if (t.tag !== undefined) target.tag = t.tag;
@@ -84,10 +85,21 @@ export function safeOrigin(url: string): string {
   }
 }
 
-function headersOf(ep: NotificationEndpoint): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(ep.headers)) out[k] = Array.isArray(v) ? v.join(", ") : v;
-  return out;
+/**
+ * The URL to POST to and the headers to send: user info in the URL (which fetch refuses)
+ * becomes Basic authorization unless the endpoint sets an Authorization header itself.
+ */
+function requestTarget(ep: NotificationEndpoint): { url: string; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ep.headers)) headers[k] = Array.isArray(v) ? v.join(", ") : v;
+  const u = new URL(ep.url);
+  if (u.username || u.password) {
+    const basic = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64");
+    if (!Object.keys(headers).some((k) => k.toLowerCase() === "authorization")) headers.Authorization = `Basic ${basic}`;
+    u.username = "";
+    u.password = "";
+  }
+  return { url: u.toString(), headers };
 }
 
 interface Metrics {
@@ -129,6 +141,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 class Channel {
   readonly queue: WorkQueue<RegistryEvent>;
   private readonly headers: Record<string, string>;
+  private readonly url: string;
 
   constructor(
     readonly ep: NotificationEndpoint,
@@ -137,7 +150,7 @@ class Channel {
     logger: Logger,
     private readonly sourceAddr: () => string,
   ) {
-    this.headers = headersOf(ep);
+    ({ url: this.url, headers: this.headers } = requestTarget(ep));
     const origin = safeOrigin(ep.url);
     this.queue = new WorkQueue<RegistryEvent>({
       capacity: ep.queueSize,
@@ -165,7 +178,7 @@ class Channel {
     for (let attempt = 1; ; attempt++) {
       let failure: string;
       try {
-        const res = await fetch(this.ep.url, {
+        const res = await fetch(this.url, {
           method: "POST",
           headers: { ...this.headers, "Content-Type": type, "User-Agent": "strata-notifications/1" },
           body,
