@@ -101,10 +101,10 @@ export async function registerUi(router: Router, logger: Logger, dir = uiDistDir
   }
   if (!assets.has("/ui/index.html")) logger.warn({ dir }, "the web UI is not built (npm run build): /ui/ answers 404");
 
-  router.get("/", (ctx) => {
+  router.get(/^\/$/, (ctx) => {
     ctx.redirect("/ui/");
   });
-  router.get("/ui", (ctx) => {
+  router.get(/^\/ui$/, (ctx) => {
     ctx.status = 301;
     ctx.redirect("/ui/");
   });
