@@ -232,5 +232,6 @@ export async function manifest(name: string, reference: string): Promise<Manifes
 
 /** Deletes a tag (the manifest stays) or, given a digest, a manifest and every tag on it. */
 export async function deleteReference(name: string, reference: string): Promise<void> {
-  await request(`/v2/${repoPath(name)}/manifests/${encodeURIComponent(reference)}`, { method: "DELETE" });
+  const res = await request(`/v2/${repoPath(name)}/manifests/${encodeURIComponent(reference)}`, { method: "DELETE" });
+  await res.arrayBuffer(); // read to the end: an unread body is cancelled, which browsers report as an aborted request
 }

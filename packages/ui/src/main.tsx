@@ -44,10 +44,17 @@ function App() {
   const [generation, setGeneration] = useState(0);
 
   useEffect(() => {
+    let shown = parseRoute(location.hash);
     const onHash = () => {
-      setRoute(parseRoute(location.hash));
-      window.scrollTo(0, 0);
-      document.getElementById("main")?.focus();
+      const next = parseRoute(location.hash);
+      setRoute(next);
+      // a new page takes the focus to its start; a new search or sort leaves it where the user is typing
+      const samePage = next.page === shown.page && (next.page === "list" || (shown.page !== "list" && next.name === shown.name && (next.page !== "image" || (shown.page === "image" && next.reference === shown.reference))));
+      shown = next;
+      if (!samePage) {
+        window.scrollTo(0, 0);
+        document.getElementById("main")?.focus();
+      }
     };
     window.addEventListener("hashchange", onHash);
     const off = onAuthChange(() => setAuthVersion((v) => v + 1));
