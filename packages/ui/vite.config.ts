@@ -5,6 +5,8 @@ import { defineConfig } from "vite";
 
 export default defineConfig({
   base: "/ui/",
+  // `npx vite` (development): the API and registry calls go to a local `strata serve`
+  server: { proxy: { "/strata": "http://127.0.0.1:5000", "/v2": "http://127.0.0.1:5000" } },
   build: {
     outDir: "dist",
     assetsDir: "assets",

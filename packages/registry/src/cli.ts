@@ -19,10 +19,10 @@ export function registerRegistryCommands(program: Command): void {
       await serve({ file: opts.config, overrides: { addr: opts.addr, data: opts.data } });
     });
 
-  const index = program.command("index").description("maintain the Redis tag and repository index");
+  const index = program.command("index").description("maintain the Redis tag and repository index and metadata summary");
   index
     .command("rebuild")
-    .description("recreate the tag and repository index in Redis from storage")
+    .description("recreate the tag and repository index and the metadata summary in Redis from storage")
     .option("-c, --config <file>", "YAML configuration file")
     .option("--data <dir>", "filesystem storage root")
     .action(async (opts: ConfigFlags) => {
@@ -38,6 +38,18 @@ export function registerRegistryCommands(program: Command): void {
         await conn.ready();
         const r = await rebuildIndex(conn, driver);
         process.stdout.write(`index rebuilt: ${r.repositories} repositories, ${r.tags} tags\n`);
+        // the metadata summary (/strata/v1, the UI) is rebuilt from storage by the next reader
+        const { dropMetadata } = await import("./redis/metadata.js");
+        await dropMetadata(conn);
+        const { createRegistry } = await import("./app.js");
+        const { pino } = await import("pino");
+        const reg = await createRegistry({ ...config, ui: { enabled: false }, notifications: { endpoints: [] } }, { logger: pino({ level: "warn" }), driver });
+        try {
+          await reg.services.metadata.ready();
+        } finally {
+          await reg.close();
+        }
+        process.stdout.write("metadata rebuilt\n");
       } finally {
         await conn.close();
         await driver.close?.();

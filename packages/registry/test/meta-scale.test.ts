@@ -10,36 +10,10 @@ import { after, before, describe, it } from "node:test";
 import request from "supertest";
 import { createRegistry, type Registry } from "../src/app.js";
 import { parseConfig } from "../src/config.js";
-import type { ManifestFacts } from "../src/services/metadata.js";
 import { backendNames, dropRedisPrefix, testRedisUrl } from "./helpers/backends.js";
+import { fillRepositories, scaleName as name, scalePushedAt as pushedAt, scaleSize as size } from "./helpers/meta.js";
 
 const N = 10_000;
-const name = (i: number) => `scale/r${String(i).padStart(5, "0")}`;
-const size = (i: number) => ((i * 7919) % 10007) * 1000 + i; // distinct, not in name order
-const pushedAt = (i: number) => 1_700_000_000_000 + ((i * 104_729) % N) * 1000;
-
-/** Records N repositories, each with one tagged manifest, straight into the registry's store. */
-export async function fillRepositories(reg: Registry, n = N): Promise<void> {
-  const store = reg.services.metadata.store;
-  for (let start = 0; start < n; start += 500) {
-    await Promise.all(
-      Array.from({ length: Math.min(500, n - start) }, (_, k) => {
-        const i = start + k;
-        const facts: ManifestFacts = {
-          digest: `sha256:${i.toString(16).padStart(64, "0")}`,
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          manifestSize: 400,
-          platforms: ["linux/amd64"],
-          blobs: [{ digest: `sha256:${(i + 1_000_000).toString(16).padStart(64, "0")}`, size: size(i) }],
-          size: size(i),
-          pushedAt: pushedAt(i),
-        };
-        return store.putManifest(name(i), facts, "latest");
-      }),
-    );
-  }
-  await store.markBuilt();
-}
 
 const modes = [{ name: "embedded", redis: false }];
 if (backendNames().includes("s3")) modes.push({ name: "redis", redis: true });
@@ -52,7 +26,7 @@ for (const mode of modes) {
       reg = await createRegistry(
         parseConfig({ storage: { driver: "memory" }, log: { level: "silent" }, ...(mode.redis ? { redis: { url: testRedisUrl(), keyPrefix } } : {}) }),
       );
-      await fillRepositories(reg);
+      await fillRepositories(reg, N);
     });
     after(async () => {
       await reg?.close();

@@ -3,6 +3,8 @@
  * API tests, and the sizes and platforms a reader of those manifests computes from them.
  */
 import { randomUUID } from "node:crypto";
+import type { Registry } from "../../src/app.js";
+import type { ManifestFacts } from "../../src/services/metadata.js";
 import type { Harness } from "./http.js";
 import { type Descriptor, descriptorOf, json, MediaTypes, ociIndexBytes, ociManifestBytes, pushBlob, pushManifest, randomBlob, sha256 } from "./oci.js";
 
@@ -112,3 +114,32 @@ export async function pushReferrer(h: Harness, repo: string, subject: Descriptor
   await pushManifest(h, repo, digest, manifest, MediaTypes.OciManifest);
   return { digest, blobs: new Map([[sha256(empty), 2], [sha256(payload), 300]]) };
 }
+
+export const scaleName = (i: number) => `scale/r${String(i).padStart(5, "0")}`;
+/** distinct for i < 10,000, not in name order */
+export const scaleSize = (i: number) => ((i * 7919) % 10007) * 1000 + i;
+export const scalePushedAt = (i: number, n = 10_000) => 1_700_000_000_000 + ((i * 104_729) % n) * 1000;
+
+/** Records N repositories, each with one tagged manifest, straight into the registry's store. */
+export async function fillRepositories(reg: Registry, n: number): Promise<void> {
+  const store = reg.services.metadata.store;
+  for (let start = 0; start < n; start += 500) {
+    await Promise.all(
+      Array.from({ length: Math.min(500, n - start) }, (_, k) => {
+        const i = start + k;
+        const facts: ManifestFacts = {
+          digest: `sha256:${i.toString(16).padStart(64, "0")}`,
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          manifestSize: 400,
+          platforms: ["linux/amd64"],
+          blobs: [{ digest: `sha256:${(i + 1_000_000).toString(16).padStart(64, "0")}`, size: scaleSize(i) }],
+          size: scaleSize(i),
+          pushedAt: scalePushedAt(i, n),
+        };
+        return store.putManifest(scaleName(i), facts, "latest");
+      }),
+    );
+  }
+  await store.markBuilt();
+}
+
