@@ -39,11 +39,19 @@ describe("metadata across restarts", () => {
     const config = parseConfig({ storage: { driver: "filesystem", filesystem: { root } }, log: { level: "silent" } });
     try {
       const a = await startRegistry(fixed(config));
-      const before = await pushPull(a, "keep/app");
-      await a.close(); // saves pull times
+      let before!: Awaited<ReturnType<typeof pushPull>>;
+      try {
+        before = await pushPull(a, "keep/app");
+      } finally {
+        await a.close(); // saves pull times
+      }
       const b = await startRegistry(fixed(config));
-      const afterRestart = await snapshot(b, "keep/app");
-      await b.close();
+      let afterRestart!: Awaited<ReturnType<typeof snapshot>>;
+      try {
+        afterRestart = await snapshot(b, "keep/app");
+      } finally {
+        await b.close();
+      }
       assert.ok(before.tags.find((t: { tag: string }) => t.tag === "v1").pulledAt);
       // push times come back from the link files, written a few ms before the push event
       const near = (x: string, y: string) => Math.abs(Date.parse(x) - Date.parse(y)) < 1000;
@@ -65,10 +73,14 @@ describe("metadata across restarts", () => {
     const config = parseConfig({ storage: { driver: "s3", s3 }, redis: { url, keyPrefix }, log: { level: "silent" } });
     try {
       const a = await startRegistry(fixed(config));
-      const before = await pushPull(a, "keep/app");
-      await a.close();
+      let before!: Awaited<ReturnType<typeof pushPull>>;
+      try {
+        before = await pushPull(a, "keep/app");
+      } finally {
+        await a.close();
+      }
       const b = await startRegistry(fixed(config));
-      let rebuilt;
+      let rebuilt!: Awaited<ReturnType<typeof snapshot>>;
       try {
         assert.deepEqual(await snapshot(b, "keep/app"), before, "the same summary");
         const conn = new RedisConnection({ url, keyPrefix, commandTimeoutMs: 2000 });

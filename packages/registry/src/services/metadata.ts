@@ -248,8 +248,10 @@ export async function buildFromStorage(store: MetadataStore, driver: StorageDriv
   for (const repo of repos) {
     const digests = await revisions(driver, repo);
     const facts = new Map<string, ManifestFacts>();
-    // children before their index: an index's facts read its children from storage anyway
+    // what events recorded already stays: their times are exact, storage's are coarser (S3: whole seconds)
+    const known = await store.contents(repo);
     for (const d of digests) {
+      if (known?.manifests.has(d)) continue;
       const at = await modTime(driver, pathFor({ kind: "manifestRevisionLink", name: repo, digest: d }));
       if (at === undefined) continue;
       try {
@@ -270,8 +272,8 @@ export async function buildFromStorage(store: MetadataStore, driver: StorageDriv
     for (const tag of tags) {
       const link = pathFor({ kind: "tagCurrentLink", name: repo, tag });
       const [at, digest] = await Promise.all([modTime(driver, link), manifests.resolve(repo, { tag }).catch(() => undefined)]);
-      const f = digest ? facts.get(digest) : undefined;
-      if (at === undefined || !f) continue;
+      const f = digest ? (facts.get(digest) ?? known?.manifests.get(digest)) : undefined;
+      if (at === undefined || !f || known?.tags.get(tag)?.digest === digest) continue;
       await store.putManifest(repo, { ...f, pushedAt: Math.max(f.pushedAt, at) }, tag);
       tagCount++;
     }
@@ -417,6 +419,9 @@ function summaryOf(name: string, s: RepoState): RepositorySummary {
 // ---------------------------------------------------------------------------------------
 // Recorder: events -> store
 
+/** Pull times wait in memory for at most this many repositories between two writes. */
+const MAX_PENDING_PULL_REPOSITORIES = 100_000;
+
 type Work = { kind: "push"; repository: string; digest: Digest; tag?: string; at: number } | { kind: "delete"; repository: string; digest?: Digest; tag?: string };
 
 export interface MetadataOptions {
@@ -464,6 +469,7 @@ export class MetadataService {
     if (e.action === "push" && digest) this.queue.push({ kind: "push", repository: t.repository, digest, tag: t.tag, at: e.timestamp.getTime() });
     else if (e.action === "delete") this.queue.push({ kind: "delete", repository: t.repository, digest, tag: digest ? undefined : t.tag });
     else if (e.action === "pull" && digest) {
+      if (this.pendingPulls.size >= MAX_PENDING_PULL_REPOSITORIES && !this.pendingPulls.has(t.repository)) return;
       let m = this.pendingPulls.get(t.repository);
       if (!m) this.pendingPulls.set(t.repository, (m = new Map()));
       const at = e.timestamp.getTime();
@@ -487,7 +493,8 @@ export class MetadataService {
   }
 
   private async flushPulls(): Promise<void> {
-    if (this.pendingPulls.size > 0) {
+    // until the store is built, pulls wait here (a store that is not built yet may not know the repository)
+    if (this.pendingPulls.size > 0 && (await this.store.built())) {
       const batch = this.pendingPulls;
       this.pendingPulls = new Map();
       await this.store.pulled(batch);
