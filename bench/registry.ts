@@ -5,7 +5,9 @@
  *
  *   push   one blob of STRATA_BENCH_MIB MiB (default 256): POST, then PUT ?digest= with the body
  *   pull   GET of that blob
- *   manifest GET by tag and by digest with 32 connections (wrk, 2 threads, 5 s)
+ *   manifest GET by tag and by digest with 32 connections (wrk, 2 threads, 5 s); by digest again
+ *            through a Strata with token authentication (Bearer token on every request) against
+ *            distribution without auth, the two measured alternately in the same minute
  *   RSS    peak server RSS while 8 uploads of 1 GiB stream concurrently (POST, PATCH, PUT)
  *
  * Needs: docker-registry and wrk (Debian packages). Not a test: it asserts only integrity.
@@ -24,8 +26,8 @@ const SIZE = Number(process.env.STRATA_BENCH_MIB ?? 256) * MiB;
 const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 3);
 const BIG = Number(process.env.STRATA_BENCH_BIG_MIB ?? 1024) * MiB;
 
-async function wrk(url: string, accept: string): Promise<number> {
-  const r = await run("wrk", ["-t2", "-c32", "-d5s", "-H", `Accept: ${accept}`, url]);
+async function wrk(url: string, accept: string, headers: string[] = []): Promise<number> {
+  const r = await run("wrk", ["-t2", "-c32", "-d5s", "-H", `Accept: ${accept}`, ...headers.flatMap((h) => ["-H", h]), url]);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
   if (!m || /Non-2xx/.test(r.stdout)) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`);
   return Number(m[1]);
@@ -104,6 +106,55 @@ async function measure(
   return { push, pull, tag, digest, rss };
 }
 
+/**
+ * Manifest GET by digest through a Strata with token authentication (its own token endpoint,
+ * ES256; every request carries the Bearer token, verified from the registry's cache) against
+ * distribution without auth. Both run side by side and wrk alternates between them three
+ * times (best of each), so a busy machine weighs on both alike.
+ */
+async function tokenDigestRates(): Promise<{ strata: number; peer: number }> {
+  const dir = await mkdtemp(join(tmpdir(), "bench-strata-auth-"));
+  const accept = "application/vnd.oci.image.manifest.v1+json";
+  const { config, manifest } = minimalImage();
+  try {
+    const { writeAuthFiles } = await import("@strata/registry/test-helpers/auth.js");
+    const files = await writeAuthFiles(dir, { bench: "bench-pw" });
+    const srv = await startStrata({
+      storage: { driver: "filesystem", filesystem: { root: join(dir, "data") } },
+      log: { level: "warn" },
+      auth: { htpasswd: { path: files.htpasswd }, token: { signingKey: files.signingKey, service: "bench" } },
+    });
+    const dist = await startDistribution();
+    try {
+      const basic = `Basic ${Buffer.from("bench:bench-pw").toString("base64")}`;
+      const tok = await http("GET", `${srv.url}/auth/token?service=bench&scope=repository:bench/m:pull,push`, undefined, { Authorization: basic });
+      const token = (JSON.parse(tok.text) as { token: string }).token;
+      for (const [url, auth] of [
+        [srv.url, { Authorization: `Bearer ${token}` }],
+        [dist.url, {}],
+      ] as const) {
+        const up = await http("POST", `${url}/v2/bench/m/blobs/uploads/?digest=${sha(config)}`, config, { ...auth, "Content-Type": "application/octet-stream" });
+        if (up.status !== 201) await pushMonolithic(url, "bench/m", config, sha(config));
+        const put = await http("PUT", `${url}/v2/bench/m/manifests/latest`, manifest, { ...auth, "Content-Type": accept });
+        if (put.status !== 201) throw new Error(`manifest PUT ${put.status} ${put.text}`);
+      }
+      process.stderr.write("strata (token auth) and distribution (no auth), alternating: manifest GETs by digest\n");
+      let strata = 0;
+      let peer = 0;
+      for (let i = 0; i < 3; i++) {
+        strata = Math.max(strata, await wrk(`${srv.url}/v2/bench/m/manifests/${sha(manifest)}`, accept, [`Authorization: Bearer ${token}`]));
+        peer = Math.max(peer, await wrk(`${dist.url}/v2/bench/m/manifests/${sha(manifest)}`, accept));
+      }
+      return { strata, peer };
+    } finally {
+      await srv.stop();
+      await dist.stop();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   process.stderr.write("preparing data\n");
   const blobs = Array.from({ length: RUNS }, () => {
@@ -125,6 +176,7 @@ async function main(): Promise<void> {
     await strata.stop();
     await rm(root, { recursive: true, force: true });
   }
+  const tokenDigest = await tokenDigestRates();
   const dist = await startDistribution();
   let d: Result;
   try {
@@ -137,6 +189,7 @@ async function main(): Promise<void> {
     { metric: `pull ${SIZE / MiB} MiB blob`, unit: "MB/s", strata: s.pull, peer: d.pull, better: "higher", target: ">= 0.6x" },
     { metric: "GET manifest by tag, 32 conns", unit: "req/s", strata: s.tag, peer: d.tag, better: "higher", target: ">= 5x" },
     { metric: "GET manifest by digest, 32 conns", unit: "req/s", strata: s.digest, peer: d.digest, better: "higher", target: ">= 5x" },
+    { metric: "GET manifest by digest, token auth (peer: no auth; alternating runs)", unit: "req/s", strata: tokenDigest.strata, peer: tokenDigest.peer, better: "higher", target: ">= 5x" },
     { metric: `peak RSS, 8 x ${BIG / MiB} MiB uploads`, unit: "MB", strata: s.rss, peer: d.rss, better: "lower", target: "strata <= 200 MB" },
   ];
   printTable("distribution", rows);

@@ -3,7 +3,9 @@
  * `strata serve` filled by skopeo: search a repository, open a tag, check platforms and layer
  * sizes against the manifests the registry serves, copy the digest and the pull command,
  * delete a tag, move around with the keyboard only, and no Content-Security-Policy violation
- * or script error on any page. Screenshots go to test-output/ui/ (light and dark).
+ * or script error on any page; with token authentication, log in through the form (nothing
+ * kept in storage or cookies), see only what the user may pull, delete with the user's right.
+ * Screenshots go to test-output/ui/ (light and dark).
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -11,6 +13,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { writeAuthFiles } from "@strata/registry/test-helpers/auth.js";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { buildOciLayout, whiteoutImageLayers } from "./helpers/oci-layout.js";
 import { mustRun, REPO_ROOT, type StrataServer, startStrata } from "./helpers/strata.js";
@@ -21,6 +24,21 @@ const skip = existsSync(CHROMIUM) ? false : "chromium is not installed (apt-get 
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifest JSON
 type Json = any;
+
+function saveShot(page: Page, name: string) {
+  return page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+const shot = saveShot;
+
+/** Debian's Chromium with a fresh profile (never a downloaded browser). */
+async function launch(): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(await mkdtemp(join(tmpdir(), "strata-ui-chromium-")), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1280, height: 800 },
+  });
+}
 
 /** Polls `cond` (page scripts cannot be evaluated from strings: the UI's CSP forbids eval). */
 async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
@@ -41,7 +59,7 @@ describe("web UI in Chromium", { skip }, () => {
   let config: Json;
   let index: Json;
 
-  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => saveShot(page, name);
   const v2 = async (path: string, accept = "application/vnd.oci.image.manifest.v1+json") => {
     const r = await fetch(`${srv.url}/v2/${path}`, { headers: { Accept: accept } });
     assert.equal(r.status, 200, path);
@@ -80,12 +98,7 @@ describe("web UI in Chromium", { skip }, () => {
       await (await fetch(`${srv.url}/v2/team/api/blobs/${manifest.config.digest}`)).text(),
     );
 
-    ctx = await chromium.launchPersistentContext(await mkdtemp(join(tmpdir(), "strata-ui-chromium-")), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
-      viewport: { width: 1280, height: 800 },
-    });
+    ctx = await launch();
     await ctx.grantPermissions(["clipboard-read", "clipboard-write"], { origin: srv.url });
     page = ctx.pages()[0] ?? (await ctx.newPage());
     page.on("console", (m) => {
@@ -222,6 +235,77 @@ describe("web UI in Chromium", { skip }, () => {
     assert.equal(bg, "rgb(15, 18, 22)");
     await shot("07-dark");
     await page.emulateMedia({ colorScheme: "light" });
+    assert.deepEqual(problems, []);
+  });
+});
+
+describe("web UI in Chromium with token authentication", { skip }, () => {
+  let srv: StrataServer;
+  let work: string;
+  let ctx: BrowserContext;
+  let page: Page;
+  const problems: string[] = [];
+
+  before(async () => {
+    await mkdir(SHOTS, { recursive: true });
+    work = await mkdtemp(join(tmpdir(), "strata-ui-auth-"));
+    const files = await writeAuthFiles(work, { root: "root-pw", alice: "alice-pw" });
+    srv = await startStrata({
+      storage: { driver: "filesystem", filesystem: { root: join(work, "data") } },
+      auth: { htpasswd: { path: files.htpasswd }, token: { signingKey: files.signingKey, service: "strata-ui-test" } },
+      access: [
+        { repositories: ["**"], users: ["root"], actions: ["*"] },
+        { repositories: ["team/**"], users: ["alice"], actions: ["pull", "delete"] },
+      ],
+    });
+    const img = await buildOciLayout(join(work, "img"), "v1", whiteoutImageLayers());
+    for (const dest of ["team/api:v1", "team/api:old", "secret/keys:v1"]) {
+      await mustRun("skopeo", ["copy", "--dest-tls-verify=false", "--dest-creds", "root:root-pw", `oci:${img.dir}:v1`, `docker://${srv.host}/${dest}`], { timeoutMs: 120_000 });
+    }
+    ctx = await launch();
+    page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("console", (m) => {
+      // the browser logs the 401s and the 403 the UI answers itself; anything else is a problem
+      if (m.type() === "error" && !/status of 40[13]/.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+  });
+  after(async () => {
+    await ctx?.close();
+    await srv?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("asks for credentials, refuses wrong ones, and lists what the user may pull once logged in", async () => {
+    await page.goto(`${srv.url}/ui/`);
+    await page.locator("#login-user").waitFor();
+    await shot(page, "08-login");
+    await page.locator("#login-user").fill("alice");
+    await page.locator("#login-pass").fill("wrong");
+    await page.keyboard.press("Enter");
+    await page.getByText("Those credentials were refused.").waitFor();
+    await page.locator("#login-user").fill("alice");
+    await page.locator("#login-pass").fill("alice-pw");
+    await page.keyboard.press("Enter");
+    await page.locator("tr[data-repository]").first().waitFor();
+    const names = await page.locator("tr[data-repository]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-repository")));
+    assert.deepEqual(names, ["team/api"], "secret/keys is not alice's to see");
+    assert.equal(await page.evaluate("localStorage.length + sessionStorage.length"), 0, "nothing kept in web storage");
+    assert.deepEqual(await ctx.cookies(), [], "no cookie");
+    await page.getByRole("navigation", { name: "Account" }).getByText("alice").waitFor();
+  });
+
+  it("deletes a tag with the user's delete right; a reload forgets the login", async () => {
+    await page.locator("tr[data-repository] a").first().click();
+    await page.locator('tr[data-tag="old"]').waitFor();
+    await page.getByLabel("Select tag old").check();
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: /Delete selected tags/ }).click();
+    await page.getByText("Deleted 1 tag.").waitFor();
+    assert.equal(await page.locator('tr[data-tag="old"]').count(), 0);
+    await shot(page, "09-logged-in");
+    await page.reload();
+    await page.locator("#login-user").waitFor();
     assert.deepEqual(problems, []);
   });
 });

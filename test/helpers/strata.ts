@@ -5,6 +5,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { get as httpsGet } from "node:https";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -50,8 +51,23 @@ export interface StrataServer {
   stop(): Promise<void>;
 }
 
-/** Starts `strata serve --config FILE` with `config` (addr is filled in) and waits for /v2/. */
-export async function startStrata(config: Record<string, unknown>): Promise<StrataServer> {
+/** GET over https trusting `ca`; resolves with the status. */
+function httpsStatus(url: string, ca: Buffer, client?: { cert: Buffer; key: Buffer }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const r = httpsGet(url, { ca, ...client }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    r.on("error", reject);
+  });
+}
+
+/**
+ * Starts `strata serve --config FILE` with `config` (addr is filled in) and waits for /v2/
+ * (200, or 401 when auth is on). With `ca`, the server speaks HTTPS with a certificate `ca` signed
+ * (`client`: the certificate to present when it requires one).
+ */
+export async function startStrata(config: Record<string, unknown>, opts: { ca?: Buffer; client?: { cert: Buffer; key: Buffer } } = {}): Promise<StrataServer> {
   const dir = await mkdtemp(join(tmpdir(), "strata-srv-"));
   const port = await freePort();
   const configFile = join(dir, "config.yml");
@@ -64,13 +80,13 @@ export async function startStrata(config: Record<string, unknown>): Promise<Stra
   child.stderr!.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.ca ? "https" : "http"}://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`strata serve exited (${child.exitCode}):\n${out}`);
     try {
-      const r = await fetch(`${url}/v2/`);
-      if (r.status === 200) break;
+      const status = opts.ca ? await httpsStatus(`${url}/v2/`, opts.ca, opts.client) : (await fetch(`${url}/v2/`)).status;
+      if (status === 200 || status === 401) break;
     } catch {
       /* not listening yet */
     }

@@ -8,6 +8,7 @@ import Koa from "koa";
 import { type Logger, pino } from "pino";
 import { type RegistryConfig, splitAddr } from "./config.js";
 import { EventBus, instance } from "./events.js";
+import { Auth } from "./auth/index.js";
 import { registerBase } from "./handlers/base.js";
 import { registerBlobs } from "./handlers/blobs.js";
 import { registerCatalog } from "./handlers/catalog.js";
@@ -16,7 +17,9 @@ import { registerMeta } from "./handlers/meta.js";
 import { registerReferrers } from "./handlers/referrers.js";
 import { registerTags } from "./handlers/tags.js";
 import { registerUi } from "./handlers/ui.js";
+import { registerToken } from "./handlers/token.js";
 import { registerUploads } from "./handlers/uploads.js";
+import { authMiddleware } from "./http/auth.js";
 import { errorMiddleware } from "./http/errors.js";
 import { requestLog } from "./http/logging.js";
 import { createMetrics } from "./http/metrics.js";
@@ -44,6 +47,8 @@ export interface Registry {
   readonly config: RegistryConfig;
   readonly services: Services;
   readonly notifier: Notifier;
+  /** Access control; undefined when the registry is open (no `auth` configured). */
+  readonly auth?: Auth;
   /** Stops background work and releases connections (not the HTTP server). */
   close(): Promise<void>;
 }
@@ -104,6 +109,14 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     closers.push(async () => clearInterval(timer));
   }
 
+  let auth: Auth | undefined;
+  try {
+    auth = await Auth.create(config, { logger, redis: shared?.conn });
+  } catch (e) {
+    for (const c of closers.reverse()) await c();
+    throw e;
+  }
+
   const app = new Koa();
   app.proxy = false;
   app.silent = true;
@@ -115,8 +128,9 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   registerUploads(router, services);
   registerManifests(router, services);
   registerBlobs(router, services);
-  registerMeta(router, services);
+  registerMeta(router, services, auth);
   if (config.ui.enabled) await registerUi(router, logger);
+  if (auth?.issuer) registerToken(router, auth);
 
   app.use(requestLog(logger));
   app.use(metrics.middleware());
@@ -125,6 +139,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     await next();
   });
   app.use(errorMiddleware());
+  if (auth) app.use(authMiddleware(auth));
   app.use(router.routes());
   app.use(
     router.allowedMethods({
@@ -139,6 +154,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     config,
     services,
     notifier,
+    auth,
     async close() {
       for (const c of closers.reverse()) await c();
     },

@@ -67,6 +67,69 @@ export const notificationEndpointSchema = z.object({
 });
 export type NotificationEndpoint = z.infer<typeof notificationEndpointSchema>;
 
+/** Actions an access rule grants; "*" = all of them. */
+export const accessActions = ["pull", "push", "delete"] as const;
+
+const accessRuleSchema = z.object({
+  /** Globs over repository names: * = within one path component, ** = any number of components, ${user} = the user's name. */
+  repositories: z.array(z.string().min(1)).min(1),
+  /** "anonymous" (no credentials), "*" (any authenticated user), user names, or "group:NAME". */
+  users: z.array(z.string().min(1)).min(1),
+  actions: z.array(z.enum([...accessActions, "*"])).min(1),
+});
+
+const authSchema = z
+  .object({
+    htpasswd: z
+      .object({
+        /** bcrypt entries as `htpasswd -B` writes them; re-read when the file changes. */
+        path: z.string().min(1),
+        /** Realm of the Basic challenge. */
+        realm: z.string().default("strata"),
+      })
+      .optional(),
+    /** Docker token authentication (distribution's token spec). */
+    token: z
+      .object({
+        /** Where clients get tokens; default: this registry's own /auth/token. */
+        realm: z.string().url().optional(),
+        /** The `service` of challenges and the tokens' audience; default: the request's Host. */
+        service: z.string().min(1).optional(),
+        issuer: z.string().min(1).default("strata"),
+        expiresInSeconds: z.number().int().min(60).default(300),
+        /** Lifetime of refresh tokens (docker login's identity token). */
+        refreshExpiresInSeconds: z.number().int().min(60).default(30 * 24 * 3600),
+        /** PEM private key (EC P-256 -> ES256, RSA -> RS256): this registry issues tokens. */
+        signingKey: z.string().min(1).optional(),
+        /** Public keys of an external token server: a JWKS file or an http(s) URL. */
+        jwks: z.string().min(1).optional(),
+        /** Allowed clock difference when checking exp/nbf. */
+        leewaySeconds: z.number().int().nonnegative().default(30),
+      })
+      .refine((t) => t.signingKey !== undefined || t.jwks !== undefined, "auth.token needs signingKey or jwks")
+      .optional(),
+    /** Failed logins allowed per user and per client address within the window. */
+    rateLimit: z
+      .object({
+        failuresPerUser: z.number().int().positive().default(10),
+        failuresPerAddress: z.number().int().positive().default(30),
+        windowSeconds: z.number().int().positive().default(60),
+      })
+      .default({ failuresPerUser: 10, failuresPerAddress: 30, windowSeconds: 60 }),
+  })
+  .refine((a) => a.htpasswd !== undefined || a.token !== undefined, "auth needs htpasswd or token");
+
+const tlsSchema = z.object({
+  certificate: z.string().min(1),
+  key: z.string().min(1),
+  /** CA bundle: clients must present a certificate it signed (mutual TLS). */
+  clientCA: z.string().min(1).optional(),
+  /** Offer HTTP/2 (ALPN h2) next to HTTP/1.1. */
+  http2: z.boolean().default(true),
+  /** How often the files are checked for changes. */
+  reloadIntervalSeconds: z.number().positive().default(5),
+});
+
 export const configSchema = z.object({
   addr: addrSchema.default("127.0.0.1:5000"),
   storage: z
@@ -129,11 +192,26 @@ export const configSchema = z.object({
   notifications: z.object({ endpoints: z.array(notificationEndpointSchema).default([]) }).default({ endpoints: [] }),
   /** The web UI at /ui/. */
   ui: z.object({ enabled: z.boolean().default(true) }).default({ enabled: true }),
-});
+  /** Who may connect: htpasswd users (Basic) and/or Docker token authentication. Absent: open registry. */
+  auth: authSchema.optional(),
+  /**
+   * Per-repository rules; the first rule matching (user, repository) grants its actions, no rule
+   * grants nothing. Absent (with auth): every authenticated user may do everything.
+   */
+  access: z.array(accessRuleSchema).optional(),
+  /** Named sets of users, referred to as "group:NAME" in access rules. */
+  groups: z.record(z.string(), z.array(z.string().min(1))).default({}),
+  /** Serve HTTPS (TLS 1.2+, HTTP/2 with HTTP/1.1 fallback); files are reloaded when they change. */
+  tls: tlsSchema.optional(),
+})
+  .refine((c) => c.access === undefined || c.auth !== undefined, { message: "access rules need auth (auth.htpasswd or auth.token)", path: ["access"] });
 
 export type RegistryConfig = z.infer<typeof configSchema>;
 export type RegistryConfigInput = z.input<typeof configSchema>;
 export type S3Config = z.infer<typeof s3Schema>;
+export type AuthConfig = z.infer<typeof authSchema>;
+export type AccessRule = z.infer<typeof accessRuleSchema>;
+export type TlsConfig = z.infer<typeof tlsSchema>;
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -11,6 +11,7 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { Context } from "koa";
+import { identityOf } from "./http/auth.js";
 
 export type EventAction = "push" | "pull" | "delete" | "mount";
 export const EVENT_ACTIONS: readonly EventAction[] = ["push", "pull", "delete", "mount"];
@@ -72,12 +73,9 @@ export class EventBus {
   }
 }
 
-/** The user the request acted as (set by the authorization layer), or undefined. */
+/** The user the request acted as (from the authorization middleware), or undefined. */
 export function actorOf(ctx: Context): string | undefined {
-  const user = (ctx.state as { user?: unknown }).user;
-  if (typeof user === "string") return user;
-  if (user && typeof (user as { name?: unknown }).name === "string") return (user as { name: string }).name;
-  return undefined;
+  return identityOf(ctx)?.user;
 }
 
 /** Builds the event for an action a request completed. */

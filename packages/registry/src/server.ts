@@ -1,8 +1,10 @@
-/** `strata serve`: runs the registry over HTTP until SIGTERM/SIGINT, then drains and exits. */
-import { createServer, type Server } from "node:http";
+/** `strata serve`: runs the registry over HTTP or HTTPS until SIGTERM/SIGINT, then drains and exits. */
+import { createServer } from "node:http";
+import type { Server } from "node:net";
 import { pino } from "pino";
 import { createRegistry } from "./app.js";
 import { type LoadConfigOptions, loadConfig, type RegistryConfig, splitAddr } from "./config.js";
+import { createTlsServer } from "./http/tls.js";
 
 export interface RunningServer {
   readonly url: string;
@@ -14,10 +16,14 @@ export interface RunningServer {
 export async function startServer(config: RegistryConfig): Promise<RunningServer> {
   const logger = pino({ level: config.log.level });
   const reg = await createRegistry(config, { logger });
-  const server = createServer(reg.app.callback());
-  server.keepAliveTimeout = 65_000;
-  server.requestTimeout = 0;
+  const tls = config.tls ? await createTlsServer(config.tls, reg.app.callback(), logger).catch(async (e) => {
+    await reg.close();
+    throw e;
+  }) : undefined;
+  const server = tls?.server ?? createServer(reg.app.callback());
+  Object.assign(server, { keepAliveTimeout: 65_000, requestTimeout: 0 });
   const { host, port } = splitAddr(config.addr);
+  if (!config.auth && !isLoopback(host)) logger.warn({ addr: config.addr }, "no auth configured: anyone who can reach this address can push, overwrite and delete");
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());
@@ -26,16 +32,21 @@ export async function startServer(config: RegistryConfig): Promise<RunningServer
   const actualPort = typeof addr === "object" && addr ? addr.port : port;
   const shownHost = host.includes(":") ? `[${host}]` : host;
   return {
-    url: `http://${shownHost}:${actualPort}`,
+    url: `${tls ? "https" : "http"}://${shownHost}:${actualPort}`,
     server,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeIdleConnections();
+        tls?.stop();
+        (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       });
       await reg.close();
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
 export async function serve(opts: LoadConfigOptions): Promise<void> {

@@ -207,7 +207,7 @@ async function json<T>(path: string): Promise<T> {
 
 const repoPath = (name: string) => name.split("/").map(encodeURIComponent).join("/");
 
-export async function info(): Promise<{ deleteEnabled: boolean }> {
+export async function info(): Promise<{ deleteEnabled: boolean; auth: "basic" | "token" | null }> {
   return json("/strata/v1/");
 }
 

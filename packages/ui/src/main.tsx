@@ -1,7 +1,7 @@
 /** The UI's entry: hash routes, the page frame, and the login form shown when the registry asks for credentials. */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { type LoginRequired, loggedInAs, login, logout, onAuthChange } from "./api.js";
+import { info, LoginRequired, loggedInAs, login, logout, onAuthChange } from "./api.js";
 import { Announcer } from "./components.js";
 import "./style.css";
 import { ImagePage } from "./views/Image.js";
@@ -64,6 +64,13 @@ function App() {
     };
   }, []);
   loginPrompt.show = (e) => setNeedLogin(e);
+  const [authMode, setAuthMode] = useState<string | null>(null);
+  useEffect(() => {
+    info().then(
+      (i) => setAuthMode(i.auth),
+      () => setAuthMode(null),
+    );
+  }, []);
 
   const user = loggedInAs();
   return (
@@ -89,6 +96,10 @@ function App() {
                 Log out
               </button>
             </>
+          ) : authMode && !needLogin ? (
+            <button type="button" onClick={() => setNeedLogin(new LoginRequired(false))}>
+              Log in
+            </button>
           ) : null}
         </nav>
       </header>

@@ -1,6 +1,6 @@
 /**
  * The metadata API (JSON) that the UI, and any other UI, reads:
- *   GET /strata/v1/                                          what this registry allows (deletes)
+ *   GET /strata/v1/                                          what this registry allows (deletes, auth)
  *   GET /strata/v1/repositories?q=&sort=name|pushed|size&n=&last=
  *   GET /strata/v1/repositories/<name>/tags?sort=name|pushed&n=&last=
  *   GET /strata/v1/repositories/<name>/manifests/<digest|tag>
@@ -8,9 +8,11 @@
  * sizes are bytes. A repository is listed and readable only for a request that may pull it.
  */
 import type Router from "@koa/router";
+import type { Auth } from "../auth/index.js";
 import type { Digest } from "@strata/core";
 import type { Context } from "koa";
 import { UnknownError } from "../errors.js";
+import { identityOf, mayPull } from "../http/auth.js";
 import { manifestReference, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
 import { badQuery, checkCursor, type ManifestFacts, parseSort, sortKey } from "../services/metadata.js";
@@ -18,10 +20,6 @@ import { badQuery, checkCursor, type ManifestFacts, parseSort, sortKey } from ".
 const PREFIX = "/strata/v1";
 const MAX_PAGE = 1000;
 
-/** Authorization seam: whether the request may read (pull) `name`. The registry is open today. */
-function mayPull(_ctx: Context, _name: string): boolean {
-  return true;
-}
 
 function iso(ms: number | undefined): string | null {
   return ms ? new Date(ms).toISOString() : null;
@@ -70,9 +68,10 @@ function tagRow(tag: string, digest: string, pushedAt: number, f: ManifestFacts 
   };
 }
 
-export function registerMeta(router: Router, s: Services): void {
+/** `auth` tells the UI whether (and how) the registry asks for credentials. */
+export function registerMeta(router: Router, s: Services, auth?: Auth): void {
   router.get(`${PREFIX}/`, async (ctx) => {
-    ctx.body = { deleteEnabled: s.config.delete.enabled };
+    ctx.body = { deleteEnabled: s.config.delete.enabled, auth: auth?.mode ?? null };
   });
 
   router.get(`${PREFIX}/repositories`, async (ctx) => {
@@ -80,7 +79,8 @@ export function registerMeta(router: Router, s: Services): void {
     const { n, last, q } = pageParams(ctx, 100);
     checkCursor(sort, last);
     await s.metadata.ready();
-    const page = await s.metadata.store.list({ q, sort, n, last }, (name) => mayPull(ctx, name));
+    const id = identityOf(ctx);
+    const page = await s.metadata.store.list({ q, sort, n, last }, (name) => id === undefined || id.lists(name));
     setNext(ctx, page.next);
     ctx.body = {
       repositories: page.items.map((r) => ({ name: r.name, tagCount: r.tagCount, size: r.size, pushedAt: iso(r.pushedAt) })),

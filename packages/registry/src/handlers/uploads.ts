@@ -1,9 +1,10 @@
 /** Blob uploads: POST (start, monolithic, mount), PATCH, PUT, GET status, DELETE. */
 import type Router from "@koa/router";
-import { parseDigest, tryParseDigest } from "@strata/core";
+import { type Digest, parseDigest, tryParseDigest } from "@strata/core";
 import type { Context } from "koa";
 import { BadRequestError } from "../errors.js";
 import { requestEvent } from "../events.js";
+import { identityOf, mayPull } from "../http/auth.js";
 import { capture, contentLength, contentRange, hasBody, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
 import type { UploadSession } from "../upload/sessions.js";
@@ -46,7 +47,7 @@ export function registerUploads(router: Router, s: Services): void {
       const digest = tryParseDigest(mount);
       const source = from !== undefined && /^[a-z0-9]/.test(from) ? from : undefined;
       if (digest) {
-        const size = source !== undefined ? await s.blobs.sizeIn(source, digest) : await s.blobs.globalSize(digest);
+        const size = source !== undefined ? await mountableFrom(ctx, s, source, digest) : await mountableAnywhere(ctx, s, digest);
         if (size !== undefined) {
           await s.blobs.link(name, digest, size);
           await s.repositories.added(name);
@@ -92,4 +93,27 @@ export function registerUploads(router: Router, s: Services): void {
     ctx.body = null;
     ctx.status = 204;
   });
+}
+
+/**
+ * Size of a blob a mount from `source` may link: the caller must be allowed to pull `source`.
+ * Otherwise undefined, and the mount falls back to an upload (202) without telling whether the
+ * blob exists there.
+ */
+async function mountableFrom(ctx: Context, s: Services, source: string, digest: Digest): Promise<number | undefined> {
+  return mayPull(ctx, source) ? s.blobs.sizeIn(source, digest) : undefined;
+}
+
+/** Size of a blob the automatic mount (no `from`) may link: it must be in a repository the caller may pull. */
+async function mountableAnywhere(ctx: Context, s: Services, digest: Digest): Promise<number | undefined> {
+  const size = await s.blobs.globalSize(digest);
+  const id = identityOf(ctx);
+  if (size === undefined || id === undefined) return size;
+  let checked = 0;
+  for (const repo of await s.repositories.repositories()) {
+    if (!id.canRead(repo)) continue;
+    if ((await s.blobs.sizeIn(repo, digest)) !== undefined) return size;
+    if (++checked >= 100) break;
+  }
+  return undefined;
 }

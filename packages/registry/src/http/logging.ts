@@ -1,4 +1,7 @@
-/** One JSON log line per request. Authorization and Cookie headers are never logged. */
+/**
+ * One JSON log line per request: the path without its query string (which may hold a token), the
+ * authenticated user's name; never the Authorization or Cookie headers.
+ */
 import type { Context, Next } from "koa";
 import type { Logger } from "pino";
 
@@ -20,6 +23,7 @@ export function requestLog(logger: Logger) {
         ms: Number(process.hrtime.bigint() - start) / 1e6,
         bytesIn: Number(ctx.get("Content-Length")) || undefined,
         remote: ctx.ip,
+        user: (ctx.state.identity as { user?: string } | undefined)?.user,
         ua: ctx.get("User-Agent") || undefined,
       };
       const err = ctx.state.error as Error | undefined;

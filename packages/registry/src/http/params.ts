@@ -60,9 +60,12 @@ export function contentLength(ctx: Context): number | undefined {
   return Number(h);
 }
 
-/** Whether the request carries a body (Content-Length > 0 or chunked). */
+/** Whether the request carries a body (Content-Length > 0, chunked, or HTTP/2 data frames). */
 export function hasBody(ctx: Context): boolean {
   const len = ctx.get("Content-Length");
   if (len) return Number(len) > 0;
+  // HTTP/2 has no chunked encoding: a request without a body ends with its headers.
+  const stream = (ctx.req as { stream?: { endAfterHeaders?: boolean } }).stream;
+  if (ctx.req.httpVersionMajor >= 2 && stream) return !stream.endAfterHeaders;
   return ctx.get("Transfer-Encoding").toLowerCase().includes("chunked");
 }

@@ -3,7 +3,7 @@
  * block once per backend returned by `backends()`.
  *
  * Selection: STRATA_TEST_BACKENDS, a comma-separated list of backend names
- * (default "memory,filesystem"). Each `make()` returns a fresh, empty registry configuration
+ * (default "memory,filesystem,auth"; "auth" is memory storage behind token authentication). Each `make()` returns a fresh, empty registry configuration
  * and a cleanup that removes whatever the backend created.
  *
  * Extension point: add a factory to FACTORIES (e.g. "s3", with Redis) that builds its config
@@ -20,6 +20,8 @@ import { dropS3TestBucket, s3SkipReason, s3TestConfig } from "./s3-server.js";
 
 export interface Backend {
   name: string;
+  /** Credentials the harness answers challenges with (the registry then requires them). */
+  credentials?: { user: string; password: string };
   make(): Promise<{ config: RegistryConfig; cleanup(): Promise<void> }>;
 }
 
@@ -89,15 +91,41 @@ function s3Backend(): Backend {
   };
 }
 
+/**
+ * Memory storage behind token authentication: the harness answers every 401 like docker (token
+ * for the challenged scope from the registry's own token endpoint, then the same request again),
+ * so every endpoint is exercised authenticated. The user may do everything.
+ */
+function authBackend(): Backend {
+  const credentials = { user: "admin", password: "conformance-pw" };
+  return {
+    name: "auth",
+    credentials,
+    async make() {
+      const dir = await mkdtemp(join(tmpdir(), "strata-http-auth-"));
+      const { writeAuthFiles } = await import("./auth.js");
+      const files = await writeAuthFiles(dir, { [credentials.user]: credentials.password });
+      const config = parseConfig({
+        ...common,
+        storage: { driver: "memory" },
+        auth: { htpasswd: { path: files.htpasswd }, token: { signingKey: files.signingKey, service: "strata-test" } },
+        access: [{ repositories: ["**"], users: [credentials.user], actions: ["*"] }],
+      });
+      return { config, cleanup: () => rm(dir, { recursive: true, force: true }) };
+    },
+  };
+}
+
 /** name -> factory */
 const FACTORIES: Record<string, (() => Backend) | undefined> = {
   memory: memoryBackend,
   filesystem: filesystemBackend,
   s3: s3Backend,
+  auth: authBackend,
 };
 
 export function backendNames(env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env.STRATA_TEST_BACKENDS ?? "memory,filesystem")
+  return (env.STRATA_TEST_BACKENDS ?? "memory,filesystem,auth")
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s.length > 0);

@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import request from "supertest";
 import { type CreateRegistryOptions, createRegistry, type Registry } from "../../src/app.js";
 import type { RegistryConfig } from "../../src/config.js";
+import { basic, parseChallenge, tokenPath } from "./auth.js";
 import type { Backend } from "./backends.js";
 
 export interface Res {
@@ -112,7 +113,34 @@ export async function startRegistry(backend: Backend, configure?: (config: Regis
   const agent = request(reg.app.callback());
   let server: ReturnType<typeof createServer> | undefined;
 
+  const tokens = new Map<string, string>();
+  const creds = backend.credentials;
+
+  /** Sends the request; a backend with credentials answers a 401 challenge as docker does and sends it again. */
   async function req(method: string, path: string, opts: ReqOptions = {}): Promise<Res> {
+    const res = await send(method, path, opts);
+    if (res.status !== 401 || !creds || opts.headers?.Authorization) return res;
+    const ch = parseChallenge(res.header("www-authenticate"));
+    if (!ch) return res;
+    let authorization = basic(creds.user, creds.password);
+    if (ch.scheme === "bearer") {
+      const key = `${ch.params.scope ?? ""} ${/[?&]from=([^&]+)/.exec(path)?.[1] ?? ""}`;
+      let token = tokens.get(key);
+      if (!token) {
+        // A mount asks for the source's pull scope too, in the same token (as docker does).
+        const from = /[?&]from=([^&]+)/.exec(path)?.[1];
+        const extra: Record<string, string> = from ? { scope: `${ch.params.scope} repository:${decodeURIComponent(from)}:pull` } : {};
+        const t = await send("GET", tokenPath(ch, extra), { headers: { Authorization: authorization } });
+        if (t.status !== 200) throw new Error(`token endpoint answered ${t.status}: ${t.text()}`);
+        token = t.json().token as string;
+        tokens.set(key, token);
+      }
+      authorization = `Bearer ${token}`;
+    }
+    return send(method, path, { ...opts, headers: { ...opts.headers, Authorization: authorization } });
+  }
+
+  async function send(method: string, path: string, opts: ReqOptions = {}): Promise<Res> {
     const m = method.toLowerCase();
     const make = (agent as unknown as Record<string, (url: string) => request.Test>)[m === "delete" ? "delete" : m];
     if (typeof make !== "function") throw new Error(`unsupported method ${method}`);
@@ -144,8 +172,9 @@ export async function startRegistry(backend: Backend, configure?: (config: Regis
     }
     const { port } = server.address() as AddressInfo;
     return await new Promise<Res>((resolve, reject) => {
+      const auth: Record<string, string> = creds ? { Authorization: basic(creds.user, creds.password) } : {};
       const r = httpRequest(
-        { host: "127.0.0.1", port, method, path, headers: { "Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked", ...headers } },
+        { host: "127.0.0.1", port, method, path, headers: { "Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked", ...auth, ...headers } },
         (res) => {
           rawParser(res, (err, body) => (err ? reject(err) : resolve(makeRes(res.statusCode ?? 0, res.headers, body))));
         },

@@ -44,7 +44,7 @@ export function RepositoryPage(props: { name: string }) {
     document.title = `${props.name} · Strata registry`;
   }, [props.name]);
 
-  const [rows, meta] = page.data ?? [{ items: [] as TagRow[] }, { deleteEnabled: false }];
+  const [rows, meta] = page.data ?? [{ items: [] as TagRow[] }, { deleteEnabled: false, auth: null }];
   const all = rows.items;
   const toggle = (tag: string) => {
     const s = new Set(selected);
