@@ -59,6 +59,10 @@ describe("web UI files", { skip: built ? false : "the UI is not built (npm run b
     await request(reg.app.callback()).get("/ui/").set("If-None-Match", etag).expect(304);
     await request(reg.app.callback()).get("/ui").expect(301).expect("Location", "/ui/");
     await request(reg.app.callback()).get("/").expect(302).expect("Location", "/ui/");
+    await request(reg.app.callback()).get("/strata/v1/repositories").expect(200);
+    const metrics = (await request(reg.app.callback()).get("/metrics")).text;
+    assert.match(metrics, /strata_http_requests_total\{resource="ui",method="GET",status="200"\} 1/);
+    assert.match(metrics, /strata_http_requests_total\{resource="metadata",method="GET",status="200"\} 1/);
   });
 
   it("serves hashed assets immutable with their content types, gzipped when asked", async () => {
