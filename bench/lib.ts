@@ -5,7 +5,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "node:http";
-import type { Readable } from "node:stream";
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import { freePort } from "../test/helpers/strata.js";
 
 export interface Peer {
@@ -138,3 +139,46 @@ export async function pushMonolithic(base: string, repo: string, blob: Buffer, d
   if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
 }
 
+
+/** A deterministic 1 GiB-ish stream: `n` chunks of a 1 MiB base buffer stamped with (id, i). */
+export function bigStream(base: Buffer, id: number, n: number): Readable {
+  let i = 0;
+  return new Readable({
+    read() {
+      if (i === n) return this.push(null);
+      const c = Buffer.from(base);
+      c.writeUInt32BE(id, 0);
+      c.writeUInt32BE(i++, 4);
+      this.push(c);
+    },
+  });
+}
+
+export async function bigDigest(base: Buffer, id: number, n: number): Promise<string> {
+  const h = createHash("sha256");
+  for await (const c of bigStream(base, id, n)) h.update(c as Buffer);
+  return `sha256:${h.digest("hex")}`;
+}
+
+export async function pushStreamed(base: string, repo: string, body: Readable, digest: string): Promise<void> {
+  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
+  const patch = await http("PATCH", new URL(String(start.headers.location), base).toString(), body, {
+    "Content-Type": "application/octet-stream",
+    "Transfer-Encoding": "chunked",
+  });
+  if (patch.status !== 202) throw new Error(`PATCH ${patch.status} ${patch.text}`);
+  const loc = new URL(String(patch.headers.location), base);
+  loc.searchParams.set("digest", digest);
+  const put = await http("PUT", loc.toString(), Buffer.alloc(0));
+  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
+}
+
+/** Monolithic push of a streamed body of known size: POST to start, then PUT ?digest= with Content-Length. */
+export async function pushStreamedSized(base: string, repo: string, body: Readable, size: number, digest: string): Promise<void> {
+  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
+  if (start.status !== 202) throw new Error(`POST ${start.status} ${start.text}`);
+  const loc = new URL(String(start.headers.location), base);
+  loc.searchParams.set("digest", digest);
+  const put = await http("PUT", loc.toString(), body, { "Content-Type": "application/octet-stream", "Content-Length": String(size) });
+  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
+}

@@ -12,14 +12,13 @@
  *
  * Needs: docker-registry and wrk (Debian packages). Not a test: it asserts only integrity.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { run, startStrata } from "../test/helpers/strata.js";
 import { minimalImage, sha256 as sha } from "../test/helpers/oci-layout.js";
-import { http, type Peer, printTable, pushMonolithic, sampleRss, startDistribution, type TableRow, time } from "./lib.js";
+import { bigDigest, bigStream, http, type Peer, printTable, pushMonolithic, pushStreamed, sampleRss, startDistribution, type TableRow, time } from "./lib.js";
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.STRATA_BENCH_MIB ?? 256) * MiB;
@@ -31,39 +30,6 @@ async function wrk(url: string, accept: string, headers: string[] = []): Promise
   const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
   if (!m || /Non-2xx/.test(r.stdout)) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`);
   return Number(m[1]);
-}
-
-/** A deterministic 1 GiB-ish stream: `n` chunks of a 1 MiB base buffer stamped with (id, i). */
-function bigStream(base: Buffer, id: number, n: number): Readable {
-  let i = 0;
-  return new Readable({
-    read() {
-      if (i === n) return this.push(null);
-      const c = Buffer.from(base);
-      c.writeUInt32BE(id, 0);
-      c.writeUInt32BE(i++, 4);
-      this.push(c);
-    },
-  });
-}
-
-async function bigDigest(base: Buffer, id: number, n: number): Promise<string> {
-  const h = createHash("sha256");
-  for await (const c of bigStream(base, id, n)) h.update(c as Buffer);
-  return `sha256:${h.digest("hex")}`;
-}
-
-async function pushStreamed(base: string, repo: string, body: Readable, digest: string): Promise<void> {
-  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
-  const patch = await http("PATCH", new URL(String(start.headers.location), base).toString(), body, {
-    "Content-Type": "application/octet-stream",
-    "Transfer-Encoding": "chunked",
-  });
-  if (patch.status !== 202) throw new Error(`PATCH ${patch.status} ${patch.text}`);
-  const loc = new URL(String(patch.headers.location), base);
-  loc.searchParams.set("digest", digest);
-  const put = await http("PUT", loc.toString(), Buffer.alloc(0));
-  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
 }
 
 interface Result {

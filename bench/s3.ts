@@ -9,6 +9,11 @@
  *   STRATA_BENCH_S3_MIB       blob size in MiB (default 256)
  *   STRATA_BENCH_S3_PART_MIB  storage.s3.partSize in MiB for the driver and lib-storage (default: the config default)
  *   STRATA_BENCH_RUNS         rounds of all measurements, the fastest of each is reported (default 3)
+ *   STRATA_BENCH_BIG_MIB      size of each of the 8 concurrent uploads of the memory table (default 1024)
+ *
+ * A second table gives the peak RSS of the `strata serve` process (S3 mode, with Redis) while
+ * 8 uploads stream into it at once, chunked (PATCH, Transfer-Encoding: chunked) and monolithic
+ * (PUT with Content-Length), measured in the same run.
  *
  * Not a test: it prints a table and asserts nothing but the integrity of the bytes.
  */
@@ -30,7 +35,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { startStrata } from "../test/helpers/strata.js";
-import { http, pushMonolithic } from "./lib.js";
+import { bigDigest, bigStream, http, pushMonolithic, pushStreamed, pushStreamedSized, sampleRss } from "./lib.js";
 import { type S3Config, s3Schema } from "@strata/registry";
 import { createS3Client, ensureBucket, type S3StorageDriver, s3Driver } from "@strata/registry/s3";
 
@@ -89,6 +94,46 @@ export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
     { name: "strata HTTP push (POST + PUT with the blob)", kind: "write", bytes: ctx.blob.length, seconds: push },
     { name: "strata HTTP pull (GET blob)", kind: "read", bytes: ctx.blob.length, seconds: pull },
   ];
+}
+
+interface RssRow {
+  name: string;
+  bytes: number;
+  seconds: number;
+  peakRss: number;
+}
+
+/** Peak RSS of strata serve (S3 mode) while 8 uploads of `bigMiB` stream in at once, chunked and monolithic. */
+export async function benchRss(ctx: BenchContext, bigMiB: number): Promise<RssRow[]> {
+  const keyPrefix = `strata-bench:${randomBytes(4).toString("hex")}:`;
+  const redisUrl = process.env.STRATA_TEST_REDIS_URL || "redis://127.0.0.1:6379";
+  const srv = await startStrata({ storage: { driver: "s3", s3: ctx.cfg }, redis: { url: redisUrl, keyPrefix }, log: { level: "warn" } });
+  const base = randomBytes(MiB);
+  const n = bigMiB;
+  const ids = Array.from({ length: 8 }, (_, i) => i);
+  const digests = await Promise.all(ids.map((id) => bigDigest(base, id, n)));
+  const rows: RssRow[] = [];
+  try {
+    const measure = async (name: string, push: (id: number) => Promise<void>) => {
+      const sampler = sampleRss(srv.process.pid!);
+      const seconds = await timed(() => Promise.all(ids.map(push)).then(() => {}));
+      rows.push({ name, bytes: 8 * n * MiB, seconds, peakRss: sampler.stop() });
+    };
+    await measure("chunked PATCH (Transfer-Encoding: chunked)", (id) => pushStreamed(srv.url, `bench/rss-c${id}`, bigStream(base, id, n), digests[id]));
+    await measure("monolithic PUT (Content-Length)", (id) => pushStreamedSized(srv.url, `bench/rss-m${id}`, bigStream(base, id, n), n * MiB, digests[id]));
+  } finally {
+    await srv.stop();
+  }
+  return rows;
+}
+
+function rssTable(rows: RssRow[], bigMiB: number): string {
+  const lines = [
+    `| 8 concurrent uploads of ${bigMiB} MiB, S3 mode | peak RSS of strata serve (MB) | aggregate MiB/s | target |`,
+    "|:---|---:|---:|:---|",
+    ...rows.map((r) => `| ${r.name} | ${(r.peakRss / 1e6).toFixed(0)} | ${(r.bytes / MiB / r.seconds).toFixed(1)} | <= 200 MB |`),
+  ];
+  return lines.join("\n");
 }
 
 function repoRoot(): string {
@@ -302,6 +347,9 @@ async function main(): Promise<void> {
   try {
     const rows = [...(await objectRows(ctx)), ...(await benchStrataHttp(ctx))];
     console.log(table(rows));
+    const bigMiB = Number(process.env.STRATA_BENCH_BIG_MIB || 1024);
+    console.log();
+    console.log(rssTable(await benchRss(ctx, bigMiB), bigMiB));
     if (!rows.some((r) => r.name.startsWith("strata")))
       console.log("(Strata HTTP push/pull rows: benchStrataHttp() in bench/s3.ts is not wired to the registry yet)");
   } finally {
@@ -311,4 +359,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Run when executed (the measurement functions may also be imported).
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { fleetConfig } from "./helpers/fleet.js";
 import { type BuiltImage, buildOciLayout, sha256, whiteoutImageLayers } from "./helpers/oci-layout.js";
 import { mustRun, run, type StrataServer, startStrata, uniqueName } from "./helpers/strata.js";
+import { missing } from "@strata/client/test-helpers/tools.js";
 
 const modes: { name: string; config: () => Promise<{ config: Record<string, unknown>; cleanup: () => Promise<void> }> }[] = [
   {
@@ -25,7 +26,7 @@ const modes: { name: string; config: () => Promise<{ config: Record<string, unkn
 if ((process.env.STRATA_TEST_BACKENDS ?? "").split(",").includes("s3")) modes.push({ name: "s3+redis", config: fleetConfig });
 
 for (const mode of modes) {
-  describe(`skopeo interop [${mode.name}]`, () => {
+  describe(`skopeo interop [${mode.name}]`, { skip: missing("skopeo") }, () => {
     let srv: StrataServer;
     let work: string;
     let image: BuiltImage;

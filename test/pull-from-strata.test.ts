@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fleetConfig } from "./helpers/fleet.js";
 import { mustRun, REPO_ROOT, type StrataServer, startStrata, strata, uniqueName } from "./helpers/strata.js";
+import { missing } from "@strata/client/test-helpers/tools.js";
 
 const GOLDEN = join(REPO_ROOT, "test", "fixtures", "docker-golden", "edge");
 
@@ -31,7 +32,7 @@ const modes: { name: string; config: () => Promise<{ config: Record<string, unkn
 if ((process.env.STRATA_TEST_BACKENDS ?? "").split(",").includes("s3")) modes.push({ name: "s3+redis", config: fleetConfig });
 
 for (const mode of modes) {
-  describe(`strata pull from strata serve [${mode.name}]`, () => {
+  describe(`strata pull from strata serve [${mode.name}]`, { skip: missing("skopeo") }, () => {
     let srv: StrataServer;
     let work: string;
     let cleanup: () => Promise<void>;

@@ -4,7 +4,8 @@
  * line on stderr and a non-zero exit code.
  */
 // Only the command definitions are loaded up front; each command imports what it runs.
-import { registerClientCommands } from "@strata/client/cli";
+import { createRequire } from "node:module";
+import { printError, registerClientCommands } from "@strata/client/cli";
 import { registerContainerCommands } from "@strata/client/containers/cli";
 import { registerRegistryCommands } from "@strata/registry/cli";
 import { Command, CommanderError } from "commander";
@@ -16,7 +17,11 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-const program = new Command("strata").description("Strata: an OCI registry and a pull client that writes Docker's overlay2 store").showHelpAfterError();
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+const program = new Command("strata")
+  .description("Strata: an OCI registry and a pull client that writes Docker's overlay2 store")
+  .version(version, "-V, --version", "print the version")
+  .showHelpAfterError();
 program.exitOverride();
 registerRegistryCommands(program);
 registerClientCommands(program);
@@ -28,8 +33,6 @@ try {
   if (e instanceof CommanderError) {
     process.exitCode = e.exitCode === 0 ? 0 : 2;
   } else {
-    const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`strata: ${msg.split("\n")[0]}\n`);
-    process.exitCode = (e as { exitCode?: number }).exitCode ?? 1;
+    process.exitCode = printError(e);
   }
 }

@@ -1,22 +1,40 @@
-/** Client subcommands of `strata`: pull, images, inspect, rmi, verify, save. Errors are thrown (main prints one line). */
+/**
+ * Client subcommands of `strata`: pull, images, inspect, rmi, verify, save. Errors are thrown
+ * (main prints them with `printError`); everything printed goes through terminal.ts.
+ */
 // Command implementations are imported when their command runs (start-up time of the CLI).
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { formatOption, openStore, rootOption } from "./cli-util.js";
+import { type Fields, formatRows, parseFormat } from "./format.js";
 import type { ProgressReporter } from "./progress.js";
+import type { PullResult } from "./pull.js";
 import type { Credentials } from "./registry/auth.js";
-import { defaultRoot } from "./store/paths.js";
-import type { Store } from "./store/store.js";
+import { jsonSafe, print } from "./terminal.js";
 
-async function openStore(root: string | undefined): Promise<Store> {
-  const { Store } = await import("./store/store.js");
-  return Store.open(root ?? defaultRoot());
-}
+export { printError } from "./terminal.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function rootOption(): Option {
-  return new Option("--root <dir>", "store root (Docker data-root layout)").default(undefined, `${defaultRoot()}`);
+/** `--format` fields of `strata pull`. */
+const PULL_FIELDS: Fields<PullResult> = {
+  Reference: { header: "REFERENCE", get: (r) => r.reference },
+  ID: { header: "IMAGE ID", get: (r) => r.imageId },
+  Digest: { header: "DIGEST", get: (r) => r.manifestDigest },
+  Platform: { header: "PLATFORM", get: (r) => r.platform },
+  Status: { header: "STATUS", get: (r) => (r.upToDate ? "Image is up to date" : "Downloaded newer image") },
+};
+
+function pullJson(result: PullResult): unknown {
+  return {
+    reference: result.reference,
+    id: result.imageId,
+    digest: result.manifestDigest,
+    platform: result.platform,
+    upToDate: result.upToDate,
+    layers: result.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, chainId: l.chainId, cacheId: l.cacheId, size: l.size, status: l.status })),
+  };
 }
 
 async function readStdin(): Promise<string> {
@@ -54,7 +72,7 @@ export function registerClientCommands(program: Command): void {
       3,
     )
     .option("-q, --quiet", "print only the image reference")
-    .addOption(new Option("--format <format>", "output format").choices(["json"]))
+    .addOption(formatOption(Object.keys(PULL_FIELDS).map((f) => `{{.${f}}}`).join(", ")))
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
     .option("-u, --username <user>", "registry user name")
     .option("--password-stdin", "read the registry password from stdin")
@@ -62,7 +80,7 @@ export function registerClientCommands(program: Command): void {
       async (
         refArg: string,
         o: {
-          root?: string;
+          root: string;
           platform?: string;
           maxConcurrent: number;
           quiet?: boolean;
@@ -72,6 +90,10 @@ export function registerClientCommands(program: Command): void {
           passwordStdin?: boolean;
         },
       ) => {
+        // `table` is the default: progress, then Digest/Status lines
+        const parsed = parseFormat(o.format, PULL_FIELDS, "pull");
+        const fmt = parsed.kind === "table" ? undefined : parsed;
+        await openStore(o.root, { create: true });
         // the unpack workers start first, on another core, while this thread loads the pull code
         (await import("./layer/unpack.js")).prewarmUnpackWorkers(o.maxConcurrent);
         const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { credentialsFromDockerConfig }] = await Promise.all([
@@ -90,14 +112,14 @@ export function registerClientCommands(program: Command): void {
           credentials = await credentialsFromDockerConfig(ref.domain);
         }
         let progress: ProgressReporter = silentProgress;
-        if (!o.quiet && o.format !== "json") progress = process.stdout.isTTY ? new TtyProgress(process.stdout) : new PlainProgress(process.stdout);
+        if (!o.quiet && fmt === undefined) progress = process.stdout.isTTY ? new TtyProgress(process.stdout) : new PlainProgress(process.stdout);
         const ac = new AbortController();
         const onSignal = () => ac.abort(new ExitError("pull interrupted", 130));
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);
         try {
           const result = await pull(refArg, {
-            root: o.root ?? defaultRoot(),
+            root: o.root,
             platform: o.platform ? parsePlatform(o.platform) : undefined,
             maxConcurrent: o.maxConcurrent,
             insecureRegistries: o.insecureRegistry,
@@ -106,30 +128,14 @@ export function registerClientCommands(program: Command): void {
             signal: ac.signal,
           });
           progress.stop();
-          if (o.format === "json") {
-            process.stdout.write(
-              `${JSON.stringify({
-                reference: result.reference,
-                id: result.imageId,
-                digest: result.manifestDigest,
-                platform: result.platform,
-                upToDate: result.upToDate,
-                layers: result.layers.map((l) => ({
-                  digest: l.digest,
-                  diffId: l.diffId,
-                  chainId: l.chainId,
-                  cacheId: l.cacheId,
-                  size: l.size,
-                  status: l.status,
-                })),
-              })}\n`,
-            );
+          if (fmt !== undefined) {
+            print(formatRows([result], fmt, PULL_FIELDS, { table: "", json: pullJson }));
           } else if (o.quiet) {
-            process.stdout.write(`${result.reference}\n`);
+            print(`${result.reference}\n`);
           } else {
-            process.stdout.write(`Digest: ${result.manifestDigest}\n`);
-            process.stdout.write(`Status: ${result.upToDate ? "Image is up to date" : "Downloaded newer image"} for ${result.reference}\n`);
-            process.stdout.write(`${result.reference}\n`);
+            print(`Digest: ${result.manifestDigest}\n`);
+            print(`Status: ${result.upToDate ? "Image is up to date" : "Downloaded newer image"} for ${result.reference}\n`);
+            print(`${result.reference}\n`);
           }
         } catch (e) {
           progress.stop();
@@ -145,13 +151,11 @@ export function registerClientCommands(program: Command): void {
     .command("images")
     .description("list images in the store")
     .addOption(rootOption())
-    .option("--format <format>", "json for one JSON object per line")
-    .action(async (o: { root?: string; format?: string }) => {
-      const { imageRows, formatImageTable } = await import("./commands/images.js");
-      const store = await openStore(o.root);
-      const rows = await imageRows(store);
-      if (o.format === "json") for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
-      else process.stdout.write(`${formatImageTable(rows)}\n`);
+    .addOption(formatOption("{{.ID}}, {{.Repository}}, {{.Tag}}, {{.Digest}}, {{.CreatedSince}}, {{.CreatedAt}}, {{.Size}}"))
+    .action(async (o: { root: string; format?: string }) => {
+      const { imageRows, formatImages, imageFields } = await import("./commands/images.js");
+      const fmt = parseFormat(o.format, imageFields(), "images");
+      print(formatImages(await imageRows(await openStore(o.root)), fmt));
     });
 
   program
@@ -159,10 +163,9 @@ export function registerClientCommands(program: Command): void {
     .description("show an image's config and layers as JSON")
     .argument("<image>", "reference or image ID")
     .addOption(rootOption())
-    .action(async (image: string, o: { root?: string }) => {
+    .action(async (image: string, o: { root: string }) => {
       const { inspectImage } = await import("./commands/inspect.js");
-      const store = await openStore(o.root);
-      process.stdout.write(`${JSON.stringify(await inspectImage(store, image), null, 2)}\n`);
+      print(`${jsonSafe(await inspectImage(await openStore(o.root), image), 2)}\n`);
     });
 
   program
@@ -171,11 +174,10 @@ export function registerClientCommands(program: Command): void {
     .argument("<image...>", "references or image IDs")
     .addOption(rootOption())
     .option("-f, --force", "remove an image referenced in several repositories")
-    .action(async (images: string[], o: { root?: string; force?: boolean }) => {
+    .action(async (images: string[], o: { root: string; force?: boolean }) => {
       const { rmiImages, formatRemoveResult } = await import("./commands/rmi.js");
-      const store = await openStore(o.root);
-      const r = await rmiImages(store, images, { force: o.force });
-      process.stdout.write(`${formatRemoveResult(r)}\n`);
+      const r = await rmiImages(await openStore(o.root), images, { force: o.force });
+      print(`${formatRemoveResult(r)}\n`);
     });
 
   program
@@ -183,13 +185,12 @@ export function registerClientCommands(program: Command): void {
     .description("rebuild every layer tar from diff + tar-split and check it against its diffID")
     .argument("[image]", "reference or image ID (default: all images)")
     .addOption(rootOption())
-    .option("--format <format>", "json")
-    .action(async (image: string | undefined, o: { root?: string; format?: string }) => {
-      const { verifyStore, formatChecks } = await import("./commands/verify.js");
-      const store = await openStore(o.root);
-      const checks = await verifyStore(store, image);
-      if (o.format === "json") process.stdout.write(`${JSON.stringify(checks)}\n`);
-      else if (checks.length) process.stdout.write(`${formatChecks(checks)}\n`);
+    .addOption(formatOption("one line per layer: {{.ID}}, {{.Ref}}, {{.DiffID}}, {{.ChainID}}, {{.Status}}, {{.Bytes}}, {{.Error}}"))
+    .action(async (image: string | undefined, o: { root: string; format?: string }) => {
+      const { verifyStore, formatVerify, VERIFY_FIELDS } = await import("./commands/verify.js");
+      const fmt = parseFormat(o.format, VERIFY_FIELDS, "verify");
+      const checks = await verifyStore(await openStore(o.root), image);
+      print(formatVerify(checks, fmt));
       const bad = checks.flatMap((c) => c.layers.filter((l) => !l.ok));
       if (bad.length) throw new ExitError(`verify: ${bad.length} layer(s) failed: ${bad[0].diffId}: ${bad[0].error}`, 1);
     });
@@ -200,9 +201,8 @@ export function registerClientCommands(program: Command): void {
     .argument("<image...>", "references or image IDs")
     .requiredOption("-o, --output <file>", "archive to write")
     .addOption(rootOption())
-    .action(async (images: string[], o: { root?: string; output: string }) => {
+    .action(async (images: string[], o: { root: string; output: string }) => {
       const { saveImages } = await import("./commands/save.js");
-      const store = await openStore(o.root);
-      await saveImages(store, images, o.output);
+      await saveImages(await openStore(o.root), images, o.output);
     });
 }

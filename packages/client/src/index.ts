@@ -1,5 +1,5 @@
 export { registerClientCommands } from "./cli.js";
-export { formatImageTable, imageRows } from "./commands/images.js";
+export { formatImages, imageRows } from "./commands/images.js";
 export { type InspectResult, inspectImage } from "./commands/inspect.js";
 export { rmiImages } from "./commands/rmi.js";
 export { saveImages, tarSplitTarSize } from "./commands/save.js";

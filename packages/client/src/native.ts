@@ -127,9 +127,6 @@ export const MountFlags = {
   MS_PRIVATE: 1 << 18,
 } as const;
 
-/** umount2(2) flags. */
-export const UmountFlags = { MNT_FORCE: 1, MNT_DETACH: 2, MNT_EXPIRE: 4, UMOUNT_NOFOLLOW: 8 } as const;
-
 /** The addon's gzip inflater (zlib linked into Node), for GzipDecoder. */
 export function inflater(): Pick<Addon, "inflateCreate" | "inflateStep" | "inflateReset"> {
   return load();

@@ -6,6 +6,7 @@
  * - `silentProgress`: nothing (--quiet, --format json).
  */
 import cliProgress from "cli-progress";
+import { terminalSafe } from "./terminal.js";
 
 export type LayerStatus = "waiting" | "downloading" | "extracting" | "complete" | "exists" | "failed";
 
@@ -49,10 +50,23 @@ export function humanSize(bytes: number): string {
 
 export const silentProgress: ProgressReporter = { event() {}, stop() {} };
 
+/** The event with every text field terminal safe (names and tags come from the user or a registry). */
+function safe(e: PullEvent): PullEvent {
+  switch (e.type) {
+    case "start":
+      return { ...e, reference: terminalSafe(e.reference), repository: terminalSafe(e.repository), tagOrDigest: terminalSafe(e.tagOrDigest) };
+    case "layers":
+      return { ...e, layers: e.layers.map((l) => ({ ...l, id: terminalSafe(l.id) })) };
+    default:
+      return { ...e, id: terminalSafe(e.id) };
+  }
+}
+
 export class PlainProgress implements ProgressReporter {
   private readonly last = new Map<string, LayerStatus>();
   constructor(private readonly out: NodeJS.WritableStream = process.stdout) {}
-  event(e: PullEvent): void {
+  event(raw: PullEvent): void {
+    const e = safe(raw);
     switch (e.type) {
       case "start":
         this.out.write(`${e.tagOrDigest}: Pulling from ${e.repository}\n`);
@@ -115,7 +129,8 @@ export class TtyProgress implements ProgressReporter {
     return b;
   }
 
-  event(e: PullEvent): void {
+  event(raw: PullEvent): void {
+    const e = safe(raw);
     switch (e.type) {
       case "start":
         this.multi.log(`${e.tagOrDigest}: Pulling from ${e.repository}\n`);

@@ -15,6 +15,7 @@ import { type Distribution, GOLDEN_DIR, pushOciLayout, run, startDistribution } 
 import { bigLayer, type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
 import { runCli } from "./helpers/run-cli.js";
+import { missing } from "./helpers/tools.js";
 
 
 interface Expected {
@@ -45,7 +46,7 @@ async function tarMembers(file: string): Promise<Map<string, Buffer>> {
 
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
-describe("client commands (CLI)", () => {
+describe("client commands (CLI)", { skip: missing("docker-registry", "skopeo") }, () => {
   let reg: Distribution;
   let root: string;
   let expected: Expected;

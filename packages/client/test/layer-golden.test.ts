@@ -13,6 +13,7 @@ import { assembleLayer } from "../src/layer/assemble.js";
 import { decompressor } from "../src/layer/decompress.js";
 import { unpackLayer } from "../src/layer/unpack.js";
 import { GOLDEN, goldenTree, listTree } from "./layer-helpers.js";
+import { missing } from "./helpers/tools.js";
 
 interface ExpectedLayer {
   n: number;
@@ -81,7 +82,7 @@ for (const layer of expected.layers) {
       assert.ok(bytes.equals(gunzipSync(fs.readFileSync(blobPath(layer)))));
     });
 
-    test("Debian's tar-split asm rebuilds the same tar from our output", () => {
+    test("Debian's tar-split asm rebuilds the same tar from our output", { skip: missing("tar-split") }, () => {
       const out = join(dir, "asm.tar");
       const r = spawnSync("tar-split", ["asm", "--input", tarSplitPath, "--path", diffDir, "--output", out], { encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);

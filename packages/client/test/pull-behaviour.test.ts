@@ -16,6 +16,7 @@ import { type Distribution, distributionBlobPath, GOLDEN_DIR, pushOciLayout, sta
 import { pushImage, pushIndex, smallLayer } from "./helpers/images.js";
 import { makeTar, sha256 } from "./helpers/oci-build.js";
 import { checkStore } from "./helpers/store-check.js";
+import { missing } from "./helpers/tools.js";
 
 const tmpRoot = () => mkdtemp(join(tmpdir(), "strata-root-"));
 
@@ -23,7 +24,7 @@ async function repositories(root: string): Promise<Record<string, Record<string,
   return JSON.parse(await readFile(join(root, "image/overlay2/repositories.json"), "utf8")).Repositories;
 }
 
-describe("pull behaviour", () => {
+describe("pull behaviour", { skip: missing("docker-registry", "skopeo", "zstd") }, () => {
   let reg: Distribution;
   const roots: string[] = [];
   const newRoot = async () => {

@@ -19,6 +19,7 @@ import { type Distribution, GOLDEN_DIR, pushOciLayout, run, startDistribution } 
 import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { makeTar } from "./helpers/oci-build.js";
 import { checkStore } from "./helpers/store-check.js";
+import { missing } from "./helpers/tools.js";
 
 const DOCKERD = "/usr/sbin/dockerd";
 const DOCKER = "/usr/bin/docker";
@@ -26,7 +27,7 @@ const TINI = "/usr/bin/docker-init"; // statically linked tini
 const RUNC_NORLIMIT = new URL("../../../../scripts/runc-norlimit", import.meta.url).pathname;
 const available = existsSync(DOCKERD) && existsSync(DOCKER) && existsSync(TINI) && process.getuid?.() === 0;
 
-describe("Docker Engine uses a store written by strata pull", { skip: available ? false : "dockerd not available" }, () => {
+describe("Docker Engine uses a store written by strata pull", { skip: missing("dockerd", "docker", "docker-registry", "skopeo") || (available ? false : "dockerd needs root and docker-init") }, () => {
   let reg: Distribution;
   let root: string;
   let work: string;

@@ -31,6 +31,7 @@ import { startFaultProxy } from "./helpers/fault-proxy.js";
 import { type BuiltImage, type Compression, type FileSpec, makeTar, OciLayoutBuilder, sha256 } from "./helpers/oci-build.js";
 import { runCli } from "./helpers/run-cli.js";
 import { checkStore } from "./helpers/store-check.js";
+import { missing } from "./helpers/tools.js";
 
 const MiB = 1024 * 1024;
 const FAST = { baseDelayMs: 5, maxDelayMs: 50 };
@@ -445,7 +446,7 @@ async function replaceLayerBlob(dir: string, img: BuiltImage, i: number, blob: B
 
 // ---------------------------------------------------------------------------------------------
 
-describe("pull of large layers (several MiB: gzip random/compressible/two members, zstd, uncompressed)", () => {
+describe("pull of large layers (several MiB: gzip random/compressible/two members, zstd, uncompressed)", { skip: missing("docker-registry", "skopeo", "zstd") }, () => {
   let reg: Distribution;
   let img: BuiltImage;
   let layers: Layer[];

@@ -17,9 +17,10 @@ import { type Distribution, startDistribution } from "./helpers/distribution.js"
 import { bigLayer, type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
 import { CLI } from "./helpers/run-cli.js";
+import { missing } from "./helpers/tools.js";
 
 
-describe("interrupted and concurrent pulls", () => {
+describe("interrupted and concurrent pulls", { skip: missing("docker-registry", "skopeo") }, () => {
   let reg: Distribution;
   const roots: string[] = [];
   const newRoot = async () => {

@@ -15,6 +15,7 @@ import { type Distribution, pushOciLayout, startDistribution } from "./helpers/d
 import { type PushedImage, smallLayer } from "./helpers/images.js";
 import { OciLayoutBuilder } from "./helpers/oci-build.js";
 import { runCli } from "./helpers/run-cli.js";
+import { missing } from "./helpers/tools.js";
 
 const USER = "strata-user";
 const PASSWORD = "s3cret-Pa55word";
@@ -47,7 +48,7 @@ describe("WWW-Authenticate parsing and redaction", () => {
   });
 });
 
-describe("basic auth (distribution with htpasswd)", () => {
+describe("basic auth (distribution with htpasswd)", { skip: missing("docker-registry", "skopeo", "htpasswd") }, () => {
   let reg: Distribution;
   let dir: string;
   let img: PushedImage;
@@ -102,7 +103,7 @@ describe("basic auth (distribution with htpasswd)", () => {
   });
 });
 
-describe("token auth (distribution with auth: token)", () => {
+describe("token auth (distribution with auth: token)", { skip: missing("docker-registry", "skopeo", "openssl") }, () => {
   let reg: Distribution;
   let dir: string;
   let tokens: Awaited<ReturnType<typeof startTokenServer>>;

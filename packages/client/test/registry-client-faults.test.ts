@@ -17,6 +17,7 @@ import { type Distribution, freePort, startDistribution } from "./helpers/distri
 import { type FaultProxy, startFaultProxy } from "./helpers/fault-proxy.js";
 import { bigLayer, type PushedImage, pushImage } from "./helpers/images.js";
 import { checkStore } from "./helpers/store-check.js";
+import { missing } from "./helpers/tools.js";
 
 const FAST = { baseDelayMs: 5, maxDelayMs: 50 };
 
@@ -39,7 +40,7 @@ describe("registry client: scheme selection", () => {
   });
 });
 
-describe("registry client: retries and resume through a faulty network", () => {
+describe("registry client: retries and resume through a faulty network", { skip: missing("docker-registry", "skopeo") }, () => {
   let reg: Distribution;
   let proxy: FaultProxy;
   let img: PushedImage;

@@ -15,6 +15,7 @@ import { registryBaseUrl } from "../src/registry/client.js";
 import { type Distribution, startDistribution } from "./helpers/distribution.js";
 import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { runCli } from "./helpers/run-cli.js";
+import { missing } from "./helpers/tools.js";
 
 const host = hostname();
 const resolvesToLoopback = await lookup(host).then(
@@ -23,7 +24,7 @@ const resolvesToLoopback = await lookup(host).then(
 );
 
 
-describe("HTTPS registries", { skip: resolvesToLoopback ? false : `host name ${host} does not resolve to loopback` }, () => {
+describe("HTTPS registries", { skip: missing("openssl", "docker-registry", "skopeo") || (resolvesToLoopback ? false : `host name ${host} does not resolve to loopback`) }, () => {
   let dir: string;
   let reg: Distribution;
   let img: PushedImage;

@@ -18,6 +18,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type RawResponse, rawGet } from "../src/registry/rawhttp.js";
+import { missing } from "./helpers/tools.js";
 
 const MiB = 1024 * 1024;
 const T = { timeout: 15_000 };
@@ -744,7 +745,7 @@ describe("rawGet against node:http servers: redirects, chunked", () => {
   });
 });
 
-describe("rawGet over TLS", () => {
+describe("rawGet over TLS", { skip: missing("openssl") }, () => {
   let dir: string;
   let server: https.Server;
   let url: string;

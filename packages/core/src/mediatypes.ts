@@ -18,17 +18,6 @@ export const MediaTypes = {
   DockerPluginConfig: "application/vnd.docker.plugin.v1+json",
 } as const;
 
-/** Manifest media types this project stores and serves. */
-export const MANIFEST_MEDIA_TYPES: readonly string[] = [MediaTypes.OciManifest, MediaTypes.OciIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList];
-
-export function isManifestMediaType(mt: string): boolean {
-  return MANIFEST_MEDIA_TYPES.includes(mt);
-}
-
-export function isIndexMediaType(mt: string): boolean {
-  return mt === MediaTypes.OciIndex || mt === MediaTypes.DockerManifestList;
-}
-
 export type LayerCompression = "gzip" | "zstd" | "none";
 
 /** The compression of a layer media type, or undefined when it is not a known layer type. */

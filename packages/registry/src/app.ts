@@ -20,6 +20,7 @@ import { registerUi } from "./handlers/ui.js";
 import { registerToken } from "./handlers/token.js";
 import { registerUploads } from "./handlers/uploads.js";
 import { authMiddleware } from "./http/auth.js";
+import { bodyGuard } from "./http/body.js";
 import { errorMiddleware } from "./http/errors.js";
 import { requestLog } from "./http/logging.js";
 import { createMetrics } from "./http/metrics.js";
@@ -32,6 +33,7 @@ import { RedisSessionStore } from "./redis/sessions.js";
 import { RedisIndex } from "./redis/tagindex.js";
 import { BlobStore } from "./services/blobs.js";
 import { MemoryDescriptorCache } from "./services/cache.js";
+import { Health, storageCheck } from "./services/health.js";
 import { StorageRepositoryIndex } from "./services/catalog.js";
 import type { Services } from "./services/index.js";
 import { ManifestStore, StorageTagIndex } from "./services/manifests.js";
@@ -41,6 +43,9 @@ import type { StorageDriver } from "./storage/driver.js";
 import { createDriver } from "./storage/factory.js";
 import { MemorySessionStore } from "./upload/sessions.js";
 import { UploadService } from "./upload/uploads.js";
+
+/** A dependency that does not answer a health check within this long is unavailable. */
+const HEALTH_DEADLINE_MS = 2000;
 
 export interface Registry {
   readonly app: Koa;
@@ -69,7 +74,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   if (shared) {
     closers.push(() => shared.conn.close());
     // Serve at once either way: while Redis is unreachable requests answer 503 and recover with it.
-    await shared.conn.ready(Math.max(config.redis.commandTimeoutMs, 3000)).catch((e) => logger.warn({ err: (e as Error).message }, "starting without redis"));
+    await shared.conn.ready(Math.max(config.redis.commandTimeoutMs, 3000)).catch(() => {});
   }
   const locks = shared?.locks ?? new MemoryLocker();
   const blobs = new BlobStore(driver, shared?.cache ?? new MemoryDescriptorCache());
@@ -81,7 +86,16 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     ttlSeconds: config.uploads.ttlSeconds,
     maxBlobBytes: config.limits.blobMaxBytes,
   });
-  const health = shared ? () => shared.conn.ping() : async () => {};
+  const s3 = config.storage.s3;
+  const createBucket = s3?.createBucket && !opts.driver ? async () => (await import("./storage/s3-client.js")).ensureBucket(s3) : undefined;
+  const health = new Health(
+    { storage: storageCheck(driver, createBucket), ...(shared ? { redis: () => shared.conn.ping() } : {}) },
+    HEALTH_DEADLINE_MS,
+    logger,
+  );
+  // One look at the dependencies before serving: a missing bucket, wrong credentials or an
+  // unreachable Redis is logged with its cause (the server serves anyway and recovers with them).
+  await health.probe();
   const events = new EventBus();
   const metadata = new MetadataService(shared ? new RedisMetadataStore(shared.conn) : new MemoryMetadataStore(), events, { driver, manifests, blobs, locks, logger }, {
     persistPulls: !shared && config.storage.driver !== "memory",
@@ -138,7 +152,8 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     ctx.set("Docker-Distribution-API-Version", "registry/2.0");
     await next();
   });
-  app.use(errorMiddleware());
+  app.use(bodyGuard());
+  app.use(errorMiddleware(logger));
   if (auth) app.use(authMiddleware(auth));
   app.use(router.routes());
   app.use(

@@ -36,7 +36,18 @@ export const s3Schema = z.object({
     .int()
     .min(5 * MiB)
     .default(8 * MiB),
+  /**
+   * Memory for multipart parts of all uploads together; uploads beyond it wait for a part to
+   * finish (their clients are slowed, the heap does not grow).
+   */
+  partBufferBytes: z
+    .number()
+    .int()
+    .min(5 * MiB)
+    .default(32 * MiB),
   maxAttempts: z.number().int().positive().default(5),
+  /** Create the bucket when it does not exist (at start-up and whenever a health check finds it missing). */
+  createBucket: z.boolean().default(false),
   requestTimeoutMs: z.number().int().positive().default(60_000),
 });
 
@@ -214,9 +225,53 @@ export type AccessRule = z.infer<typeof accessRuleSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;
 
 export class ConfigError extends Error {
+  /** Its message lists one problem per line (printed whole by the CLI). */
+  readonly multiline = true;
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/**
+ * Keys of `value` that `schema` does not know, at every level, each as "path: unknown key (did
+ * you mean x?)". Walks the schema's own structure, so every object schema is strict whatever
+ * way it was declared.
+ */
+function unknownKeys(schema: z.ZodType, value: unknown, path: string[], out: string[]): void {
+  const def = (schema as unknown as { _zod: { def: Record<string, unknown> & { type: string } } })._zod.def;
+  const inner = (def.innerType ?? (def.type === "pipe" ? def.in : undefined)) as z.ZodType | undefined;
+  if (inner) return unknownKeys(inner, value, path, out);
+  if (value === null || typeof value !== "object") return;
+  if (def.type === "array" && Array.isArray(value)) {
+    value.forEach((v, i) => unknownKeys(def.element as z.ZodType, v, [...path, String(i)], out));
+    return;
+  }
+  if (def.type === "record") {
+    for (const [k, v] of Object.entries(value)) unknownKeys(def.valueType as z.ZodType, v, [...path, k], out);
+    return;
+  }
+  if (def.type !== "object" || Array.isArray(value)) return;
+  const shape = def.shape as Record<string, z.ZodType>;
+  const loose = def.catchall !== undefined && (def.catchall as { _zod: { def: { type: string } } })._zod.def.type !== "never";
+  for (const [k, v] of Object.entries(value)) {
+    if (Object.hasOwn(shape, k)) unknownKeys(shape[k], v, [...path, k], out);
+    if (Object.hasOwn(shape, k) || loose) continue;
+    const close = Object.keys(shape)
+      .map((c) => ({ c, d: editDistance(k.toLowerCase(), c.toLowerCase()) }))
+      .filter((x) => x.d <= Math.max(1, Math.floor(k.length / 3)))
+      .sort((a, b) => a.d - b.d)[0];
+    out.push(`  ${[...path, k].join(".")}: unknown key${close ? ` (did you mean ${[...path, close.c].join(".")}?)` : ""}`);
   }
 }
 
@@ -257,12 +312,13 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   return out;
 }
 
-/** Validates a raw config object; throws ConfigError with every problem on one line each. */
+/** Validates a raw config object; throws ConfigError with every problem (unknown keys too) on one line each. */
 export function parseConfig(raw: unknown): RegistryConfig {
+  const problems: string[] = [];
+  unknownKeys(configSchema, raw ?? {}, [], problems);
   const r = configSchema.safeParse(raw ?? {});
-  if (!r.success) {
-    throw new ConfigError(`invalid configuration:\n${r.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n")}`);
-  }
+  if (!r.success) problems.push(...r.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`));
+  if (problems.length || !r.success) throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
   return r.data;
 }
 

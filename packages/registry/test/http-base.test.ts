@@ -25,9 +25,15 @@ for (const backend of backends()) {
       assert.equal(res.body.length, 0);
     });
 
-    it("GET /healthz answers 200", async () => {
-      const res = await h.req("GET", "/healthz");
-      assert.equal(res.status, 200);
+    it("GET /healthz and /readyz answer 200 with every dependency's check", async () => {
+      for (const path of ["/healthz", "/readyz"]) {
+        const res = await h.req("GET", path);
+        assert.equal(res.status, 200, path);
+        const body = res.json();
+        assert.equal(body.status, "ok");
+        assert.equal(body.checks.storage.status, "ok");
+        if (h.reg.config.redis.url) assert.equal(body.checks.redis.status, "ok");
+      }
     });
 
     it("an unknown path outside /v2 answers 404 with an OCI error body", async () => {

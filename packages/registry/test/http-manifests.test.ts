@@ -297,6 +297,16 @@ for (const backend of backends()) {
         }
       });
 
+      it("GET and HEAD of a reference that is not a valid tag are 404 MANIFEST_UNKNOWN (no such manifest can exist)", async () => {
+        const repo = repoName();
+        await pushImage(h, repo);
+        for (const ref of [".INVALID_MANIFEST_NAME", "-dash", "a".repeat(129), "t%40g"]) {
+          expectError(await h.req("GET", `/v2/${repo}/manifests/${ref}`), 404, "MANIFEST_UNKNOWN", `GET ${ref.slice(0, 20)}`);
+          const head = await h.req("HEAD", `/v2/${repo}/manifests/${ref}`);
+          assert.equal(head.status, 404, `HEAD ${ref.slice(0, 20)}`);
+        }
+      });
+
       it("tags at the grammar's limits are accepted (128 characters, leading underscore, dots and dashes)", async () => {
         const repo = repoName();
         const img = await pushImage(h, repo);

@@ -12,16 +12,15 @@
  * The archive is written to a temp file beside FILE and renamed when complete.
  */
 
-import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { createVerifier, type Digest, digestHex, digestOf } from "@strata/core";
 import tar from "tar-stream";
 import { assembleLayer } from "../layer/assemble.js";
+import { createOutputFile } from "../store/fsutil.js";
 import { loadImage, resolveImage, type StoredImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 
@@ -52,10 +51,10 @@ export async function saveImages(store: Store, images: string[], output: string)
     if (!img) throw new Error(`No such image: ${arg}`);
     selected.push({ img, tag: r.ref && !r.ref.key.includes("@") ? r.ref.key : undefined });
   }
-  const tmp = join(dirname(output), `.${basename(output)}.tmp-${randomBytes(4).toString("hex")}`);
+  const out = await createOutputFile(output);
   const pack = tar.pack();
-  const out = createWriteStream(tmp, { mode: 0o644 });
-  const writing = pipeline(pack, out);
+  const writing = pipeline(pack, out.stream);
+  writing.catch(() => {}); // awaited below; a failure also fails the entry being added
   try {
     const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
     const repositories: Record<string, Record<string, string>> = {};
@@ -109,11 +108,11 @@ export async function saveImages(store: Store, images: string[], output: string)
     if (Object.keys(repositories).length > 0) await addEntry(pack, "repositories", JSON.stringify(repositories));
     pack.finalize();
     await writing;
-    await rename(tmp, output);
+    await out.commit();
   } catch (e) {
     pack.destroy(e as Error);
     await writing.catch(() => {});
-    await rm(tmp, { force: true });
+    await out.discard();
     throw e;
   }
   return { images: selected.map((s) => s.img.id) };

@@ -7,9 +7,11 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type ChainID, createVerifier, type Digest } from "@strata/core";
+import { type Fields, type OutputFormat, renderTemplate } from "../format.js";
 import { assembleLayer } from "../layer/assemble.js";
 import { listImages, loadImage, resolveImage, type StoredImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
+import { jsonSafe } from "../terminal.js";
 
 export interface LayerCheck {
   chainId: ChainID;
@@ -74,7 +76,35 @@ export async function verifyStore(store: Store, image?: string): Promise<ImageCh
   return out;
 }
 
-export function formatChecks(checks: ImageCheck[]): string {
+/** One row per layer for `--format` templates. */
+export interface VerifyRow {
+  image: ImageCheck;
+  layer: LayerCheck;
+}
+
+/** `--format` fields of `strata verify` (one row per layer). */
+export const VERIFY_FIELDS: Fields<VerifyRow> = {
+  ID: { header: "IMAGE ID", get: (r) => r.image.id.slice(7, 19) },
+  Ref: { header: "IMAGE", get: (r) => r.image.refs[0] ?? "<none>" },
+  DiffID: { header: "DIFF ID", get: (r) => r.layer.diffId },
+  ChainID: { header: "CHAIN ID", get: (r) => r.layer.chainId },
+  Status: { header: "STATUS", get: (r) => (r.layer.ok ? "OK" : "FAILED") },
+  Bytes: { header: "BYTES", get: (r) => (r.layer.bytes === undefined ? "" : String(r.layer.bytes)) },
+  Error: { header: "ERROR", get: (r) => r.layer.error ?? "" },
+};
+
+/** `strata verify` output: the per-image report (table), the checks as one JSON array, or a template per layer. */
+export function formatVerify(checks: ImageCheck[], fmt: OutputFormat): string {
+  if (fmt.kind === "json") return `${jsonSafe(checks)}\n`;
+  if (fmt.kind === "table") return checks.length ? `${formatChecks(checks)}\n` : "";
+  return renderTemplate(
+    checks.flatMap((image) => image.layers.map((layer) => ({ image, layer }))),
+    fmt,
+    VERIFY_FIELDS,
+  );
+}
+
+function formatChecks(checks: ImageCheck[]): string {
   const lines: string[] = [];
   for (const c of checks) {
     lines.push(`${c.refs[0] ?? c.id} (${c.id.slice(7, 19)}): ${c.ok ? "OK" : "FAILED"}`);

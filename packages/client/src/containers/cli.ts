@@ -1,9 +1,10 @@
 /** Container subcommands of `strata`: create, mount, umount, ps, rm, diff, commit, export. Errors are thrown. */
 
-import { resolve } from "node:path";
-import { type Command, Option } from "commander";
-import { defaultRoot } from "../store/paths.js";
+import type { Command } from "commander";
+import { formatOption, openStore, rootOption } from "../cli-util.js";
+import { parseFormat } from "../format.js";
 import type { Store } from "../store/store.js";
+import { print } from "../terminal.js";
 
 /** The implementation, imported when a container command runs (start-up time of the CLI). */
 async function load() {
@@ -17,13 +18,8 @@ async function load() {
   return { ...store, ...changes, ...commit, ...exp, ...ps };
 }
 
-function rootOption(): Option {
-  return new Option("--root <dir>", "store root (Docker data-root layout)").default(undefined, `${defaultRoot()}`);
-}
-
-async function open(o: { root?: string }): Promise<Store> {
-  const { Store } = await import("../store/store.js");
-  return Store.open(resolve(o.root ?? defaultRoot()));
+function open(o: { root: string }): Promise<Store> {
+  return openStore(o.root);
 }
 
 export function registerContainerCommands(program: Command): void {
@@ -33,10 +29,10 @@ export function registerContainerCommands(program: Command): void {
     .argument("<image>", "reference or image ID")
     .option("--name <name>", "container name")
     .addOption(rootOption())
-    .action(async (image: string, o: { root?: string; name?: string }) => {
+    .action(async (image: string, o: { root: string; name?: string }) => {
       const L = await load();
       const c = await L.createContainer(await open(o), image, { name: o.name });
-      process.stdout.write(`${c.id}\n`);
+      print(`${c.id}\n`);
     });
 
   program
@@ -45,11 +41,11 @@ export function registerContainerCommands(program: Command): void {
     .argument("<target>", "container NAME|ID, or IMAGE with --read-only")
     .option("--read-only", "mount an image's layers without an upper layer")
     .addOption(rootOption())
-    .action(async (target: string, o: { root?: string; readOnly?: boolean }) => {
+    .action(async (target: string, o: { root: string; readOnly?: boolean }) => {
       const L = await load();
       const store = await open(o);
       const path = o.readOnly ? await L.mountImageReadOnly(store, target) : await L.mountContainer(store, target);
-      process.stdout.write(`${path}\n`);
+      print(`${path}\n`);
     });
 
   program
@@ -58,25 +54,24 @@ export function registerContainerCommands(program: Command): void {
     .argument("<target>", "container NAME|ID, or IMAGE with --read-only")
     .option("--read-only", "the target is an image mounted with mount --read-only")
     .addOption(rootOption())
-    .action(async (target: string, o: { root?: string; readOnly?: boolean }) => {
+    .action(async (target: string, o: { root: string; readOnly?: boolean }) => {
       const L = await load();
       const store = await open(o);
       const was = o.readOnly ? await L.unmountImageReadOnly(store, target) : await L.unmountContainer(store, target);
-      if (!was) process.stderr.write(`${target} was not mounted\n`);
+      if (!was) print(`${target} was not mounted\n`, process.stderr);
     });
 
   program
     .command("ps")
     .description("list containers in the store")
-    .option("--format <format>", "json for one JSON object per line")
+    .addOption(formatOption("{{.ID}}, {{.Image}}, {{.Name}} (or {{.Names}}), {{.Mounted}}"))
     .option("-q, --quiet", "only full container IDs")
     .addOption(rootOption())
-    .action(async (o: { root?: string; format?: string; quiet?: boolean }) => {
+    .action(async (o: { root: string; format?: string; quiet?: boolean }) => {
       const L = await load();
+      const fmt = parseFormat(o.format, L.PS_FIELDS, "ps");
       const rows = await L.psRows(await open(o));
-      if (o.quiet) for (const r of rows) process.stdout.write(`${r.id}\n`);
-      else if (o.format === "json") for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
-      else process.stdout.write(`${L.formatPsTable(rows)}\n`);
+      print(o.quiet ? rows.map((r) => `${r.id}\n`).join("") : L.formatPs(rows, fmt));
     });
 
   program
@@ -84,12 +79,12 @@ export function registerContainerCommands(program: Command): void {
     .description("remove containers (unmounting them first)")
     .argument("<container...>", "NAME|ID")
     .addOption(rootOption())
-    .action(async (names: string[], o: { root?: string }) => {
+    .action(async (names: string[], o: { root: string }) => {
       const L = await load();
       const store = await open(o);
       for (const n of names) {
         await L.removeContainer(store, n);
-        process.stdout.write(`${n}\n`);
+        print(`${n}\n`);
       }
     });
 
@@ -98,13 +93,12 @@ export function registerContainerCommands(program: Command): void {
     .description("list a container's changes (A added, C changed, D deleted)")
     .argument("<container>", "NAME|ID")
     .addOption(rootOption())
-    .action(async (name: string, o: { root?: string }) => {
+    .action(async (name: string, o: { root: string }) => {
       const L = await load();
       const store = await open(o);
       const c = await L.resolveContainer(store, name);
       const { upperDir, lowerDirs } = await L.containerLayers(store, c);
-      const text = L.formatChanges(L.overlayChanges(lowerDirs, upperDir));
-      if (text) process.stdout.write(`${text}\n`);
+      for (const c of L.overlayChanges(lowerDirs, upperDir)) print(`${L.formatChange(c)}\n`);
     });
 
   program
@@ -115,10 +109,10 @@ export function registerContainerCommands(program: Command): void {
     .option("-m, --message <message>", "commit message (history comment)")
     .option("-a, --author <author>", "author")
     .addOption(rootOption())
-    .action(async (name: string, repo: string | undefined, o: { root?: string; message?: string; author?: string }) => {
+    .action(async (name: string, repo: string | undefined, o: { root: string; message?: string; author?: string }) => {
       const L = await load();
       const r = await L.commitContainer(await open(o), name, repo, { message: o.message, author: o.author });
-      process.stdout.write(`${r.imageId}\n`);
+      print(`${r.imageId}\n`);
     });
 
   program
@@ -126,13 +120,16 @@ export function registerContainerCommands(program: Command): void {
     .description("write the flattened filesystem of an image or container, without mounting")
     .argument("<target>", "container NAME|ID or IMAGE")
     .option("-o, --output <file>", "tar file to write")
-    .option("--dir <dir>", "directory to write into (must be empty)")
+    .option("--dir <dir>", "directory to write into (must be empty; made 0700)")
     .addOption(rootOption())
-    .action(async (target: string, o: { root?: string; output?: string; dir?: string }) => {
+    .action(async (target: string, o: { root: string; output?: string; dir?: string }) => {
       const L = await load();
       if (!o.output === !o.dir) throw new Error("export needs exactly one of -o FILE.tar or --dir DIR");
       const { layers } = await L.exportLayers(await open(o), target);
       if (o.output) await L.exportToTar(layers, o.output);
-      else L.exportToDir(layers, o.dir as string);
+      else {
+        const { skippedDevices } = L.exportToDir(layers, o.dir as string);
+        if (skippedDevices) print(`strata: ${skippedDevices} device node(s) not exported: only root exporting into a root-owned directory creates them\n`, process.stderr);
+      }
     });
 }

@@ -4,18 +4,19 @@
  * with overlay semantics (stack.ts): whiteouts hide names below them, opaque directories hide
  * lower contents, a non-directory hides lower directories. Output order is depth first with names
  * in byte order; hardlinks inside one layer stay hardlinks; trusted.overlay.* xattrs are dropped.
+ * The tree is walked streaming (see mergedEntries), so a layer of millions of files costs no more
+ * memory than the names of its largest directory.
  */
 
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { getxattr, listxattr, mknod, setxattr } from "../native.js";
+import { createOutputFile, mkdirsSync } from "../store/fsutil.js";
 import { loadImage, resolveImage } from "../store/images.js";
 import type { Store } from "../store/store.js";
 import { diffDirOfLink, readLayerDir, stackLinks } from "./layers.js";
-import { isOpaque, isWhiteout } from "./stack.js";
+import { isOpaque, isWhiteout, lstatBig } from "./stack.js";
 import { ContainerNotFoundError, containerLayers, resolveContainer } from "./store.js";
 import { encodeHeader } from "./tarwriter.js";
 
@@ -25,61 +26,87 @@ export interface MergedEntry {
   /** The file providing the entry. */
   abs: Buffer;
   st: fs.BigIntStats;
+  /** Set on the second report of a directory, once everything below it was reported. */
+  done?: true;
 }
 
-function lstatOrUndef(p: Buffer): fs.BigIntStats | undefined {
-  try {
-    return fs.lstatSync(p, { bigint: true });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw e;
-  }
+/** a + "/" + b, both raw bytes held in latin1 strings. */
+function joinRel(a: string, b: string): string {
+  return a.length === 0 ? b : `${a}/${b}`;
 }
 
-function join2(a: Buffer, b: Buffer): Buffer {
-  return a.length === 0 ? b : Buffer.concat([a, Buffer.from("/"), b]);
-}
-
-/** The merged view of `layers` (diff dirs, nearest first), entries parents first. */
+/**
+ * The merged view of `layers` (diff dirs, nearest first), entries parents first, names in byte
+ * order; each directory is reported again (`done`) after its contents. Memory holds the names of
+ * the directories on the current path only (as one-byte strings, with the index of the layer
+ * providing each name), never the tree, and no stat is kept beyond the entry being reported.
+ */
 export function* mergedEntries(layers: readonly string[]): Generator<MergedEntry> {
   const roots = layers.map((l) => Buffer.from(l.replace(/\/+$/, "")));
-  function* walk(rel: Buffer, live: number[]): Generator<MergedEntry> {
-    const found = new Map<string, { layer: number; st: fs.BigIntStats; name: Buffer }>();
-    const hidden = new Set<string>();
-    for (const i of live) {
-      const dir = rel.length ? join2(roots[i], rel) : roots[i];
-      for (const name of fs.readdirSync(dir, { encoding: "buffer" })) {
-        const key = name.toString("latin1");
-        if (found.has(key) || hidden.has(key)) continue;
-        const st = fs.lstatSync(join2(dir, name), { bigint: true });
-        if (isWhiteout(st)) hidden.add(key);
-        else found.set(key, { layer: i, st, name });
-      }
+  const abs = (i: number, rel: string) => (rel.length ? Buffer.concat([roots[i], Buffer.from(`/${rel}`, "latin1")]) : roots[i]);
+  /** Calls `fn` with each name of a directory (read as latin1 strings, streaming) and whether it is a whiteout. */
+  function eachName(dirPath: Buffer, fn: (name: string, whiteout: boolean) => void, childPath: (name: string) => Buffer): void {
+    const dir = fs.opendirSync(dirPath, { encoding: "latin1", bufferSize: 256 });
+    try {
+      for (let d = dir.readSync(); d !== null; d = dir.readSync()) fn(d.name, d.isCharacterDevice() && isWhiteout(fs.lstatSync(childPath(d.name))));
+    } finally {
+      dir.closeSync();
     }
-    const names = [...found.values()].sort((a, b) => Buffer.compare(a.name, b.name));
-    for (const { layer, st, name } of names) {
-      const r = join2(rel, name);
-      const abs = join2(roots[layer], r);
-      yield { rel: r, abs, st };
+  }
+  function* walk(rel: string, live: number[]): Generator<MergedEntry> {
+    // One layer: its names (whiteouts hide nothing). Several: name -> providing layer, a
+    // whiteout keeping its name with layer -1 to hide it further down.
+    let names: string[] = [];
+    let provider: Map<string, number> | undefined;
+    if (live.length === 1) {
+      const only = live[0];
+      eachName(
+        abs(only, rel),
+        (name, wh) => {
+          if (!wh) names.push(name);
+        },
+        (name) => abs(only, joinRel(rel, name)),
+      );
+    } else {
+      const map = new Map<string, number>();
+      for (const i of live) {
+        eachName(
+          abs(i, rel),
+          (name, wh) => {
+            if (!map.has(name)) map.set(name, wh ? -1 : i);
+          },
+          (name) => abs(i, joinRel(rel, name)),
+        );
+      }
+      names = [...map.keys()].filter((n) => map.get(n) !== -1);
+      provider = map;
+    }
+    names.sort();
+    for (const name of names) {
+      const layer = provider ? (provider.get(name) as number) : live[0];
+      const r = joinRel(rel, name);
+      const a = abs(layer, r);
+      const st = fs.lstatSync(a, { bigint: true });
+      const relBuf = Buffer.from(r, "latin1");
+      yield { rel: relBuf, abs: a, st };
       if (!st.isDirectory()) continue;
       const childLive = [layer];
-      if (!isOpaque(abs)) {
+      if (!isOpaque(a)) {
         for (const j of live.filter((x) => x > layer)) {
-          const p = join2(roots[j], r);
-          const s = lstatOrUndef(p);
-          if (!s) continue;
-          if (!s.isDirectory()) break;
+          const s2 = lstatBig(abs(j, r));
+          if (!s2) continue;
+          if (!s2.isDirectory()) break;
           childLive.push(j);
-          if (isOpaque(p)) break;
+          if (isOpaque(abs(j, r))) break;
         }
       }
       yield* walk(r, childLive);
+      yield { rel: relBuf, abs: a, st, done: true };
     }
   }
   if (roots.length)
     yield* walk(
-      Buffer.alloc(0),
+      "",
       roots.map((_r, i) => i),
     );
 }
@@ -128,26 +155,44 @@ function devMinor(d: bigint): number {
   return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
 }
 
+/** Headers and small files are gathered into chunks of about this size before they are yielded. */
+const CHUNK = 256 * 1024;
+
 /** The flattened tree as a tar stream (same entry encoding as commit's layer tars). */
 export async function* mergedTarChunks(layers: readonly string[]): AsyncGenerator<Buffer> {
   const links = new Map<string, Buffer>();
-  for (const { rel, abs, st } of mergedEntries(layers)) {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const add = (b: Buffer) => {
+    pending.push(b);
+    pendingBytes += b.length;
+  };
+  const take = () => {
+    const out = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+    pending = [];
+    pendingBytes = 0;
+    return out;
+  };
+  for (const { rel, abs, st, done } of mergedEntries(layers)) {
+    if (done) continue;
+    if (pendingBytes >= CHUNK) yield take();
     const base = { uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeNs / 1000000000n), mode: Number(st.mode) & 0o7777 };
     const xattrs = xattrsOf(abs);
     if (st.isDirectory()) {
-      yield encodeHeader({ ...base, name: Buffer.concat([rel, Buffer.from("/")]), type: "5", size: 0, xattrs });
+      add(encodeHeader({ ...base, name: Buffer.concat([rel, Buffer.from("/")]), type: "5", size: 0, xattrs }));
     } else if (st.isSymbolicLink()) {
-      yield encodeHeader({ ...base, name: rel, type: "2", size: 0, linkname: fs.readlinkSync(abs, { encoding: "buffer" }), xattrs });
+      add(encodeHeader({ ...base, name: rel, type: "2", size: 0, linkname: fs.readlinkSync(abs, { encoding: "buffer" }), xattrs }));
     } else if (st.isFile()) {
       const key = `${st.dev}:${st.ino}`;
       const first = st.nlink > 1n ? links.get(key) : undefined;
       if (first) {
-        yield encodeHeader({ ...base, name: rel, type: "1", size: 0, linkname: first, xattrs });
+        add(encodeHeader({ ...base, name: rel, type: "1", size: 0, linkname: first, xattrs }));
         continue;
       }
       if (st.nlink > 1n) links.set(key, rel);
       const size = Number(st.size);
-      yield encodeHeader({ ...base, name: rel, type: "0", size, xattrs });
+      add(encodeHeader({ ...base, name: rel, type: "0", size, xattrs }));
+      if (size === 0) continue;
       const fh = await fs.promises.open(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       try {
         let left = size;
@@ -156,57 +201,83 @@ export async function* mergedTarChunks(layers: readonly string[]): AsyncGenerato
           const { bytesRead } = await fh.read(buf, 0, buf.length, null);
           if (bytesRead === 0) throw new Error(`${abs.toString()} shrank while it was being exported`);
           left -= bytesRead;
-          yield buf.subarray(0, bytesRead);
+          add(buf.subarray(0, bytesRead));
+          if (pendingBytes >= CHUNK) yield take();
         }
       } finally {
         await fh.close();
       }
       const pad = (512 - (size % 512)) % 512;
-      if (pad) yield Buffer.alloc(pad);
+      if (pad) add(Buffer.alloc(pad));
     } else if (st.isFIFO()) {
-      yield encodeHeader({ ...base, name: rel, type: "6", size: 0, xattrs });
+      add(encodeHeader({ ...base, name: rel, type: "6", size: 0, xattrs }));
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      yield encodeHeader({
-        ...base,
-        name: rel,
-        type: st.isCharacterDevice() ? "3" : "4",
-        size: 0,
-        devmajor: devMajor(st.rdev),
-        devminor: devMinor(st.rdev),
-        xattrs,
-      });
+      add(
+        encodeHeader({
+          ...base,
+          name: rel,
+          type: st.isCharacterDevice() ? "3" : "4",
+          size: 0,
+          devmajor: devMajor(st.rdev),
+          devminor: devMinor(st.rdev),
+          xattrs,
+        }),
+      );
     }
   }
-  yield Buffer.alloc(1024);
+  add(Buffer.alloc(1024));
+  yield take();
 }
 
 /** Writes the flattened tree to a tar file (temp file beside it, renamed when complete). */
 export async function exportToTar(layers: readonly string[], file: string): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${randomBytes(4).toString("hex")}`);
+  const out = await createOutputFile(file);
   try {
-    await pipeline(Readable.from(mergedTarChunks(layers)), fs.createWriteStream(tmp, { mode: 0o644 }));
-    fs.renameSync(tmp, file);
+    await pipeline(Readable.from(mergedTarChunks(layers)), out.stream);
+    await out.commit();
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    await out.discard();
     throw e;
   }
 }
 
-/** Writes the flattened tree into DIR (created if missing; must be empty). Owners are kept as root. */
-export function exportToDir(layers: readonly string[], dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+export interface DirExport {
+  /** Device nodes left out (see exportToDir). */
+  skippedDevices: number;
+}
+
+/**
+ * Writes the flattened tree into DIR (created if missing; must be empty), which is made 0700
+ * like containerd's rootfs directories: the image's setuid files and device nodes are then
+ * reachable by DIR's owner only. Owners are kept when running as root. Device nodes are created
+ * only by root into a root-owned DIR (a device node is a door to the hardware for whoever can
+ * reach it); otherwise they are counted in `skippedDevices`. Directory modes and times are
+ * applied once their contents are written.
+ */
+export function exportToDir(layers: readonly string[], dir: string): DirExport {
+  try {
+    mkdirsSync(dir, 0o700);
+  } catch (e) {
+    throw new Error(`cannot create ${dir}: ${(e as Error).message}`, { cause: e });
+  }
   if (fs.readdirSync(dir).length) throw new Error(`export directory ${dir} is not empty`);
-  const root = Buffer.from(dir.replace(/\/+$/, ""));
+  fs.chmodSync(dir, 0o700);
   const isRoot = process.getuid?.() === 0;
+  const devicesAllowed = isRoot && fs.statSync(dir).uid === 0;
+  const root = Buffer.from(dir.replace(/\/+$/, ""));
   const links = new Map<string, Buffer>();
-  const dirTimes: Array<{ p: Buffer; st: fs.BigIntStats }> = [];
   const time = (st: fs.BigIntStats) => [Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9] as const;
-  for (const { rel, abs, st } of mergedEntries(layers)) {
+  let skippedDevices = 0;
+  for (const { rel, abs, st, done } of mergedEntries(layers)) {
     const p = Buffer.concat([root, Buffer.from("/"), rel]);
     const perm = Number(st.mode) & 0o7777;
+    if (done) {
+      fs.chmodSync(p, perm);
+      fs.utimesSync(p, ...time(st));
+      continue;
+    }
     if (st.isDirectory()) {
       fs.mkdirSync(p, 0o700);
-      dirTimes.push({ p, st });
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(fs.readlinkSync(abs, { encoding: "buffer" }), p);
     } else if (st.isFile()) {
@@ -218,9 +289,14 @@ export function exportToDir(layers: readonly string[], dir: string): void {
       }
       if (st.nlink > 1n) links.set(key, p);
       fs.copyFileSync(abs, p);
-    } else if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
-      const type = st.isFIFO() ? fs.constants.S_IFIFO : st.isCharacterDevice() ? fs.constants.S_IFCHR : fs.constants.S_IFBLK;
-      mknod(p, type | perm, devMajor(st.rdev), devMinor(st.rdev));
+    } else if (st.isFIFO()) {
+      mknod(p, fs.constants.S_IFIFO | perm, 0, 0);
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      if (!devicesAllowed) {
+        skippedDevices++;
+        continue;
+      }
+      mknod(p, (st.isCharacterDevice() ? fs.constants.S_IFCHR : fs.constants.S_IFBLK) | perm, devMajor(st.rdev), devMinor(st.rdev));
     } else {
       continue;
     }
@@ -232,14 +308,9 @@ export function exportToDir(layers: readonly string[], dir: string): void {
         // xattrs the target filesystem refuses are dropped
       }
     }
+    if (st.isDirectory()) continue; // mode and times once its contents are in
     if (!st.isSymbolicLink()) fs.chmodSync(p, perm);
-    if (!st.isDirectory()) {
-      const [a, m] = time(st);
-      fs.lutimesSync(p, a, m);
-    }
+    fs.lutimesSync(p, ...time(st));
   }
-  for (let i = dirTimes.length - 1; i >= 0; i--) {
-    const [a, m] = time(dirTimes[i].st);
-    fs.utimesSync(dirTimes[i].p, a, m);
-  }
+  return { skippedDevices };
 }

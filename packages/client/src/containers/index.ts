@@ -1,6 +1,6 @@
 export { type Change, type ChangeKind, formatChanges, overlayChanges } from "./changes.js";
 export { registerContainerCommands } from "./cli.js";
-export { formatPsTable, psRows } from "./ps.js";
+export { formatPs, psRows } from "./ps.js";
 export { type CommitOptions, type CommitResult, commitContainer, EMPTY_LAYER_DIFF_ID, rfc3339Nano } from "./commit.js";
 export { exportLayers, exportToDir, exportToTar, type MergedEntry, mergedEntries, mergedTarChunks } from "./export.js";
 export { INIT_ENTRIES, setupInitLayer } from "./init.js";

@@ -8,7 +8,7 @@
  */
 import { lstat, readlink, rm, symlink } from "node:fs/promises";
 import { join, normalize } from "node:path";
-import { fsyncPath, mkdirMode, randomLinkId, readSmall, writeFileSynced } from "../store/fsutil.js";
+import { fsyncPath, mkdirMode, randomLinkId, readSmall, removeTree, writeFileSynced } from "../store/fsutil.js";
 import type { StorePaths } from "../store/paths.js";
 
 export const LAYER_DIR_RE = /^[0-9a-f]{64}(-init)?$/;
@@ -75,5 +75,5 @@ export async function removeLayerDir(paths: StorePaths, id: string): Promise<voi
   const dir = paths.overlayDir(id);
   const link = await readSmall(join(dir, "link")).catch(() => undefined);
   if (link && /^[A-Z2-7]{26}$/.test(link)) await rm(join(paths.links, link), { force: true });
-  await rm(dir, { recursive: true, force: true });
+  removeTree(dir);
 }

@@ -1,10 +1,19 @@
 /** `strata ps`: rows and the table. */
+import { type Fields, formatRows, type OutputFormat } from "../format.js";
 import type { Store } from "../store/store.js";
 import { isContainerMounted, listContainers, mergedDir } from "./store.js";
 
 /** Rows of `strata ps`. */
-export async function psRows(store: Store): Promise<Array<{ id: string; image: string; name: string; mounted: string }>> {
-  const rows = [];
+export interface PsRow {
+  id: string;
+  image: string;
+  name: string;
+  /** The mount point, or "" when not mounted. */
+  mounted: string;
+}
+
+export async function psRows(store: Store): Promise<PsRow[]> {
+  const rows: PsRow[] = [];
   for (const c of await listContainers(store)) {
     rows.push({
       id: c.id,
@@ -16,15 +25,18 @@ export async function psRows(store: Store): Promise<Array<{ id: string; image: s
   return rows;
 }
 
-export function formatPsTable(rows: Array<{ id: string; image: string; name: string; mounted: string }>): string {
-  const table = [["CONTAINER ID", "IMAGE", "NAME", "MOUNTED"], ...rows.map((r) => [r.id.slice(0, 12), r.image, r.name, r.mounted || "-"])];
-  const widths = table[0].map((_h, i) => Math.max(...table.map((r) => r[i].length)));
-  return table
-    .map((r) =>
-      r
-        .map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] + 3)))
-        .join("")
-        .trimEnd(),
-    )
-    .join("\n");
+/** `--format` fields of `strata ps` (`.Names` as Docker spells it, `.Name` too). */
+export const PS_FIELDS: Fields<PsRow> = {
+  ID: { header: "CONTAINER ID", get: (r) => r.id.slice(0, 12) },
+  Image: { header: "IMAGE", get: (r) => r.image },
+  Name: { header: "NAME", get: (r) => r.name },
+  Names: { header: "NAMES", get: (r) => r.name },
+  Mounted: { header: "MOUNTED", get: (r) => r.mounted || "-" },
+};
+
+const PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Name}}\t{{.Mounted}}";
+
+/** The output of `strata ps` in `fmt` (JSON rows are PsRow objects). */
+export function formatPs(rows: PsRow[], fmt: OutputFormat): string {
+  return formatRows(rows, fmt, PS_FIELDS, { table: PS_TABLE, json: (r) => r });
 }

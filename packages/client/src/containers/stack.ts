@@ -34,6 +34,61 @@ function lstatOrUndef(p: fs.PathLike): fs.Stats | undefined {
   }
 }
 
+/** lstat (bigint), or undefined when nothing is there. */
+export function lstatBig(p: fs.PathLike): fs.BigIntStats | undefined {
+  try {
+    return fs.lstatSync(p, { bigint: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw e;
+  }
+}
+
+/** An entry of a merged view: the file providing it and, for a directory, the layers merged into it. */
+export interface StackEntry {
+  /** Absolute path of the providing file. */
+  path: string;
+  st: fs.BigIntStats;
+  /** For a directory: the layers (nearest first) whose directory at this path is visible. */
+  dirLayers: string[];
+}
+
+/**
+ * The entry visible at `rel` ("/a/b") given the layers in which its parent directory is visible
+ * (nearest first): the nearest entry wins, a whiteout hides the name, and a directory is merged
+ * with the directories below it until an opaque one or a non-directory.
+ */
+export function lookupChild(parentLayers: readonly string[], rel: string): StackEntry | undefined {
+  let found: StackEntry | undefined;
+  for (const layer of parentLayers) {
+    const p = layer + rel;
+    const st = lstatBig(p);
+    if (!st) continue;
+    if (isWhiteout(st) || (found && !st.isDirectory())) break;
+    if (!found) found = { path: p, st, dirLayers: [] };
+    if (!st.isDirectory()) break;
+    found.dirLayers.push(layer);
+    if (isOpaque(p)) break;
+  }
+  return found;
+}
+
+/** Names visible in the merged directory `rel` made of `dirLayers` (as lookupChild gives them). */
+export function visibleNames(dirLayers: readonly string[], rel: string): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const layer of dirLayers) {
+    const dir = layer + rel;
+    for (const name of fs.readdirSync(dir)) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      if (!isWhiteout(fs.lstatSync(`${dir}/${name}`))) out.push(name);
+    }
+  }
+  return out;
+}
+
 /**
  * The entry visible at `rel` ("/a/b") in the merged view of `layers` (nearest first), or
  * undefined when it does not exist. Symlinks are not followed.

@@ -11,7 +11,7 @@
  * containers.json is listed with an empty name.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, readdir, readFile, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import { type ChainID, type Digest, digestHex, parseChainID } from "@strata/core";
 import { fsyncPath, isErrno, mkdirMode, randomId, readSmall, writeFileAtomic, writeFileSynced } from "../store/fsutil.js";
@@ -351,11 +351,4 @@ export async function unmountImageReadOnly(store: Store, imageArg: string): Prom
     for (const d of [target, join(target, "..", "pad"), join(target, "..")]) await rmdir(d).catch(() => {});
     return mounted;
   });
-}
-
-export async function pathExists(p: string): Promise<boolean> {
-  return lstat(p).then(
-    () => true,
-    () => false,
-  );
 }

@@ -77,7 +77,8 @@ interface DirTime {
 
 class Extractor {
   readonly kinds = new Map<string, Kind>();
-  private readonly seen = new Set<string>();
+  /** Names of entries that `kinds` does not record under their own name (whiteouts, pax globals). */
+  private readonly seenOther = new Set<string>();
   private readonly dirs: DirTime[] = [];
   private readonly root: string;
   private readonly rootBuf: Buffer;
@@ -94,6 +95,8 @@ class Extractor {
   private cur: TarHeader | undefined;
   private curRel = "";
   private curSgidParent = false;
+  /** The current entry is a whiteout whose (meaningless) content goes into tar-split as raw bytes. */
+  private curRawData = false;
   private fd = -1;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -143,18 +146,37 @@ class Extractor {
   }
 
   entry(h: TarHeader): void {
+    // Duplicate names are refused like tar-split refuses them. `kinds` (needed anyway) tells
+    // whether a path was an entry of its own, so no second set of every path is kept.
     const latin = h.name.toString("latin1");
-    const cn = goClean(latin);
-    if (this.seen.has(cn)) throw new UnsafeLayerError(`duplicate path ${show(latin)} (duplicates of file paths not supported)`);
-    this.seen.add(cn);
+    const duplicate = () => new UnsafeLayerError(`duplicate path ${show(latin)} (duplicates of file paths not supported)`);
+    let rel: string | undefined;
+    if (h.type === "g" || isWhiteoutName(h.name)) {
+      const cn = goClean(latin);
+      if (this.seenOther.has(cn)) throw duplicate();
+      this.seenOther.add(cn);
+    } else {
+      rel = this.relOf(h.name, "entry");
+      const k = this.kinds.get(rel);
+      if (k !== undefined && k !== "idir" && k !== "whiteout") throw duplicate();
+    }
     this.contentBytes += h.dataSize;
     if (this.contentBytes > this.maxBytes) throw new LayerTooLargeError(this.maxBytes);
     this.cur = h;
     this.crc = new Crc64();
-    this.create(h);
+    this.create(h, rel);
+    this.curRawData = this.fd < 0 && h.dataSize > 0 && isWhiteoutName(h.name);
+    // Docker extracts no file for a whiteout and so could never rebuild its content (tar-split asm
+    // would open a file that is not there): record it as a file without content and keep the
+    // content bytes in the raw segments that follow, so the layer tar rebuilds exactly.
+    if (this.curRawData) this.line(fileLine(h.name, 0, null, this.position));
   }
 
   data(chunk: Buffer): void {
+    if (this.curRawData) {
+      this.trailing(chunk);
+      return;
+    }
     this.crc.update(chunk);
     if (this.fd >= 0) {
       this.pending.push(chunk);
@@ -165,6 +187,12 @@ class Extractor {
 
   entryEnd(): void {
     const h = this.cur as TarHeader;
+    if (this.curRawData) {
+      this.flushTrail();
+      this.curRawData = false;
+      this.cur = undefined;
+      return;
+    }
     if (this.fd >= 0) {
       this.flushData();
       const fd = this.fd;
@@ -176,7 +204,7 @@ class Extractor {
       if (chown) fs.fchownSync(fd, h.uid, h.gid);
       this.xattrs(this.curRel, h);
       if ((perm & this.umask) !== 0 || (chown && (perm & 0o6000) !== 0)) fs.fchmodSync(fd, perm);
-      fs.futimesSync(fd, atimeOf(h), h.mtime);
+      fs.futimesSync(fd, atimeOf(h), mtimeOf(h));
       if (this.writeback && this.fileWritten - this.wbStart >= WRITEBACK_MIN) startWriteback(fd, this.wbStart, 0);
       this.fd = -1;
       fs.closeSync(fd);
@@ -305,9 +333,9 @@ class Extractor {
     }
   }
 
-  private create(h: TarHeader): void {
+  private create(h: TarHeader, cleaned?: string): void {
     if (h.type === "g") return; // pax global header: nothing to extract
-    const rel = this.relOf(h.name, "entry");
+    const rel = cleaned ?? this.relOf(h.name, "entry");
     if (rel === ".") {
       if (h.type === "5") return; // Docker leaves the diff dir itself alone
       throw new UnsafeLayerError("a non-directory entry names the layer root");
@@ -367,7 +395,7 @@ class Extractor {
         fs.chmodSync(p, writable ? perm : perm | 0o700);
         if (perm & 0o2000) this.sgidDirs.add(rel);
         else this.sgidDirs.delete(rel);
-        this.dirs.push({ path: p, atime, mtime: h.mtime, perm: writable ? undefined : perm });
+        this.dirs.push({ path: p, atime, mtime: mtimeOf(h), perm: writable ? undefined : perm });
         return;
       }
       case "2": {
@@ -377,7 +405,7 @@ class Extractor {
         this.size += h.linkname.length;
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
-        fs.lutimesSync(p, atime, h.mtime);
+        fs.lutimesSync(p, atime, mtimeOf(h));
         return;
       }
       case "1": {
@@ -391,7 +419,7 @@ class Extractor {
         this.xattrs(rel, h);
         if (tk !== "symlink") {
           fs.chmodSync(p, perm);
-          fs.utimesSync(p, atime, h.mtime);
+          fs.utimesSync(p, atime, mtimeOf(h));
         }
         return;
       }
@@ -406,7 +434,7 @@ class Extractor {
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
         fs.chmodSync(p, perm);
-        fs.utimesSync(p, atime, h.mtime);
+        fs.utimesSync(p, atime, mtimeOf(h));
         return;
       }
       default:
@@ -426,8 +454,27 @@ function currentUmask(): number {
   return 0o022;
 }
 
+/** Latest time utimensat is given: Go's time.Unix(0, 1<<63-1), the end of Docker's range. */
+const MAX_TIME = 9223372036.854776;
+
+/** Docker's boundTime: a time before the epoch or past MAX_TIME becomes the epoch. */
+function boundTime(t: number): number {
+  return t < 0 || t > MAX_TIME ? 0 : t;
+}
+
+/** The mtime to set, bounded like Docker. */
+function mtimeOf(h: TarHeader): number {
+  return boundTime(h.mtime);
+}
+
+/** The atime to set: the later of atime and mtime (Docker: never before the mtime), bounded. */
 function atimeOf(h: TarHeader): number {
-  return h.atime !== undefined && h.atime > h.mtime ? h.atime : h.mtime;
+  return boundTime(h.atime !== undefined && h.atime > h.mtime ? h.atime : h.mtime);
+}
+
+function isWhiteoutName(name: Buffer): boolean {
+  const clean = goClean(name.toString("latin1"));
+  return clean.slice(clean.lastIndexOf("/") + 1).startsWith(WH);
 }
 
 /**

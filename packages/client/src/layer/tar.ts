@@ -128,9 +128,11 @@ function formatOf(blk: Buffer): Format {
   return "v7";
 }
 
+/** Go's archive/tar: the seconds of a pax time must fit an int64 (the time is bounded later, when set). */
 function parsePaxTime(v: string): number {
   const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(v);
   if (!m) throw new TarFormatError(`bad pax time ${JSON.stringify(v)}`);
+  if (BigInt(m[2]) > (m[1] ? 1n << 63n : (1n << 63n) - 1n)) throw new TarFormatError(`pax time ${JSON.stringify(v.slice(0, 40))} out of range`);
   const secs = Number(m[2]);
   const frac = m[3] ? Number(`0.${m[3].slice(0, 9)}`) : 0;
   return m[1] ? -(secs + frac) : secs + frac;

@@ -18,10 +18,10 @@
  * `withLock`; extraction into private temp dirs does not need it.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type ChainID, type DiffID, type Digest, digestHex, digestOf, parseChainID, parseDiffID, parseDigest } from "@strata/core";
-import { fsyncPath, isErrno, mkdirMode, randomId, randomLinkId, readSmall, syncFilesystem, writeFileAtomic, writeFileSynced } from "./fsutil.js";
+import { fsyncPath, isErrno, mkdirMode, mkdirsSync, randomId, removeTree, randomLinkId, readSmall, syncFilesystem, writeFileAtomic, writeFileSynced } from "./fsutil.js";
 import { StoreLock } from "./lock.js";
 import { StorePaths } from "./paths.js";
 
@@ -96,12 +96,14 @@ export class Store {
   static async open(root: string): Promise<Store> {
     const s = new Store(root);
     const p = s.paths;
-    await mkdir(root, { recursive: true, mode: 0o711 });
-    for (const d of [join(root, "image"), p.image, join(p.image, "imagedb"), join(p.image, "imagedb", "content"), p.imagedbContent]) {
-      await mkdir(d, { recursive: true, mode: 0o700 });
+    try {
+      mkdirsSync(root, 0o711);
+      for (const d of [join(root, "image"), p.image, join(p.image, "imagedb"), join(p.image, "imagedb", "content"), p.imagedbContent]) mkdirsSync(d, 0o700);
+      for (const d of [join(p.image, "layerdb"), p.layerdb, p.layerdbTmp]) mkdirsSync(d, 0o700);
+      for (const d of [join(p.image, "distribution"), p.diffIdByDigest, p.v2MetadataByDiffId]) mkdirsSync(d, 0o755);
+    } catch (e) {
+      throw new Error(`cannot create a store at ${root}: ${(e as Error).message}`, { cause: e });
     }
-    for (const d of [join(p.image, "layerdb"), p.layerdb, p.layerdbTmp]) await mkdir(d, { recursive: true, mode: 0o700 });
-    for (const d of [join(p.image, "distribution"), p.diffIdByDigest, p.v2MetadataByDiffId]) await mkdir(d, { recursive: true, mode: 0o755 });
     try {
       await lstat(p.overlay);
     } catch {
@@ -112,6 +114,17 @@ export class Store {
     } catch {
       await mkdirMode(p.links, 0o700);
     }
+    return s;
+  }
+
+  /**
+   * Opens the store at `root` without creating anything, for commands that only use what is
+   * there: fails with a clear message when `root` holds no store.
+   */
+  static async openExisting(root: string): Promise<Store> {
+    const s = new Store(root);
+    const st = await lstat(s.paths.imagedbContent).catch(() => undefined);
+    if (!st?.isDirectory()) throw new Error(`no image store at ${root} (nothing pulled there yet; --root or STRATA_ROOT names the store)`);
     return s;
   }
 
@@ -199,8 +212,8 @@ export class Store {
   }
 
   async discardLayer(p: PendingLayer): Promise<void> {
-    await rm(p.dir, { recursive: true, force: true });
-    await rm(p.writeSet, { recursive: true, force: true });
+    removeTree(p.dir);
+    removeTree(p.writeSet);
   }
 
   /**
@@ -266,7 +279,7 @@ export class Store {
     await rename(this.paths.layer(chainId), removing);
     await fsyncPath(this.paths.layerdb);
     await this.removeOverlayDir(rec.cacheId);
-    await rm(removing, { recursive: true, force: true });
+    removeTree(removing);
   }
 
   private async removeOverlayDir(cacheId: string): Promise<void> {
@@ -274,7 +287,7 @@ export class Store {
     const dir = this.paths.overlayDir(cacheId);
     const link = await readSmall(join(dir, "link"));
     if (link && /^[A-Z2-7]{26}$/.test(link)) await rm(join(this.paths.links, link), { force: true });
-    await rm(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 
   /** chainIDs referenced by containers (layerdb/mounts/<id>/parent). */
@@ -295,14 +308,14 @@ export class Store {
     for (const name of await readdir(this.paths.overlay).catch(() => [] as string[])) {
       const pid = pidOfTemp(name, TMP_PREFIX);
       if (pid !== undefined && (pid === process.pid ? false : !alive(pid))) {
-        await rm(join(this.paths.overlay, name), { recursive: true, force: true });
+        removeTree(join(this.paths.overlay, name));
         removed.push(`overlay2/${name}`);
       }
     }
     for (const name of await readdir(this.paths.layerdbTmp).catch(() => [] as string[])) {
       const pid = pidOfTemp(name, "write-set-");
       if (pid === undefined || (pid !== process.pid && !alive(pid))) {
-        await rm(join(this.paths.layerdbTmp, name), { recursive: true, force: true });
+        removeTree(join(this.paths.layerdbTmp, name));
         removed.push(`layerdb/tmp/${name}`);
       }
     }
@@ -311,7 +324,7 @@ export class Store {
       if (!name.endsWith("-removing")) continue;
       const cacheId = await readSmall(join(this.paths.layerdb, name, "cache-id"));
       if (cacheId) await this.removeOverlayDir(cacheId);
-      await rm(join(this.paths.layerdb, name), { recursive: true, force: true });
+      removeTree(join(this.paths.layerdb, name));
       removed.push(`layerdb/sha256/${name}`);
     }
     // 3. overlay2 dirs that nothing references (renamed into place, entry never committed;

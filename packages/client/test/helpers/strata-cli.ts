@@ -1,10 +1,10 @@
 /**
  * A `strata` entry point with the client and container commands (same error contract as
- * packages/cli's main: one line on stderr, non-zero exit), so client tests can run the CLI as
+ * packages/cli's main: printError's line on stderr, non-zero exit), so client tests can run the CLI as
  * a child process without building the registry package.
  */
 import { Command, CommanderError } from "commander";
-import { registerClientCommands } from "../../src/cli.js";
+import { printError, registerClientCommands } from "../../src/cli.js";
 import { registerContainerCommands } from "../../src/containers/cli.js";
 
 const program = new Command("strata");
@@ -15,9 +15,5 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;
-  else {
-    const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`strata: ${msg.split("\n")[0]}\n`);
-    process.exitCode = (e as { exitCode?: number }).exitCode ?? 1;
-  }
+  else process.exitCode = printError(e);
 }

@@ -3,6 +3,7 @@ import type Router from "@koa/router";
 import type { Context } from "koa";
 import { ManifestTooLargeError, UnknownError, UnsupportedError } from "../errors.js";
 import { requestEvent } from "../events.js";
+import { requestBody } from "../http/body.js";
 import { manifestReference, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
 
@@ -22,7 +23,7 @@ async function readBody(ctx: Context, limit: number): Promise<Buffer> {
   if (declared > limit) throw new ManifestTooLargeError(limit);
   const parts: Buffer[] = [];
   let total = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+  for await (const chunk of requestBody(ctx) as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > limit) throw new ManifestTooLargeError(limit);
     parts.push(chunk);
@@ -33,7 +34,7 @@ async function readBody(ctx: Context, limit: number): Promise<Buffer> {
 export function registerManifests(router: Router, s: Services): void {
   const read = async (ctx: Context) => {
     const name = repository(ctx);
-    const ref = manifestReference(ctx, 1);
+    const ref = manifestReference(ctx, 1, "read");
     const m = await s.manifests.get(name, ref);
     if (!accepts(ctx.get("Accept"), m.mediaType)) throw new UnknownError("manifest", `${m.digest} (not in the accepted media types)`);
     ctx.set("Docker-Content-Digest", m.digest);

@@ -5,7 +5,8 @@ import type { Context } from "koa";
 import { BadRequestError } from "../errors.js";
 import { requestEvent } from "../events.js";
 import { identityOf, mayPull } from "../http/auth.js";
-import { capture, contentLength, contentRange, hasBody, repository } from "../http/params.js";
+import { requestBody } from "../http/body.js";
+import { capture, contentLength, contentRange, hasBody, repository, repositoryName } from "../http/params.js";
 import type { Services } from "../services/index.js";
 import type { UploadSession } from "../upload/sessions.js";
 import { uploadLocation } from "../upload/uploads.js";
@@ -45,7 +46,7 @@ export function registerUploads(router: Router, s: Services): void {
     const from = queryString(ctx, "from");
     if (mount !== undefined) {
       const digest = tryParseDigest(mount);
-      const source = from !== undefined && /^[a-z0-9]/.test(from) ? from : undefined;
+      const source = from ? repositoryName(from) : undefined;
       if (digest) {
         const size = source !== undefined ? await mountableFrom(ctx, s, source, digest) : await mountableAnywhere(ctx, s, digest);
         if (size !== undefined) {
@@ -59,7 +60,7 @@ export function registerUploads(router: Router, s: Services): void {
     const digestParam = queryString(ctx, "digest");
     if (digestParam !== undefined) {
       const digest = parseDigest(digestParam);
-      const size = await s.uploads.monolithic(name, digest, ctx.req, contentLength(ctx));
+      const size = await s.uploads.monolithic(name, digest, requestBody(ctx), contentLength(ctx));
       s.events.emit(requestEvent(ctx, "push", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
       return created(ctx, name, digest);
     }
@@ -73,7 +74,7 @@ export function registerUploads(router: Router, s: Services): void {
 
   router.patch(SESSION, async (ctx) => {
     const name = repository(ctx);
-    const session = await s.uploads.append(name, capture(ctx, 1), ctx.req, contentRange(ctx), contentLength(ctx));
+    const session = await s.uploads.append(name, capture(ctx, 1), requestBody(ctx), contentRange(ctx), contentLength(ctx));
     progress(ctx, session, 202);
   });
 
@@ -82,7 +83,7 @@ export function registerUploads(router: Router, s: Services): void {
     const d = queryString(ctx, "digest");
     if (d === undefined) throw new BadRequestError("digest", "the digest query parameter is required to complete an upload");
     const digest = parseDigest(d);
-    const size = await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? ctx.req : undefined, contentRange(ctx), contentLength(ctx));
+    const size = await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? requestBody(ctx) : undefined, contentRange(ctx), contentLength(ctx));
     s.events.emit(requestEvent(ctx, "push", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
     created(ctx, name, digest);
   });

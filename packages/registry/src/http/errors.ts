@@ -6,6 +6,7 @@
  */
 import { DigestMismatchError, InvalidDigestError, InvalidManifestError, InvalidReferenceError, OciError, SizeMismatchError, toErrorBody } from "@strata/core";
 import type { Context, Next } from "koa";
+import type { Logger } from "pino";
 import {
   BadRequestError,
   BlobRangeError,
@@ -16,7 +17,7 @@ import {
   UnsupportedError,
   UploadRangeError,
 } from "../errors.js";
-import { StorageUnavailableError } from "../storage/driver.js";
+import { StorageFullError, StorageUnavailableError } from "../storage/driver.js";
 
 const UNKNOWN_CODES = { blob: "BLOB_UNKNOWN", manifest: "MANIFEST_UNKNOWN", repository: "NAME_UNKNOWN", upload: "BLOB_UPLOAD_UNKNOWN" } as const;
 const BAD_REQUEST_CODES = {
@@ -45,6 +46,7 @@ export function toOciError(e: unknown): OciError | undefined {
   if (e instanceof BadRequestError) return new OciError(BAD_REQUEST_CODES[e.kind], { message: e.message });
   if (e instanceof UnsupportedError) return new OciError("UNSUPPORTED", { message: e.message });
   if (e instanceof UnavailableError || e instanceof StorageUnavailableError) return new OciError("UNAVAILABLE", { headers: { "Retry-After": "1" } });
+  if (e instanceof StorageFullError) return new OciError("UNKNOWN", { status: 507, message: "storage full" });
   if (e instanceof InvalidReferenceError) return new OciError("NAME_INVALID", { message: e.message });
   if (e instanceof DigestMismatchError) return new OciError("DIGEST_INVALID", { message: e.message });
   if (e instanceof InvalidDigestError) return new OciError("DIGEST_INVALID", { message: e.message });
@@ -53,7 +55,12 @@ export function toOciError(e: unknown): OciError | undefined {
   return undefined;
 }
 
-export function errorMiddleware() {
+/** A full store is logged once per this many ms, not once per failing request. */
+const FULL_LOG_EVERY_MS = 60_000;
+
+export function errorMiddleware(logger?: Logger) {
+  let fullLoggedAt = 0;
+  let fullSince = 0;
   return async function errors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
@@ -63,6 +70,13 @@ export function errorMiddleware() {
       if (!oci) {
         ctx.state.error = e;
         oci = new OciError("UNKNOWN");
+      } else if (e instanceof StorageFullError) {
+        fullSince++;
+        if (Date.now() - fullLoggedAt >= FULL_LOG_EVERY_MS) {
+          logger?.error({ err: e.message, failedWrites: fullSince }, "storage full: writes fail with 507 until space is freed");
+          fullLoggedAt = Date.now();
+          fullSince = 0;
+        }
       } else if (oci.status >= 500) {
         ctx.state.error = e;
       }

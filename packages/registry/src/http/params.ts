@@ -1,7 +1,7 @@
 /** Request parameters parsed once, at the edge. */
 import { type Digest, isValidRepositoryName, isValidTag, parseDigest } from "@strata/core";
 import type { Context } from "koa";
-import { BadRequestError } from "../errors.js";
+import { BadRequestError, UnknownError } from "../errors.js";
 
 /** The i-th regex capture of the matched route ("" when absent). */
 export function capture(ctx: Context, i: number): string {
@@ -9,7 +9,11 @@ export function capture(ctx: Context, i: number): string {
 }
 
 export function repository(ctx: Context): string {
-  const name = capture(ctx, 0);
+  return repositoryName(capture(ctx, 0));
+}
+
+/** A repository name from anywhere in a request (path or query), NAME_INVALID unless valid. */
+export function repositoryName(name: string): string {
   if (!isValidRepositoryName(name)) throw new BadRequestError("name", `invalid repository name ${JSON.stringify(name.slice(0, 300))}`);
   return name;
 }
@@ -19,11 +23,18 @@ export function digestAt(ctx: Context, i: number): Digest {
   return parseDigest(capture(ctx, i));
 }
 
-/** A manifest reference: a digest when it contains ":", else a tag. */
-export function manifestReference(ctx: Context, i: number): { tag?: string; digest?: Digest } {
+/**
+ * A manifest reference: a digest when it contains ":", else a tag. A reference that is not a
+ * valid tag names no manifest: reading it is MANIFEST_UNKNOWN (as the conformance suite
+ * expects), writing it is a bad request.
+ */
+export function manifestReference(ctx: Context, i: number, use: "read" | "write" = "write"): { tag?: string; digest?: Digest } {
   const ref = capture(ctx, i);
   if (ref.includes(":")) return { digest: parseDigest(ref) };
-  if (!isValidTag(ref)) throw new BadRequestError("manifest", `invalid tag ${JSON.stringify(ref.slice(0, 200))}`);
+  if (!isValidTag(ref)) {
+    if (use === "read") throw new UnknownError("manifest", ref.slice(0, 200));
+    throw new BadRequestError("manifest", `invalid tag ${JSON.stringify(ref.slice(0, 200))}`);
+  }
   return { tag: ref };
 }
 

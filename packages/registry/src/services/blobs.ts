@@ -1,10 +1,15 @@
 /**
  * Blobs: content stored once by digest, made visible per repository by a link.
  * A blob is readable through a repository only while that repository links it.
+ *
+ * The descriptor cache only saves storage round trips: while it is unreachable (Redis down)
+ * lookups go to storage and cache writes are skipped, so blob reads keep working. Only
+ * `unlink` needs it, to forget the entry before the link goes (else a stale entry could
+ * report the blob after its removal), and fails with it.
  */
 import type { Readable } from "node:stream";
 import { createVerifier, type Digest, parseDigest } from "@strata/core";
-import { BlobRangeError, UnknownError } from "../errors.js";
+import { BlobRangeError, UnavailableError, UnknownError } from "../errors.js";
 import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
 import type { DescriptorCache } from "./cache.js";
@@ -35,7 +40,7 @@ export class BlobStore {
 
   /** Size of a blob linked into `repository`, or undefined when it is not linked there. */
   async sizeIn(repository: string, digest: Digest): Promise<number | undefined> {
-    const cached = await this.cache.get(repository, digest);
+    const cached = await bestEffort(this.cache.get(repository, digest));
     if (cached !== undefined) return cached;
     try {
       await this.driver.stat(pathFor({ kind: "layerLink", name: repository, digest }));
@@ -44,7 +49,7 @@ export class BlobStore {
       throw e;
     }
     const size = await this.globalSize(digest);
-    if (size !== undefined) await this.cache.set(repository, digest, size);
+    if (size !== undefined) await bestEffort(this.cache.set(repository, digest, size));
     return size;
   }
 
@@ -67,6 +72,8 @@ export class BlobStore {
     const src = await this.driver.reader(pathFor({ kind: "blobData", digest }), { signal });
     const verifier = createVerifier({ digest, size });
     src.on("error", (e) => verifier.destroy(e));
+    // A client that goes away destroys the verifier: release the file or object-store socket too.
+    verifier.once("close", () => src.destroy());
     return src.pipe(verifier);
   }
 
@@ -76,7 +83,7 @@ export class BlobStore {
 
   async link(repository: string, digest: Digest, size?: number): Promise<void> {
     await this.driver.putContent(pathFor({ kind: "layerLink", name: repository, digest }), Buffer.from(digest));
-    if (size !== undefined) await this.cache.linked(repository, digest, size);
+    if (size !== undefined) await bestEffort(this.cache.linked(repository, digest, size));
   }
 
   /** Removes the repository's link; throws UnknownError("blob") when there is none. */
@@ -115,5 +122,15 @@ export class BlobStore {
       if (isNotFound(e)) return undefined;
       throw e;
     }
+  }
+}
+
+/** A cache operation whose failure to reach the cache is a miss (undefined), not an error. */
+async function bestEffort<T>(op: Promise<T>): Promise<T | undefined> {
+  try {
+    return await op;
+  } catch (e) {
+    if (e instanceof UnavailableError) return undefined;
+    throw e;
   }
 }

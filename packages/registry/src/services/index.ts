@@ -2,6 +2,7 @@ import type { RegistryConfig } from "../config.js";
 import type { EventBus } from "../events.js";
 import type { UploadService } from "../upload/uploads.js";
 import type { BlobStore } from "./blobs.js";
+import type { Health } from "./health.js";
 import type { RepositoryIndex } from "./catalog.js";
 import type { ManifestStore } from "./manifests.js";
 import type { MetadataService } from "./metadata.js";
@@ -13,8 +14,8 @@ export interface Services {
   readonly manifests: ManifestStore;
   readonly uploads: UploadService;
   readonly repositories: RepositoryIndex;
-  /** Throws UnavailableError when a backing service is down (checked by /healthz). */
-  readonly health: () => Promise<void>;
+  /** Whether storage and Redis answer (/healthz, /readyz). */
+  readonly health: Health;
   /** Handlers emit push, pull, delete and mount here (see events.ts). */
   readonly events: EventBus;
   readonly metadata: MetadataService;

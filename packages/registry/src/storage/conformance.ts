@@ -524,6 +524,24 @@ export function driverConformanceSuite(name: string, makeDriver: () => Promise<M
       });
     });
 
+    describe("delete racing writes", () => {
+      test("delete of a directory while putContent writes below it: the put succeeds, the delete succeeds or finds nothing", async (d, p) => {
+        const dir = `${p}/layer`;
+        for (let round = 0; round < 12; round++) {
+          const puts = [0, 1, 2].map((i) => d.putContent(`${dir}/link${i}`, Buffer.from(`v${round}`)));
+          const dels = [0, 1].map(() => d.delete(dir));
+          const settled = await Promise.allSettled([...puts, ...dels]);
+          settled.slice(0, puts.length).forEach((r, i) => assert.equal(r.status, "fulfilled", `round ${round}: putContent ${i}: ${(r as PromiseRejectedResult).reason}`));
+          for (const r of settled.slice(puts.length)) {
+            if (r.status === "rejected") assert.ok(r.reason instanceof PathNotFoundError, `round ${round}: delete failed with ${r.reason}`);
+          }
+          // Whatever survived is whole and readable.
+          for (const k of await childrenOrNone(d, dir)) assert.equal((await d.getContent(k)).toString(), `v${round}`);
+        }
+        await d.delete(p).catch((e) => assert.ok(e instanceof PathNotFoundError, String(e)));
+      });
+    });
+
     describe("atomicity", () => {
       const A = Buffer.alloc(256 * KiB, 0x61);
       const B = Buffer.alloc(384 * KiB, 0x62);

@@ -137,6 +137,14 @@ export class StorageUnavailableError extends StorageError {
   }
 }
 
+/** The backing store has no space (or quota) left for a write (ENOSPC, EDQUOT). */
+export class StorageFullError extends StorageError {
+  constructor(driver: string, key: string, opts?: { cause?: unknown }) {
+    super(driver, key, "storage full", opts);
+    this.name = "StorageFullError";
+  }
+}
+
 export function isNotFound(e: unknown): e is PathNotFoundError {
   return e instanceof PathNotFoundError;
 }

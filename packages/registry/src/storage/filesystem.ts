@@ -10,9 +10,16 @@
  *   close() (or a crash) for an appending writer and is removed by cancel().
  * Both live in the key's own directory so that the final rename never crosses filesystems.
  *
+ * - `~del~<name>~<random>`: a key being deleted. delete renames the key out of the way first
+ *   (atomic), then removes the renamed tree, so a concurrent write below the key either lands
+ *   before the rename (and is deleted with it) or after it (in a fresh directory); a crash
+ *   between the two steps leaves only an invisible `~del~` entry.
+ *
  * delete (and move, for the source) removes directories left empty, up to the root, so that
  * an emptied "directory" disappears as it does in object stores. Operations that create a
- * file retry when a concurrent removal takes its directory away between mkdir and open.
+ * file retry when a concurrent removal takes its directory away at any step.
+ *
+ * A full disk or exhausted quota (ENOSPC, EDQUOT) is a StorageFullError.
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -21,7 +28,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { checkedDriver } from "./base.js";
 import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
-import { listPage, PathNotFoundError, StorageError } from "./driver.js";
+import { listPage, PathNotFoundError, StorageError, StorageFullError } from "./driver.js";
 
 const NAME = "filesystem";
 /** Names that can be key components; everything else in a directory is driver-private. */
@@ -35,22 +42,32 @@ const READ_CHUNK = 1024 * 1024;
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
 const isAbort = (e: unknown) => (e as Error | null)?.name === "AbortError";
 
-/** Maps an fs error: a missing path (or a file where a directory was expected) is PathNotFoundError. */
+/** Attempts of an operation whose directory a concurrent delete keeps taking away. */
+const ATTEMPTS = 10;
+
+/**
+ * Maps an fs error: a missing path (or a file where a directory was expected) is
+ * PathNotFoundError, no space left is StorageFullError.
+ */
 function mapError(key: string, e: unknown, notFound = ["ENOENT", "ENOTDIR"]): Error {
   if (e instanceof StorageError || isAbort(e)) return e as Error;
   const code = errno(e);
   if (code && notFound.includes(code)) return new PathNotFoundError(NAME, key);
+  if (code === "ENOSPC" || code === "EDQUOT") return new StorageFullError(NAME, key, { cause: e });
   return new StorageError(NAME, key, (e as Error).message ?? String(e), { cause: e });
 }
 
-/** Makes a directory's entries durable; filesystems that cannot sync directories are tolerated. */
+/**
+ * Makes a directory's entries durable; filesystems that cannot sync directories are tolerated,
+ * and so is a directory a concurrent delete removed meanwhile (the entry went with it).
+ */
 async function syncDir(dir: string): Promise<void> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(dir, "r");
     await fh.sync();
   } catch (e) {
-    if (!["EINVAL", "EISDIR", "EBADF", "EPERM"].includes(errno(e) ?? "")) throw e;
+    if (!["EINVAL", "EISDIR", "EBADF", "EPERM", "ENOENT"].includes(errno(e) ?? "")) throw e;
   } finally {
     await fh?.close();
   }
@@ -117,21 +134,26 @@ export function filesystemDriver(root: string): StorageDriver {
       signal?.throwIfAborted();
       const p = fsPath(key);
       const dir = path.dirname(p);
-      const tmp = path.join(dir, `~tmp~${path.basename(p)}~${randomBytes(8).toString("hex")}`);
-      try {
-        const fh = await inDir(dir, () => open(tmp, "wx"));
+      for (let attempt = 0; ; attempt++) {
+        const tmp = path.join(dir, `~tmp~${path.basename(p)}~${randomBytes(8).toString("hex")}`);
         try {
-          await writeAll(fh, content, 0);
-          await fh.datasync();
-        } finally {
-          await fh.close();
+          const fh = await inDir(dir, () => open(tmp, "wx"));
+          try {
+            await writeAll(fh, content, 0);
+            await fh.datasync();
+          } finally {
+            await fh.close();
+          }
+          signal?.throwIfAborted();
+          await rename(tmp, p);
+          await syncDir(dir);
+          return;
+        } catch (e) {
+          await unlink(tmp).catch(() => {});
+          // A concurrent delete took the directory (and the temporary file) away: write again.
+          if (errno(e) === "ENOENT" && attempt < ATTEMPTS) continue;
+          throw mapError(key, e, []);
         }
-        signal?.throwIfAborted();
-        await rename(tmp, p);
-        await syncDir(dir);
-      } catch (e) {
-        await unlink(tmp).catch(() => {});
-        throw mapError(key, e, []);
       }
     },
 
@@ -245,11 +267,16 @@ export function filesystemDriver(root: string): StorageDriver {
     async delete(key, signal) {
       signal?.throwIfAborted();
       const p = fsPath(key);
+      const trash = path.join(path.dirname(p), `~del~${path.basename(p)}~${randomBytes(8).toString("hex")}`);
       try {
-        await lstat(p);
-        await rm(p, { recursive: true, force: true });
+        await rename(p, trash);
       } catch (e) {
         throw mapError(key, e);
+      }
+      try {
+        await rm(trash, { recursive: true, force: true });
+      } catch (e) {
+        throw mapError(key, e, []);
       }
       await prune(path.dirname(p));
     },
@@ -303,7 +330,7 @@ class FsWriter implements FileWriter {
 
   #live(): void {
     if (this.#done) throw new StorageError(NAME, this.key, "writer already closed");
-    if (this.#error !== undefined) throw this.#error;
+    if (this.#error !== undefined) throw mapError(this.key, this.#error, []);
   }
 
   /** Waits for the write in flight; rethrows its error. */

@@ -11,11 +11,36 @@
 import { createHash } from "node:crypto";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
+import type { Duplex } from "node:stream";
 import { CreateBucketCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import type { S3Config } from "../config.js";
 import { PathNotFoundError, StorageError, StorageUnavailableError } from "./driver.js";
 
 export const DRIVER_NAME = "s3";
+
+/**
+ * Every socket to the object store carries an error listener of its own. A server may answer
+ * and close while a request body is still being written (a missing bucket, a 403, a restart);
+ * the write then fails with EPIPE/ECONNRESET at a moment when no request owns the socket any
+ * more, and an unlistened socket error would end the process. The request that was using the
+ * socket still sees the error through its own listener.
+ */
+function guardSocket<S extends Duplex | null | undefined>(socket: S): S {
+  socket?.on("error", () => {});
+  return socket;
+}
+
+class GuardedHttpAgent extends HttpAgent {
+  override createConnection(...args: Parameters<HttpAgent["createConnection"]>): ReturnType<HttpAgent["createConnection"]> {
+    return guardSocket(super.createConnection(...args));
+  }
+}
+
+class GuardedHttpsAgent extends HttpsAgent {
+  override createConnection(...args: Parameters<HttpsAgent["createConnection"]>): ReturnType<HttpsAgent["createConnection"]> {
+    return guardSocket(super.createConnection(...args));
+  }
+}
 
 /** Builds an S3 client for the config: bounded retries, socket timeouts, no optional checksums. */
 export function createS3Client(cfg: S3Config): S3Client {
@@ -32,8 +57,8 @@ export function createS3Client(cfg: S3Config): S3Client {
       // Inactivity timeout: a stalled connection fails, a long healthy transfer does not.
       socketTimeout: cfg.requestTimeoutMs,
       connectionTimeout: Math.min(cfg.requestTimeoutMs, 10_000),
-      httpAgent: new HttpAgent(agentOpts),
-      httpsAgent: new HttpsAgent(agentOpts),
+      httpAgent: new GuardedHttpAgent(agentOpts),
+      httpsAgent: new GuardedHttpsAgent(agentOpts),
     },
   };
   if (cfg.endpoint) conf.endpoint = cfg.endpoint;

@@ -1,10 +1,13 @@
 /**
  * The S3 driver's resumable writer. Bytes map onto one S3 multipart upload created for the
  * writer's key:
- * - Written bytes are buffered until a part is full; full parts are uploaded in the background
- *   (up to 4, at most 64 MiB, at a time) while the caller keeps writing. Parts 1-2 have the
- *   configured part size, parts 3-4 twice and later parts four times that, up to 32 MiB (and
- *   more past part 250), so a writer holds at most one part plus 64 MiB in memory.
+ * - Written bytes are copied into a part buffer taken from the driver's PartBuffers (shared by
+ *   all writers, bounded in bytes: see s3-buffers.ts); a full part is uploaded in the
+ *   background (at most 4 per writer at a time) while the caller keeps writing, and its buffer
+ *   goes back once the upload settled. So a writer never holds more than its parts in flight
+ *   plus the one it fills, and all writers together stay within the shared budget. Parts have
+ *   the configured size, doubled every 250 parts (so that 1000 parts, Swift's default limit,
+ *   hold > 30 GiB).
  * - `commit()` uploads the rest as the last part and completes the upload, which makes the
  *   object appear at the key atomically. A writer that never filled a part commits with one
  *   PutObject instead.
@@ -37,6 +40,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { FileWriter } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
+import type { PartBuffers } from "./s3-buffers.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
 
 /** Marks a writer's internal objects: K + INTERNAL_MARK + "state" / "seg-...". */
@@ -44,17 +48,9 @@ export const INTERNAL_MARK = "~strata-";
 /** S3's smallest allowed part (all parts but the last). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
-/** At most this many parts of one writer upload at once... */
+/** At most this many parts of one writer upload at once. */
 const PART_CONCURRENCY = 4;
-/** ...and at most this many bytes (at least one part). */
-const INFLIGHT_BYTES = 64 * 1024 * 1024;
-/**
- * Later parts grow to this multiple of the configured size, but not past RAMP_MAX (a larger
- * configured size is used as is): per-part overhead dominates small parts on some servers (Swift).
- */
-const PART_RAMP = 4;
-const RAMP_MAX = 32 * 1024 * 1024;
-/** Beyond the ramp, the part size doubles every this many parts, so that 1000 parts (Swift's default limit) hold > 30 GiB. */
+/** The part size doubles every this many parts, so that 1000 parts (Swift's default limit) hold > 30 GiB. */
 const PARTS_PER_SIZE_STEP = 250;
 
 interface Part {
@@ -81,6 +77,8 @@ export interface WriterContext {
   readonly client: S3Client;
   readonly bucket: string;
   readonly partSize: number;
+  /** Where part buffers come from (shared by the driver's writers). */
+  readonly buffers: PartBuffers;
   /** The driver key (for errors). */
   readonly key: string;
   /** The object key in the bucket. */
@@ -96,9 +94,8 @@ export function stateKeyOf(objectKey: string): string {
 /** The part size for part `partNumber` (1-based). */
 export function partSizeFor(base: number, partNumber: number): number {
   const b = Math.max(MIN_PART_SIZE, base);
-  const ramped = Math.max(b, Math.min(b * Math.min(PART_RAMP, 2 ** Math.floor((partNumber - 1) / 2)), RAMP_MAX));
   const step = Math.floor((partNumber - 1) / PARTS_PER_SIZE_STEP);
-  return Math.min(MAX_PART_SIZE, ramped * 2 ** Math.min(step, 8));
+  return Math.min(MAX_PART_SIZE, b * 2 ** Math.min(step, 8));
 }
 
 async function readBody(body: unknown): Promise<Buffer> {
@@ -131,12 +128,16 @@ export class S3Writer implements FileWriter {
   private uploadId: string | undefined;
   private readonly parts: Part[] = [];
   private nextPart = 1;
-  /** Persisted bytes (from earlier sessions) that precede `buffered` and are in no part yet. */
+  /** Persisted bytes (from earlier sessions) that precede this session's bytes and are in no part yet. */
   private segments: Segment[] = [];
   private segmentBytes = 0;
-  /** Bytes of this session not yet in a part. */
-  private buffered: Buffer[] = [];
-  private bufferedLen = 0;
+  /**
+   * The part being filled: [0, room) is kept for the segments' bytes (read in only when the
+   * part goes out), [room, filled) holds this session's bytes.
+   */
+  private cur: Buffer | undefined;
+  private room = 0;
+  private filled = 0;
   private total = 0;
   private readonly inflight = new Set<Promise<void>>();
   private failure: unknown;
@@ -207,47 +208,66 @@ export class S3Writer implements FileWriter {
     this.ctx.signal?.throwIfAborted();
   }
 
+  /** Takes the buffer of the next part (`size` bytes), keeping room for the segments in front. */
+  private async takePart(size: number): Promise<Buffer> {
+    const buf = await this.ctx.buffers.take(size, this.ctx.signal);
+    this.cur = buf;
+    this.room = this.segmentBytes;
+    this.filled = this.segmentBytes;
+    return buf;
+  }
+
+  /** Gives the part buffer back (when the writer ends without uploading it). */
+  private releasePart(): void {
+    if (this.cur) this.ctx.buffers.give(this.cur);
+    this.cur = undefined;
+    this.room = 0;
+    this.filled = 0;
+  }
+
   async write(chunk: Uint8Array): Promise<void> {
     this.check();
-    if (chunk.byteLength === 0) return;
-    // No copy: callers hand over their chunks (see FileWriter.write).
-    this.buffered.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    this.bufferedLen += chunk.byteLength;
-    this.total += chunk.byteLength;
-    while (this.segmentBytes + this.bufferedLen >= partSizeFor(this.ctx.partSize, this.nextPart)) {
-      await this.loadSegments();
-      await this.startPart(this.take(partSizeFor(this.ctx.partSize, this.nextPart)));
-      this.check();
+    let off = 0;
+    while (off < chunk.byteLength) {
+      // (segments of a writer that cut parts differently must still fit in front)
+      const buf = this.cur ?? (await this.takePart(Math.max(partSizeFor(this.ctx.partSize, this.nextPart), this.segmentBytes + 1)));
+      const n = Math.min(chunk.byteLength - off, buf.length - this.filled);
+      buf.set(chunk.subarray(off, off + n), this.filled);
+      this.filled += n;
+      this.total += n;
+      off += n;
+      if (this.filled === buf.length) {
+        await this.loadSegments();
+        this.cur = undefined;
+        await this.startPart(buf, buf.length);
+        this.check();
+      }
     }
   }
 
-  /** Moves the persisted segments' bytes in front of the buffered bytes. */
+  /** Reads the persisted segments' bytes into the room kept for them at the front of the part. */
   private async loadSegments(): Promise<void> {
     if (this.segments.length === 0) return;
     const { client, bucket, key, signal } = this.ctx;
-    const bodies = await Promise.all(
-      this.segments.map(async (s) => {
+    const buf = this.cur!;
+    let at = 0;
+    const placed = this.segments.map((s) => {
+      const start = at;
+      at += s.size;
+      return { s, start };
+    });
+    await Promise.all(
+      placed.map(async ({ s, start }) => {
         const res = await s3Call(key, signal, () => client.send(new GetObjectCommand({ Bucket: bucket, Key: s.key }), { abortSignal: signal }));
         const body = await s3Call(key, signal, () => readBody(res.Body));
         if (body.length !== s.size) throw new StorageError(DRIVER_NAME, key, `resumable upload segment ${s.key} has ${body.length} bytes, expected ${s.size}`);
-        return body;
+        body.copy(buf, start);
       }),
     );
-    this.buffered.unshift(...bodies);
-    this.bufferedLen += this.segmentBytes;
     // The segment objects stay until the next state no longer lists them.
     this.segments = [];
     this.segmentBytes = 0;
-  }
-
-  /** Removes the first n buffered bytes. */
-  private take(n: number): Buffer {
-    const all = this.buffered.length === 1 ? this.buffered[0] : Buffer.concat(this.buffered, this.bufferedLen);
-    const head = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.buffered = rest.length ? [rest] : [];
-    this.bufferedLen = rest.length;
-    return head;
+    this.room = 0;
   }
 
   private async ensureUpload(): Promise<string> {
@@ -260,28 +280,44 @@ export class S3Writer implements FileWriter {
     return this.uploadId;
   }
 
-  /** Uploads one part in the background, waiting while too many are in flight. */
-  private async startPart(body: Buffer): Promise<void> {
-    const uploadId = await this.ensureUpload();
-    const concurrency = Math.max(1, Math.min(PART_CONCURRENCY, Math.floor(INFLIGHT_BYTES / body.length)));
-    while (this.inflight.size >= concurrency) await Promise.race(this.inflight);
+  /**
+   * Uploads the first `length` bytes of `buf` as the next part in the background, waiting
+   * while too many are in flight; `buf` goes back to the pool once the upload settled.
+   */
+  private async startPart(buf: Buffer, length: number): Promise<void> {
+    let uploadId: string;
+    try {
+      uploadId = await this.ensureUpload();
+      while (this.inflight.size >= PART_CONCURRENCY) await Promise.race(this.inflight);
+    } catch (e) {
+      this.ctx.buffers.give(buf);
+      throw e;
+    }
     const partNumber = this.nextPart++;
+    const body = buf.subarray(0, length);
     const { client, bucket, objectKey, key, signal } = this.ctx;
     const p: Promise<void> = s3Call(key, signal, () =>
       client.send(
-        new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+        new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length }),
         { abortSignal: signal },
       ),
     ).then(
       (res) => {
         if (!res.ETag) throw new StorageError(DRIVER_NAME, key, `UploadPart ${partNumber} returned no ETag`);
-        this.parts.push({ PartNumber: partNumber, ETag: res.ETag, Size: body.length });
+        this.parts.push({ PartNumber: partNumber, ETag: res.ETag, Size: length });
       },
       (e) => {
         this.failure ??= e;
       },
     );
-    const tracked = p.finally(() => this.inflight.delete(tracked));
+    const tracked = p
+      .catch((e) => {
+        this.failure ??= e;
+      })
+      .finally(() => {
+        this.inflight.delete(tracked);
+        this.ctx.buffers.give(buf);
+      });
     this.inflight.add(tracked);
   }
 
@@ -290,61 +326,84 @@ export class S3Writer implements FileWriter {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  async close(): Promise<void> {
-    this.check();
-    this.done = true;
-    await this.drain();
-    const { client, bucket, key, objectKey, signal } = this.ctx;
-    if (this.bufferedLen > 0) {
-      const body = this.take(this.bufferedLen);
-      const seg = { key: `${objectKey}${INTERNAL_MARK}seg-${this.session}-${this.parts.length}-${this.total}`, size: body.length };
-      await s3Call(key, signal, () =>
-        client.send(new PutObjectCommand({ Bucket: bucket, Key: seg.key, Body: body, ContentLength: body.length }), { abortSignal: signal }),
-      );
-      this.segments.push(seg);
+  /** check(), giving the part buffer back when the writer is unusable. */
+  private checkEnd(): void {
+    try {
+      this.check();
+    } catch (e) {
+      this.releasePart();
+      throw e;
     }
-    const state: WriterState = { v: 1, uploadId: this.uploadId ?? null, partCount: this.parts.length, size: this.total, segments: this.segments };
-    const stateKey = stateKeyOf(objectKey);
-    const body = Buffer.from(JSON.stringify(state));
-    await s3Call(key, signal, () =>
-      client.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: body, ContentLength: body.length, ContentType: "application/json" }), {
-        abortSignal: signal,
-      }),
-    );
-    // Segments that went into parts, and leftovers of earlier writers for the key.
-    await deleteWriterObjects(client, bucket, key, objectKey, new Set([stateKey, ...this.segments.map((s) => s.key)]));
   }
 
-  async commit(): Promise<void> {
-    this.check();
-    this.done = true;
-    const { client, bucket, objectKey, key, signal } = this.ctx;
-    await this.loadSegments();
-    if (this.uploadId === undefined) {
-      const body = this.take(this.bufferedLen);
-      await s3Call(key, signal, () =>
-        client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length }), { abortSignal: signal }),
-      );
-    } else {
-      if (this.bufferedLen > 0) await this.startPart(this.take(this.bufferedLen));
+  async close(): Promise<void> {
+    this.checkEnd();
+    try {
+      this.done = true;
       await this.drain();
-      const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber).map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag }));
-      const uploadId = this.uploadId;
+      const { client, bucket, key, objectKey, signal } = this.ctx;
+      if (this.cur && this.filled > this.room) {
+        const body = this.cur.subarray(this.room, this.filled);
+        const seg = { key: `${objectKey}${INTERNAL_MARK}seg-${this.session}-${this.parts.length}-${this.total}`, size: body.length };
+        await s3Call(key, signal, () =>
+          client.send(new PutObjectCommand({ Bucket: bucket, Key: seg.key, Body: body, ContentLength: body.length }), { abortSignal: signal }),
+        );
+        this.segments.push(seg);
+      }
+      this.releasePart();
+      const state: WriterState = { v: 1, uploadId: this.uploadId ?? null, partCount: this.parts.length, size: this.total, segments: this.segments };
+      const stateKey = stateKeyOf(objectKey);
+      const body = Buffer.from(JSON.stringify(state));
       await s3Call(key, signal, () =>
-        client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+        client.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: body, ContentLength: body.length, ContentType: "application/json" }), {
           abortSignal: signal,
         }),
       );
+      // Segments that went into parts, and leftovers of earlier writers for the key.
+      await deleteWriterObjects(client, bucket, key, objectKey, new Set([stateKey, ...this.segments.map((s) => s.key)]));
+    } finally {
+      this.releasePart();
     }
-    await deleteWriterObjects(client, bucket, key, objectKey);
+  }
+
+  async commit(): Promise<void> {
+    this.checkEnd();
+    try {
+      this.done = true;
+      const { client, bucket, objectKey, key, signal } = this.ctx;
+      if (!this.cur && this.segmentBytes > 0) await this.takePart(this.segmentBytes);
+      if (this.cur) await this.loadSegments();
+      if (this.uploadId === undefined) {
+        const body = this.cur ? this.cur.subarray(0, this.filled) : Buffer.alloc(0);
+        await s3Call(key, signal, () =>
+          client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length }), { abortSignal: signal }),
+        );
+      } else {
+        if (this.cur && this.filled > 0) {
+          const buf = this.cur;
+          this.cur = undefined;
+          await this.startPart(buf, this.filled);
+        }
+        await this.drain();
+        const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber).map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag }));
+        const uploadId = this.uploadId;
+        await s3Call(key, signal, () =>
+          client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+            abortSignal: signal,
+          }),
+        );
+      }
+      await deleteWriterObjects(client, bucket, key, objectKey);
+    } finally {
+      this.releasePart();
+    }
   }
 
   async cancel(): Promise<void> {
     if (this.done && this.failure === undefined) throw new StorageError(DRIVER_NAME, this.ctx.key, "writer already closed");
     this.done = true;
+    this.releasePart();
     while (this.inflight.size) await Promise.allSettled(this.inflight);
-    this.buffered = [];
-    this.bufferedLen = 0;
     const { client, bucket, objectKey, key } = this.ctx;
     if (this.uploadId !== undefined) {
       const uploadId = this.uploadId;

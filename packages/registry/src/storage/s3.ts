@@ -33,7 +33,8 @@ import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, Storag
 import { PathNotFoundError, StorageError } from "./driver.js";
 import { classifyS3Error, createS3Client, DRIVER_NAME, ensureBucket, errorName, s3Call, statusOf } from "./s3-client.js";
 import { MAX_SINGLE_PUT, S3PutWriter } from "./s3-putwriter.js";
-import { deleteWriterObjects, INTERNAL_MARK, S3Writer } from "./s3-writer.js";
+import { PartBuffers } from "./s3-buffers.js";
+import { deleteWriterObjects, INTERNAL_MARK, MIN_PART_SIZE, S3Writer } from "./s3-writer.js";
 
 export { createS3Client, ensureBucket } from "./s3-client.js";
 export { INTERNAL_MARK } from "./s3-writer.js";
@@ -75,11 +76,13 @@ class S3DriverImpl {
   readonly bucket: string;
   private readonly root: string;
   private multiDelete = true;
+  private readonly buffers: PartBuffers;
 
   constructor(private readonly cfg: S3Config) {
     this.client = createS3Client(cfg);
     this.bucket = cfg.bucket;
     this.root = cfg.prefix ? `${cfg.prefix}/` : "";
+    this.buffers = new PartBuffers(Math.max(MIN_PART_SIZE, cfg.partSize), Math.max(cfg.partBufferBytes, cfg.partSize));
   }
 
   /** Object key of a driver key ("/a/b" -> "<prefix>/a/b"). */
@@ -153,7 +156,7 @@ class S3DriverImpl {
 
   async writer(key: string, opts: WriterOptions = {}): Promise<FileWriter> {
     opts.signal?.throwIfAborted();
-    const ctx = { client: this.client, bucket: this.bucket, partSize: this.cfg.partSize, key, objectKey: this.objectKey(key), signal: opts.signal };
+    const ctx = { client: this.client, bucket: this.bucket, partSize: this.cfg.partSize, buffers: this.buffers, key, objectKey: this.objectKey(key), signal: opts.signal };
     if (!opts.append && opts.size !== undefined && opts.size > 0 && opts.size <= MAX_SINGLE_PUT) {
       return new S3PutWriter(this.client, this.bucket, ctx.objectKey, key, opts.size, opts.signal);
     }

@@ -1,8 +1,10 @@
 /**
  * A real S3-compatible server for tests. The endpoint comes from STRATA_TEST_S3_ENDPOINT
  * (default http://127.0.0.1:9000, credentials STRATA_TEST_S3_ACCESS_KEY/STRATA_TEST_S3_SECRET_KEY,
- * default the local Swift's "test:tester"/"testing"). When nothing answers on a local endpoint,
- * scripts/s3-server.sh starts Swift with s3api there (and leaves it running for later runs).
+ * default the local Swift's "test:tester"/"testing"). When nothing answers on a local endpoint
+ * that STRATA_TEST_S3_ENDPOINT names, scripts/s3-server.sh starts Swift with s3api there (and
+ * leaves it running for later runs, as CI does); without that variable nothing is installed or
+ * started and the S3 tests are skipped.
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -84,6 +86,7 @@ export async function s3TestConfig(overrides: Partial<S3Config> = {}): Promise<S
   } catch (e) {
     if ((e as Error).name !== "StorageUnavailableError") throw e;
   }
+  if (!process.env.STRATA_TEST_S3_ENDPOINT) return undefined;
   started ??= startLocalServer(cfg.endpoint!);
   if (!(await started)) return undefined;
   await ensureBucket(probe);
@@ -92,7 +95,10 @@ export async function s3TestConfig(overrides: Partial<S3Config> = {}): Promise<S
 
 /** Why S3 tests were skipped, for the skip message. */
 export function s3SkipReason(): string {
-  return `S3 tests SKIPPED: no S3 server answers at ${s3TestEndpoint()} and scripts/s3-server.sh could not start one (set STRATA_TEST_S3_ENDPOINT)`;
+  if (!process.env.STRATA_TEST_S3_ENDPOINT) {
+    return `S3 tests SKIPPED: no S3 server answers at ${s3TestEndpoint()} (bash scripts/s3-server.sh start DIR 9000, then set STRATA_TEST_S3_ENDPOINT)`;
+  }
+  return `S3 tests SKIPPED: no S3 server answers at ${s3TestEndpoint()} and scripts/s3-server.sh could not start one`;
 }
 
 /** Removes everything in the config's bucket (objects and unfinished uploads) and the bucket. */
