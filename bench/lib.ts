@@ -30,13 +30,14 @@ async function waitFor(url: string, child: ChildProcess, what: string): Promise<
 }
 
 /** Debian's docker-registry (CNCF distribution 2.8) with filesystem storage in a temp dir. */
-export async function startDistribution(): Promise<Peer> {
+/** Starts docker-registry on a free port; `dataRoot` is its storage root (default: a new empty one). */
+export async function startDistribution(dataRoot?: string): Promise<Peer> {
   const dir = await mkdtemp(join(tmpdir(), "bench-distribution-"));
   const port = await freePort();
   const cfg = join(dir, "config.yml");
   await writeFile(
     cfg,
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dataRoot ?? `${dir}/data`}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
   );
   const child = spawn("docker-registry", ["serve", cfg], { stdio: "ignore" });
   const url = `http://127.0.0.1:${port}`;

@@ -3,6 +3,7 @@
 //   core     -> Node builtins and the small libraries listed below only
 //   registry -> core (never client)      client -> core (never registry)
 //   cli      -> anything
+//   ui       -> preact and its own files only (browser code: no Node builtins, no other package)
 // Fails (exit 1) listing every offending import.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
@@ -14,6 +15,7 @@ const rules = {
   core: (spec) => spec.startsWith("node:") || builtinModules.includes(spec) || CORE_ALLOWED.has(spec) || spec.startsWith("."),
   registry: (spec) => !/^@strata\/client/.test(spec) && !/packages\/client|\.\.\/\.\.\/client/.test(spec),
   client: (spec) => !/^@strata\/registry/.test(spec) && !/packages\/registry|\.\.\/\.\.\/registry/.test(spec),
+  ui: (spec) => spec === "preact" || spec.startsWith("preact/") || spec === "vite",
 };
 const IMPORT_RE =
   /(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
@@ -53,4 +55,4 @@ if (bad.length) {
   console.error(`dependency check failed:\n  ${bad.join("\n  ")}`);
   process.exit(1);
 }
-console.log("dependency check: ok (core -> builtins+zod; registry and client independent)");
+console.log("dependency check: ok (core -> builtins+zod; registry and client independent; ui -> preact)");

@@ -7,13 +7,16 @@ import { OciError } from "@strata/core";
 import Koa from "koa";
 import { type Logger, pino } from "pino";
 import { Auth } from "./auth/index.js";
-import { type RegistryConfig, redisConfigured } from "./config.js";
+import { type RegistryConfig, redisConfigured, splitAddr } from "./config.js";
+import { EventBus, instance } from "./events.js";
 import { registerBase } from "./handlers/base.js";
 import { registerBlobs } from "./handlers/blobs.js";
 import { registerCatalog } from "./handlers/catalog.js";
 import { registerManifests } from "./handlers/manifests.js";
+import { registerMeta } from "./handlers/meta.js";
 import { registerReferrers } from "./handlers/referrers.js";
 import { registerTags } from "./handlers/tags.js";
+import { registerUi } from "./handlers/ui.js";
 import { registerToken } from "./handlers/token.js";
 import { registerUploads } from "./handlers/uploads.js";
 import { authMiddleware } from "./http/auth.js";
@@ -25,6 +28,7 @@ import { MemoryLocker } from "./locks.js";
 import { RedisDescriptorCache } from "./redis/cache.js";
 import { RedisConnection } from "./redis/client.js";
 import { RedisLocker } from "./redis/locks.js";
+import { RedisMetadataStore } from "./redis/metadata.js";
 import { RedisSessionStore } from "./redis/sessions.js";
 import { INTENT_AGE_MS, RedisIndex, reconcileTagIntents } from "./redis/tagindex.js";
 import { BlobStore } from "./services/blobs.js";
@@ -33,6 +37,8 @@ import { Health, storageCheck } from "./services/health.js";
 import { StorageRepositoryIndex } from "./services/catalog.js";
 import type { Services } from "./services/index.js";
 import { ManifestStore, StorageTagIndex } from "./services/manifests.js";
+import { MemoryMetadataStore, MetadataService } from "./services/metadata.js";
+import { Notifier } from "./services/notifications.js";
 import type { StorageDriver } from "./storage/driver.js";
 import { createDriver } from "./storage/factory.js";
 import { MemorySessionStore } from "./upload/sessions.js";
@@ -45,6 +51,7 @@ export interface Registry {
   readonly app: Koa;
   readonly config: RegistryConfig;
   readonly services: Services;
+  readonly notifier: Notifier;
   /** Access control; undefined when the registry is open (no `auth` configured). */
   readonly auth?: Auth;
   /** Stops background work and releases connections (not the HTTP server). */
@@ -53,7 +60,7 @@ export interface Registry {
 
 export interface CreateRegistryOptions {
   logger?: Logger;
-  /** Use this driver instead of creating the configured one. */
+  /** Use this driver instead of creating the configured one; its owner closes it. */
   driver?: StorageDriver;
 }
 
@@ -61,7 +68,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const logger = opts.logger ?? pino({ level: config.log.level });
   const driver = opts.driver ?? (await createDriver(config));
   const closers: (() => Promise<void>)[] = [];
-  if (driver.close) closers.push(() => driver.close!());
+  if (!opts.driver && driver.close) closers.push(() => driver.close!());
 
   const shared = redisConfigured(config) ? sharedState(config, driver, logger) : undefined;
   if (shared) {
@@ -90,7 +97,15 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   // One look at the dependencies before serving: a missing bucket, wrong credentials or an
   // unreachable Redis is logged with its cause (the server serves anyway and recovers with them).
   await health.probe();
-  const services: Services = { config, blobs, manifests, uploads, repositories, health };
+  const events = new EventBus();
+  const metadata = new MetadataService(shared ? new RedisMetadataStore(shared.conn) : new MemoryMetadataStore(), events, { driver, manifests, blobs, locks, logger }, {
+    persistPulls: !shared && config.storage.driver !== "memory",
+  });
+  closers.push(() => metadata.close());
+  const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata };
+  const metrics = createMetrics();
+  const notifier = new Notifier(config.notifications.endpoints, events, metrics.registry, logger, () => `${instance.hostname}:${splitAddr(config.addr).port}`);
+  closers.push(() => notifier.close());
 
   if (config.uploads.purgeIntervalSeconds > 0) {
     const purge = async () => {
@@ -140,10 +155,12 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   registerUploads(router, services);
   registerManifests(router, services);
   registerBlobs(router, services);
+  registerMeta(router, services, auth);
+  if (config.ui.enabled) await registerUi(router, logger);
   if (auth?.issuer) registerToken(router, auth);
 
   app.use(requestLog(logger));
-  app.use(createMetrics().middleware());
+  app.use(metrics.middleware());
   app.use(async (ctx, next) => {
     ctx.set("Docker-Distribution-API-Version", "registry/2.0");
     await next();
@@ -164,6 +181,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     app,
     config,
     services,
+    notifier,
     auth,
     async close() {
       for (const c of closers.reverse()) await c();

@@ -19,10 +19,10 @@ export function registerRegistryCommands(program: Command): void {
       await serve({ file: opts.config, overrides: { addr: opts.addr, data: opts.data } });
     });
 
-  const index = program.command("index").description("maintain the Redis tag and repository index");
+  const index = program.command("index").description("maintain the Redis tag and repository index and metadata summary");
   index
     .command("rebuild")
-    .description("recreate the tag and repository index in Redis from storage")
+    .description("recreate the tag and repository index and the metadata summary in Redis from storage")
     .option("-c, --config <file>", "YAML configuration file")
     .option("--data <dir>", "filesystem storage root")
     .action(async (opts: ConfigFlags) => {
@@ -80,11 +80,24 @@ async function withStorage(config: Config, fn: (driver: Driver) => Promise<void>
 async function rebuild(config: Config, driver: Driver): Promise<{ repositories: number; tags: number }> {
   const { RedisConnection } = await import("./redis/client.js");
   const { rebuildIndex } = await import("./redis/tagindex.js");
+  const { dropMetadata } = await import("./redis/metadata.js");
   const conn = new RedisConnection(config.redis);
+  let counts: { repositories: number; tags: number };
   try {
     await conn.ready();
-    return await rebuildIndex(conn, driver);
+    counts = await rebuildIndex(conn, driver);
+    await dropMetadata(conn);
   } finally {
     await conn.close();
   }
+  // the metadata summary (/strata/v1, the UI) is rebuilt from storage once the index is
+  const { createRegistry } = await import("./app.js");
+  const { pino } = await import("pino");
+  const reg = await createRegistry({ ...config, ui: { enabled: false }, notifications: { endpoints: [] } }, { logger: pino({ level: "warn" }), driver });
+  try {
+    await reg.services.metadata.ready();
+  } finally {
+    await reg.close();
+  }
+  return counts;
 }

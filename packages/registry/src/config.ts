@@ -51,6 +51,33 @@ export const s3Schema = z.object({
   requestTimeoutMs: z.number().int().positive().default(60_000),
 });
 
+/** A webhook receiver of registry events (see services/notifications.ts). */
+export const notificationEndpointSchema = z.object({
+  /** Shown in logs and metrics instead of the URL (which may carry credentials). */
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "name: letters, digits, . _ - (at most 64)").optional(),
+  url: z
+    .string()
+    .url()
+    .refine((u) => /^https?:/i.test(u), "url must be http or https"),
+  /** Sent with every request (e.g. Authorization); never logged. A list joins with ", ". */
+  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+  /** Actions delivered to this endpoint. */
+  events: z.array(z.enum(["push", "pull", "delete", "mount"])).default(["push", "pull", "delete", "mount"]),
+  /** Targets with these media types are not delivered (e.g. layer media types to receive manifests only). */
+  ignoredMediaTypes: z.array(z.string()).default([]),
+  /** "distribution": the CNCF distribution envelope; "cloudevents": CloudEvents 1.0 structured JSON. */
+  format: z.enum(["distribution", "cloudevents"]).default("distribution"),
+  /** One delivery attempt's deadline. */
+  timeoutMs: z.number().int().positive().default(5000),
+  /** Attempts per event before it is given up (counted as failed). */
+  maxAttempts: z.number().int().positive().default(6),
+  /** Delay before the first retry; doubled at each further retry, capped at 60 s. */
+  backoffMs: z.number().int().positive().default(500),
+  /** Events held for this endpoint; beyond it the oldest is dropped (counted as failed). */
+  queueSize: z.number().int().positive().default(10_000),
+});
+export type NotificationEndpoint = z.infer<typeof notificationEndpointSchema>;
+
 /** Actions an access rule grants; "*" = all of them. */
 export const accessActions = ["pull", "push", "delete"] as const;
 
@@ -202,6 +229,10 @@ export const configSchema = z.object({
     .default({ level: "info" }),
   /** Enable DELETE of manifests, tags and blobs. */
   delete: z.object({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+  /** Webhooks that receive push, pull, delete and mount events. */
+  notifications: z.object({ endpoints: z.array(notificationEndpointSchema).default([]) }).default({ endpoints: [] }),
+  /** The web UI at /ui/. */
+  ui: z.object({ enabled: z.boolean().default(true) }).default({ enabled: true }),
   /** Who may connect: htpasswd users (Basic) and/or Docker token authentication. Absent: open registry. */
   auth: authSchema.optional(),
   /**

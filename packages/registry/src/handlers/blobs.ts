@@ -2,6 +2,7 @@
 import type Router from "@koa/router";
 import type { Context } from "koa";
 import { BlobRangeError, UnsupportedError } from "../errors.js";
+import { requestEvent } from "../events.js";
 import { digestAt, repository } from "../http/params.js";
 import type { BlobRange } from "../services/blobs.js";
 import type { Services } from "../services/index.js";
@@ -70,13 +71,16 @@ export function registerBlobs(router: Router, s: Services): void {
     ctx.body = stream;
     ctx.length = length;
     ctx.type = "application/octet-stream";
+    if (!range || range.start === 0) s.events.emit(requestEvent(ctx, "pull", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
   };
   router.get(PATH, read);
   router.head(PATH, read);
   router.delete(PATH, async (ctx) => {
     if (!s.config.delete.enabled) throw new UnsupportedError("deletes are disabled");
     const name = repository(ctx);
-    await s.blobs.unlink(name, digestAt(ctx, 1));
+    const digest = digestAt(ctx, 1);
+    await s.blobs.unlink(name, digest);
+    s.events.emit(requestEvent(ctx, "delete", { kind: "blob", repository: name, digest }));
     ctx.status = 202;
     ctx.length = 0;
   });

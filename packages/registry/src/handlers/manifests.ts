@@ -2,6 +2,7 @@
 import type Router from "@koa/router";
 import type { Context } from "koa";
 import { ManifestTooLargeError, UnknownError, UnsupportedError } from "../errors.js";
+import { requestEvent } from "../events.js";
 import { requestBody } from "../http/body.js";
 import { manifestReference, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
@@ -33,7 +34,8 @@ async function readBody(ctx: Context, limit: number): Promise<Buffer> {
 export function registerManifests(router: Router, s: Services): void {
   const read = async (ctx: Context) => {
     const name = repository(ctx);
-    const m = await s.manifests.get(name, manifestReference(ctx, 1, "read"));
+    const ref = manifestReference(ctx, 1, "read");
+    const m = await s.manifests.get(name, ref);
     if (!accepts(ctx.get("Accept"), m.mediaType)) throw new UnknownError("manifest", `${m.digest} (not in the accepted media types)`);
     ctx.set("Docker-Content-Digest", m.digest);
     ctx.set("ETag", `"${m.digest}"`);
@@ -46,6 +48,7 @@ export function registerManifests(router: Router, s: Services): void {
     }
     ctx.body = m.raw;
     ctx.type = m.mediaType;
+    s.events.emit(requestEvent(ctx, "pull", { kind: "manifest", repository: name, digest: m.digest, tag: ref.tag, mediaType: m.mediaType, size: m.raw.length }));
   };
   router.get(PATH, read);
   router.head(PATH, read);
@@ -56,6 +59,7 @@ export function registerManifests(router: Router, s: Services): void {
     const raw = await readBody(ctx, s.config.limits.manifestMaxBytes);
     const r = await s.manifests.put(name, ref, raw, ctx.get("Content-Type") || undefined);
     await s.repositories.added(name);
+    s.events.emit(requestEvent(ctx, "push", { kind: "manifest", repository: name, digest: r.digest, tag: ref.tag, mediaType: r.mediaType, size: raw.length }));
     ctx.status = 201;
     ctx.set("Location", `/v2/${name}/manifests/${r.digest}`);
     ctx.set("Docker-Content-Digest", r.digest);
@@ -71,6 +75,7 @@ export function registerManifests(router: Router, s: Services): void {
     const ref = manifestReference(ctx, 1);
     if (ref.digest) await s.manifests.delete(name, ref.digest);
     else await s.manifests.untag(name, ref.tag!);
+    s.events.emit(requestEvent(ctx, "delete", { kind: ref.digest ? "manifest" : "tag", repository: name, digest: ref.digest, tag: ref.tag }));
     ctx.status = 202;
     ctx.body = null;
     ctx.status = 202;

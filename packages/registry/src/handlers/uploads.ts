@@ -3,6 +3,7 @@ import type Router from "@koa/router";
 import { type Digest, parseDigest, tryParseDigest } from "@strata/core";
 import type { Context } from "koa";
 import { BadRequestError } from "../errors.js";
+import { requestEvent } from "../events.js";
 import { identityOf, mayPull } from "../http/auth.js";
 import { requestBody } from "../http/body.js";
 import { capture, contentLength, contentRange, hasBody, repository, repositoryName } from "../http/params.js";
@@ -51,6 +52,7 @@ export function registerUploads(router: Router, s: Services): void {
         if (size !== undefined) {
           await s.blobs.link(name, digest, size);
           await s.repositories.added(name);
+          s.events.emit(requestEvent(ctx, "mount", { kind: "blob", repository: name, digest, fromRepository: source, mediaType: "application/octet-stream", size }));
           return created(ctx, name, digest);
         }
       }
@@ -58,7 +60,8 @@ export function registerUploads(router: Router, s: Services): void {
     const digestParam = queryString(ctx, "digest");
     if (digestParam !== undefined) {
       const digest = parseDigest(digestParam);
-      await s.uploads.monolithic(name, digest, requestBody(ctx), contentLength(ctx));
+      const size = await s.uploads.monolithic(name, digest, requestBody(ctx), contentLength(ctx));
+      s.events.emit(requestEvent(ctx, "push", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
       return created(ctx, name, digest);
     }
     progress(ctx, await s.uploads.start(name), 202);
@@ -80,7 +83,8 @@ export function registerUploads(router: Router, s: Services): void {
     const d = queryString(ctx, "digest");
     if (d === undefined) throw new BadRequestError("digest", "the digest query parameter is required to complete an upload");
     const digest = parseDigest(d);
-    await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? requestBody(ctx) : undefined, contentRange(ctx), contentLength(ctx));
+    const size = await s.uploads.complete(name, capture(ctx, 1), digest, hasBody(ctx) ? requestBody(ctx) : undefined, contentRange(ctx), contentLength(ctx));
+    s.events.emit(requestEvent(ctx, "push", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
     created(ctx, name, digest);
   });
 

@@ -8,7 +8,8 @@
  * request needed (one scope per challenge: Basic realm=... with htpasswd alone, Bearer
  * realm=...,service=...,scope=... with token authentication); an identity without the right
  * answers 403 DENIED, or 401 insufficient_scope when a fresh token would carry the right.
- * OPTIONS (CORS preflight) and paths outside /v2/ are never challenged.
+ * The metadata API under /strata/v1/ follows the same rules (metadataNeed). OPTIONS (CORS
+ * preflight) and other paths are never challenged.
  */
 import { isValidRepositoryName, OciError } from "@strata/core";
 import type { Context, Next } from "koa";
@@ -37,6 +38,7 @@ const ROUTES: [RegExp, Readonly<Record<string, Action>>][] = [
  * route matching both path and method decides (captures are the raw path, as the handlers see it).
  */
 export function needOf(method: string, path: string): Need | undefined {
+  if (path.startsWith("/strata/v1/")) return metadataNeed(method, path);
   if (path !== "/v2" && !path.startsWith("/v2/")) return undefined;
   if (path === "/v2/_catalog") return { kind: "catalog" };
   for (const [re, actions] of ROUTES) {
@@ -49,6 +51,20 @@ export function needOf(method: string, path: string): Need | undefined {
     return { kind: "repository", name: m[1], action };
   }
   return { kind: "base" };
+}
+
+/**
+ * The metadata API (handlers/meta.ts) follows the registry's rules: its repository list needs
+ * what the catalog needs (and shows only what the caller may pull), a repository's tags and
+ * manifests need pull on it; GET /strata/v1/ (what the registry allows) is open.
+ */
+function metadataNeed(method: string, path: string): Need | undefined {
+  if (path === "/strata/v1/") return undefined;
+  if (method !== "GET" && method !== "HEAD") return { kind: "base" };
+  if (path === "/strata/v1/repositories") return { kind: "catalog" };
+  const m = /^\/strata\/v1\/repositories\/(.+?)\/(?:tags|manifests\/[^/]+)$/.exec(path);
+  if (!m || !isValidRepositoryName(m[1])) return { kind: "base" };
+  return { kind: "repository", name: m[1], action: "pull" };
 }
 
 /** The identity of the request (undefined when the registry is open). */

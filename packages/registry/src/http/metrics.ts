@@ -19,6 +19,8 @@ const RESOURCES: [RegExp, string][] = [
   [/\/manifests\//, "manifests"],
   [/\/tags\/list$/, "tags"],
   [/\/referrers\//, "referrers"],
+  [/^\/strata\/v1\//, "metadata"],
+  [/^\/ui(\/|$)/, "ui"],
 ];
 
 function resourceOf(path: string): string {

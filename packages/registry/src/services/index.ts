@@ -1,9 +1,11 @@
 import type { RegistryConfig } from "../config.js";
+import type { EventBus } from "../events.js";
 import type { UploadService } from "../upload/uploads.js";
 import type { BlobStore } from "./blobs.js";
 import type { Health } from "./health.js";
 import type { RepositoryIndex } from "./catalog.js";
 import type { ManifestStore } from "./manifests.js";
+import type { MetadataService } from "./metadata.js";
 
 /** Everything a request handler may use. */
 export interface Services {
@@ -14,4 +16,7 @@ export interface Services {
   readonly repositories: RepositoryIndex;
   /** Whether storage and Redis answer (/healthz, /readyz). */
   readonly health: Health;
+  /** Handlers emit push, pull, delete and mount here (see events.ts). */
+  readonly events: EventBus;
+  readonly metadata: MetadataService;
 }

@@ -29,6 +29,7 @@ export interface StoredManifest {
 export interface PutManifestResult {
   readonly digest: Digest;
   readonly subject?: Digest;
+  readonly mediaType: string;
 }
 
 /**
@@ -158,7 +159,7 @@ export class ManifestStore {
     }
     if (reference.tag) await this.tag(repository, reference.tag, digest);
     this.lru.set(digest, { digest, raw, mediaType: m.mediaType, bytes: raw.length + 200 });
-    return { digest, subject: m.subject?.digest };
+    return { digest, subject: m.subject?.digest, mediaType: m.mediaType };
   }
 
   private async checkReferences(repository: string, m: ParsedManifest): Promise<void> {

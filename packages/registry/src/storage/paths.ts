@@ -19,6 +19,8 @@
  *           └── progress                                {offset, hashState} written only when a
  *                                                       session update failed after the data was
  *                                                       persisted (see upload/uploads.ts)
+ *   /strata/metadata/pulls.json                         last pull times (embedded mode without Redis;
+ *                                                       see services/metadata.ts)
  *
  * A blob becomes visible only once verified: a chunked upload's `data` is moved to its blobs/
  * key after the digest check; a monolithic upload (digest known up front) is written through
@@ -54,7 +56,8 @@ export type PathSpec =
   | { kind: "uploadsRoot"; name: string }
   | { kind: "upload"; name: string; id: string }
   | { kind: "uploadData"; name: string; id: string }
-  | { kind: "uploadProgress"; name: string; id: string };
+  | { kind: "uploadProgress"; name: string; id: string }
+  | { kind: "metadataPulls" };
 
 const d = (x: Digest) => `${digestAlgorithm(x)}/${digestHex(x)}`;
 
@@ -107,6 +110,8 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/data`;
     case "uploadProgress":
       return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/progress`;
+    case "metadataPulls":
+      return "/strata/metadata/pulls.json";
   }
 }
 

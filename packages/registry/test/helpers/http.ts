@@ -10,7 +10,7 @@ import { after, before } from "node:test";
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import request from "supertest";
-import { createRegistry, type Registry } from "../../src/app.js";
+import { type CreateRegistryOptions, createRegistry, type Registry } from "../../src/app.js";
 import type { RegistryConfig } from "../../src/config.js";
 import { basic, parseChallenge, tokenPath } from "./auth.js";
 import type { Backend } from "./backends.js";
@@ -100,12 +100,12 @@ export function useRegistry(backend: Backend, configure?: (config: RegistryConfi
 }
 
 /** Builds a registry on a fresh backend; `configure` may adjust the config before it is used. */
-export async function startRegistry(backend: Backend, configure?: (config: RegistryConfig) => void): Promise<Harness> {
+export async function startRegistry(backend: Backend, configure?: (config: RegistryConfig) => void, opts?: CreateRegistryOptions): Promise<Harness> {
   const { config, cleanup } = await backend.make();
   configure?.(config);
   let reg: Registry;
   try {
-    reg = await createRegistry(config);
+    reg = await createRegistry(config, opts);
   } catch (e) {
     await cleanup();
     throw e;
