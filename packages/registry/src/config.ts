@@ -244,6 +244,16 @@ export const configSchema = z.object({
   groups: z.record(z.string(), z.array(z.string().min(1))).default({}),
   /** Serve HTTPS (TLS 1.2+, HTTP/2 with HTTP/1.1 fallback); files are reloaded when they change. */
   tls: tlsSchema.optional(),
+  /** How blob bodies leave the server. */
+  http: z
+    .object({
+      /**
+       * Send verified blob files with sendfile(2) (Linux, plain HTTP/1.x, filesystem storage);
+       * elsewhere, or when false, they are streamed.
+       */
+      sendfile: z.boolean().default(true),
+    })
+    .default({ sendfile: true }),
 })
   .refine((c) => c.access === undefined || c.auth !== undefined, { message: "access rules need auth (auth.htpasswd or auth.token)", path: ["access"] });
 

@@ -4,6 +4,7 @@ import type { Context } from "koa";
 import { BlobRangeError, UnsupportedError } from "../errors.js";
 import { requestEvent } from "../events.js";
 import { digestAt, repository } from "../http/params.js";
+import { fileBody } from "../http/sendfile.js";
 import type { BlobRange } from "../services/blobs.js";
 import type { Services } from "../services/index.js";
 
@@ -67,8 +68,8 @@ export function registerBlobs(router: Router, s: Services): void {
       ctx.status = 304;
       return;
     }
-    const stream = await s.blobs.open(digest, size, range, undefined);
-    ctx.body = stream;
+    const body = await s.blobs.read(digest, size, range);
+    ctx.body = body.file ? fileBody(ctx.res, body.file, s.config.http.sendfile) : body.stream;
     ctx.length = length;
     ctx.type = "application/octet-stream";
     if (!range || range.start === 0) s.events.emit(requestEvent(ctx, "pull", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
