@@ -252,6 +252,14 @@ export const configSchema = z.object({
        * elsewhere, or when false, they are streamed.
        */
       sendfile: z.boolean().default(true),
+      /**
+       * Behind nginx (opt-in, filesystem storage): a whole-blob GET of a verified blob file is
+       * answered with `X-Accel-Redirect: <prefix><key>` and no body, and nginx sends the file
+       * from an `internal` location whose alias is the storage root (see README).
+       */
+      accelRedirect: z
+        .object({ prefix: z.string().regex(/^\/[A-Za-z0-9._~/-]*[^/]$/, "prefix must be an absolute URI path without a trailing slash") })
+        .optional(),
     })
     .default({ sendfile: true }),
 })
