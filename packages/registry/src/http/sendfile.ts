@@ -113,9 +113,13 @@ export function fileBody(res: ServerResponse, file: VerifiedFileRange, zeroCopyA
 
   /** Waits until everything Node was given for the socket (the response head) reached the kernel. */
   const flushed = async (socket: Socket): Promise<void> => {
-    for (let i = 0; socket.writableLength > 0 || socket.writableCorked > 0; i++) {
-      if (socket.destroyed || i > 10_000) throw new SendfileError("socket closed before the body");
-      await new Promise<void>((r) => setImmediate(r));
+    const deadline = Date.now() + IDLE_MS;
+    while (socket.writableLength > 0 || socket.writableCorked > 0) {
+      if (socket.destroyed) throw new SendfileError("socket closed before the body");
+      if (Date.now() > deadline) throw new SendfileError(`client read nothing for ${IDLE_MS / 1000} s`);
+      // A cork is lifted on the next tick; earlier bytes still queued drain as the client reads.
+      if (socket.writableCorked > 0) await new Promise<void>((r) => setImmediate(r));
+      else await new Promise<void>((r) => setTimeout(r, 2));
     }
   };
 
