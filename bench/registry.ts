@@ -4,8 +4,10 @@
  * the same run. Prints one table with each metric for both and the ratio.
  *
  *   push   one blob of STRATA_BENCH_MIB MiB (default 256): POST, then PUT ?digest= with the body
- *   pull   GET of that blob (each of STRATA_BENCH_RUNS blobs pushed and pulled once; medians)
+ *   pull   GET of that blob (STRATA_BENCH_RUNS blobs, each pulled once; median), by node:http
+ *          and again by curl (a client cheaper than either server)
  *   pull64 64 concurrent GETs of distinct 8 MiB blobs, STRATA_BENCH_RUNS rounds (median rate)
+ *          Both pulls alternate between Strata and distribution, both running, in one phase.
  *   manifest GET by tag and by digest with 32 connections (wrk, 2 threads, 5 s); by digest again
  *            through a Strata with token authentication (Bearer token on every request) against
  *            distribution without auth, the two measured alternately in the same minute
@@ -13,10 +15,11 @@
  *
  * STRATA_BENCH_ONLY=blobs measures only push, pull and pull64 (no wrk, no RSS run).
  *
- * Needs: docker-registry and wrk (Debian packages). Not a test: it asserts only integrity.
+ * Needs: docker-registry, wrk and curl (Debian packages). Not a test: it asserts only integrity.
  *
- * Blob GET, before and after zero-copy sending (http/sendfile.ts), same machine, one run each:
- *   see the table in the closing note of issue 16 (filled from this benchmark's output).
+ * Blob GET before and after native sending (packages/registry/src/http/sendfile.ts), this
+ * benchmark with STRATA_BENCH_ONLY=blobs on a shared 2-core machine (strata/distribution):
+ *   256 MiB node client 0.31x -> 1.01x, curl 0.23x -> 1.09x; 64 x 8 MiB 0.55x -> 2.02x.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -46,45 +49,69 @@ async function wrk(url: string, accept: string, headers: string[] = []): Promise
   return Number(m[1]);
 }
 
-interface Result {
-  push: number;
-  pull: number;
-  pull64: number;
+interface Blob {
+  blob: Buffer;
+  digest: string;
+}
+
+interface Rest {
   tag: number;
   digest: number;
   rss: number;
 }
 
-async function measure(
-  name: string,
-  srv: Peer,
-  blobs: { blob: Buffer; digest: string }[],
-  many: { blob: Buffer; digest: string }[],
-  big: { base: Buffer; digests: string[]; n: number },
-): Promise<Result> {
-  process.stderr.write(`${name}: push/pull ${SIZE / MiB} MiB x${RUNS}\n`);
-  const pushes: number[] = [];
-  const pulls: number[] = [];
+/** Pushes every blob (the big ones timed, median MB/s); leaves them stored for the pulls. */
+async function pushes(name: string, srv: Peer, blobs: Blob[], many: Blob[]): Promise<number> {
+  process.stderr.write(`${name}: push ${SIZE / MiB} MiB x${RUNS}, ${MANY} x ${MANY_SIZE / MiB} MiB\n`);
+  const rates: number[] = [];
   for (const [i, b] of blobs.entries()) {
-    const repo = `bench/r${i}`;
-    const [, tp] = await time(() => pushMonolithic(srv.url, repo, b.blob, b.digest));
-    pushes.push(SIZE / MiB / tp);
-    const [res, tg] = await time(() => http("GET", `${srv.url}/v2/${repo}/blobs/${b.digest}`));
-    if (res.status !== 200 || res.bytes !== SIZE) throw new Error(`pull: ${res.status} ${res.bytes}`);
-    pulls.push(SIZE / MiB / tg);
+    const [, tp] = await time(() => pushMonolithic(srv.url, `bench/r${i}`, b.blob, b.digest));
+    rates.push(SIZE / MiB / tp);
   }
-  process.stderr.write(`${name}: ${MANY} concurrent GETs of ${MANY_SIZE / MiB} MiB x${RUNS}\n`);
   for (const b of many) await pushMonolithic(srv.url, "bench/many", b.blob, b.digest);
-  const rounds: number[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    const [all, t] = await time(() => Promise.all(many.map((b) => http("GET", `${srv.url}/v2/bench/many/blobs/${b.digest}`))));
-    for (const res of all) if (res.status !== 200 || res.bytes !== MANY_SIZE) throw new Error(`pull64: ${res.status} ${res.bytes}`);
-    rounds.push((MANY * MANY_SIZE) / MiB / t);
-  }
-  const push = median(pushes);
-  const pull = median(pulls);
-  const pull64 = median(rounds);
-  if (ONLY_BLOBS) return { push, pull, pull64, tag: NaN, digest: NaN, rss: NaN };
+  return median(rates);
+}
+
+async function pullOne(srv: Peer, i: number, b: Blob): Promise<number> {
+  const [res, t] = await time(() => http("GET", `${srv.url}/v2/bench/r${i}/blobs/${b.digest}`));
+  if (res.status !== 200 || res.bytes !== SIZE) throw new Error(`pull: ${res.status} ${res.bytes}`);
+  return SIZE / MiB / t;
+}
+
+async function pullMany(srv: Peer, many: Blob[]): Promise<number> {
+  const [all, t] = await time(() => Promise.all(many.map((b) => http("GET", `${srv.url}/v2/bench/many/blobs/${b.digest}`))));
+  for (const res of all) if (res.status !== 200 || res.bytes !== MANY_SIZE) throw new Error(`pull64: ${res.status} ${res.bytes}`);
+  return (MANY * MANY_SIZE) / MiB / t;
+}
+
+/** GET of a big blob by curl (output discarded): a client cheaper than the server it measures. */
+async function curlOne(srv: Peer, i: number, b: Blob): Promise<number> {
+  const r = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", `${srv.url}/v2/bench/r${i}/blobs/${b.digest}`]);
+  const [code, bytes, secs] = r.stdout.trim().split(" ");
+  if (code !== "200" || Number(bytes) !== SIZE) throw new Error(`curl pull: ${r.stdout} ${r.stderr}`);
+  return SIZE / MiB / Number(secs);
+}
+
+/**
+ * Blob GETs, Strata and distribution alternating request by request (both running, each pair
+ * led by the other server in turn, after one unmeasured GET each), so that load from elsewhere
+ * on the machine and the client's warm-up weigh on both alike; medians.
+ */
+async function pulls(strata: Peer, dist: Peer, blobs: Blob[], many: Blob[]) {
+  process.stderr.write(`alternating: GET ${SIZE / MiB} MiB x${RUNS} (node and curl), ${MANY} concurrent GETs of ${MANY_SIZE / MiB} MiB x${RUNS}\n`);
+  type Rates = { one: number[]; curl: number[]; many: number[] };
+  const r: Record<"strata" | "dist", Rates> = { strata: { one: [], curl: [], many: [] }, dist: { one: [], curl: [], many: [] } };
+  const peers = [["strata", strata], ["dist", dist]] as const;
+  const inTurn = (k: number) => (k % 2 ? [...peers].reverse() : peers);
+  for (const [, p] of peers) await http("GET", `${p.url}/v2/bench/many/blobs/${many[0].digest}`);
+  for (const [i, b] of blobs.entries()) for (const [n, p] of inTurn(i)) r[n].one.push(await pullOne(p, i, b));
+  for (const [i, b] of blobs.entries()) for (const [n, p] of inTurn(i + 1)) r[n].curl.push(await curlOne(p, i, b));
+  for (let k = 0; k < RUNS; k++) for (const [n, p] of inTurn(k)) r[n].many.push(await pullMany(p, many));
+  const med = (x: Rates) => ({ pull: median(x.one), curl: median(x.curl), pull64: median(x.many) });
+  return { strata: med(r.strata), dist: med(r.dist) };
+}
+
+async function measureRest(name: string, srv: Peer, big: { base: Buffer; digests: string[]; n: number }): Promise<Rest> {
   const { config, manifest } = minimalImage();
   await pushMonolithic(srv.url, "bench/m", config, sha(config));
   const put = await http("PUT", `${srv.url}/v2/bench/m/manifests/latest`, manifest, { "Content-Type": "application/vnd.oci.image.manifest.v1+json" });
@@ -97,7 +124,7 @@ async function measure(
   const sampler = sampleRss(srv.pid);
   await Promise.all(big.digests.map((d, id) => pushStreamed(srv.url, `bench/big${id}`, bigStream(big.base, id, big.n), d)));
   const rss = sampler.stop() / MiB;
-  return { push, pull, pull64, tag, digest, rss };
+  return { tag, digest, rss };
 }
 
 /**
@@ -167,31 +194,38 @@ async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), "bench-strata-"));
   const strataSrv = await startStrata({ storage: { driver: "filesystem", filesystem: { root } }, log: { level: "warn" } });
   const strata: Peer = { url: strataSrv.url, host: strataSrv.host, pid: strataSrv.process.pid!, stop: () => strataSrv.stop() };
-  let s: Result;
+  const none: Rest = { tag: NaN, digest: NaN, rss: NaN };
+  let push: { strata: number; dist: number };
+  let pulled: Awaited<ReturnType<typeof pulls>>;
+  let s: Rest;
+  let d: Rest;
+  let tokenDigest = { strata: NaN, peer: NaN };
   try {
-    s = await measure("strata", strata, blobs, many, big);
+    const dist = await startDistribution();
+    try {
+      push = { strata: await pushes("strata", strata, blobs, many), dist: await pushes("distribution", dist, blobs, many) };
+      pulled = await pulls(strata, dist, blobs, many);
+      s = ONLY_BLOBS ? none : await measureRest("strata", strata, big);
+      d = ONLY_BLOBS ? none : await measureRest("distribution", dist, big);
+    } finally {
+      await dist.stop();
+    }
   } finally {
     await strata.stop();
     await rm(root, { recursive: true, force: true });
   }
-  const tokenDigest = ONLY_BLOBS ? { strata: NaN, peer: NaN } : await tokenDigestRates();
-  const dist = await startDistribution();
-  let d: Result;
-  try {
-    d = await measure("distribution", dist, blobs, many, big);
-  } finally {
-    await dist.stop();
-  }
+  if (!ONLY_BLOBS) tokenDigest = await tokenDigestRates();
   const rows: TableRow[] = [
-    { metric: `push ${SIZE / MiB} MiB blob (POST + PUT)`, unit: "MB/s", strata: s.push, peer: d.push, better: "higher", target: ">= 1.5x" },
-    { metric: `pull ${SIZE / MiB} MiB blob`, unit: "MB/s", strata: s.pull, peer: d.pull, better: "higher", target: ">= 1.0x" },
-    { metric: `pull ${MANY} x ${MANY_SIZE / MiB} MiB blobs concurrently`, unit: "MB/s", strata: s.pull64, peer: d.pull64, better: "higher", target: ">= 1.0x" },
+    { metric: `push ${SIZE / MiB} MiB blob (POST + PUT)`, unit: "MB/s", strata: push.strata, peer: push.dist, better: "higher", target: ">= 1.5x" },
+    { metric: `pull ${SIZE / MiB} MiB blob`, unit: "MB/s", strata: pulled.strata.pull, peer: pulled.dist.pull, better: "higher", target: ">= 1.0x" },
+    { metric: `pull ${SIZE / MiB} MiB blob, curl client`, unit: "MB/s", strata: pulled.strata.curl, peer: pulled.dist.curl, better: "higher", target: ">= 1.0x" },
+    { metric: `pull ${MANY} x ${MANY_SIZE / MiB} MiB blobs concurrently`, unit: "MB/s", strata: pulled.strata.pull64, peer: pulled.dist.pull64, better: "higher", target: ">= 1.0x" },
     { metric: "GET manifest by tag, 32 conns", unit: "req/s", strata: s.tag, peer: d.tag, better: "higher", target: ">= 5x" },
     { metric: "GET manifest by digest, 32 conns", unit: "req/s", strata: s.digest, peer: d.digest, better: "higher", target: ">= 5x" },
     { metric: "GET manifest by digest, token auth (peer: no auth; alternating runs)", unit: "req/s", strata: tokenDigest.strata, peer: tokenDigest.peer, better: "higher", target: ">= 5x" },
     { metric: `peak RSS, 8 x ${BIG / MiB} MiB uploads`, unit: "MB", strata: s.rss, peer: d.rss, better: "lower", target: "strata <= 200 MB" },
   ];
-  printTable("distribution", ONLY_BLOBS ? rows.slice(0, 3) : rows);
+  printTable("distribution", ONLY_BLOBS ? rows.slice(0, 4) : rows);
 }
 
 await main();

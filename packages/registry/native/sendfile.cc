@@ -2,7 +2,7 @@
 // driven by the caller's libuv loop (Linux only; elsewhere `supported` is false).
 //
 //   supported: boolean
-//   new Transfer(socketFd, fileFd, offset, length, done(errno, sent))
+//   new Transfer(socketFd, fileFd, offset, length, done(errno, sent), copyBytes = 0)
 //     .start()      begins sending; `done` is called exactly once, unless cancelled first
 //     .cancel()     stops at once; `done` is never called afterwards
 //     .sent         bytes handed to the socket so far
@@ -14,6 +14,9 @@
 // is closed when the transfer ends or is cancelled. The file descriptor stays the caller's and
 // must stay open until `done` or `cancel`.
 //
+// With copyBytes > 0 the bytes are not sent by sendfile but read into one buffer of that size
+// and written from it (pread + write): the same loop and waits, one copy in native code.
+//
 // Each loop turn sends at most TURN_BYTES before yielding back to the loop (the socket is then
 // polled for writability, which is immediate while it has room), so one large transfer never
 // starves other connections.
@@ -22,6 +25,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <memory>
 
 #ifdef __linux__
 #include <sys/sendfile.h>
@@ -67,6 +71,8 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
       return;
     }
     done_ = Napi::Persistent(info[4].As<Napi::Function>());
+    if (info.Length() > 5 && info[5].IsNumber()) copyBytes_ = info[5].As<Napi::Number>().Uint32Value();
+    if (copyBytes_ > 0) buffer_.reset(new char[copyBytes_]);
     context_ = new Napi::AsyncContext(env, "strata.sendfile");
     napi_get_uv_event_loop(env, &loop_);
   }
@@ -120,8 +126,14 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
   void Turn(bool sync) {
     size_t budget = TURN_BYTES;
     while (remaining_ > 0 && budget > 0) {
-      size_t want = remaining_ < CALL_BYTES ? static_cast<size_t>(remaining_) : CALL_BYTES;
-      ssize_t n = sendfile(dup_, file_, &offset_, want);
+      ssize_t n;
+      if (copyBytes_ > 0) {
+        n = Copy();
+        if (n == -2) return Finish(EIO, sync);
+      } else {
+        size_t want = remaining_ < CALL_BYTES ? static_cast<size_t>(remaining_) : CALL_BYTES;
+        n = sendfile(dup_, file_, &offset_, want);
+      }
       if (n > 0) {
         sent_ += static_cast<uint64_t>(n);
         remaining_ -= static_cast<uint64_t>(n);
@@ -169,6 +181,18 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
     Unref();
   }
 
+  // Copy mode: one pread into the small reused buffer and one write of it; advances by what the
+  // socket took (the rest is read again next time). -1 with errno as write/pread, -2 at EOF.
+  ssize_t Copy() {
+    size_t want = remaining_ < copyBytes_ ? static_cast<size_t>(remaining_) : copyBytes_;
+    ssize_t r = pread(file_, buffer_.get(), want, offset_);
+    if (r == 0) return -2;
+    if (r < 0) return -1;
+    ssize_t w = write(dup_, buffer_.get(), static_cast<size_t>(r));
+    if (w > 0) offset_ += w;
+    return w;
+  }
+
   // Stops polling and closes the duplicate descriptor (after the poll handle is closed).
   void Release() {
     if (poll_ != nullptr) {
@@ -197,6 +221,8 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
   Napi::FunctionReference done_;
   Napi::ObjectReference self_;
   Napi::AsyncContext* context_ = nullptr;
+  std::unique_ptr<char[]> buffer_;
+  uint32_t copyBytes_ = 0;
   int dup_ = -1;
   int file_ = -1;
   off_t offset_ = 0;

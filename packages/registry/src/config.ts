@@ -248,10 +248,12 @@ export const configSchema = z.object({
   http: z
     .object({
       /**
-       * Send verified blob files with sendfile(2) (Linux, plain HTTP/1.x, filesystem storage);
-       * elsewhere, or when false, they are streamed.
+       * How verified blob files are sent on Linux over plain HTTP/1.x (filesystem storage):
+       * `sendfile` (zero-copy, sendfile(2)), `copy` (native pread/write through one 32 KiB
+       * buffer), `auto` (copy to loopback clients, whose own copy then reads a cache-hot buffer;
+       * sendfile to everyone else), `stream` (through JavaScript streams, as TLS always is).
        */
-      sendfile: z.boolean().default(true),
+      send: z.enum(["auto", "sendfile", "copy", "stream"]).default("auto"),
       /**
        * Behind nginx (opt-in, filesystem storage): a whole-blob GET of a verified blob file is
        * answered with `X-Accel-Redirect: <prefix><key>` and no body, and nginx sends the file
@@ -261,7 +263,7 @@ export const configSchema = z.object({
         .object({ prefix: z.string().regex(/^\/[A-Za-z0-9._~/-]*[^/]$/, "prefix must be an absolute URI path without a trailing slash") })
         .optional(),
     })
-    .default({ sendfile: true }),
+    .default({ send: "auto" }),
 })
   .refine((c) => c.access === undefined || c.auth !== undefined, { message: "access rules need auth (auth.htpasswd or auth.token)", path: ["access"] });
 

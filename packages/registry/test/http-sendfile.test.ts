@@ -1,7 +1,7 @@
 /**
  * Zero-copy blob GET (http/sendfile.ts) on filesystem storage over real sockets: the bytes are
- * those pushed (large, small, empty, ranges), HEAD is unchanged, TLS and `http.sendfile: false`
- * stream instead, a blob file changed on disk is never served whole, and clients that go away
+ * those pushed (large, small, empty, ranges) by sendfile and by native copy, HEAD is unchanged,
+ * TLS and `http.send: stream` stream instead, a blob file changed on disk is never served whole, and clients that go away
  * mid-transfer leave no descriptor behind.
  */
 import assert from "node:assert/strict";
@@ -79,7 +79,7 @@ const blobFile = (root: string, digest: string) => {
   return join(root, "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data");
 };
 
-describe("blob GET with sendfile [filesystem]", { skip: linux }, () => {
+for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent natively, http.send: ${mode} [filesystem]`, { skip: linux }, () => {
   let root: string;
   let srv: RunningServer;
   const large = randomBytes(24 * MiB + 7);
@@ -89,7 +89,7 @@ describe("blob GET with sendfile [filesystem]", { skip: linux }, () => {
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "strata-sendfile-"));
-    srv = await withServer(root);
+    srv = await withServer(root, { http: { send: mode } });
     largeDigest = await push(srv.url, "sf/a", large);
     smallDigest = await push(srv.url, "sf/a", small);
   });
@@ -98,7 +98,7 @@ describe("blob GET with sendfile [filesystem]", { skip: linux }, () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it("serves a large blob byte for byte through sendfile, with the usual headers", async () => {
+  it("serves a large blob byte for byte natively, with the usual headers", async () => {
     const before = { ...sendfileStats };
     for (let i = 0; i < 2; i++) {
       const res = await get(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
@@ -109,8 +109,9 @@ describe("blob GET with sendfile [filesystem]", { skip: linux }, () => {
       assert.equal(res.headers["etag"], `"${largeDigest}"`);
       assert.ok(res.body.equals(large), "body differs from the pushed blob");
     }
-    assert.equal(sendfileStats.responses - before.responses, 2, "both GETs went out with sendfile");
+    assert.equal(sendfileStats.responses - before.responses, 2, "both GETs went out natively");
     assert.equal(sendfileStats.bytes - before.bytes, 2 * large.length);
+    assert.equal(sendfileStats.copied - before.copied, mode === "copy" ? 2 : 0, "by the mode configured");
   });
 
   it("serves small and empty blobs, and pipelined GETs, with exact framing", async () => {
@@ -228,7 +229,7 @@ describe("blob GET with sendfile [filesystem]", { skip: linux }, () => {
   });
 });
 
-describe("blob GET without sendfile [filesystem]", () => {
+describe("blob GET in the other modes [filesystem]", () => {
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "strata-sendfile-off-"));
@@ -237,8 +238,22 @@ describe("blob GET without sendfile [filesystem]", () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it("streams the same bytes when `http.sendfile` is false", async () => {
-    const srv = await withServer(root, { http: { sendfile: false } });
+  it("auto copies natively to a loopback client", { skip: linux }, async () => {
+    const srv = await withServer(root, { http: { send: "auto" } });
+    try {
+      const blob = randomBytes(MiB + 1);
+      const digest = await push(srv.url, "auto/a", blob);
+      const before = { ...sendfileStats };
+      const res = await get(`${srv.url}/v2/auto/a/blobs/${digest}`);
+      assert.ok(res.complete && res.body.equals(blob));
+      assert.equal(sendfileStats.copied - before.copied, 1);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it("streams the same bytes when `http.send` is stream", async () => {
+    const srv = await withServer(root, { http: { send: "stream" } });
     try {
       const blob = randomBytes(5 * MiB + 3);
       const digest = await push(srv.url, "off/a", blob);

@@ -81,7 +81,7 @@ export function registerBlobs(router: Router, s: Services): void {
       s.events.emit(requestEvent(ctx, "pull", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
       return;
     }
-    ctx.body = body.file ? fileBody(ctx.res, body.file, s.config.http.sendfile) : body.stream;
+    ctx.body = body.file ? fileBody(ctx.res, body.file, s.config.http.send) : body.stream;
     ctx.length = length;
     ctx.type = "application/octet-stream";
     if (!range || range.start === 0) s.events.emit(requestEvent(ctx, "pull", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));

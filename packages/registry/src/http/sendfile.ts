@@ -1,11 +1,20 @@
 /**
- * Zero-copy blob bodies: the bytes of a verified blob file go from the page cache to the
- * client's socket with sendfile(2) (addon native/sendfile.cc), never through JavaScript.
+ * Native blob bodies: the bytes of a verified blob file go from the page cache to the client's
+ * socket in native code (addon native/sendfile.cc), never through JavaScript streams.
  *
- * What it saves: the read into a JS buffer, the stream plumbing and the copy into the socket
- * of every byte. Measured with `npm run bench:registry` (filesystem storage, loopback, same
- * run as Debian's distribution 2.8, medians of 3): GET of a 256 MiB blob went from 0.29x to
- * about 1x distribution, and 64 concurrent GETs of 8 MiB blobs likewise (figures in bench/registry.ts).
+ * Two ways, chosen by `http.send` (default `auto`):
+ * - sendfile(2): zero-copy; what a remote client gets.
+ * - copy: pread + write through one reused 32 KiB buffer; what `auto` gives loopback clients.
+ *   On loopback the receiver copies the bytes once more itself, and it reads a buffer still in
+ *   the CPU cache much faster than page-cache pages: with curl as the client, sendfile reached
+ *   0.8x distribution (which writes 32 KiB chunks) where the copy reached 1.1-1.3x.
+ *
+ * What it saves: the read into a JS buffer, the stream plumbing, the per-chunk JS work and (with
+ * sendfile) the copy into the socket. Measured with `STRATA_BENCH_ONLY=blobs npm run
+ * bench:registry` (filesystem, loopback, Debian's distribution 2.8 alternating in the same run,
+ * medians of 3, on a shared 2-core machine): GET of a 256 MiB blob went from 0.31x (node client)
+ * / 0.23x (curl) to 1.01x / 1.09x, and 64 concurrent GETs of 8 MiB from 0.55x to 2.0x; the server
+ * spends about 20 ms of CPU per 256 MiB with sendfile, distribution about 100 ms.
  *
  * Used only where it is exact: Linux, HTTP/1.x over plain TCP (TLS and HTTP/2 frame the bytes
  * in user space) and a response that owns its socket; anywhere else the body streams from the
@@ -15,9 +24,9 @@
  * held back until the file's identity has been checked again, so a file changed during the
  * transfer is never served whole: the connection is cut one byte short instead.
  *
- * sendfile runs on the event loop; a file not in the page cache makes it wait for the disk
- * (blobs just written or recently read are cached). A client that stops reading for
- * IDLE_MS is disconnected.
+ * The transfer runs on the event loop; a file not in the page cache makes it wait for the disk
+ * (blobs just written or recently read are cached). A client that stops reading for IDLE_MS is
+ * disconnected.
  */
 import type { ServerResponse } from "node:http";
 import { createRequire } from "node:module";
@@ -33,7 +42,7 @@ interface Transfer {
 
 interface SendfileAddon {
   supported: boolean;
-  Transfer?: new (socketFd: number, fileFd: number, offset: number, length: number, done: (errno: number, sent: number) => void) => Transfer;
+  Transfer?: new (socketFd: number, fileFd: number, offset: number, length: number, done: (errno: number, sent: number) => void, copyBytes?: number) => Transfer;
 }
 
 const addon: SendfileAddon | undefined = (() => {
@@ -49,8 +58,15 @@ const addon: SendfileAddon | undefined = (() => {
 const IDLE_MS = 60_000;
 const READ_CHUNK = 1024 * 1024;
 
-/** Responses whose body went out with sendfile, and their bytes (process totals). */
-export const sendfileStats = { responses: 0, bytes: 0 };
+/** Responses whose body went out natively (sendfile or native copy), their bytes, and how many by copy (process totals). */
+export const sendfileStats = { responses: 0, bytes: 0, copied: 0 };
+
+export type SendMode = "auto" | "sendfile" | "copy" | "stream";
+
+/** Buffer of the native copy (the size Go's io.Copy uses, which measured best on loopback). */
+const COPY_BYTES = 32 * 1024;
+
+const isLoopback = (addr: string | undefined) => addr !== undefined && (/^(::ffff:)?127\./.test(addr) || addr === "::1");
 
 /** The socket's file descriptor when a response on it may be sent with sendfile, else undefined. */
 export function sendfileSocket(res: ServerResponse, httpVersionMajor: number): number | undefined {
@@ -73,7 +89,7 @@ class SendfileError extends Error {
  * once piping starts, and reads the file through a buffer otherwise. Closes the file handle
  * when it ends or is destroyed.
  */
-export function fileBody(res: ServerResponse, file: VerifiedFileRange, zeroCopyAllowed = true): Readable {
+export function fileBody(res: ServerResponse, file: VerifiedFileRange, mode: SendMode = "auto"): Readable {
   let transfer: Transfer | undefined;
   let idle: NodeJS.Timeout | undefined;
   let started = false;
@@ -87,6 +103,7 @@ export function fileBody(res: ServerResponse, file: VerifiedFileRange, zeroCopyA
     idle = undefined;
   };
 
+  let copyBytes = 0;
   const send = (socketFd: number, offset: number, length: number): Promise<void> =>
     new Promise((resolve, reject) => {
       const T = addon!.Transfer!;
@@ -97,7 +114,7 @@ export function fileBody(res: ServerResponse, file: VerifiedFileRange, zeroCopyA
         transfer = undefined;
         if (errno === 0 && sent === length) resolve();
         else reject(new SendfileError(`sendfile stopped after ${sent} of ${length} bytes (errno ${errno})`));
-      });
+      }, copyBytes);
       transfer = t;
       idle = setInterval(() => {
         if (t.sent !== lastSent) {
@@ -124,12 +141,14 @@ export function fileBody(res: ServerResponse, file: VerifiedFileRange, zeroCopyA
   };
 
   const zeroCopy = async (body: Readable): Promise<boolean> => {
-    const fd = zeroCopyAllowed ? sendfileSocket(res, res.req.httpVersionMajor) : undefined;
+    const fd = mode === "stream" ? undefined : sendfileSocket(res, res.req.httpVersionMajor);
     const socket = res.socket;
     if (fd === undefined || !socket || (socket as { _httpMessage?: unknown })._httpMessage !== res) return false;
+    copyBytes = mode === "copy" || (mode === "auto" && isLoopback(socket.remoteAddress)) ? COPY_BYTES : 0;
     res.flushHeaders();
     await flushed(socket);
     sendfileStats.responses++;
+    if (copyBytes) sendfileStats.copied++;
     if (file.length > 1) await send(fd, file.start, file.length - 1);
     if (body.destroyed) return true;
     if ((await file.reidentify()) !== file.identity) throw new SendfileError("blob file changed while being sent");
