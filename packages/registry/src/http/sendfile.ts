@@ -68,7 +68,7 @@ const COPY_BYTES = 32 * 1024;
 
 const isLoopback = (addr: string | undefined) => addr !== undefined && (/^(::ffff:)?127\./.test(addr) || addr === "::1");
 
-/** The socket's file descriptor when a response on it may be sent with sendfile, else undefined. */
+/** The socket's file descriptor when a response on it may be sent natively, else undefined. */
 export function sendfileSocket(res: ServerResponse, httpVersionMajor: number): number | undefined {
   if (!addon?.supported || httpVersionMajor !== 1) return undefined;
   const socket = res.socket as (Socket & { encrypted?: boolean; _handle?: { fd?: number } }) | null;
@@ -85,8 +85,9 @@ class SendfileError extends Error {
 }
 
 /**
- * A body for `res` that sends `file` with sendfile when the response still owns a plain socket
- * once piping starts, and reads the file through a buffer otherwise. Closes the file handle
+ * A body for `res` that sends `file` natively (sendfile or native copy, by `mode`) when the
+ * response still owns a plain socket once piping starts, and reads the file through a buffer
+ * otherwise. Closes the file handle
  * when it ends or is destroyed.
  */
 export function fileBody(res: ServerResponse, file: VerifiedFileRange, mode: SendMode = "auto"): Readable {
