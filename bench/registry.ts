@@ -19,7 +19,8 @@
  *
  * Blob GET before and after native sending (packages/registry/src/http/sendfile.ts), this
  * benchmark with STRATA_BENCH_ONLY=blobs on a shared 2-core machine (strata/distribution):
- *   256 MiB node client 0.31x -> 1.01x, curl 0.23x -> 1.09x; 64 x 8 MiB 0.55x -> 2.02x.
+ *   256 MiB node client 0.31-0.32x -> 1.01-1.21x, curl 0.23-0.24x -> 1.09-1.40x;
+ *   64 x 8 MiB 0.55-0.89x -> 1.30-2.02x.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";

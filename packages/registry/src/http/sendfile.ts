@@ -13,8 +13,9 @@
  * sendfile) the copy into the socket. Measured with `STRATA_BENCH_ONLY=blobs npm run
  * bench:registry` (filesystem, loopback, Debian's distribution 2.8 alternating in the same run,
  * medians of 3, on a shared 2-core machine): GET of a 256 MiB blob went from 0.31x (node client)
- * / 0.23x (curl) to 1.01x / 1.09x, and 64 concurrent GETs of 8 MiB from 0.55x to 2.0x; the server
- * spends about 20 ms of CPU per 256 MiB with sendfile, distribution about 100 ms.
+ * / 0.23x (curl) to 1.0-1.2x / 1.1-1.4x, and 64 concurrent GETs of 8 MiB from 0.55-0.89x to
+ * 1.3-2.0x (runs in loaded and quiet minutes); the server spends about 20 ms of CPU per 256 MiB
+ * with sendfile, distribution about 100 ms.
  *
  * Used only where it is exact: Linux, HTTP/1.x over plain TCP (TLS and HTTP/2 frame the bytes
  * in user space) and a response that owns its socket; anywhere else the body streams from the
