@@ -1,4 +1,4 @@
-/** Registry subcommands of `strata`: serve, index rebuild, fsck. */
+/** Registry subcommands of `strata`: serve, index rebuild, fsck, gc, usage. */
 import type { Command } from "commander";
 
 interface ConfigFlags {
@@ -62,6 +62,60 @@ export function registerRegistryCommands(program: Command): void {
         }
       });
     });
+
+  program
+    .command("gc")
+    .description("collect garbage: delete blobs and links no tag reaches (online; one collector at a time), print what goes and the bytes freed")
+    .option("-c, --config <file>", "YAML configuration file")
+    .option("--data <dir>", "filesystem storage root")
+    .option("--dry-run", "print what would be deleted, delete nothing")
+    .option("--delay <seconds>", "keep everything younger than this (default: gc.delaySeconds, 3600)")
+    .option("--untagged <mode>", "delete: also collect manifests no tag reaches; keep: never (default: gc.untagged)")
+    .action(async (opts: ConfigFlags & { dryRun?: boolean; delay?: string; untagged?: string }) => {
+      const { loadConfig, redisConfigured } = await import("./config.js");
+      const config = await loadConfig({ file: opts.config, overrides: { data: opts.data } });
+      const delay = opts.delay === undefined ? config.gc.delaySeconds : Number(opts.delay);
+      if (!Number.isSafeInteger(delay) || delay < 0) throw new Error(`--delay must be a whole number of seconds, got ${JSON.stringify(opts.delay)}`);
+      if (opts.untagged !== undefined && opts.untagged !== "delete" && opts.untagged !== "keep") throw new Error(`--untagged must be delete or keep, got ${JSON.stringify(opts.untagged)}`);
+      const untagged = (opts.untagged as "delete" | "keep" | undefined) ?? config.gc.untagged;
+      const { formatAction } = await import("./services/gc.js");
+      const run = () =>
+        withStorage(config, async (driver) => {
+          const reg = await quietRegistry(config, driver);
+          try {
+            const report = await reg.collectGarbage({ delaySeconds: delay, untagged, dryRun: opts.dryRun ?? false });
+            for (const a of report.actions) process.stdout.write(`${formatAction(a, report.dryRun)}\n`);
+            const verb = report.dryRun ? "would free" : "freed";
+            process.stdout.write(`gc: ${report.blobsDeleted} blobs, ${verb} ${report.bytesFreed} bytes, ${report.actions.length - report.blobsDeleted} links and tags${report.dryRun ? " (dry run)" : ""} in ${report.durationMs} ms\n`);
+          } finally {
+            await reg.close();
+          }
+        });
+      if (config.storage.driver === "filesystem" && !redisConfigured(config)) {
+        // Embedded storage: the serving registry collects itself (its locks and caches are in its process).
+        const { servingPid, withGcLockFile } = await import("./storage/filesystem-lock.js");
+        const root = config.storage.filesystem.root;
+        await withGcLockFile(root, async () => {
+          const pid = await servingPid(root);
+          if (pid !== undefined) throw new Error(`a registry (pid ${pid}) serves ${root}: stop it first, or let it collect (gc.intervalSeconds)`);
+          await run();
+        });
+      } else if (config.storage.driver === "memory") {
+        throw new Error("gc needs persistent storage (storage.driver filesystem or s3)");
+      } else {
+        await run();
+      }
+    });
+}
+
+/** A registry over `driver` without background work or UI, for one-shot commands. */
+async function quietRegistry(config: Config, driver: Driver) {
+  const { createRegistry } = await import("./app.js");
+  const { pino } = await import("pino");
+  return createRegistry(
+    { ...config, ui: { enabled: false }, notifications: { endpoints: [] }, gc: { ...config.gc, intervalSeconds: 0 }, uploads: { ...config.uploads, purgeIntervalSeconds: 0 } },
+    { logger: pino({ level: "warn" }), driver },
+  );
 }
 
 type Config = import("./config.js").RegistryConfig;

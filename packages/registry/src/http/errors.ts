@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import {
   BadRequestError,
   BlobRangeError,
+  DeniedError,
   ManifestReferenceError,
   ManifestTooLargeError,
   UnavailableError,
@@ -45,6 +46,7 @@ export function toOciError(e: unknown): OciError | undefined {
   if (e instanceof ManifestTooLargeError) return new OciError("SIZE_INVALID", { status: 413, message: e.message });
   if (e instanceof BadRequestError) return new OciError(BAD_REQUEST_CODES[e.kind], { message: e.message });
   if (e instanceof UnsupportedError) return new OciError("UNSUPPORTED", { message: e.message });
+  if (e instanceof DeniedError) return new OciError("DENIED", { message: e.message });
   if (e instanceof UnavailableError || e instanceof StorageUnavailableError) return new OciError("UNAVAILABLE", { headers: { "Retry-After": "1" } });
   if (e instanceof StorageFullError) return new OciError("UNKNOWN", { status: 507, message: "storage full" });
   if (e instanceof InvalidReferenceError) return new OciError("NAME_INVALID", { message: e.message });

@@ -27,6 +27,7 @@ import { createDigester, createVerifier, type Digest, DigestMismatchError, diges
 import { BadRequestError, UnavailableError, UnknownError, UploadRangeError } from "../errors.js";
 import type { Lease, Locker } from "../locks.js";
 import type { BlobStore } from "../services/blobs.js";
+import { type GcState, requireStored } from "../services/gc.js";
 import { type RepositoryIndex, walkUploads } from "../services/catalog.js";
 import { type FileWriter, isNotFound, type StorageDriver, StorageUnavailableError } from "../storage/driver.js";
 import { blobOfDataKey, pathFor, uploadOfDataKey } from "../storage/paths.js";
@@ -68,6 +69,7 @@ export class UploadService {
     private readonly blobs: BlobStore,
     private readonly repos: RepositoryIndex,
     private readonly locks: Locker,
+    private readonly gc: GcState,
     private readonly opts: UploadOptions,
   ) {}
 
@@ -206,6 +208,7 @@ export class UploadService {
       const verifier = createVerifier({ digest, size: contentLength, maxSize: limit > 0 ? limit : undefined });
       if (existing !== undefined) {
         await pipeline(body, verifier, new Writable({ write: (_c, _e, cb) => cb() }));
+        await this.linkHeld(repository, digest, existing);
         return existing;
       }
       const writer = await this.driver.writer(key, { size: contentLength, signal: lease.signal });
@@ -226,11 +229,36 @@ export class UploadService {
         throw e;
       }
       await writer.commit();
+      await this.linkHeld(repository, digest, n);
       return n;
     });
-    await this.blobs.link(repository, digest, size);
     await this.repos.added(repository);
     return size;
+  }
+
+  /**
+   * Links a stored blob into a repository; called under the blob's lock, after the bytes were
+   * found or written, and protects the blob from a running collection (services/gc.ts).
+   */
+  private async linkHeld(repository: string, digest: Digest, size: number): Promise<void> {
+    await this.blobs.link(repository, digest, size);
+    await this.gc.protect(digest);
+  }
+
+  /**
+   * Cross-repository mount of a blob the caller may read (its size given): under the blob's
+   * lock, checks the bytes are still stored, links and protects them. Undefined when the blob
+   * went meanwhile (the client then uploads it).
+   */
+  async mount(repository: string, digest: Digest, size: number): Promise<number | undefined> {
+    const linked = await this.locks.withLock(`blob:${digest}`, async () => {
+      const stored = await requireStored(this.blobs, digest, size).catch(() => undefined);
+      if (stored === undefined) return undefined;
+      await this.linkHeld(repository, digest, stored);
+      return stored;
+    });
+    if (linked !== undefined) await this.repos.added(repository);
+    return linked;
   }
 
   /** Cancels an upload (DELETE). */
@@ -402,8 +430,8 @@ export class UploadService {
     await this.locks.withLock(`blob:${digest}`, async (blobLease) => {
       if ((await this.blobs.globalSize(digest)) === size) await this.driver.delete(dataKey, blobLease.signal).catch(() => {});
       else await this.driver.move(dataKey, pathFor({ kind: "blobData", digest }), blobLease.signal);
+      await this.linkHeld(s.repository, digest, size);
     });
-    await this.blobs.link(s.repository, digest, size);
     await this.repos.added(s.repository);
     await this.markCompleted(s, digest, size, lease);
     return size;
