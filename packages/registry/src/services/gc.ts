@@ -334,7 +334,7 @@ export class GarbageCollector {
   }
 
   private async runLocked(opts: GcOptions, lease: Lease): Promise<GcReport> {
-    const { driver, guard } = this.deps;
+    const { guard } = this.deps;
     const started = new Date();
     const cutoff = started.getTime() - opts.delaySeconds * 1000;
     const dryRun = opts.dryRun ?? false;

@@ -45,7 +45,7 @@ export async function withGcLockFile<T>(root: string, fn: () => Promise<T>, wait
       await writeFile(file, String(process.pid), { flag: "wx" });
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`storage root ${root} does not exist`);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`storage root ${root} does not exist`, { cause: e });
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
     const owner = await ownerOf(file);
