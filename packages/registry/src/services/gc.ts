@@ -189,6 +189,10 @@ export interface GcReport {
 }
 
 export interface GcOptions {
+  /**
+   * Grace period. Below zero (tests of the race rule only; configuration and CLI refuse it) the
+   * cutoff lies ahead of the run's start, so content written during the run is a candidate too.
+   */
   readonly delaySeconds: number;
   readonly untagged: "delete" | "keep";
   readonly dryRun?: boolean;
