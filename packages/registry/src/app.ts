@@ -36,6 +36,8 @@ import { BlobStore } from "./services/blobs.js";
 import { MemoryDescriptorCache } from "./services/cache.js";
 import { GarbageCollector, GcBusyError, GcGuard, GcMetrics, type GcOptions, type GcReport, MemoryGcState } from "./services/gc.js";
 import { ImmutableTags, RetentionPolicy } from "./services/retention.js";
+import { UsageService } from "./services/usage.js";
+import { registerUsage } from "./handlers/usage.js";
 import { markServing, withGcLockFile } from "./storage/filesystem-lock.js";
 import { Health, storageCheck } from "./services/health.js";
 import { StorageRepositoryIndex } from "./services/catalog.js";
@@ -94,7 +96,9 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const guard = new GcGuard(locks, gcState);
   const immutable = new ImmutableTags(config.immutable);
   const manifests = new ManifestStore(driver, blobs, tagIndex, locks, guard, config.cache.manifestBytes, { cacheLinks: !shared, immutable });
+  const usage = new UsageService(driver, blobs, config.quotas);
   const uploads = new UploadService(driver, sessions, blobs, repositories, locks, gcState, {
+    quota: usage.enabled ? usage : undefined,
     ttlSeconds: config.uploads.ttlSeconds,
     maxBlobBytes: config.limits.blobMaxBytes,
     orphanGraceSeconds: config.uploads.orphanGraceSeconds,
@@ -114,7 +118,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     persistPulls: !shared && config.storage.driver !== "memory",
   });
   closers.push(() => metadata.close());
-  const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata };
+  const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata, usage };
   const metrics = createMetrics();
   const notifier = new Notifier(config.notifications.endpoints, events, metrics.registry, logger, () => `${instance.hostname}:${splitAddr(config.addr).port}`);
   closers.push(() => notifier.close());
@@ -197,6 +201,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   registerManifests(router, services);
   registerBlobs(router, services);
   registerMeta(router, services, auth);
+  registerUsage(router, services);
   if (config.ui.enabled) await registerUi(router, logger);
   if (auth?.issuer) registerToken(router, auth);
 

@@ -106,6 +106,31 @@ export function registerRegistryCommands(program: Command): void {
         await run();
       }
     });
+
+  program
+    .command("usage")
+    .description("bytes of distinct blobs linked per repository and per quota, read from storage")
+    .option("-c, --config <file>", "YAML configuration file")
+    .option("--data <dir>", "filesystem storage root")
+    .option("--json", "print the JSON GET /strata/v1/usage answers")
+    .action(async (opts: ConfigFlags & { json?: boolean }) => {
+      const { loadConfig } = await import("./config.js");
+      const { UsageService } = await import("./services/usage.js");
+      const { BlobStore } = await import("./services/blobs.js");
+      const { MemoryDescriptorCache } = await import("./services/cache.js");
+      const config = await loadConfig({ file: opts.config, overrides: { data: opts.data } });
+      await withStorage(config, async (driver) => {
+        const u = await new UsageService(driver, new BlobStore(driver, new MemoryDescriptorCache()), config.quotas).usage();
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(u, null, 2)}\n`);
+          return;
+        }
+        const rows = [["REPOSITORY", "BYTES", "BLOBS"], ...u.repositories.map((r) => [r.name, String(r.bytes), String(r.blobs)])];
+        for (const q of u.quotas) rows.push([q.quota, `${q.usedBytes}/${q.maxBytes}`, ""]);
+        const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+        for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd()}\n`);
+      });
+    });
 }
 
 /** A registry over `driver` without background work or UI, for one-shot commands. */
