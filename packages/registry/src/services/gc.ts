@@ -16,7 +16,9 @@
  *    longer refuses to write further, see ManifestStore.put), so that everything they wrote is
  *    in storage before the scan. A run that cannot wait (timeout) ends without deleting.
  * 2. Retention (services/retention.ts) deletes tags beyond the configured rules (never an
- *    immutable tag), through the ordinary untag path (tag lock, tag index).
+ *    immutable tag), through the ordinary untag path (tag lock, tag index). A manifest whose
+ *    every tag it deleted is no root below even with `gc.untagged: keep`: retention expires
+ *    images, so what only they held is collected in the same run.
  * 3. Mark, from storage (the source of truth, never a cache or index): per repository the
  *    roots are the manifests its tags name and, with `gc.untagged: keep` (default), every
  *    manifest revision, else only revisions whose link is young. From each marked manifest:
@@ -381,8 +383,11 @@ export class GarbageCollector {
         }
       }
 
-      // 3. mark
-      const marked = await this.mark(scan, opts.untagged, cutoff);
+      // 3. mark. Manifests whose every tag retention deleted are no roots, whatever gc.untagged says.
+      const retired = new Set<string>();
+      for (const a of actions) if (a.kind === "tag" && a.digest) retired.add(`${a.repository}@${a.digest}`);
+      for (const [repository, tags] of scan.tags) for (const t of tags) retired.delete(`${repository}@${t.digest}`);
+      const marked = await this.mark(scan, opts.untagged, cutoff, retired);
 
       // 4. sweep
       const blobs = await this.scanBlobs();
@@ -457,7 +462,7 @@ export class GarbageCollector {
   }
 
   /** Every digest reachable from the roots (see the protocol). */
-  private async mark(scan: Scan, untagged: "delete" | "keep", cutoff: number): Promise<Set<string>> {
+  private async mark(scan: Scan, untagged: "delete" | "keep", cutoff: number, retired: Set<string>): Promise<Set<string>> {
     const marked = new Set<string>();
     const visited = new Set<string>();
     const parsed = new Map<string, ParsedManifest | null>();
@@ -494,7 +499,10 @@ export class GarbageCollector {
     };
     for (const [repository, tags] of scan.tags) for (const t of tags) await visit(repository, t.digest, 0);
     for (const [repository, revisions] of scan.revisions) {
-      for (const r of revisions) if (untagged === "keep" || r.modTime.getTime() >= cutoff) await visit(repository, r.digest, 0);
+      for (const r of revisions) {
+        const root = r.modTime.getTime() >= cutoff || (untagged === "keep" && !retired.has(`${repository}@${r.digest}`));
+        if (root) await visit(repository, r.digest, 0);
+      }
     }
     return marked;
   }
