@@ -30,6 +30,11 @@ for (const backend of backends().filter((b) => b.name !== "auth")) {
         const move = await putManifest(h, repo, "v1.0", two.manifest, MediaTypes.OciManifest);
         const [err] = expectError(move, 403, "DENIED", "moving an immutable tag");
         assert.match(err.message ?? "", /immutable/);
+        const parts = imageParts(1, 100);
+        await pushParts(h, repo, parts);
+        const three = ociManifestBytes(parts.configDesc, parts.layerDescs);
+        expectError(await putManifest(h, repo, "v1.0", three, MediaTypes.OciManifest), 403, "DENIED");
+        assert.equal((await h.req("GET", `/v2/${repo}/manifests/${sha256(three)}`, { headers: { Accept: MediaTypes.OciManifest } })).status, 404, "a refused move stores no revision");
         expectError(await h.req("DELETE", `/v2/${repo}/manifests/v1.0`), 403, "DENIED", "deleting an immutable tag");
         expectError(await h.req("DELETE", `/v2/${repo}/manifests/${one.digest}`), 403, "DENIED", "deleting the manifest an immutable tag names");
         const got = await h.req("GET", `/v2/${repo}/manifests/v1.0`, { headers: { Accept: MediaTypes.OciManifest } });

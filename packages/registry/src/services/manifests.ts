@@ -156,6 +156,8 @@ export class ManifestStore {
     const algorithm: DigestAlgorithm = reference.digest ? digestAlgorithm(reference.digest) : "sha256";
     const digest = digestOf(raw, algorithm);
     if (reference.digest && reference.digest !== digest) throw new DigestMismatchError(reference.digest, digest);
+    // A refused tag move must leave nothing behind (tag() checks again under the tag's lock).
+    if (reference.tag) await this.checkImmutable(repository, reference.tag, digest);
     // In flight for the collector from before the first check until after the last write (services/gc.ts).
     return this.guard.push(async (deadline) => {
       const inTime = () => {
@@ -247,15 +249,23 @@ export class ManifestStore {
    */
   async tag(repository: string, tag: string, digest: Digest): Promise<void> {
     const link = pathFor({ kind: "tagCurrentLink", name: repository, tag });
-    const rule = this.immutable?.ruleFor(repository, tag);
     await this.locks.withLock(`tag:${repository}:${tag}`, async (lease) => {
-      if (rule !== undefined) {
-        const current = await BlobStore.readLink(this.driver, link);
-        if (current === digest) return;
-        if (current !== undefined) throw new DeniedError(`tag ${repository}:${tag} is immutable (${rule}): it points at ${current} and cannot be moved`);
-      }
+      if (await this.checkImmutable(repository, tag, digest)) return;
       await this.tagIndex.change(repository, tag, true, lease, () => this.writeLink(link, digest, lease.signal));
     });
+  }
+
+  /**
+   * Throws DeniedError when `tag` is immutable and names another manifest; true when it is
+   * immutable and already names `digest` (nothing to write).
+   */
+  private async checkImmutable(repository: string, tag: string, digest: Digest): Promise<boolean> {
+    const rule = this.immutable?.ruleFor(repository, tag);
+    if (rule === undefined) return false;
+    const current = await BlobStore.readLink(this.driver, pathFor({ kind: "tagCurrentLink", name: repository, tag }));
+    if (current === undefined) return false;
+    if (current === digest) return true;
+    throw new DeniedError(`tag ${repository}:${tag} is immutable (${rule}): it points at ${current} and cannot be moved`);
   }
 
   /**
