@@ -145,8 +145,12 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   // Embedded filesystem storage: `strata gc` on the same directory coordinates through lock files.
   const fsRoot = !shared && config.storage.driver === "filesystem" && !opts.driver ? config.storage.filesystem.root : undefined;
   if (fsRoot !== undefined) {
-    const unmark = await markServing(fsRoot);
-    closers.push(unmark);
+    // Best effort: a registry on a full or read-only disk still serves (strata gc then cannot see it).
+    const unmark = await markServing(fsRoot).catch((e) => {
+      logger.warn({ err: (e as Error).message }, "cannot record this registry as serving the data directory; do not run strata gc on it meanwhile");
+      return undefined;
+    });
+    if (unmark) closers.push(unmark);
   }
   const retention = new RetentionPolicy(config.retention, immutable);
   const gc = new GarbageCollector({
