@@ -11,7 +11,9 @@ import { describe, it } from "node:test";
 import { createRegistry } from "../src/app.js";
 import type { GcReport } from "../src/services/gc.js";
 import { backends } from "./helpers/backends.js";
-import { type Harness, startRegistry } from "./helpers/http.js";
+import { expectError, type Harness, startRegistry } from "./helpers/http.js";
+import type { StorageDriver } from "../src/storage/driver.js";
+import { memoryDriver } from "../src/storage/memory.js";
 import {
   assertBytesEqual,
   type Descriptor,
@@ -23,10 +25,12 @@ import {
   pushImage,
   pushManifest,
   pushParts,
+  putManifest,
   repoName,
   sha256,
 } from "./helpers/oci.js";
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const deleted = (r: GcReport) => new Set(r.actions.filter((a) => a.kind === "blob").map((a) => a.digest as string));
 
 async function pull(h: Harness, repo: string, ref: string, mediaType: string): Promise<{ manifest: Buffer; blobs: Map<string, Buffer> }> {
@@ -207,3 +211,112 @@ for (const backend of backends()) {
     }
   });
 }
+
+/**
+ * A driver that stops the first call of `op` on a key matching `match` until released, to put
+ * a push or a collection at an exact point of the other.
+ */
+function gated(inner: StorageDriver, op: "list" | "putContent", match: (key: string) => boolean) {
+  let hit!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((r) => (hit = r));
+  const open = new Promise<void>((r) => (release = r));
+  let armed = false;
+  const driver: StorageDriver = {
+    name: inner.name,
+    getContent: (k, s) => inner.getContent(k, s),
+    putContent: async (k, c, s) => {
+      if (armed && op === "putContent" && match(k)) {
+        armed = false;
+        hit();
+        await open;
+      }
+      return inner.putContent(k, c, s);
+    },
+    reader: (k, o) => inner.reader(k, o),
+    writer: (k, o) => inner.writer(k, o),
+    stat: (k, s) => inner.stat(k, s),
+    list: async (k, o) => {
+      if (armed && op === "list" && match(k)) {
+        armed = false;
+        hit();
+        await open;
+      }
+      return inner.list(k, o);
+    },
+    move: (k, d, s) => inner.move(k, d, s),
+    delete: (k, s) => inner.delete(k, s),
+  };
+  return { driver, reached, release, arm: () => (armed = true) };
+}
+
+describe("garbage collection: the race rule, both orders made exact [memory]", () => {
+  const memory = backends({ STRATA_TEST_BACKENDS: "memory" })[0];
+  const imageOf = (parts: ReturnType<typeof imageParts>) => ociManifestBytes(parts.configDesc, parts.layerDescs);
+
+  it("a blob a PUT checks after the collector's mark is protected: the PUT succeeds and the run keeps the blob", async () => {
+    const g = gated(memoryDriver(), "list", (k) => k === "/v2/blobs");
+    const h = await startRegistry(memory, undefined, { driver: g.driver });
+    try {
+      const repo = repoName("gc");
+      const parts = imageParts(2, 1000);
+      await pushParts(h, repo, parts); // linked, referenced by nothing: garbage for a delay-0 run
+      await sleep(5);
+      g.arm();
+      const run = h.reg.collectGarbage({ delaySeconds: 0 });
+      await g.reached; // marked (nothing reaches the blobs), about to list and sweep them
+      for (const d of [parts.configDesc, ...parts.layerDescs]) assert.equal((await h.req("HEAD", `/v2/${repo}/blobs/${d.digest}`)).status, 200);
+      await pushManifest(h, repo, "v1", imageOf(parts), MediaTypes.OciManifest);
+      g.release();
+      const r = await run;
+      assert.equal(r.blobsDeleted, 0, JSON.stringify(r.actions));
+      assert.ok(r.protectedSkipped >= 3, `protected: ${r.protectedSkipped}`);
+      await pull(h, repo, "v1", MediaTypes.OciManifest);
+      const next = await h.reg.collectGarbage({ delaySeconds: 0 });
+      assert.equal(next.blobsDeleted, 0, "the next run finds the image tagged");
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("a PUT in flight when a run starts is waited for: the run marks what it wrote", async () => {
+    const g = gated(memoryDriver(), "putContent", (k) => k.includes("/_manifests/revisions/"));
+    const h = await startRegistry(memory, undefined, { driver: g.driver });
+    try {
+      const repo = repoName("gc");
+      const parts = imageParts(1, 1000);
+      await pushParts(h, repo, parts);
+      await sleep(5);
+      g.arm();
+      const put = h.req("PUT", `/v2/${repo}/manifests/v1`, { headers: { "Content-Type": MediaTypes.OciManifest }, body: imageOf(parts) });
+      await g.reached; // references checked, revision not yet written
+      let finished = false;
+      const run = h.reg.collectGarbage({ delaySeconds: 0 }).finally(() => (finished = true));
+      await sleep(300);
+      assert.equal(finished, false, "the run waits for the push in flight");
+      g.release();
+      assert.equal((await put).status, 201);
+      const r = await run;
+      assert.equal(r.blobsDeleted, 0, JSON.stringify(r.actions));
+      await pull(h, repo, "v1", MediaTypes.OciManifest);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("a blob swept before the PUT checks it makes the PUT fail with MANIFEST_BLOB_UNKNOWN", async () => {
+    const h = await startRegistry(memory);
+    try {
+      const repo = repoName("gc");
+      const parts = imageParts(1, 1000);
+      await pushParts(h, repo, parts);
+      await sleep(5);
+      assert.equal((await h.req("HEAD", `/v2/${repo}/blobs/${parts.layerDescs[0].digest}`)).status, 200); // the client skips the upload
+      const r = await h.reg.collectGarbage({ delaySeconds: 0 });
+      assert.equal(r.blobsDeleted, 2);
+      expectError(await putManifest(h, repo, "v1", imageOf(parts), MediaTypes.OciManifest), [400, 404], "MANIFEST_BLOB_UNKNOWN");
+    } finally {
+      await h.close();
+    }
+  });
+});
