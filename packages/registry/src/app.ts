@@ -162,6 +162,7 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     exclusive: fsRoot !== undefined ? (fn) => withGcLockFile(fsRoot, fn) : undefined,
     logger,
     metrics: new GcMetrics(metrics.registry),
+    events,
   });
   const collectGarbage = (o: Partial<GcOptions> = {}) => gc.run({ delaySeconds: config.gc.delaySeconds, untagged: config.gc.untagged, ...o });
   if (config.gc.intervalSeconds > 0) {

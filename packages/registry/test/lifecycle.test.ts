@@ -71,6 +71,8 @@ for (const backend of backends().filter((b) => b.name !== "auth")) {
         await pushImage(h, "nightly/app", "n1");
         await pushImage(h, "other/app", "pr-1");
 
+        const metaTags = async () => (await h.req("GET", "/strata/v1/repositories/ci/app/tags")).json<{ tags: { tag: string }[] }>().tags.map((t) => t.tag);
+        assert.equal((await metaTags()).length, 5);
         const dry = await h.reg.collectGarbage({ delaySeconds: 0, dryRun: true });
         const tagActions = (r: typeof dry) =>
           r.actions
@@ -85,6 +87,9 @@ for (const backend of backends().filter((b) => b.name !== "auth")) {
         assert.deepEqual(tagActions(r), ["ci/app:pr-1", "ci/app:pr-2"]);
         assert.match(r.actions.find((a) => a.kind === "tag")!.reason ?? "", /retention rule 1/);
         assert.deepEqual((await h.req("GET", "/v2/ci/app/tags/list")).json<{ tags: string[] }>().tags, ["main", "pr-3", "pr-4"]);
+        // the metadata API (and webhooks) hear of the deletions
+        for (let i = 0; i < 50 && (await metaTags()).length !== 3; i++) await sleep(20);
+        assert.deepEqual(await metaTags(), ["main", "pr-3", "pr-4"]);
         assert.deepEqual((await h.req("GET", "/v2/ci/keep/tags/list")).json<{ tags: string[] }>().tags, ["pr-1", "pr-2", "pr-3"]);
         assert.deepEqual((await h.req("GET", "/v2/nightly/app/tags/list")).json<{ tags: string[] }>().tags, ["n1"]);
         assert.equal((await h.req("HEAD", `/v2/ci/app/blobs/${pushed["pr-1"]}`)).status, 404, "the layers of expired tags are collected");

@@ -61,6 +61,7 @@ import { type Digest, digestAlgorithm, digestOf, parseManifest, type ParsedManif
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry as MetricsRegistry } from "prom-client";
 import { ManifestReferenceError, UnavailableError } from "../errors.js";
+import { type EventBus, systemEvent } from "../events.js";
 import type { Lease, Locker } from "../locks.js";
 import { type FileInfo, isNotFound, type StorageDriver } from "../storage/driver.js";
 import { baseName, pathFor } from "../storage/paths.js";
@@ -223,6 +224,8 @@ export interface CollectorDeps {
   readonly exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly logger?: Logger;
   readonly metrics?: GcMetrics;
+  /** Receives a delete event for every tag and manifest revision a run removes (metadata, webhooks). */
+  readonly events?: EventBus;
 }
 
 interface LinkRef {
@@ -371,6 +374,7 @@ export class GarbageCollector {
             await this.deps.manifests.untag(repository, tag).catch((e) => {
               if (!(e instanceof Error && e.name === "UnknownError")) throw e;
             });
+            this.deps.events?.emit(systemEvent("delete", { kind: "tag", repository, tag }, "strata-gc"));
             untagged++;
           }
         }
@@ -543,8 +547,12 @@ export class GarbageCollector {
         if (dryRun) continue;
         gcLease.signal.throwIfAborted();
         if (l.kind === "layer-link") await cache.delete(l.repository, digest);
-        if (l.kind === "revision") await manifests.forgetRevision(l.repository, digest);
-        else await deleteIfPresent(driver, l.dir, lease.signal);
+        if (l.kind === "revision") {
+          await manifests.forgetRevision(l.repository, digest);
+          this.deps.events?.emit(systemEvent("delete", { kind: "manifest", repository: l.repository, digest }, "strata-gc"));
+        } else {
+          await deleteIfPresent(driver, l.dir, lease.signal);
+        }
       }
       if (kept > 0) return { actions, protected: false };
       const blob = await statOrUndefined(driver, pathFor({ kind: "blobData", digest }));
