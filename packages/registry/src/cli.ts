@@ -103,6 +103,7 @@ export function registerRegistryCommands(program: Command): void {
       } else if (config.storage.driver === "memory") {
         throw new Error("gc needs persistent storage (storage.driver filesystem or s3)");
       } else {
+        if (!redisConfigured(config)) process.stderr.write("warning: without redis, no registry may serve this storage while strata gc runs (nothing coordinates them)\n");
         await run();
       }
     });
