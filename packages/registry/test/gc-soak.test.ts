@@ -88,7 +88,7 @@ for (const backend of backends().filter((b) => b.name === "filesystem" || b.name
         // a small pool of layers every image draws from: collections keep deleting and pushes keep re-uploading them
         const pool = Array.from({ length: 8 }, (_, i) => randomBytes(1024 + i * 3000));
         const live: Pushed[] = [];
-        const stats = { pushes: 0, refused: 0, deletes: 0, runs: 0, blobsFreed: 0, bytesFreed: 0, violations: [] as string[] };
+        const stats = { pushes: 0, refused: 0, deletes: 0, runs: 0, blobsFreed: 0, bytesFreed: 0, protectedSkipped: 0, violations: [] as string[] };
         const deadline = Date.now() + SOAK_MS;
         let n = 0;
 
@@ -143,6 +143,7 @@ for (const backend of backends().filter((b) => b.name === "filesystem" || b.name
           stats.runs++;
           stats.blobsFreed += r.blobsDeleted;
           stats.bytesFreed += r.bytesFreed;
+          stats.protectedSkipped += r.protectedSkipped;
         };
         const collector = async () => {
           while (Date.now() < deadline) await collect(stats.runs % 2 === 0 ? "delete" : "keep");
@@ -168,7 +169,7 @@ for (const backend of backends().filter((b) => b.name === "filesystem" || b.name
           if (wrong) stats.violations.push(wrong);
         }
         t.diagnostic(
-          `soak [${backend.name}, ${replicas.length} replica(s)]: ${stats.pushes} pushes ok, ${stats.refused} refused with MANIFEST_BLOB_UNKNOWN, ${stats.deletes} deletes, ${stats.runs} gc runs freeing ${stats.blobsFreed} blobs / ${stats.bytesFreed} bytes, ${live.length} images verified, ${stats.violations.length} violations`,
+          `soak [${backend.name}, ${replicas.length} replica(s)]: ${stats.pushes} pushes ok, ${stats.refused} refused with MANIFEST_BLOB_UNKNOWN, ${stats.deletes} deletes, ${stats.runs} gc runs freeing ${stats.blobsFreed} blobs / ${stats.bytesFreed} bytes (${stats.protectedSkipped} candidates kept as protected by a push), ${live.length} images verified, ${stats.violations.length} violations`,
         );
         assert.ok(stats.runs >= 3, `only ${stats.runs} collection runs`);
         assert.ok(stats.blobsFreed > 0, "the collections freed something");
