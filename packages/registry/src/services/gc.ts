@@ -55,6 +55,19 @@
  * than the cutoff: a manifest PUT after its removal fails with MANIFEST_BLOB_UNKNOWN, and the
  * client uploads it again. `gc.delaySeconds` (default 1 h) makes that a non-event in practice.
  *
+ * Caches. A removed layer link's descriptor-cache entry (Redis for a fleet, so every replica)
+ * is deleted, with its tombstone, before the link; revision links and manifest bytes cached in
+ * the process (embedded mode) are forgotten through ManifestStore; fleet replicas read links
+ * from storage, so a collected blob or manifest answers 404 everywhere. Tags and revisions a
+ * run removes are emitted as delete events (metadata summary, webhooks).
+ *
+ * Processes. The shared state and the locks must be those of every process serving the
+ * storage: Redis for a fleet (`strata gc --config` joins it); with embedded filesystem storage
+ * the serving registry is the collector (gc.intervalSeconds), and `strata gc --data DIR`
+ * refuses a directory a live registry serves (storage/filesystem-lock.ts). A collector whose
+ * lease ran out stops before its next deletion (its lease signal); a deletion already sent may
+ * still land, as for every fenced holder (redis/locks.ts).
+ *
  * DELETE of a blob only removes the repository's link; its bytes go at the next run.
  */
 import { type Digest, digestAlgorithm, digestOf, parseManifest, type ParsedManifest, tryParseDigest } from "@strata/core";
