@@ -191,11 +191,15 @@ export class ManifestStore {
    */
   private async checkReferences(repository: string, m: ParsedManifest, seen: Set<string>, depth: number): Promise<void> {
     if (m.kind === "manifest") {
-      for (const d of [m.config, ...m.layers]) {
-        if (d.urls && d.urls.length > 0 && (d.mediaType.includes("foreign") || d.mediaType.includes("nondistributable"))) continue;
-        if (seen.has(d.digest)) continue;
+      const refs = [m.config, ...m.layers].filter((d) => {
+        if (d.urls && d.urls.length > 0 && (d.mediaType.includes("foreign") || d.mediaType.includes("nondistributable"))) return false;
+        if (seen.has(d.digest)) return false;
         seen.add(d.digest);
-        await this.guard.hold(d.digest, async () => {
+        return true;
+      });
+      // one blob lock at a time per task: never two held together, so no lock order to keep
+      await mapLimit(refs, 8, (d) =>
+        this.guard.hold(d.digest, async () => {
           const size = await this.blobs.sizeIn(repository, d.digest);
           if (size === undefined) {
             if (await this.hasRevision(repository, d.digest)) return void (await requireStored(this.blobs, d.digest)); // a manifest used as a blob
@@ -203,8 +207,8 @@ export class ManifestStore {
           }
           if (size !== d.size) throw new ManifestReferenceError(d.digest, `blob ${d.digest} has size ${size}, the manifest says ${d.size}`);
           await requireStored(this.blobs, d.digest, d.size);
-        });
-      }
+        }),
+      );
     } else {
       for (const d of m.manifests) {
         if (seen.has(d.digest)) continue;
