@@ -31,7 +31,7 @@ import {
 import { prewarmUnpackWorkers, stopIdleUnpackWorkers, unpackRemoteLayer } from "./layer/unpack.js";
 import { type ProgressReporter, shortId, silentProgress } from "./progress.js";
 import type { Credentials } from "./registry/auth.js";
-import { RegistryClient } from "./registry/client.js";
+import { MAX_CONFIG_BYTES, RegistryClient, type Timeouts } from "./registry/client.js";
 import { selectPlatform } from "./registry/platform.js";
 import type { RetryPolicy } from "./registry/retry.js";
 import { type PendingLayer, Store } from "./store/store.js";
@@ -52,6 +52,8 @@ export interface PullOptions {
   maxLayerBytes?: number;
   /** Registry connection idle timeout (default 60 s). */
   idleTimeoutMs?: number;
+  /** Time limits of registry requests (see registry/client.ts DEFAULT_TIMEOUTS). */
+  timeouts?: Partial<Timeouts>;
 }
 
 export interface PulledLayer {
@@ -104,7 +106,6 @@ class Semaphore {
   }
 }
 
-const MAX_CONFIG_BYTES = 32 * 1024 * 1024;
 
 export async function pull(input: string, opts: PullOptions): Promise<PullResult> {
   const ref = parseReference(input);
@@ -121,6 +122,7 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
       credentials: opts.credentials,
       retry: opts.retry,
       idleTimeoutMs: opts.idleTimeoutMs,
+      timeouts: opts.timeouts,
       signal,
     });
     const repo = ref.repository;
