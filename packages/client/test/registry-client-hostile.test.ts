@@ -14,6 +14,7 @@ import { createVerifier } from "@strata/core/verify";
 import { pull } from "../src/pull.js";
 import { RegistryClient } from "../src/registry/client.js";
 import { rawGet } from "../src/registry/rawhttp.js";
+import { runCli } from "./helpers/run-cli.js";
 import { endless, type HostileServer, memImage, peakRss, reply, send, serveImage, sha256, startHostile } from "./helpers/hostile-registry.js";
 
 const FAST = { attempts: 2, baseDelayMs: 5, maxDelayMs: 20 };
@@ -151,6 +152,17 @@ describe("time: deadlines and a minimum throughput", () => {
     // the interim count limit must not be what stops it: 16 x 50 ms is longer than the deadline
     const r = pull(`${srv.host}/a/b:1`, { root: root(), retry: FAST, timeouts: { headersMs: 300 } });
     await assert.rejects(r, /no response from http:\/\/127\.0\.0\.1:\d+ within 300 ms/);
+  });
+
+  it("`strata pull --timeout 0.3`: a registry that accepts the connection and says nothing fails with one line", T, async () => {
+    srv = await startHostile();
+    srv.routes.push(async () => true);
+    const r = await runCli(["pull", "--timeout", "0.3", `${srv.host}/a/b:1`, "--root", root()]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^strata: registry http:\/\/127\.0\.0\.1:\d+: no response from http:\/\/127\.0\.0\.1:\d+ within 300 ms\n$/);
+    const bad = await runCli(["pull", "--timeout", "soon", `${srv.host}/a/b:1`, "--root", root()]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--timeout must be a positive number of seconds/);
   });
 
   it("a token endpoint that never answers fails within the token deadline", T, async () => {
