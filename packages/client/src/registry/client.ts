@@ -4,8 +4,11 @@
  * - Scheme: HTTPS, except plain HTTP for loopback hosts (127.0.0.0/8, ::1, localhost) and hosts
  *   named in `insecureRegistries` ("host" or "host:port"). `docker.io` is served by registry-1.docker.io.
  * - Auth: anonymous first; on 401 the WWW-Authenticate challenge decides: Bearer -> a token from
- *   the realm for `repository:<name>:pull` (sent with Basic credentials when there are any),
- *   cached per realm/service/scope; Basic -> the credentials. Credentials never appear in errors.
+ *   the realm for `repository:<name>:pull` (sent with Basic credentials when there are any and
+ *   `mayReceiveCredentials` allows it, else anonymous), cached per realm/service/scope; Basic ->
+ *   the credentials. A 401 from a host the registry redirected to is an error: neither the
+ *   credentials nor the registry's tokens go there. Credentials never appear in errors or logs
+ *   (STRATA_DEBUG names the hosts that got them).
  * - Retries: network errors, 5xx and 429 are retried with exponential backoff (Retry-After
  *   honoured), bounded by the policy. A blob body cut off mid-way is resumed with `Range`.
  * - Verification is the caller's job for blob streams (see `blobStream`); `getManifest` and
@@ -17,6 +20,7 @@ import type { Descriptor } from "@strata/core";
 import { type Digest, digestAlgorithm, digestOf, parseDigest, tryParseDigest } from "@strata/core/digest";
 import { baseMediaType, MediaTypes } from "@strata/core/mediatypes";
 import { createVerifier } from "@strata/core/verify";
+import { debug } from "../debug.js";
 import { basicAuthHeader, type Challenge, type Credentials, parseChallenges, redact } from "./auth.js";
 import type { MinRate } from "./http.js";
 import { BodyTooLarge, type RawResponse, rawGet } from "./rawhttp.js";
@@ -114,6 +118,17 @@ function hostOf(domain: string): { host: string; port?: string } {
   return colon === -1 ? { host: domain } : { host: domain.slice(0, colon), port: domain.slice(colon + 1) };
 }
 
+/**
+ * Whether a token realm may receive the registry's Basic credentials: over HTTPS anywhere; over
+ * plain HTTP only on the registry's own host (same host name or address, any port: a plain-HTTP
+ * registry's host gets them with a Basic challenge anyway) and only when the registry itself is
+ * plain HTTP. Another name or address, loopback ones such as 127.0.0.2 included, is another host.
+ */
+export function mayReceiveCredentials(realm: URL, registry: URL): boolean {
+  if (realm.protocol === "https:") return true;
+  return realm.protocol === "http:" && registry.protocol === "http:" && realm.hostname.toLowerCase() === registry.hostname.toLowerCase();
+}
+
 export function isLoopbackHost(domain: string): boolean {
   const { host } = hostOf(domain);
   const h = host.toLowerCase();
@@ -205,7 +220,14 @@ export class RegistryClient {
     if (c.params.service) url.searchParams.set("service", c.params.service);
     url.searchParams.append("scope", `repository:${repository}:pull`);
     const headers: Record<string, string> = { "User-Agent": this.userAgent, Accept: "application/json" };
-    if (this.creds) headers.Authorization = basicAuthHeader(this.creds);
+    if (this.creds) {
+      if (mayReceiveCredentials(url, new URL(this.baseUrl))) {
+        headers.Authorization = basicAuthHeader(this.creds);
+        debug(`credentials for ${this.opts.domain} sent to the token realm ${url.origin}`);
+      } else {
+        debug(`credentials for ${this.opts.domain} withheld from the token realm ${url.origin} (plain HTTP to another host): anonymous token request`);
+      }
+    }
     const t = this.timeouts;
     const res = await this.withRetry(
       () => rawGet(url.href, { headers, signal, idleTimeoutMs: t.idleMs, headerTimeoutMs: t.headersMs, totalTimeoutMs: t.smallBodyMs }),
@@ -293,6 +315,16 @@ export class RegistryClient {
           }),
         signal,
       );
+      const from = new URL(res.url);
+      if (res.status === 401 && from.origin !== new URL(this.baseUrl).origin) {
+        // a host the registry redirected to: the registry's credentials and tokens are not its to have
+        await res.body?.cancel().catch(() => {});
+        throw new RegistryError(
+          `${from.host}, where ${this.opts.domain} redirected a request for ${o.repository}, asks for authentication; the registry's credentials go to no other host`,
+          401,
+          "UNAUTHORIZED",
+        );
+      }
       if (res.status !== 401 || refreshed) {
         if (res.status === 401) {
           await res.body?.cancel().catch(() => {});
@@ -315,6 +347,7 @@ export class RegistryClient {
         await this.fetchToken(o.repository, signal);
       } else if (basic) {
         this.challenge = basic;
+        if (this.creds) debug(`credentials for ${this.opts.domain} sent to ${from.origin} (Basic)`);
         if (!this.creds) throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (no credentials)`, 401, "UNAUTHORIZED");
       } else {
         throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (unsupported challenge)`, 401, "UNAUTHORIZED");
