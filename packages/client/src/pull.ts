@@ -82,6 +82,13 @@ export interface PullResult {
   upToDate: boolean;
 }
 
+/**
+ * Most layers an image may have: Docker Engine's layer store refuses a chain deeper than 125
+ * (`maxLayerDepth`, so that a container's init and read-write layers still fit overlay's 128
+ * lower directories). Checked on the manifest, before anything else is downloaded.
+ */
+export const MAX_LAYERS = 125;
+
 export class PullError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -145,6 +152,9 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
       manifest = parsed;
     } else {
       manifest = topParsed;
+    }
+    if (manifest.layers.length > MAX_LAYERS) {
+      throw new PullError(`${formatFamiliar(ref)} has ${manifest.layers.length} layers, more than the ${MAX_LAYERS} Docker allows`);
     }
 
     // 2. config

@@ -241,3 +241,37 @@ describe("time: deadlines and a minimum throughput", () => {
     assert.equal(got, blob.length);
   });
 });
+
+describe("limits Docker has", () => {
+  it("an image of more than 125 layers is refused before anything else is downloaded", T, async () => {
+    srv = await startHostile();
+    const img = await memImage({ sameLayerTimes: 126 });
+    srv.routes.push(serveImage("a/b", "1", img));
+    await assert.rejects(pull(`${srv.host}/a/b:1`, { root: root(), retry: FAST }), (e: Error) => {
+      assert.match(e.message, /^127\.0\.0\.1:\d+\/a\/b:1 has 126 layers, more than the 125 Docker allows$/);
+      return true;
+    });
+    assert.deepEqual(
+      srv.requests.map((r) => r.path),
+      ["/v2/a/b/manifests/1"],
+    );
+    // 125 is fine
+    const ok = await memImage({ sameLayerTimes: 125 });
+    srv.routes.unshift(serveImage("a/c", "1", ok));
+    const r = await pull(`${srv.host}/a/c:1`, { root: root(), retry: FAST });
+    assert.equal(r.layers.length, 125);
+  });
+
+  it("a config nested 200,000 levels deep fails the pull with a clear error (nothing stored)", T, async () => {
+    srv = await startHostile();
+    const img = await memImage({
+      config: (diffIds) =>
+        Buffer.from(
+          `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":${JSON.stringify(diffIds)}},"config":{"Labels":{"x":${"[".repeat(200_000)}${"]".repeat(200_000)}}}}`,
+        ),
+    });
+    srv.routes.push(serveImage("a/b", "1", img));
+    await assert.rejects(pull(`${srv.host}/a/b:1`, { root: root(), retry: FAST }), /image config nests arrays and objects more than 1000 levels deep/);
+    assert.ok(!srv.requests.some((r) => r.path.includes(img.layerDigests[0])), "no layer was downloaded");
+  });
+});
