@@ -285,6 +285,11 @@ export class RegistryClient {
   private wrapNetwork(e: unknown): Error {
     if (e instanceof Error && e.name === "AbortError") return e;
     const err = e as { code?: string; message?: string; transport?: boolean; cause?: { code?: string; message?: string } } | undefined;
+    const code = err?.code ?? err?.cause?.code;
+    if (this.baseUrl.startsWith("https:") && (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/.test(err?.message ?? ""))) {
+      // a TLS client hello answered in plain text
+      return new RegistryError(`${this.opts.domain}: the registry speaks plain HTTP: use --insecure-registry ${this.opts.domain}`);
+    }
     if (err?.transport && err.message) return new RegistryError(this.scrub(`registry ${this.baseUrl}: ${err.message}`));
     const detail = err?.code ?? err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
     return new RegistryError(this.scrub(`cannot reach registry ${this.baseUrl}: ${detail}`));
