@@ -22,8 +22,7 @@ import { baseMediaType, MediaTypes } from "@strata/core/mediatypes";
 import { createVerifier } from "@strata/core/verify";
 import { debug } from "../debug.js";
 import { basicAuthHeader, type Challenge, type Credentials, parseChallenges, redact } from "./auth.js";
-import type { MinRate } from "./http.js";
-import { BodyTooLarge, type RawResponse, rawGet } from "./rawhttp.js";
+import { BodyTooLarge, type MinRate, type RawResponse, rawGet } from "./rawhttp.js";
 import { backoffDelay, DEFAULT_RETRY, isNetworkError, isRetryableStatus, parseRetryAfter, type RetryPolicy, sleep } from "./retry.js";
 
 /** What `withRetry` needs from a response. */
