@@ -154,12 +154,14 @@ describe("time: deadlines and a minimum throughput", () => {
     await assert.rejects(r, /no response from http:\/\/127\.0\.0\.1:\d+ within 300 ms/);
   });
 
-  it("`strata pull --timeout 0.3`: a registry that accepts the connection and says nothing fails with one line", T, async () => {
+  it("`strata pull --timeout 0.3` (or STRATA_TIMEOUT): a registry that accepts the connection and says nothing fails with one line", T, async () => {
     srv = await startHostile();
     srv.routes.push(async () => true);
     const r = await runCli(["pull", "--timeout", "0.3", `${srv.host}/a/b:1`, "--root", root()]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^strata: registry http:\/\/127\.0\.0\.1:\d+: no response from http:\/\/127\.0\.0\.1:\d+ within 300 ms\n$/);
+    const env = await runCli(["pull", `${srv.host}/a/b:1`, "--root", root()], { env: { ...process.env, STRATA_TIMEOUT: "0.2" } });
+    assert.match(env.stderr, /^strata: registry http:\/\/127\.0\.0\.1:\d+: no response from http:\/\/127\.0\.0\.1:\d+ within 200 ms\n$/, "STRATA_TIMEOUT sets it too");
     const bad = await runCli(["pull", "--timeout", "soon", `${srv.host}/a/b:1`, "--root", root()]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--timeout must be a positive number of seconds/);
