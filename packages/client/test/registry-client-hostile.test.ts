@@ -114,6 +114,20 @@ describe("memory: everything read from a registry is bounded", () => {
     assert.ok(growth < MEMORY_BOUND, `RSS grew by ${growth} bytes`);
   });
 
+  it("a token that is not a string of visible ASCII (it would go into a header line) is refused", T, async () => {
+    for (const body of ['{"token":"abc\\r\\nX-Injected: 1"}', '{"token":42}', '{"token":{"a":1}}']) {
+      srv = await startHostile();
+      srv.routes.push(async (req, s) => {
+        if (req.path.startsWith("/token")) await reply(s, 200, { "Content-Type": "application/json" }, body);
+        else await reply(s, 401, { "WWW-Authenticate": `Bearer realm="${srv.url}/token"` });
+        return true;
+      });
+      await assert.rejects(pull(`${srv.host}/a/b:1`, { root: root(), retry: FAST }), /token response from http:\/\/127\.0\.0\.1:\d+\/token has an unusable token/, body);
+      assert.ok(!srv.requests.some((r) => "x-injected" in r.headers));
+      await srv.close();
+    }
+  });
+
   it("a 5 MiB manifest is refused (4 MiB, like the registry), with or without a Content-Length", T, async () => {
     srv = await startHostile();
     const big = Buffer.alloc(5 * MiB, 0x20);

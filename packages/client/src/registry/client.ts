@@ -250,8 +250,12 @@ export class RegistryClient {
       throw new RegistryError(`token response from ${url.origin}${url.pathname} is not JSON`, res.status, "UNAUTHORIZED");
     }
     if (typeof body !== "object" || body === null) throw new RegistryError(`token response from ${url.origin}${url.pathname} is not a JSON object`, res.status, "UNAUTHORIZED");
-    const token = body.token ?? body.access_token;
+    const token: unknown = body.token ?? body.access_token;
     if (!token) throw new RegistryError(`token response from ${url.origin}${url.pathname} has no token`, res.status, "UNAUTHORIZED");
+    // it goes into a header line: visible ASCII only
+    if (typeof token !== "string" || !/^[\x21-\x7e]+$/.test(token)) {
+      throw new RegistryError(`token response from ${url.origin}${url.pathname} has an unusable token`, res.status, "UNAUTHORIZED");
+    }
     this.secrets.push(token);
     const header = `Bearer ${token}`;
     this.tokens.set(this.scopeKey(repository), header);
