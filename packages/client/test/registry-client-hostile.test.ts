@@ -181,6 +181,19 @@ describe("time: deadlines and a minimum throughput", () => {
     assert.match(bad.stderr, /--timeout must be a positive number of seconds/);
   });
 
+  it("the whole-exchange deadline covers every redirect hop, not each one afresh", T, async () => {
+    srv = await startHostile();
+    let hops = 0;
+    srv.routes.push(async (_req, s) => {
+      hops++;
+      await delay(150);
+      await reply(s, 307, { Location: `/hop${hops}` });
+      return true;
+    });
+    await assert.rejects(rawGet(`${srv.url}/start`, { totalTimeoutMs: 400 }), /not complete within the time allowed/);
+    assert.ok(hops <= 3, `${hops} hops`);
+  });
+
   it("a token endpoint that never answers fails within the token deadline", T, async () => {
     srv = await startHostile();
     srv.routes.push(async (req, s) => {
