@@ -3,7 +3,7 @@
  * (main prints them with `printError`); everything printed goes through terminal.ts.
  */
 // Command implementations are imported when their command runs (start-up time of the CLI).
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { formatOption, openStore, rootOption } from "./cli-util.js";
 import { type Fields, formatRows, parseFormat } from "./format.js";
 import type { ProgressReporter } from "./progress.js";
@@ -74,6 +74,15 @@ export function registerClientCommands(program: Command): void {
     .option("-q, --quiet", "print only the image reference")
     .addOption(formatOption(Object.keys(PULL_FIELDS).map((f) => `{{.${f}}}`).join(", ")))
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
+    .addOption(
+      new Option("--timeout <seconds>", "time allowed for a registry's response head, and for a token, manifest or config in full (default: 30 s heads, 60 s whole)")
+        .env("STRATA_TIMEOUT")
+        .argParser((v) => {
+          const n = Number(v);
+          if (!Number.isFinite(n) || n <= 0) throw new Error(`--timeout must be a positive number of seconds, got ${JSON.stringify(v)}`);
+          return n;
+        }),
+    )
     .option("-u, --username <user>", "registry user name")
     .option("--password-stdin", "read the registry password from stdin")
     .action(
@@ -86,6 +95,7 @@ export function registerClientCommands(program: Command): void {
           quiet?: boolean;
           format?: string;
           insecureRegistry: string[];
+          timeout?: number;
           username?: string;
           passwordStdin?: boolean;
         },
@@ -123,6 +133,7 @@ export function registerClientCommands(program: Command): void {
             platform: o.platform ? parsePlatform(o.platform) : undefined,
             maxConcurrent: o.maxConcurrent,
             insecureRegistries: o.insecureRegistry,
+            timeouts: o.timeout === undefined ? undefined : { headersMs: o.timeout * 1000, smallBodyMs: o.timeout * 1000 },
             credentials,
             progress,
             signal: ac.signal,
