@@ -3,7 +3,7 @@
  * their references, and removing images with the layers nothing else references (Docker's rmi).
  */
 import { type ChainID, chainIds, type Digest, familiarName, type ParsedImageConfig, parseImageConfig, parseReference, type Reference } from "@strata/core";
-import type { Repositories, Store } from "./store.js";
+import { faultPoint, type LayerRecord, type Repositories, type Store } from "./store.js";
 
 export interface StoredImage {
   readonly id: Digest;
@@ -95,16 +95,19 @@ export async function imageSize(store: Store, img: StoredImage): Promise<number>
   return total;
 }
 
-/** Every chainID some image (other than `exclude`) or container still needs, ancestors included. */
-async function referencedChains(store: Store, exclude: Digest): Promise<Set<string>> {
+/**
+ * Every chainID still needed by an image (other than `exclude`), a container, or a live lease
+ * (a pull in progress), ancestors included.
+ */
+export async function referencedChains(store: Store, exclude?: ReadonlySet<string>): Promise<Set<string>> {
   const used = new Set<string>();
   for (const id of await store.listImageIds()) {
-    if (id === exclude) continue;
+    if (exclude?.has(id)) continue;
     const img = await loadImage(store, id).catch(() => undefined);
     for (const c of img?.chainIds ?? []) used.add(c);
   }
-  for (let c of await store.mountParents()) {
-    for (;;) {
+  for (let c of [...(await store.mountParents()), ...(await store.leasedLayers())]) {
+    while (!used.has(c)) {
       used.add(c);
       const rec = await store.getLayer(c);
       if (!rec?.parent) break;
@@ -112,6 +115,58 @@ async function referencedChains(store: Store, exclude: Digest): Promise<Set<stri
     }
   }
   return used;
+}
+
+/**
+ * Removes every layer in layerdb that `used` does not hold, children before parents
+ * (Store.deleteLayer gives the per-layer order). Returns the removed layers. Caller holds the lock.
+ */
+export async function removeLayersExcept(store: Store, used: ReadonlySet<string>, onRemoved?: (rec: LayerRecord) => void): Promise<LayerRecord[]> {
+  const records = new Map<string, LayerRecord>();
+  for (const c of await store.listLayers()) {
+    if (used.has(c)) continue;
+    const rec = await store.getLayer(c).catch(() => undefined);
+    if (rec) records.set(c, rec);
+  }
+  // depth of each candidate among the candidates: a child is removed before its parent
+  const depth = (rec: LayerRecord): number => {
+    let d = 0;
+    for (let p = rec.parent; p && records.has(p); p = records.get(p)?.parent) d++;
+    return d;
+  };
+  const order = [...records.values()].sort((a, b) => depth(b) - depth(a));
+  const removed: LayerRecord[] = [];
+  for (const rec of order) {
+    await store.deleteLayer(rec.chainId);
+    removed.push(rec);
+    onRemoved?.(rec);
+  }
+  return removed;
+}
+
+/**
+ * Deletes an image record (caller holds the lock and has checked that it may go). Order, so
+ * that a crash at any point leaves a store `images`/`verify` read: (1) its references leave
+ * repositories.json (atomic replace): the image is at worst a dangling image; (2) its imagedb
+ * metadata dir, then (3) its imagedb content file: the image is gone and its layers, unless
+ * another image, container or lease holds them, are unused ones that the next prune removes.
+ * Its layers are not removed here (see removeLayersExcept).
+ */
+export async function deleteImageRecord(store: Store, id: Digest): Promise<string[]> {
+  const untagged: string[] = [];
+  await store.updateRepositories((r) => {
+    for (const entries of Object.values(r)) {
+      for (const [k, v] of Object.entries(entries)) {
+        if (v === id) {
+          delete entries[k];
+          untagged.push(k);
+        }
+      }
+    }
+  });
+  await faultPoint("image-untagged");
+  await store.deleteImageConfig(id);
+  return untagged;
 }
 
 export interface RemoveResult {
@@ -188,9 +243,10 @@ export async function removeImage(store: Store, arg: string, opts: { force?: boo
   }
   const img = await loadImage(store, id);
   if (!img) return result;
-  const used = await referencedChains(store, id);
+  const used = await referencedChains(store, new Set([id]));
   await store.deleteImageConfig(id);
   result.deleted.push(id);
+  // only this image's own layers that nothing else holds (top-down: children first)
   for (let i = img.chainIds.length - 1; i >= 0; i--) {
     const c = img.chainIds[i];
     if (used.has(c)) break;

@@ -16,11 +16,21 @@
  *
  * Mutations of shared files (layerdb, imagedb, repositories.json, distribution) happen under
  * `withLock`; extraction into private temp dirs does not need it.
+ *
+ * Leases: a pull commits its layers one lock section at a time and records the image only in a
+ * last one, so between them its layers belong to no image. `commitLayer` therefore records the
+ * chainID in this Store's lease file, `<root>/strata/leases/<pid>-<random>` (one chainID a line,
+ * written under the lock), and `putImageConfig` drops the chainIDs the stored config covers.
+ * Removal of unused layers (`leasedLayers`) treats the chainIDs (and their ancestors) in the lease
+ * of every live pid as used; a lease of a dead pid is void and removed. `holdLayers` lets a caller
+ * lease layers it found already present before it relies on them. As a last line,
+ * `putImageConfig` refuses a config whose layers are not all in layerdb, so a layer removed under
+ * a pull's feet fails that pull instead of recording an image with missing layers.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ChainID, type DiffID, type Digest, digestHex, digestOf, parseChainID, parseDiffID, parseDigest } from "@strata/core";
+import { type ChainID, chainIds, type DiffID, type Digest, digestHex, digestOf, parseChainID, parseDiffID, parseDigest, parseImageConfig } from "@strata/core";
 import { fsyncPath, isErrno, mkdirMode, mkdirsSync, randomId, removeTree, randomLinkId, readSmall, syncFilesystem, writeFileAtomic, writeFileSynced } from "./fsutil.js";
 import { StoreLock } from "./lock.js";
 import { StorePaths } from "./paths.js";
@@ -62,6 +72,20 @@ function pidOfTemp(name: string, prefix: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * Fault injection for the crash tests only: with STRATA_TEST_FAULT="<point>:<n>" the process
+ * kills itself with SIGKILL the n-th time it passes <point> (a real kill -9 at a known step).
+ */
+const FAULT = /^([a-z-]+):(\d+)$/.exec(process.env.STRATA_TEST_FAULT ?? "");
+let faultCount = 0;
+export async function faultPoint(name: string): Promise<void> {
+  if (!FAULT || FAULT[1] !== name) return;
+  if (++faultCount === Number(FAULT[2])) {
+    process.kill(process.pid, "SIGKILL");
+    await new Promise(() => {});
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -86,10 +110,14 @@ export class Store {
   readonly paths: StorePaths;
   readonly lock: StoreLock;
   private readonly flushed = new WeakSet<PendingLayer>();
+  /** chainIDs this Store holds for work in progress (mirrored in `leaseFile`). */
+  private readonly leased = new Set<string>();
+  private readonly leaseFile: string;
 
   private constructor(readonly root: string) {
     this.paths = new StorePaths(root);
     this.lock = new StoreLock(this.paths.lockFile);
+    this.leaseFile = join(this.paths.leases, `${process.pid}-${randomBytes(6).toString("hex")}`);
   }
 
   /** Opens (creating when needed) the store at `root`. */
@@ -225,6 +253,7 @@ export class Store {
     const existing = await this.getLayer(meta.chainId);
     if (existing) {
       await this.discardLayer(p);
+      await this.holdLayers([meta.chainId]);
       return existing;
     }
     if (!this.flushed.has(p)) await this.flushLayer(p);
@@ -262,15 +291,22 @@ export class Store {
     await writeFileSynced(join(ws, "cache-id"), p.cacheId, 0o644);
     await fsyncPath(join(ws, "tar-split.json.gz"));
     await fsyncPath(ws);
+    await this.holdLayers([meta.chainId]);
     await rename(ws, this.paths.layer(meta.chainId));
     await fsyncPath(this.paths.layerdb);
     return { chainId: meta.chainId, diffId: meta.diffId, parent: meta.parent, size: meta.size, cacheId: p.cacheId };
   }
 
   /**
-   * Removes one layer Docker-style (caller holds the lock and has checked nothing references
-   * it): the layerdb entry is renamed to `<hex>-<random>-removing` first, then the overlay2 dir
-   * and its `l/` link are removed, then the renamed entry.
+   * Removes one layer Docker-style (caller holds the lock, has checked nothing references it, and
+   * removes children before parents). Order, so that a crash at any point leaves a store that
+   * `images`/`verify` read and the next `recover()` finishes:
+   *   1. layerdb/sha256/<chainID> is renamed to `<hex>-<random>-removing` and layerdb fsynced:
+   *      from here the layer no longer exists for any reader (listLayers/getLayer skip the name,
+   *      and so does Docker, which removes such entries itself);
+   *   2. the `l/<link>` short link, then overlay2/<cache-id>;
+   *   3. the renamed entry.
+   * `recover()` completes 2-3 for every `-removing` entry it finds.
    */
   async deleteLayer(chainId: ChainID): Promise<void> {
     const rec = await this.getLayer(chainId);
@@ -278,7 +314,9 @@ export class Store {
     const removing = join(this.paths.layerdb, `${digestHex(chainId)}-${randomId()}-removing`);
     await rename(this.paths.layer(chainId), removing);
     await fsyncPath(this.paths.layerdb);
+    await faultPoint("layer-renamed");
     await this.removeOverlayDir(rec.cacheId);
+    await faultPoint("layer-dir-removed");
     removeTree(removing);
   }
 
@@ -288,6 +326,58 @@ export class Store {
     const link = await readSmall(join(dir, "link"));
     if (link && /^[A-Z2-7]{26}$/.test(link)) await rm(join(this.paths.links, link), { force: true });
     removeTree(dir);
+  }
+
+  /**
+   * Leases `chains` (and so their ancestors) for this Store until an image config covering them
+   * is stored, or this process ends. Caller holds the lock.
+   */
+  async holdLayers(chains: readonly ChainID[]): Promise<void> {
+    const before = this.leased.size;
+    for (const c of chains) this.leased.add(c);
+    if (this.leased.size !== before) await this.writeLease();
+  }
+
+  /** Drops `chains` from this Store's lease. Caller holds the lock. */
+  async releaseLayers(chains: readonly ChainID[]): Promise<void> {
+    let changed = false;
+    for (const c of chains) changed = this.leased.delete(c) || changed;
+    if (changed) await this.writeLease();
+  }
+
+  private async writeLease(): Promise<void> {
+    if (this.leased.size === 0) {
+      await rm(this.leaseFile, { force: true });
+      return;
+    }
+    // Not fsynced: a lease means nothing after a crash (its pid is gone).
+    await mkdir(this.paths.leases, { recursive: true, mode: 0o700 });
+    const tmp = `${this.leaseFile}.tmp`;
+    await writeFile(tmp, `${[...this.leased].join("\n")}\n`, { mode: 0o600 });
+    await rename(tmp, this.leaseFile);
+  }
+
+  /**
+   * chainIDs leased by live processes (this one included); leases of dead pids are removed.
+   * Caller holds the lock.
+   */
+  async leasedLayers(): Promise<ChainID[]> {
+    const out: ChainID[] = [];
+    for (const name of await readdir(this.paths.leases).catch(() => [] as string[])) {
+      const path = join(this.paths.leases, name);
+      const pid = /^(\d+)-[0-9a-f]+(\.tmp)?$/.exec(name)?.[1];
+      if (pid === undefined || (Number(pid) !== process.pid && !alive(Number(pid)))) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (name.endsWith(".tmp")) continue;
+      const text = (await readFile(path, "utf8").catch(() => "")).slice(0, 1 << 20);
+      for (const line of text.split("\n")) {
+        if (!/^sha256:[0-9a-f]{64}$/.test(line)) continue;
+        out.push(parseChainID(line));
+      }
+    }
+    return out;
   }
 
   /** chainIDs referenced by containers (layerdb/mounts/<id>/parent). */
@@ -363,13 +453,22 @@ export class Store {
   // ---------------------------------------------------------------------------------------
   // Images
 
-  /** Stores a config blob verbatim (mode 0600) and returns the image ID. Caller holds the lock. */
+  /**
+   * Stores a config blob verbatim (mode 0600) and returns the image ID. Every layer of its rootfs
+   * must be in layerdb (an image is never recorded with a missing layer, e.g. one a concurrent
+   * prune removed after a pull found it present); the chainIDs are then dropped from this Store's
+   * lease. Caller holds the lock.
+   */
   async putImageConfig(raw: Buffer): Promise<Digest> {
     const id = digestOf(raw, "sha256");
+    const chains = chainIds(parseImageConfig(raw).config.rootfs.diff_ids);
+    for (const c of chains) {
+      if (!(await this.hasLayer(c))) throw new Error(`layer ${c} of image ${id} is not in the store (removed while the image was being written, e.g. by a concurrent prune); try again`);
+    }
     const path = this.paths.imageConfig(id);
     const existing = await readFile(path).catch(() => undefined);
-    if (existing?.equals(raw)) return id;
-    await writeFileAtomic(path, raw, 0o600);
+    if (!existing?.equals(raw)) await writeFileAtomic(path, raw, 0o600);
+    await this.releaseLayers(chains);
     return id;
   }
 
@@ -385,10 +484,16 @@ export class Store {
     return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => parseDigest(`sha256:${n}`));
   }
 
-  /** Removes an image's config (and metadata dir). Caller holds the lock. */
+  /**
+   * Removes an image's metadata dir, then its config (the config last: an image is listed while
+   * its config exists, and its metadata is optional to every reader). Caller holds the lock.
+   */
   async deleteImageConfig(id: Digest): Promise<void> {
-    await rm(this.paths.imageConfig(id), { force: true });
     await rm(join(this.paths.imagedbMetadata, digestHex(id)), { recursive: true, force: true });
+    await faultPoint("image-metadata-removed");
+    await rm(this.paths.imageConfig(id), { force: true });
+    await fsyncPath(this.paths.imagedbContent);
+    await faultPoint("image-config-removed");
   }
 
   // ---------------------------------------------------------------------------------------
