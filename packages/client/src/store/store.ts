@@ -22,8 +22,8 @@
  * chainID in this Store's lease file, `<root>/strata/leases/<pid>-<random>` (one chainID a line,
  * written under the lock), and `putImageConfig` drops the chainIDs the stored config covers.
  * Removal of unused layers (`leasedLayers`) treats the chainIDs (and their ancestors) in the lease
- * of every live pid as used; a lease of a dead pid is void and removed. `holdLayers` lets a caller
- * lease layers it found already present before it relies on them. As a last line,
+ * of every live pid as used; a lease of a dead pid is void and removed. `reuseLayer` lets a caller
+ * check for a present layer and lease it in one lock section before it relies on it. As a last line,
  * `putImageConfig` refuses a config whose layers are not all in layerdb, so a layer removed under
  * a pull's feet fails that pull instead of recording an image with missing layers.
  */
@@ -262,7 +262,7 @@ export class Store {
     let parentDir: string | undefined;
     if (meta.parent) {
       const parent = await this.getLayer(meta.parent);
-      if (!parent) throw new Error(`parent layer ${meta.parent} of ${meta.chainId} is not in the store`);
+      if (!parent) throw new Error(`parent layer ${meta.parent} of ${meta.chainId} is not in the store (removed meanwhile, e.g. by a concurrent prune or rmi); try again`);
       parentDir = this.paths.overlayDir(parent.cacheId);
       parentLink = await readSmall(join(parentDir, "link"));
       if (!parentLink) throw new Error(`layer directory of ${meta.parent} has no link`);
@@ -336,6 +336,19 @@ export class Store {
     const before = this.leased.size;
     for (const c of chains) this.leased.add(c);
     if (this.leased.size !== before) await this.writeLease();
+  }
+
+  /**
+   * Under the lock: whether `chainId` is in layerdb and, when it is, leases it (see holdLayers).
+   * A pull deciding to reuse a present layer asks this instead of hasLayer, so that no prune or
+   * rmi removes the layer before the pull's image holds it.
+   */
+  async reuseLayer(chainId: ChainID, signal?: AbortSignal): Promise<boolean> {
+    return this.withLock(async () => {
+      if (!(await this.hasLayer(chainId))) return false;
+      await this.holdLayers([chainId]);
+      return true;
+    }, signal);
   }
 
   /** Drops `chains` from this Store's lease. Caller holds the lock. */
