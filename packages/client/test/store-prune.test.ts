@@ -236,6 +236,36 @@ describe("image prune, system df, layer removal", { skip }, () => {
     assert.equal(im.stdout, "t/five:1\n");
   });
 
+  it("a layer leased with reuseLayer survives prune --all until an image config covering it is stored", async () => {
+    const r2 = tempRoot("reuse");
+    try {
+      const store = await openStore(r2);
+      const img = await addImage(store, "t/a:1", [layer("a0", 100), layer("a1", 200)]);
+      fs.rmSync(join(r2, "strata", "leases"), { recursive: true, force: true });
+      assert.equal(await store.reuseLayer(img.chainIds[0]), true);
+      const pr = await runCli(["image", "prune", "--all", "--root", r2]);
+      assert.equal(pr.code, 0, pr.stderr);
+      // the image and its top layer went; the leased layer stayed
+      assert.deepEqual(layerSet(r2), [img.chainIds[0]]);
+      assert.deepEqual(await checkStore(r2), []);
+      // an image on it is recorded: the lease ends, and the next prune --all removes everything
+      await store.withLock(() => store.putImageConfig(Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [img.diffIds[0]] } }))));
+      assert.deepEqual(fs.readdirSync(join(r2, "strata", "leases")), []);
+      assert.equal(await store.reuseLayer(img.chainIds[1]), false);
+      // a config whose layers are not all present is refused
+      await assert.rejects(
+        store.withLock(() => store.putImageConfig(Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: img.diffIds } }))),
+        ),
+        /not in the store/,
+      );
+      const pr2 = await runCli(["image", "prune", "--all", "--root", r2]);
+      assert.equal(pr2.code, 0, pr2.stderr);
+      assert.deepEqual(layerSet(r2), []);
+    } finally {
+      cleanupRoot(r2);
+    }
+  });
+
   it("rmi removes exactly the layers no other image or container holds", async () => {
     const r2 = tempRoot("rmi");
     try {
