@@ -190,7 +190,7 @@ describe("image prune, system df, layer removal", { skip }, () => {
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split("\n");
     assert.match(lines[0], /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+SHARED\s+RECLAIMABLE$/);
-    assert.match(lines[3], /^Containers\s+1\s+0\s+1\.23kB\s+0B\s+1\.23kB \(100%\)$/);
+    assert.match(lines[3], /^Containers\s+1\s+0\s+1\.234kB\s+0B\s+1\.234kB \(100%\)$/);
     const tpl = await runCli(["system", "df", "--format", "{{.Type}} {{.TotalCount}}", "--root", root]);
     assert.equal(tpl.stdout, `Images 7\nLayers ${disk.size}\nContainers 1\n`);
   });

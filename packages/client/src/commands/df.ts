@@ -1,10 +1,22 @@
 /** `strata system df`: TYPE TOTAL ACTIVE SIZE SHARED RECLAIMABLE, like `docker system df`. */
 import { type Fields, formatRows, type OutputFormat } from "../format.js";
-import { humanSize } from "../progress.js";
 import type { UsageRow } from "../store/prune.js";
 
+/** Docker's `system df` size: decimal units, 4 significant digits (go-units HumanSize). */
+export function dfSize(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${Number.parseFloat(v.toPrecision(4))}${units[i]}`;
+}
+
+/** Docker's percentage: truncated to an integer. */
 function percent(part: number, whole: number): string {
-  return whole > 0 ? `${Math.round((part * 100) / whole)}%` : "0%";
+  return whole > 0 ? `${Math.trunc((part * 100) / whole)}%` : "0%";
 }
 
 /** `--format` fields (Docker's names; sizes human-readable). */
@@ -12,9 +24,9 @@ export const DF_FIELDS: Fields<UsageRow> = {
   Type: { header: "TYPE", get: (r) => r.type },
   TotalCount: { header: "TOTAL", get: (r) => String(r.total) },
   Active: { header: "ACTIVE", get: (r) => String(r.active) },
-  Size: { header: "SIZE", get: (r) => humanSize(r.size) },
-  Shared: { header: "SHARED", get: (r) => humanSize(r.shared) },
-  Reclaimable: { header: "RECLAIMABLE", get: (r) => `${humanSize(r.reclaimable)} (${percent(r.reclaimable, r.size)})` },
+  Size: { header: "SIZE", get: (r) => dfSize(r.size) },
+  Shared: { header: "SHARED", get: (r) => dfSize(r.shared) },
+  Reclaimable: { header: "RECLAIMABLE", get: (r) => `${dfSize(r.reclaimable)} (${percent(r.reclaimable, r.size)})` },
 };
 
 const DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Shared}}\t{{.Reclaimable}}";

@@ -1,6 +1,6 @@
 /** `strata image prune [--all]`: output like Docker's (deleted references, images and layers, then the bytes freed). */
 import type { OutputFormat } from "../format.js";
-import { humanSize } from "../progress.js";
+import { dfSize } from "./df.js";
 import type { PruneResult } from "../store/prune.js";
 import { jsonSafe, terminalSafe } from "../terminal.js";
 
@@ -17,6 +17,6 @@ export function formatPrune(r: PruneResult, fmt: OutputFormat): string {
   const lines: string[] = [];
   const items = [...r.untagged.map((u) => `untagged: ${terminalSafe(u)}`), ...[...r.deletedImages, ...r.deletedLayers].map((d) => `deleted: ${d}`)];
   if (items.length) lines.push("Deleted Images:", ...items, "");
-  lines.push(`Total reclaimed space: ${humanSize(r.reclaimed)}`);
+  lines.push(`Total reclaimed space: ${dfSize(r.reclaimed)}`);
   return `${lines.join("\n")}\n`;
 }
