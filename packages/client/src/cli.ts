@@ -3,7 +3,7 @@
  * (main prints them with `printError`); everything printed goes through terminal.ts.
  */
 // Command implementations are imported when their command runs (start-up time of the CLI).
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { formatOption, openStore, rootOption } from "./cli-util.js";
 import { type Fields, formatRows, parseFormat } from "./format.js";
 import type { ProgressReporter } from "./progress.js";
@@ -187,7 +187,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(rootOption())
     .option("-a, --all", "remove every image no container uses, not only dangling ones")
     .option("-f, --force", "do not prompt (strata never prompts; accepted for Docker's command line)")
-    .addOption(formatOption("table (default) or json ({ImagesDeleted, SpaceReclaimed})"))
+    .addOption(new Option("--format <format>", "table (default) or json ({ImagesDeleted, SpaceReclaimed} as Docker's API answers)"))
     .action(async (o: { root: string; all?: boolean; format?: string }) => {
       const fmt = o.format === undefined || o.format === "table" ? ({ kind: "table" } as const) : o.format === "json" ? ({ kind: "json" } as const) : undefined;
       if (!fmt) throw new Error(`image prune: --format must be table or json, got ${JSON.stringify(o.format)}`);
