@@ -193,6 +193,18 @@ describe("image prune, system df, layer removal", { skip }, () => {
     assert.match(lines[3], /^Containers\s+1\s+0\s+1\.234kB\s+0B\s+1\.234kB \(100%\)$/);
     const tpl = await runCli(["system", "df", "--format", "{{.Type}} {{.TotalCount}}", "--root", root]);
     assert.equal(tpl.stdout, `Images 7\nLayers ${disk.size}\nContainers 1\n`);
+    for (const args of [
+      ["system", "df", "--format", "{{.Nope}}"],
+      ["image", "prune", "--format", "{{.Size}}"],
+    ]) {
+      const bad = await runCli([...args, "--root", root]);
+      assert.equal(bad.code, 1, bad.stderr);
+      assert.match(bad.stderr, /^strata: [^\n]*--format|^strata: [^\n]*Nope[^\n]*\n$/);
+      assert.equal(bad.stdout, "");
+    }
+    const none = await runCli(["system", "df", "--root", join(root, "nothing-here")]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^strata: no image store at /);
   });
 
   it("prune removes only dangling images (digest-only references too, not a parent of a kept image) and unused layers", async () => {
