@@ -278,6 +278,31 @@ describe("image prune, system df, layer removal", { skip }, () => {
     }
   });
 
+  it("an image with an unreadable config stops prune with one line (its layers are unknown); rmi removes it", async () => {
+    const r2 = tempRoot("badcfg");
+    try {
+      const store = await openStore(r2);
+      const img = await addImage(store, "t/a:1", [layer("a0", 100)]);
+      fs.rmSync(join(r2, "strata", "leases"), { recursive: true, force: true });
+      const bad = `${"0".repeat(63)}1`;
+      fs.writeFileSync(join(r2, "image/overlay2/imagedb/content/sha256", bad), "{not json");
+      fs.writeFileSync(join(r2, "image/overlay2/repositories.json"), JSON.stringify({ Repositories: { "t/bad": { "t/bad:1": `sha256:${bad}` }, "t/a": { "t/a:1": img.id } } }));
+      const pr = await runCli(["image", "prune", "--all", "--root", r2]);
+      assert.equal(pr.code, 1);
+      assert.match(pr.stderr, /^strata: image sha256:0+1 has an unreadable config .*; remove it with rmi first\n$/);
+      assert.deepEqual(layerSet(r2), img.chainIds);
+      assert.ok(fs.existsSync(join(r2, "image/overlay2/imagedb/content/sha256", digestHex(img.id as never))), "nothing changed");
+      const rmi = await runCli(["rmi", "t/bad:1", "--root", r2]);
+      assert.equal(rmi.code, 0, rmi.stderr);
+      assert.equal(rmi.stdout, `Untagged: t/bad:1\nDeleted: sha256:${bad}\n`);
+      const again = await runCli(["image", "prune", "--all", "--root", r2]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(layerSet(r2), []);
+    } finally {
+      cleanupRoot(r2);
+    }
+  });
+
   it("rmi removes exactly the layers no other image or container holds", async () => {
     const r2 = tempRoot("rmi");
     try {

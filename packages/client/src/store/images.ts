@@ -97,13 +97,19 @@ export async function imageSize(store: Store, img: StoredImage): Promise<number>
 
 /**
  * Every chainID still needed by an image (other than `exclude`), a container, or a live lease
- * (a pull in progress), ancestors included.
+ * (a pull in progress), ancestors included. An image whose config cannot be read is an error
+ * (its layers are unknown, so nothing could safely be called unused).
  */
 export async function referencedChains(store: Store, exclude?: ReadonlySet<string>): Promise<Set<string>> {
   const used = new Set<string>();
   for (const id of await store.listImageIds()) {
     if (exclude?.has(id)) continue;
-    const img = await loadImage(store, id).catch(() => undefined);
+    let img: StoredImage | undefined;
+    try {
+      img = await loadImage(store, id);
+    } catch (e) {
+      throw new Error(`image ${id} has an unreadable config (${(e as Error).message}); remove it with rmi first`, { cause: e });
+    }
     for (const c of img?.chainIds ?? []) used.add(c);
   }
   for (let c of [...(await store.mountParents()), ...(await store.leasedLayers())]) {
@@ -219,7 +225,7 @@ export async function removeImage(store: Store, arg: string, opts: { force?: boo
     }
   }
   if (deletes && !opts.force) {
-    const img = await loadImage(store, id, repos);
+    const img = await loadImage(store, id, repos).catch(() => undefined);
     const top = img?.chainIds.at(-1);
     if (top && (await store.mountParents()).includes(top)) {
       throw new Error(`conflict: unable to remove ${arg} (must be forced) - a container is using image ${id.slice(7, 19)}`);
@@ -241,8 +247,15 @@ export async function removeImage(store: Store, arg: string, opts: { force?: boo
       }
     });
   }
-  const img = await loadImage(store, id);
-  if (!img) return result;
+  const img = await loadImage(store, id).catch(() => undefined);
+  if (!img) {
+    // an unreadable config: the record goes; its layers are unknown and left to `image prune`
+    if (await store.getImageConfig(id)) {
+      await store.deleteImageConfig(id);
+      result.deleted.push(id);
+    }
+    return result;
+  }
   const used = await referencedChains(store, new Set([id]));
   await store.deleteImageConfig(id);
   result.deleted.push(id);

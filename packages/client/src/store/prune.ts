@@ -81,6 +81,8 @@ function candidates(g: Graph, all: boolean): StoredImage[] {
 export async function pruneImages(store: Store, opts: { all?: boolean } = {}): Promise<PruneResult> {
   return store.withLock(async () => {
     await store.recover();
+    // every config readable, before anything changes (an unreadable one fails the prune)
+    await referencedChains(store);
     const result: PruneResult = { untagged: [], deletedImages: [], deletedLayers: [], reclaimed: 0 };
     for (;;) {
       const todo = candidates(await loadGraph(store), opts.all ?? false);
