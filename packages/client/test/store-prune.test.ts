@@ -388,7 +388,7 @@ describe("kill -9 in the middle of a prune", { skip }, () => {
   }
 
   const points = [
-    "image-untagged:3",
+    "image-untagged:1",
     "image-metadata-removed:5",
     "image-config-removed:12",
     `image-config-removed:${DANGLING}`,

@@ -141,29 +141,27 @@ export async function removeLayersExcept(store: Store, used: ReadonlySet<string>
     return d;
   };
   const order = [...records.values()].sort((a, b) => depth(b) - depth(a));
-  const removed: LayerRecord[] = [];
-  for (const rec of order) {
-    await store.deleteLayer(rec.chainId);
-    removed.push(rec);
-    onRemoved?.(rec);
-  }
+  const removed = await store.deleteLayers(order.map((r) => r.chainId));
+  for (const rec of removed) onRemoved?.(rec);
   return removed;
 }
 
 /**
- * Deletes an image record (caller holds the lock and has checked that it may go). Order, so
- * that a crash at any point leaves a store `images`/`verify` read: (1) its references leave
- * repositories.json (atomic replace): the image is at worst a dangling image; (2) its imagedb
- * metadata dir, then (3) its imagedb content file: the image is gone and its layers, unless
- * another image, container or lease holds them, are unused ones that the next prune removes.
- * Its layers are not removed here (see removeLayersExcept).
+ * Deletes image records (caller holds the lock and has checked that they may go). Order, so
+ * that a crash at any point leaves a store `images`/`verify` read: (1) their references leave
+ * repositories.json (one atomic replace): an image is at worst a dangling image; (2) per image
+ * its imagedb metadata dir, then its imagedb content file, and imagedb is fsynced: the images
+ * are gone and their layers, unless another image, container or lease holds them, are unused
+ * ones that the next prune removes. Layers are not removed here (see removeLayersExcept).
+ * Returns the references removed.
  */
-export async function deleteImageRecord(store: Store, id: Digest): Promise<string[]> {
+export async function deleteImageRecords(store: Store, ids: readonly Digest[]): Promise<string[]> {
+  const doomed = new Set<string>(ids);
   const untagged: string[] = [];
   await store.updateRepositories((r) => {
     for (const entries of Object.values(r)) {
       for (const [k, v] of Object.entries(entries)) {
-        if (v === id) {
+        if (doomed.has(v)) {
           delete entries[k];
           untagged.push(k);
         }
@@ -171,7 +169,7 @@ export async function deleteImageRecord(store: Store, id: Digest): Promise<strin
     }
   });
   await faultPoint("image-untagged");
-  await store.deleteImageConfig(id);
+  await store.deleteImageConfigs(ids);
   return untagged;
 }
 

@@ -19,7 +19,7 @@ import { type ChainID, type Digest, digestHex } from "@strata/core";
 import { type Container, isContainerMounted, listContainers, readOnlyTarget } from "../containers/store.js";
 import { isMountPoint } from "../containers/mount.js";
 import { readSmall } from "./fsutil.js";
-import { deleteImageRecord, listImages, removeLayersExcept, referencedChains, type StoredImage } from "./images.js";
+import { deleteImageRecords, listImages, removeLayersExcept, referencedChains, type StoredImage } from "./images.js";
 import type { LayerRecord, Store } from "./store.js";
 
 interface Graph {
@@ -87,10 +87,8 @@ export async function pruneImages(store: Store, opts: { all?: boolean } = {}): P
     for (;;) {
       const todo = candidates(await loadGraph(store), opts.all ?? false);
       if (todo.length === 0) break;
-      for (const img of todo) {
-        result.untagged.push(...(await deleteImageRecord(store, img.id)));
-        result.deletedImages.push(img.id);
-      }
+      result.untagged.push(...(await deleteImageRecords(store, todo.map((i) => i.id))));
+      result.deletedImages.push(...todo.map((i) => i.id));
     }
     await removeLayersExcept(store, await referencedChains(store), (rec) => {
       result.deletedLayers.push(rec.chainId);

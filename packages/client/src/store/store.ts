@@ -298,26 +298,40 @@ export class Store {
   }
 
   /**
-   * Removes one layer Docker-style (caller holds the lock, has checked nothing references it, and
-   * removes children before parents). Order, so that a crash at any point leaves a store that
+   * Removes layers Docker-style (caller holds the lock, has checked nothing references them, and
+   * lists children before parents). Order, so that a crash at any point leaves a store that
    * `images`/`verify` read and the next `recover()` finishes:
-   *   1. layerdb/sha256/<chainID> is renamed to `<hex>-<random>-removing` and layerdb fsynced:
-   *      from here the layer no longer exists for any reader (listLayers/getLayer skip the name,
-   *      and so does Docker, which removes such entries itself);
-   *   2. the `l/<link>` short link, then overlay2/<cache-id>;
-   *   3. the renamed entry.
-   * `recover()` completes 2-3 for every `-removing` entry it finds.
+   *   1. each layerdb/sha256/<chainID>, in the order given, is renamed to
+   *      `<hex>-<random>-removing`: from then on the layer exists for no reader (listLayers and
+   *      getLayer skip the name, and so does Docker, which removes such entries itself); children
+   *      first, so no remaining entry ever names a renamed one as its parent;
+   *   2. layerdb is fsynced (the renames are durable before any layer data goes);
+   *   3. per layer: the `l/<link>` short link, then overlay2/<cache-id>, then the renamed entry.
+   * `recover()` completes 3 for every `-removing` entry it finds.
    */
-  async deleteLayer(chainId: ChainID): Promise<void> {
-    const rec = await this.getLayer(chainId);
-    if (!rec) return;
-    const removing = join(this.paths.layerdb, `${digestHex(chainId)}-${randomId()}-removing`);
-    await rename(this.paths.layer(chainId), removing);
+  async deleteLayers(chainIds: readonly ChainID[]): Promise<LayerRecord[]> {
+    const doomed: { rec: LayerRecord; removing: string }[] = [];
+    for (const chainId of chainIds) {
+      const rec = await this.getLayer(chainId);
+      if (!rec) continue;
+      const removing = join(this.paths.layerdb, `${digestHex(chainId)}-${randomId()}-removing`);
+      await rename(this.paths.layer(chainId), removing);
+      doomed.push({ rec, removing });
+      await faultPoint("layer-renamed");
+    }
+    if (doomed.length === 0) return [];
     await fsyncPath(this.paths.layerdb);
-    await faultPoint("layer-renamed");
-    await this.removeOverlayDir(rec.cacheId);
-    await faultPoint("layer-dir-removed");
-    removeTree(removing);
+    for (const d of doomed) {
+      await this.removeOverlayDir(d.rec.cacheId);
+      await faultPoint("layer-dir-removed");
+      removeTree(d.removing);
+    }
+    return doomed.map((d) => d.rec);
+  }
+
+  /** Removes one layer (see deleteLayers). */
+  async deleteLayer(chainId: ChainID): Promise<void> {
+    await this.deleteLayers([chainId]);
   }
 
   private async removeOverlayDir(cacheId: string): Promise<void> {
@@ -498,15 +512,24 @@ export class Store {
   }
 
   /**
-   * Removes an image's metadata dir, then its config (the config last: an image is listed while
-   * its config exists, and its metadata is optional to every reader). Caller holds the lock.
+   * Removes images' metadata dirs and configs: per image the metadata dir, then the config (the
+   * config last: an image is listed while its config exists, and its metadata is optional to
+   * every reader); then one fsync of imagedb, so that the images are durably gone before any of
+   * their layers is removed. Caller holds the lock.
    */
+  async deleteImageConfigs(ids: readonly Digest[]): Promise<void> {
+    for (const id of ids) {
+      await rm(join(this.paths.imagedbMetadata, digestHex(id)), { recursive: true, force: true });
+      await faultPoint("image-metadata-removed");
+      await rm(this.paths.imageConfig(id), { force: true });
+      await faultPoint("image-config-removed");
+    }
+    if (ids.length) await fsyncPath(this.paths.imagedbContent);
+  }
+
+  /** Removes one image's config (see deleteImageConfigs). */
   async deleteImageConfig(id: Digest): Promise<void> {
-    await rm(join(this.paths.imagedbMetadata, digestHex(id)), { recursive: true, force: true });
-    await faultPoint("image-metadata-removed");
-    await rm(this.paths.imageConfig(id), { force: true });
-    await fsyncPath(this.paths.imagedbContent);
-    await faultPoint("image-config-removed");
+    await this.deleteImageConfigs([id]);
   }
 
   // ---------------------------------------------------------------------------------------
