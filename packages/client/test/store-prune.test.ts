@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type ChainID, digestHex } from "@strata/core";
-import { createContainer } from "../src/containers/store.js";
+import { createContainer, mountContainer, mountImageReadOnly, unmountContainer, unmountImageReadOnly } from "../src/containers/store.js";
 import { addImage, addLayer, cleanupRoot, openStore, overlayProbe, type TarEntrySpec, tempRoot } from "./helpers/containers-images.js";
 import { CLI, runCli } from "./helpers/run-cli.js";
 import { checkStore } from "./helpers/store-check.js";
@@ -273,6 +273,31 @@ describe("image prune, system df, layer removal", { skip }, () => {
       const pr2 = await runCli(["image", "prune", "--all", "--root", r2]);
       assert.equal(pr2.code, 0, pr2.stderr);
       assert.deepEqual(layerSet(r2), []);
+    } finally {
+      cleanupRoot(r2);
+    }
+  });
+
+  it("a mounted container counts as active; an image mounted read-only is in use and survives prune --all", async () => {
+    const r2 = tempRoot("mounted");
+    try {
+      const store = await openStore(r2);
+      await addImage(store, "t/ro:1", [layer("ro", 100)]);
+      const img = await addImage(store, "t/c:1", [layer("c", 100)]);
+      fs.rmSync(join(r2, "strata", "leases"), { recursive: true, force: true });
+      await createContainer(store, "t/c:1", { name: "cc" });
+      await mountContainer(store, "cc");
+      await mountImageReadOnly(store, "t/ro:1");
+      const df = await runCli(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}", "--root", r2]);
+      assert.equal(df.stdout, "Images 2 2\nLayers 2 2\nContainers 1 1\n");
+      const pr = await runCli(["image", "prune", "--all", "--root", r2]);
+      assert.equal(pr.stdout, "Total reclaimed space: 0B\n");
+      await unmountImageReadOnly(store, "t/ro:1");
+      await unmountContainer(store, "cc");
+      const after = await runCli(["image", "prune", "--all", "--root", r2]);
+      assert.equal(after.code, 0, after.stderr);
+      assert.ok(after.stdout.includes("untagged: t/ro:1\n"), after.stdout);
+      assert.deepEqual(layerSet(r2), img.chainIds);
     } finally {
       cleanupRoot(r2);
     }
