@@ -213,7 +213,7 @@ async function plan(p: Pull, r: Resolved): Promise<{ store: Store; exists: boole
   await store.withLock(() => store.recover(), p.signal);
   const exists: boolean[] = r.manifest.layers.map(() => false);
   for (let i = r.chains.length - 1; i >= 0; i--) {
-    if (await store.hasLayer(r.chains[i])) {
+    if (await store.reuseLayer(r.chains[i], p.signal)) {
       for (let j = 0; j <= i; j++) exists[j] = true;
       break;
     }
