@@ -1,0 +1,235 @@
+/**
+ * Strata as a pull-through cache, with real peers: the upstream is Debian's docker-registry
+ * (CNCF distribution 2.8) holding images skopeo pushed; skopeo pulls them through a `strata
+ * serve` configured with `proxy`. Faults come from a small HTTP stub in front of the upstream
+ * (429/500 answers, throttled or corrupted blob bodies) or from stopping the upstream.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { missing } from "@strata/client/test-helpers/tools.js";
+import { type BuiltImage, buildOciLayout, sha256 } from "./helpers/oci-layout.js";
+import { mustRun, type StrataServer, startStrata } from "./helpers/strata.js";
+import { type Peer, startPeer, startStub, type Stub } from "./helpers/upstream.js";
+
+const skopeo = (...args: string[]) => mustRun("skopeo", args, { timeoutMs: 180_000 });
+
+async function push(image: BuiltImage, host: string, ref: string): Promise<void> {
+  await skopeo("copy", "--quiet", "--dest-tls-verify=false", "--preserve-digests", `oci:${image.dir}:${image.tag}`, `docker://${host}/${ref}`);
+}
+
+/** Pulls through `host` into an OCI layout; returns the manifest digest and the blob files. */
+async function pull(host: string, ref: string, dest: string): Promise<{ digest: string; blobs: string[] }> {
+  await skopeo("copy", "--quiet", "--src-tls-verify=false", "--preserve-digests", `docker://${host}/${ref}`, `oci:${dest}:x`);
+  const index = JSON.parse(await readFile(join(dest, "index.json"), "utf8"));
+  const blobs = (await readdir(join(dest, "blobs", "sha256"))).sort();
+  for (const b of blobs) assert.equal(sha256(await readFile(join(dest, "blobs", "sha256", b))), `sha256:${b}`, `blob ${b} verifies`);
+  return { digest: index.manifests[0].digest, blobs };
+}
+
+function imageBlobs(image: BuiltImage): string[] {
+  const m = JSON.parse(image.manifest.toString());
+  return [image.manifestDigest, m.config.digest, ...image.layers.map((l) => l.digest)].map((d: string) => d.slice(7)).sort();
+}
+
+async function randomImage(dir: string, tag: string, sizes: number[]): Promise<BuiltImage> {
+  return buildOciLayout(
+    dir,
+    tag,
+    sizes.map((n, i) => [{ type: "file" as const, path: `data${i}.bin`, content: randomBytes(n) }]),
+  );
+}
+
+/** Blob GETs (status 200) in a distribution access log, per digest. */
+function blobGets(log: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const l of log) {
+    const m = /"GET \/v2\/\S+\/blobs\/(sha256:[0-9a-f]{64}) HTTP\/[\d.]+" 200 /.exec(l);
+    if (m) out.set(m[1], (out.get(m[1]) ?? 0) + 1);
+  }
+  return out;
+}
+
+const metric = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? "NaN");
+
+describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, () => {
+  let work: string;
+  let peer: Peer;
+  let small: BuiltImage;
+  const mirrors: StrataServer[] = [];
+  const stubs: Stub[] = [];
+
+  const mirror = async (proxy: Record<string, unknown>): Promise<StrataServer & { root: string }> => {
+    const root = await mkdtemp(join(work, "mirror-"));
+    const s = await startStrata({ storage: { driver: "filesystem", filesystem: { root } }, proxy });
+    mirrors.push(s);
+    return Object.assign(s, { root });
+  };
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "strata-proxy-"));
+    peer = await startPeer();
+    small = await randomImage(join(work, "small"), "v1", [200_000, 50_000]);
+    await push(small, peer.host, "team/app:v1");
+    await push(small, peer.host, "library/hello:v1");
+  });
+  after(async () => {
+    for (const m of mirrors) await m.stop();
+    for (const s of stubs) await s.close();
+    await peer?.destroy();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("skopeo pulls through the mirror: identical digests, pushes refused, Docker Hub names get library/", async () => {
+    const m = await mirror({ upstreams: [{ ns: "docker.io", url: peer.url }], ttlSeconds: 600 });
+    const got = await pull(m.host, "team/app:v1", join(work, "p1"));
+    assert.equal(got.digest, small.manifestDigest);
+    assert.deepEqual(got.blobs, imageBlobs(small));
+    // single-component name: the upstream is asked for library/hello
+    const hello = await pull(m.host, "hello:v1", join(work, "p2"));
+    assert.equal(hello.digest, small.manifestDigest);
+    assert.ok(peer.accessLog().some((l) => l.includes("GET /v2/library/hello/manifests/v1 ")), "upstream asked for library/hello");
+    // containerd's ns parameter picks the upstream
+    const r = await fetch(`${m.url}/v2/library/hello/manifests/v1?ns=docker.io`, { headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("docker-content-digest"), small.manifestDigest);
+    await r.arrayBuffer();
+    // read-only
+    const put = await fetch(`${m.url}/v2/team/app/manifests/v2`, { method: "PUT", body: small.manifest, headers: { "Content-Type": "application/vnd.oci.image.manifest.v1+json" } });
+    assert.equal(put.status, 405);
+    const body = (await put.json()) as { errors: { code: string; message: string }[] };
+    assert.equal(body.errors[0].code, "UNSUPPORTED");
+    assert.match(body.errors[0].message, /read-only pull-through cache/);
+    const upload = await fetch(`${m.url}/v2/team/app/blobs/uploads/`, { method: "POST" });
+    assert.equal(upload.status, 405);
+    await upload.arrayBuffer();
+    // a name the upstream does not have
+    const unknown = await fetch(`${m.url}/v2/team/nothing/manifests/v1`);
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { errors: { code: string }[] }).errors[0].code, "MANIFEST_UNKNOWN");
+  });
+
+  it("with the upstream stopped, cached tags and blobs still pull; /healthz stays 200; the stale answer carries a warning", async () => {
+    const m = await mirror({ remoteurl: peer.url, ttlSeconds: 0 });
+    const first = await pull(m.host, "team/app:v1", join(work, "s1"));
+    await peer.stop();
+    try {
+      const again = await pull(m.host, "team/app:v1", join(work, "s2"));
+      assert.equal(again.digest, first.digest);
+      assert.deepEqual(again.blobs, first.blobs);
+      const r = await fetch(`${m.url}/v2/team/app/manifests/v1`, { headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get("warning") ?? "", /^110 /);
+      await r.arrayBuffer();
+      assert.equal((await fetch(`${m.url}/healthz`)).status, 200);
+      assert.match(m.logs(), /could not revalidate a tag/);
+      // nothing cached: an error, not a hang
+      const cold = await fetch(`${m.url}/v2/team/other/manifests/v1`);
+      assert.equal(cold.status, 503);
+      assert.equal(((await cold.json()) as { errors: { code: string }[] }).errors[0].code, "UNAVAILABLE");
+      const metrics = await (await fetch(`${m.url}/metrics`)).text();
+      assert.ok(metric(metrics, /^strata_proxy_hits_total\{kind="blob"\} (\d+)/m) >= 3, "blob hits counted");
+      assert.ok(metric(metrics, /^strata_proxy_misses_total\{kind="blob"\} (\d+)/m) >= 3, "blob misses counted");
+      assert.ok(metric(metrics, /^strata_proxy_upstream_bytes_total (\d+)/m) >= 250_000, "upstream bytes counted");
+      assert.ok(metric(metrics, /^strata_proxy_upstream_errors_total\{reason="unreachable"\} (\d+)/m) >= 1, "upstream errors counted");
+    } finally {
+      await peer.start();
+    }
+  });
+
+  it("a tag moved upstream is seen after the TTL, not before", async () => {
+    const m = await mirror({ remoteurl: peer.url, ttlSeconds: 2 });
+    const moved = await randomImage(join(work, "moved"), "v1", [30_000]);
+    await push(small, peer.host, "team/moving:v1");
+    const a = await pull(m.host, "team/moving:v1", join(work, "t1"));
+    assert.equal(a.digest, small.manifestDigest);
+    await push(moved, peer.host, "team/moving:v1");
+    const t0 = Date.now();
+    const b = await pull(m.host, "team/moving:v1", join(work, "t2"));
+    if (Date.now() - t0 < 1500) assert.equal(b.digest, small.manifestDigest, "within the TTL the cached answer is served");
+    await new Promise((r) => setTimeout(r, 2200));
+    const c = await pull(m.host, "team/moving:v1", join(work, "t3"));
+    assert.equal(c.digest, moved.manifestDigest, "after the TTL the new manifest is served");
+  });
+
+  for (const fault of ["429", "500"] as const) {
+    it(`an upstream answering ${fault} does not break cached pulls`, async () => {
+      const stub = await startStub(peer.url);
+      stubs.push(stub);
+      const m = await mirror({ remoteurl: stub.url, ttlSeconds: 0 });
+      const first = await pull(m.host, "team/app:v1", join(work, `f${fault}a`));
+      stub.mode = fault;
+      const seen = stub.requests.length;
+      const again = await pull(m.host, "team/app:v1", join(work, `f${fault}b`));
+      assert.equal(again.digest, first.digest);
+      assert.ok(stub.requests.length > seen, "the tag was revalidated upstream");
+      const cold = await fetch(`${m.url}/v2/team/other/manifests/v1`);
+      assert.equal(cold.status, fault === "429" ? 429 : 503);
+      assert.equal(((await cold.json()) as { errors: { code: string }[] }).errors[0].code, fault === "429" ? "TOOMANYREQUESTS" : "UNAVAILABLE");
+    });
+  }
+
+  it("a blob whose bytes do not match its digest aborts the client's response and is not stored", async () => {
+    const stub = await startStub(peer.url);
+    stubs.push(stub);
+    const m = await mirror({ remoteurl: stub.url });
+    stub.mode = "corrupt";
+    const layer = small.layers[0];
+    const r = await fetch(`${m.url}/v2/team/app/blobs/${layer.digest}`);
+    assert.equal(r.status, 200);
+    await assert.rejects(r.arrayBuffer(), "the body fails before its end");
+    const hex = layer.digest.slice(7);
+    await assert.rejects(stat(join(m.root, "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data")), "nothing stored");
+    stub.mode = "pass";
+    const ok = await fetch(`${m.url}/v2/team/app/blobs/${layer.digest}`);
+    assert.equal(sha256(Buffer.from(await ok.arrayBuffer())), layer.digest);
+  });
+
+  it("the first byte reaches the first client before the upstream transfer ends", async () => {
+    const big = await randomImage(join(work, "slow"), "v1", [3 * 1024 * 1024]);
+    await push(big, peer.host, "team/slow:v1");
+    const stub = await startStub(peer.url);
+    stubs.push(stub);
+    stub.mode = "throttle";
+    stub.rate = 1024 * 1024; // ~3 s for the layer
+    const m = await mirror({ remoteurl: stub.url });
+    const layer = big.layers[0];
+    const t0 = Date.now();
+    const r = await fetch(`${m.url}/v2/team/slow/blobs/${layer.digest}`);
+    const reader = r.body!.getReader();
+    const first = await reader.read();
+    const firstByteAt = Date.now();
+    assert.ok(first.value && first.value.length > 0);
+    const parts: Buffer[] = [Buffer.from(first.value)];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(Buffer.from(value));
+    }
+    assert.equal(sha256(Buffer.concat(parts)), layer.digest);
+    // the client's HTTP stack ends the body at Content-Length, the stub notes its end a throttle step later
+    for (let i = 0; i < 40 && stub.blobEnds.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(stub.blobEnds.length, 1, stub.requests.join("\n"));
+    assert.ok(firstByteAt < stub.blobEnds[0] - 1000, `first byte after ${firstByteAt - t0} ms, upstream finished after ${stub.blobEnds[0] - t0} ms`);
+  });
+
+  it("8 concurrent cold pulls of an image fetch each blob from the upstream once", async () => {
+    const img = await randomImage(join(work, "conc"), "v1", [6 * 1024 * 1024, 4 * 1024 * 1024, 2 * 1024 * 1024]);
+    await push(img, peer.host, "team/conc:v1");
+    const m = await mirror({ remoteurl: peer.url });
+    const before = blobGets(peer.accessLog());
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => pull(m.host, "team/conc:v1", join(work, `c${i}`))));
+    for (const r of results) {
+      assert.equal(r.digest, img.manifestDigest);
+      assert.deepEqual(r.blobs, imageBlobs(img));
+    }
+    const after = blobGets(peer.accessLog());
+    const m0 = JSON.parse(img.manifest.toString());
+    for (const d of [m0.config.digest, ...img.layers.map((l) => l.digest)] as string[]) {
+      assert.equal((after.get(d) ?? 0) - (before.get(d) ?? 0), 1, `${d} fetched upstream once`);
+    }
+  });
+});
