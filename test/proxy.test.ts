@@ -53,6 +53,27 @@ function blobGets(log: string[]): Map<string, number> {
   return out;
 }
 
+/** Sizes of the blob data files in a filesystem root, by digest. */
+async function storedBlobs(root: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const base = join(root, "v2", "blobs", "sha256");
+  for (const pre of await readdir(base).catch(() => [] as string[])) {
+    for (const hex of await readdir(join(base, pre)).catch(() => [] as string[])) {
+      const st = await stat(join(base, pre, hex, "data")).catch(() => undefined);
+      if (st) out.set(`sha256:${hex}`, st.size);
+    }
+  }
+  return out;
+}
+
+async function until(what: string, ms: number, cond: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 const metric = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? "NaN");
 
 describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, () => {
@@ -186,6 +207,7 @@ describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, (
     stub.mode = "pass";
     const ok = await fetch(`${m.url}/v2/team/app/blobs/${layer.digest}`);
     assert.equal(sha256(Buffer.from(await ok.arrayBuffer())), layer.digest);
+    assert.equal((await stat(join(m.root, "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data"))).size, layer.size, "stored once verified");
   });
 
   it("the first byte reaches the first client before the upstream transfer ends", async () => {
@@ -231,5 +253,36 @@ describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, (
     for (const d of [m0.config.digest, ...img.layers.map((l) => l.digest)] as string[]) {
       assert.equal((after.get(d) ?? 0) - (before.get(d) ?? 0), 1, `${d} fetched upstream once`);
     }
+  });
+
+  it("maxBytes evicts the least recently pulled content and frees its storage", async () => {
+    const m = await mirror({ remoteurl: peer.url, cache: { maxBytes: 350_000, intervalSeconds: 1 } });
+    await pull(m.host, "team/app:v1", join(work, "e1"));
+    const later = await randomImage(join(work, "later"), "v1", [200_000]);
+    await push(later, peer.host, "team/later:v1");
+    await new Promise((r) => setTimeout(r, 50));
+    await pull(m.host, "team/later:v1", join(work, "e2"));
+    const total = async () => [...(await storedBlobs(m.root)).values()].reduce((a, b) => a + b, 0);
+    assert.ok((await total()) > 350_000, "both images stored at first");
+    await until("eviction", 10_000, async () => (await total()) <= 350_000);
+    const held = await storedBlobs(m.root);
+    for (const d of imageBlobs(later)) assert.ok(held.has(`sha256:${d}`), `recently pulled ${d} kept`);
+    assert.ok(imageBlobs(small).some((d) => !held.has(`sha256:${d}`)), "some of the older image was evicted");
+    const metrics = await (await fetch(`${m.url}/metrics`)).text();
+    assert.ok(metric(metrics, /^strata_proxy_evicted_bytes_total\{kind="blob"\} (\d+)/m) >= 100_000);
+    // evicted content comes back from upstream
+    const again = await pull(m.host, "team/app:v1", join(work, "e3"));
+    assert.equal(again.digest, small.manifestDigest);
+  });
+
+  it("evictAfterDays evicts content not pulled for that long, links and data", async () => {
+    const m = await mirror({ remoteurl: peer.url, cache: { evictAfterDays: 2 / 86_400, intervalSeconds: 1 } });
+    await pull(m.host, "team/app:v1", join(work, "d1"));
+    assert.ok((await storedBlobs(m.root)).size >= 3);
+    await until("expiry", 10_000, async () => (await storedBlobs(m.root)).size === 0);
+    await assert.rejects(stat(join(m.root, "v2", "repositories", "team", "app", "_manifests", "tags", "v1", "current", "link")), "tag link removed");
+    await assert.rejects(stat(join(m.root, "v2", "repositories", "team", "app", "_layers", "sha256", small.layers[0].digest.slice(7), "link")), "blob link removed");
+    const again = await pull(m.host, "team/app:v1", join(work, "d2"));
+    assert.equal(again.digest, small.manifestDigest);
   });
 });

@@ -41,6 +41,7 @@ import { ManifestStore, StorageTagIndex } from "./services/manifests.js";
 import { MemoryMetadataStore, MetadataService } from "./services/metadata.js";
 import { Notifier } from "./services/notifications.js";
 import { ProxyService } from "./services/proxy.js";
+import { MirrorCache } from "./services/proxycache.js";
 import type { StorageDriver } from "./storage/driver.js";
 import { createDriver } from "./storage/factory.js";
 import { MemorySessionStore } from "./upload/sessions.js";
@@ -105,7 +106,13 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   });
   closers.push(() => metadata.close());
   const metrics = createMetrics();
-  const proxy = config.proxy ? new ProxyService(config.proxy, { driver, blobs, manifests, repositories, locks, logger, metrics: metrics.registry }) : undefined;
+  let proxy: ProxyService | undefined;
+  if (config.proxy) {
+    const cache = new MirrorCache(config.proxy, { driver, blobs, manifests, locks, logger, metrics: metrics.registry });
+    cache.start();
+    closers.push(() => cache.close());
+    proxy = new ProxyService(config.proxy, { driver, blobs, manifests, repositories, locks, logger, metrics: metrics.registry, touch: (r, d, n, k) => cache.touch(r, d, n, k) });
+  }
   const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata, proxy };
   const notifier = new Notifier(config.notifications.endpoints, events, metrics.registry, logger, () => `${instance.hostname}:${splitAddr(config.addr).port}`);
   closers.push(() => notifier.close());
