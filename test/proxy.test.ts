@@ -193,6 +193,24 @@ describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, (
     });
   }
 
+  it("an upstream that never answers delays a cached tag by the revalidation deadline only", async () => {
+    const stub = await startStub(peer.url);
+    stubs.push(stub);
+    const m = await mirror({ remoteurl: stub.url, ttlSeconds: 0 });
+    await pull(m.host, "team/app:v1", join(work, "h1"));
+    stub.mode = "hang";
+    const t0 = Date.now();
+    const r = await fetch(`${m.url}/v2/team/app/manifests/v1`, { headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    const took = Date.now() - t0;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("docker-content-digest"), small.manifestDigest);
+    assert.match(r.headers.get("warning") ?? "", /^110 /);
+    await r.arrayBuffer();
+    assert.ok(took < 8000, `answered after ${took} ms`);
+    const blob = await fetch(`${m.url}/v2/team/app/blobs/${small.layers[0].digest}`);
+    assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), small.layers[0].digest, "cached blobs need no upstream");
+  });
+
   it("a blob whose bytes do not match its digest aborts the client's response and is not stored", async () => {
     const stub = await startStub(peer.url);
     stubs.push(stub);

@@ -24,6 +24,8 @@ export const MANIFEST_MAX = 4 * 1024 * 1024;
 const TOKEN_MAX = 64 * 1024;
 const MAX_REDIRECTS = 5;
 const RETRY_DELAYS_MS = [200, 800];
+/** Deadline of a tag revalidation (a cached answer is served when it passes). */
+const REVALIDATE_MS = 5000;
 
 export const MANIFEST_ACCEPT = [
   "application/vnd.oci.image.index.v1+json",
@@ -102,9 +104,18 @@ export class UpstreamClient {
     return this.base.host;
   }
 
-  /** GET or HEAD a manifest; GET reads it whole (bounded) and checks its digest. */
-  async manifest(name: string, reference: string, method: "GET" | "HEAD", signal?: AbortSignal): Promise<UpstreamManifest | { digest: Digest; mediaType: string; size: number }> {
-    const { res, controller } = await this.send(method, `v2/${name}/manifests/${reference}`, name, { Accept: MANIFEST_ACCEPT.join(", ") }, signal);
+  /**
+   * GET or HEAD a manifest; GET reads it whole (bounded) and checks its digest. `quick`: one
+   * attempt within REVALIDATE_MS (revalidating a tag that has a cached answer to fall back on).
+   */
+  async manifest(
+    name: string,
+    reference: string,
+    method: "GET" | "HEAD",
+    opts: { quick?: boolean; signal?: AbortSignal } = {},
+  ): Promise<UpstreamManifest | { digest: Digest; mediaType: string; size: number }> {
+    const limits = opts.quick ? { attempts: 1, timeoutMs: Math.min(REVALIDATE_MS, this.opts.timeoutMs) } : undefined;
+    const { res, controller } = await this.send(method, `v2/${name}/manifests/${reference}`, name, { Accept: MANIFEST_ACCEPT.join(", ") }, opts.signal, limits);
     try {
       await this.expectOk(res, `manifest ${name}:${reference}`);
       const mediaType = (res.headers.get("content-type") ?? "").split(";")[0].trim();
@@ -118,7 +129,7 @@ export class UpstreamClient {
         if (byDigest && declared && declared !== byDigest) throw new UpstreamError(`manifest ${name}:${reference}: upstream names digest ${declared}`);
         return { digest, mediaType, size: length ?? -1 };
       }
-      const raw = await readBounded(res, MANIFEST_MAX, this.opts.timeoutMs, controller);
+      const raw = await readBounded(res, MANIFEST_MAX, limits?.timeoutMs ?? this.opts.timeoutMs, controller);
       const expected = byDigest ?? declared;
       const digest = digestOf(raw, expected ? digestAlgorithm(expected) : "sha256");
       if (byDigest && digest !== byDigest) throw new UpstreamError(`manifest ${name}@${byDigest}: upstream sent content with digest ${digest}`);
@@ -167,13 +178,21 @@ export class UpstreamClient {
    * One request with authentication, redirects and retries. Resolves with the final answer
    * (any status) whose headers arrived in time; rejects with UpstreamError when none did.
    */
-  private async send(method: "GET" | "HEAD", path: string, repository: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Answer> {
+  private async send(
+    method: "GET" | "HEAD",
+    path: string,
+    repository: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+    limits: { attempts: number; timeoutMs: number } = { attempts: RETRY_DELAYS_MS.length + 1, timeoutMs: this.opts.timeoutMs },
+  ): Promise<Answer> {
     const scope = `repository:${repository}:pull`;
+    const retries = limits.attempts - 1;
     for (let attempt = 0; ; attempt++) {
       let answer: Answer;
       try {
         let auth = await this.authorization(scope, signal);
-        answer = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { Authorization: auth } : {}) }, signal);
+        answer = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { Authorization: auth } : {}) }, signal, limits.timeoutMs);
         if (answer.res.status === 401) {
           const challenge = parseChallenge(answer.res.headers.get("www-authenticate") ?? "");
           await answer.res.body?.cancel().catch(() => {});
@@ -182,18 +201,18 @@ export class UpstreamClient {
           this.learn(challenge);
           auth = await this.authorization(scope, signal, true);
           if (!auth) throw new UpstreamError(`upstream requires authentication (${challenge.scheme}) and no credentials are configured`, 401);
-          answer = await this.follow(method, new URL(path, this.base), { ...headers, Authorization: auth }, signal);
+          answer = await this.follow(method, new URL(path, this.base), { ...headers, Authorization: auth }, signal, limits.timeoutMs);
         }
       } catch (e) {
         if (signal?.aborted) throw e;
         if (e instanceof UpstreamError && e.status !== undefined) throw e;
-        if (attempt < RETRY_DELAYS_MS.length) {
+        if (attempt < retries) {
           await sleep(RETRY_DELAYS_MS[attempt]);
           continue;
         }
         throw e instanceof UpstreamError ? e : new UpstreamError(`upstream ${this.host} unreachable: ${causeOf(e)}`);
       }
-      if ([502, 503, 504].includes(answer.res.status) && attempt < RETRY_DELAYS_MS.length) {
+      if ([502, 503, 504].includes(answer.res.status) && attempt < retries) {
         await answer.res.body?.cancel().catch(() => {});
         answer.controller.abort();
         await sleep(RETRY_DELAYS_MS[attempt]);
@@ -203,11 +222,11 @@ export class UpstreamClient {
     }
   }
 
-  private async follow(method: string, url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<Answer> {
+  private async follow(method: string, url: URL, headers: Record<string, string>, signal?: AbortSignal, timeoutMs = this.opts.timeoutMs): Promise<Answer> {
     const origin = url.origin;
     for (let hop = 0; ; hop++) {
       const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(new UpstreamError(`upstream ${url.host}: no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+      const timer = setTimeout(() => controller.abort(new UpstreamError(`upstream ${url.host}: no answer within ${timeoutMs} ms`)), timeoutMs);
       const onAbort = () => controller.abort(signal?.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
       controller.signal.addEventListener("abort", () => signal?.removeEventListener("abort", onAbort), { once: true });

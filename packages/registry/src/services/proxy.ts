@@ -124,6 +124,8 @@ export interface ProxyDeps {
   locks: Locker;
   logger: Logger;
   metrics: Registry;
+  /** limits.blobMaxBytes (0: unlimited). */
+  maxBlobBytes?: number;
   /** Called with every digest served or stored (for the cache's recency). */
   touch?: (repository: string, digest: Digest, size: number, kind: "blob" | "manifest") => void;
 }
@@ -247,7 +249,7 @@ export class ProxyService {
     }
     // A tag past its TTL: ask the upstream what it points at now.
     try {
-      const head = await route.upstream.manifest(route.remote, ref.tag!, "HEAD");
+      const head = await route.upstream.manifest(route.remote, ref.tag!, "HEAD", { quick: true });
       if (head.digest === cached.digest) {
         await this.deps.manifests.tag(route.local, ref.tag!, cached.digest);
         this.hits.inc({ kind: "tag" });
@@ -267,7 +269,12 @@ export class ProxyService {
 
   private async storeManifest(route: Route, ref: { tag?: string; digest?: Digest }, got: UpstreamManifest): Promise<StoredManifest> {
     this.upstreamBytes.inc(got.raw.length);
-    const parsed = parseManifest(got.raw, got.mediaType || undefined);
+    let parsed;
+    try {
+      parsed = parseManifest(got.raw, got.mediaType || undefined);
+    } catch (e) {
+      throw new UpstreamError(`upstream ${route.upstream.host} sent an invalid manifest for ${route.remote}: ${(e as Error).message}`);
+    }
     await this.deps.manifests.put(route.local, { digest: got.digest }, got.raw, got.mediaType || undefined, { mirrored: true });
     if (ref.tag) await this.deps.manifests.tag(route.local, ref.tag, got.digest);
     await this.deps.repositories.added(route.local);
@@ -381,11 +388,16 @@ export class ProxyService {
       const stored = await this.deps.blobs.globalSize(digest);
       if (stored !== undefined) return this.landedElsewhere(route, digest, flight, stored);
       const up = await this.upstreamCall(() => route.upstream.blob(route.remote, digest, lease.signal), `${route.remote}@${digest}`, "blob");
+      const max = this.deps.maxBlobBytes ?? 0;
+      if (max > 0 && up.size !== undefined && up.size > max) {
+        up.body.destroy();
+        throw new UpstreamError(`blob ${digest} (${up.size} bytes) exceeds limits.blobMaxBytes`);
+      }
       flight.size = up.size;
       flight.resolveReady();
       const key = pathFor({ kind: "blobData", digest });
       const writer = await this.deps.driver.writer(key, { size: up.size, signal: lease.signal });
-      const verifier = new Verifier({ digest, size: up.size ?? -1 });
+      const verifier = new Verifier({ digest, size: up.size ?? -1, maxSize: max > 0 ? max : undefined });
       let held: Buffer | undefined;
       let committed = false;
       try {
