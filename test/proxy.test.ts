@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { missing } from "@strata/client/test-helpers/tools.js";
+import { writeAuthFiles } from "@strata/registry/test-helpers/auth.js";
 import { type BuiltImage, buildOciLayout, sha256 } from "./helpers/oci-layout.js";
 import { mustRun, type StrataServer, startStrata } from "./helpers/strata.js";
 import { type Peer, startPeer, startStub, type Stub } from "./helpers/upstream.js";
@@ -303,4 +304,25 @@ describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, (
     const again = await pull(m.host, "team/app:v1", join(work, "d2"));
     assert.equal(again.digest, small.manifestDigest);
   });
+
+  for (const scheme of ["token", "basic"] as const) {
+    it(`an upstream Strata with ${scheme} authentication: the mirror authenticates with its configured credentials, never logging them`, async () => {
+      const files = await writeAuthFiles(await mkdtemp(join(work, "auth-")), { mirror: "mirror-secret-pw" });
+      const auth: Record<string, unknown> = { htpasswd: { path: files.htpasswd } };
+      if (scheme === "token") auth.token = { signingKey: files.signingKey };
+      const up = await startStrata({ storage: { driver: "filesystem", filesystem: { root: await mkdtemp(join(work, "authup-")) } }, auth });
+      mirrors.push(up);
+      const challenge = (await fetch(`${up.url}/v2/`)).headers.get("www-authenticate") ?? "";
+      assert.match(challenge, scheme === "token" ? /^Bearer realm=/ : /^Basic /);
+      await skopeo("copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", "mirror:mirror-secret-pw", "--preserve-digests", `oci:${small.dir}:v1`, `docker://${up.host}/team/app:v1`);
+      const m = await mirror({ remoteurl: up.url, username: "mirror", password: "mirror-secret-pw" });
+      const got = await pull(m.host, "team/app:v1", join(work, `a-${scheme}`));
+      assert.equal(got.digest, small.manifestDigest);
+      const anon = await mirror({ remoteurl: up.url });
+      const r = await fetch(`${anon.url}/v2/team/app/manifests/v1`);
+      assert.equal(r.status, 503, "no credentials: the upstream's refusal is an error, not a hang");
+      await r.arrayBuffer();
+      for (const s of [m, anon]) assert.ok(!s.logs().includes("mirror-secret-pw"), "the password is never logged");
+    });
+  }
 });
