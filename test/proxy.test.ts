@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { missing } from "@strata/client/test-helpers/tools.js";
 import { writeAuthFiles } from "@strata/registry/test-helpers/auth.js";
+import { fleetConfig } from "./helpers/fleet.js";
 import { type BuiltImage, buildOciLayout, sha256 } from "./helpers/oci-layout.js";
 import { mustRun, type StrataServer, startStrata } from "./helpers/strata.js";
 import { type Peer, startPeer, startStub, type Stub } from "./helpers/upstream.js";
@@ -325,4 +326,24 @@ describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, (
       for (const s of [m, anon]) assert.ok(!s.logs().includes("mirror-secret-pw"), "the password is never logged");
     });
   }
+
+  it("two replicas sharing S3 and Redis fetch each blob from the upstream once for 8 concurrent cold pulls", { skip: !(process.env.STRATA_TEST_BACKENDS ?? "").split(",").includes("s3") && "needs STRATA_TEST_BACKENDS=s3 (S3 server and Redis)" }, async () => {
+    const fleet = await fleetConfig();
+    try {
+      const img = await randomImage(join(work, "fleet"), "v1", [5 * 1024 * 1024, 3 * 1024 * 1024]);
+      await push(img, peer.host, "team/fleet:v1");
+      const replicas = [await startStrata({ ...fleet.config, proxy: { remoteurl: peer.url } }), await startStrata({ ...fleet.config, proxy: { remoteurl: peer.url } })];
+      mirrors.push(...replicas);
+      const before = blobGets(peer.accessLog());
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => pull(replicas[i % 2].host, "team/fleet:v1", join(work, `fl${i}`))));
+      for (const r of results) assert.equal(r.digest, img.manifestDigest);
+      const after = blobGets(peer.accessLog());
+      const m0 = JSON.parse(img.manifest.toString());
+      for (const d of [m0.config.digest, ...img.layers.map((l) => l.digest)] as string[]) {
+        assert.equal((after.get(d) ?? 0) - (before.get(d) ?? 0), 1, `${d} fetched upstream once by the fleet`);
+      }
+    } finally {
+      await fleet.cleanup();
+    }
+  });
 });
