@@ -401,17 +401,18 @@ export class ProxyService {
       let held: Buffer | undefined;
       let committed = false;
       try {
+        // Every byte but the last goes out at once; the chunk that completes the blob (the
+        // latest chunk, when the size is unknown) waits for the digest check and the commit.
         for await (const chunk of up.body as AsyncIterable<Buffer>) {
           verifier.update(chunk);
           this.upstreamBytes.inc(chunk.length);
-          if (held) {
-            await writer.write(held);
-            flight.deliver(held);
-          }
-          held = chunk;
+          if (held) flight.deliver(held);
+          held = undefined;
+          if (up.size !== undefined && verifier.bytes < up.size) flight.deliver(chunk);
+          else held = chunk;
+          await writer.write(chunk);
         }
         verifier.end();
-        if (held) await writer.write(held);
         await writer.commit();
         committed = true;
       } catch (e) {
