@@ -186,4 +186,22 @@ describe("proxy against hostile upstreams", () => {
       await cdn.close();
     }
   });
+
+  it("with allowPush, pushes are accepted and pushed content is never evicted by the cache limits", async () => {
+    const up = await serve((_req, res) => void res.writeHead(404).end());
+    const reg = await mirror({ remoteurl: up.url, allowPush: true, cache: { maxBytes: 1, intervalSeconds: 0.2 } });
+    try {
+      const app = reg.app.callback();
+      const blob = randomBytes(5000);
+      await request(app).post(`/v2/team/own/blobs/uploads/?digest=${sha(blob)}`).set("Content-Type", "application/octet-stream").send(blob).expect(201);
+      for (let i = 0; i < 3; i++) {
+        await request(app).get(`/v2/team/own/blobs/${sha(blob)}`).expect(200);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      await request(app).head(`/v2/team/own/blobs/${sha(blob)}`).expect(200);
+    } finally {
+      await reg.close();
+      await up.close();
+    }
+  });
 });

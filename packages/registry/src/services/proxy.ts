@@ -126,8 +126,11 @@ export interface ProxyDeps {
   metrics: Registry;
   /** limits.blobMaxBytes (0: unlimited). */
   maxBlobBytes?: number;
-  /** Called with every digest served or stored (for the cache's recency). */
-  touch?: (repository: string, digest: Digest, size: number, kind: "blob" | "manifest") => void;
+  /**
+   * Called with every digest served or stored (for the cache's recency); `stored`: the mirror
+   * put it there (fetched it, or linked a blob it held into another repository).
+   */
+  touch?: (repository: string, digest: Digest, size: number, kind: "blob" | "manifest", stored: boolean) => void;
 }
 
 export class ProxyService {
@@ -200,7 +203,7 @@ export class ProxyService {
     const cached = await this.cachedManifest(route.local, ref);
     if (cached && (ref.digest || (await this.tagFresh(route.local, ref.tag!)))) {
       this.hits.inc({ kind: ref.digest ? "manifest" : "tag" });
-      this.deps.touch?.(route.local, cached.digest, cached.raw.length, "manifest");
+      this.deps.touch?.(route.local, cached.digest, cached.raw.length, "manifest", false);
       return { manifest: cached };
     }
     const key = `${route.local}:${ref.digest ?? ref.tag}`;
@@ -239,6 +242,7 @@ export class ProxyService {
     const cached = await this.cachedManifest(route.local, ref);
     if (cached && (ref.digest || (await this.tagFresh(route.local, ref.tag!)))) {
       this.hits.inc({ kind: ref.digest ? "manifest" : "tag" });
+      this.deps.touch?.(route.local, cached.digest, cached.raw.length, "manifest", false);
       return { manifest: cached };
     }
     const what = `${route.remote}:${ref.digest ?? ref.tag}`;
@@ -253,6 +257,7 @@ export class ProxyService {
       if (head.digest === cached.digest) {
         await this.deps.manifests.tag(route.local, ref.tag!, cached.digest);
         this.hits.inc({ kind: "tag" });
+        this.deps.touch?.(route.local, cached.digest, cached.raw.length, "manifest", false);
         return { manifest: cached };
       }
       this.misses.inc({ kind: "tag" });
@@ -278,7 +283,7 @@ export class ProxyService {
     await this.deps.manifests.put(route.local, { digest: got.digest }, got.raw, got.mediaType || undefined, { mirrored: true });
     if (ref.tag) await this.deps.manifests.tag(route.local, ref.tag, got.digest);
     await this.deps.repositories.added(route.local);
-    this.deps.touch?.(route.local, got.digest, got.raw.length, "manifest");
+    this.deps.touch?.(route.local, got.digest, got.raw.length, "manifest", true);
     return { digest: got.digest, mediaType: parsed.mediaType, raw: got.raw };
   }
 
@@ -287,7 +292,7 @@ export class ProxyService {
   /** A blob this repository holds was served from storage. */
   served(local: string, digest: Digest, size: number): void {
     this.hits.inc({ kind: "blob" });
-    this.deps.touch?.(local, digest, size, "blob");
+    this.deps.touch?.(local, digest, size, "blob", false);
   }
 
   /**
@@ -302,7 +307,7 @@ export class ProxyService {
       // Content-addressed and verified when stored: link it into this repository too.
       await this.deps.blobs.link(route.local, digest, stored);
       this.hits.inc({ kind: "blob" });
-      this.deps.touch?.(route.local, digest, stored, "blob");
+      this.deps.touch?.(route.local, digest, stored, "blob", true);
       return { size: stored };
     }
     if (mode === "head") {
@@ -427,7 +432,7 @@ export class ProxyService {
       if (held) flight.deliver(held);
       await this.deps.blobs.link(route.local, digest, size);
       await this.deps.repositories.added(route.local);
-      this.deps.touch?.(route.local, digest, size, "blob");
+      this.deps.touch?.(route.local, digest, size, "blob", true);
     });
   }
 

@@ -28,6 +28,8 @@ import type { ManifestStore } from "./manifests.js";
 
 export interface CacheEntry {
   size: number;
+  /** In this replica's pending pulls only: the mirror stored it (else a pull of content the record may not hold). */
+  stored?: boolean;
   /** ms since the epoch */
   at: number;
   kind: "blob" | "manifest";
@@ -54,16 +56,20 @@ export class MirrorCache {
     this.bytes = new Gauge({ name: "strata_proxy_cache_bytes", help: "Bytes held by the pull-through cache (as of the last sweep)", registers: [deps.metrics] });
   }
 
-  /** Records that `digest` was pulled from or stored into `repository`. */
-  touch(repository: string, digest: Digest, size: number, kind: "blob" | "manifest"): void {
+  /**
+   * Records that `digest` was pulled from `repository`, or (`stored`) that the mirror stored it
+   * there. Pulls of content the mirror did not store (pushed with allowPush) never enter the record.
+   */
+  touch(repository: string, digest: Digest, size: number, kind: "blob" | "manifest", stored: boolean): void {
     const e = this.pending.get(digest);
     if (e) {
       e.at = Date.now();
-      if (!e.repos.includes(repository)) e.repos.push(repository);
+      if (stored && !e.repos.includes(repository)) e.repos.push(repository);
       if (kind === "manifest") e.kind = kind;
+      e.stored ||= stored;
       return;
     }
-    this.pending.set(digest, { size, at: Date.now(), kind, repos: [repository] });
+    this.pending.set(digest, { size, at: Date.now(), kind, repos: stored ? [repository] : [], stored });
   }
 
   start(): void {
@@ -102,8 +108,9 @@ export class MirrorCache {
     this.pending = new Map();
     for (const [d, p] of pending) {
       const e = record.get(d);
-      if (!e) record.set(d, p);
-      else {
+      if (!e) {
+        if (p.stored) record.set(d, { size: p.size, at: p.at, kind: p.kind, repos: p.repos });
+      } else {
         e.at = Math.max(e.at, p.at);
         for (const r of p.repos) if (!e.repos.includes(r)) e.repos.push(r);
         if (p.kind === "manifest") e.kind = "manifest";
