@@ -77,6 +77,8 @@ class BlobFlight {
   readonly subs = new Set<Subscriber>();
   /** Bytes handed to live subscribers so far (all of them got the same). */
   sent = 0;
+  /** The whole blob arrived and matched its digest (live subscribers have all of it). */
+  verified = false;
   size: number | undefined;
   readonly ready: Promise<void>;
   readonly landed: Promise<void>;
@@ -113,6 +115,11 @@ class BlobFlight {
       s.delivered += chunk.length;
     }
     this.sent += chunk.length;
+  }
+
+  /** Ends the live subscribers that received the whole blob (once it is verified). */
+  endComplete(): void {
+    for (const s of this.subs) if (s.live && !s.out.destroyed && s.delivered === this.sent) s.out.end();
   }
 }
 
@@ -326,7 +333,8 @@ export class ProxyService {
           (e) => {
             f.rejectReady(e);
             f.rejectLanded(e);
-            for (const s of f.subs) s.out.destroy(e as Error);
+            // a client that has the whole verified blob keeps it; the others are cut short
+            for (const s of f.subs) if (!s.out.writableEnded) s.out.destroy(e as Error);
           },
         )
         .finally(() => this.flights.delete(digest));
@@ -357,7 +365,7 @@ export class ProxyService {
 
   /** After the blob landed: ends a subscriber that got everything, else continues it from storage. */
   private finishFromStorage(sub: Subscriber, digest: Digest, size: number | undefined): void {
-    if (sub.out.destroyed) return;
+    if (sub.out.destroyed || sub.out.writableEnded) return;
     const total = size ?? sub.delivered;
     if (sub.live && sub.delivered === total) {
       sub.out.end();
@@ -418,6 +426,11 @@ export class ProxyService {
           await writer.write(chunk);
         }
         verifier.end();
+        // verified: the clients may have the end now, while the blob is made durable
+        if (held) flight.deliver(held);
+        held = undefined;
+        flight.verified = true;
+        if (up.size !== undefined) flight.endComplete();
         await writer.commit();
         committed = true;
       } catch (e) {
@@ -429,7 +442,6 @@ export class ProxyService {
       }
       const size = verifier.bytes;
       flight.size = size;
-      if (held) flight.deliver(held);
       await this.deps.blobs.link(route.local, digest, size);
       await this.deps.repositories.added(route.local);
       this.deps.touch?.(route.local, digest, size, "blob", true);
