@@ -112,6 +112,8 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     cache.start();
     closers.push(() => cache.close());
     proxy = new ProxyService(config.proxy, { driver, blobs, manifests, repositories, locks, logger, metrics: metrics.registry, maxBlobBytes: config.limits.blobMaxBytes, touch: (r, d, n, k, stored) => cache.touch(r, d, n, k, stored) });
+    const p = proxy;
+    closers.push(async () => p.close());
   }
   const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata, proxy };
   const notifier = new Notifier(config.notifications.endpoints, events, metrics.registry, logger, () => `${instance.hostname}:${splitAddr(config.addr).port}`);

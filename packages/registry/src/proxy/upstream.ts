@@ -17,7 +17,9 @@
  * Everything an upstream sends is hostile: sizes are checked, digests verified by callers,
  * header values parsed strictly.
  */
-import { Readable, Transform } from "node:stream";
+import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { type Readable, Transform } from "node:stream";
 import { type Digest, digestAlgorithm, digestOf, tryParseDigest } from "@strata/core";
 
 export const MANIFEST_MAX = 4 * 1024 * 1024;
@@ -69,10 +71,22 @@ export interface UpstreamManifest {
   raw: Buffer;
 }
 
+/** An upstream answer whose headers arrived; `body` is unread. */
+interface Reply {
+  readonly status: number;
+  readonly headers: { get(name: string): string | null };
+  readonly body: IncomingMessage;
+}
+
 interface Answer {
-  res: Response;
-  /** Clears the header deadline; the body then runs under the idle deadline of `stream`. */
+  res: Reply;
+  /** Aborting it ends the exchange (the connection is dropped unless the body was read to its end). */
   controller: AbortController;
+}
+
+/** Drops an answer's unread body. */
+function discard(res: Reply): void {
+  res.body.resume();
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -94,6 +108,8 @@ export class UpstreamClient {
   /** The upstream's challenge scheme once seen ("bearer" | "basic"), so later requests authenticate up front. */
   private scheme: string | undefined;
   private realm: { realm: string; service?: string } | undefined;
+  private readonly httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
 
   constructor(private readonly opts: UpstreamOptions) {
     this.base = new URL(opts.url.replace(/\/+$/, "") + "/");
@@ -161,16 +177,12 @@ export class UpstreamClient {
       controller.abort();
       throw e;
     }
-    if (!res.body) {
-      controller.abort();
-      throw new UpstreamError(`blob ${name}@${digest}: empty answer`);
-    }
     return { size: contentLength(res), body: idleGuarded(res.body, controller, this.opts.timeoutMs, `blob ${name}@${digest}`) };
   }
 
-  private async expectOk(res: Response, what: string): Promise<void> {
+  private async expectOk(res: Reply, what: string): Promise<void> {
     if (res.status === 200) return;
-    await res.body?.cancel().catch(() => {});
+    discard(res);
     throw new UpstreamError(`${what}: upstream answered ${res.status}`, res.status, res.headers.get("retry-after") ?? undefined);
   }
 
@@ -195,7 +207,7 @@ export class UpstreamClient {
         answer = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { Authorization: auth } : {}) }, signal, limits.timeoutMs);
         if (answer.res.status === 401) {
           const challenge = parseChallenge(answer.res.headers.get("www-authenticate") ?? "");
-          await answer.res.body?.cancel().catch(() => {});
+          discard(answer.res);
           answer.controller.abort();
           if (!challenge) throw new UpstreamError(`upstream answered 401 without a usable challenge`, 401);
           this.learn(challenge);
@@ -213,7 +225,7 @@ export class UpstreamClient {
         throw e instanceof UpstreamError ? e : new UpstreamError(`upstream ${this.host} unreachable: ${causeOf(e)}`);
       }
       if ([502, 503, 504].includes(answer.res.status) && attempt < retries) {
-        await answer.res.body?.cancel().catch(() => {});
+        discard(answer.res);
         answer.controller.abort();
         await sleep(RETRY_DELAYS_MS[attempt]);
         continue;
@@ -225,24 +237,10 @@ export class UpstreamClient {
   private async follow(method: string, url: URL, headers: Record<string, string>, signal?: AbortSignal, timeoutMs = this.opts.timeoutMs): Promise<Answer> {
     const origin = url.origin;
     for (let hop = 0; ; hop++) {
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(new UpstreamError(`upstream ${url.host}: no answer within ${timeoutMs} ms`)), timeoutMs);
-      const onAbort = () => controller.abort(signal?.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      controller.signal.addEventListener("abort", () => signal?.removeEventListener("abort", onAbort), { once: true });
       const sent = url.origin === origin ? headers : withoutAuth(headers);
-      let res: Response;
-      try {
-        res = await fetch(url, { method, headers: { ...sent, "Accept-Encoding": "identity", "User-Agent": "strata-proxy" }, redirect: "manual", signal: controller.signal });
-      } catch (e) {
-        controller.abort();
-        const reason = controller.signal.reason;
-        throw reason instanceof UpstreamError ? reason : e;
-      } finally {
-        clearTimeout(timer);
-      }
+      const { res, controller } = await this.exchange(method, url, sent, timeoutMs, signal);
       if (![301, 302, 303, 307, 308].includes(res.status)) return { res, controller };
-      await res.body?.cancel().catch(() => {});
+      discard(res);
       controller.abort();
       const location = res.headers.get("location");
       if (!location || hop >= MAX_REDIRECTS) throw new UpstreamError(`upstream ${url.host}: too many or empty redirects`, res.status);
@@ -255,6 +253,69 @@ export class UpstreamClient {
       if (next.protocol !== "http:" && next.protocol !== "https:") throw new UpstreamError(`upstream ${url.host}: redirect to a non-http URL`, res.status);
       url = next;
     }
+  }
+
+  /** One HTTP exchange: resolves when the answer's headers arrived within `timeoutMs`. */
+  private exchange(method: string, url: URL, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const controller = new AbortController();
+      let answered: IncomingMessage | undefined;
+      const https = url.protocol === "https:";
+      const req = (https ? httpsRequest : httpRequest)(
+        url,
+        {
+          method,
+          headers: { ...headers, "Accept-Encoding": "identity", "User-Agent": "strata-proxy" },
+          agent: https ? this.httpsAgent : this.httpAgent,
+          maxHeaderSize: 64 * 1024,
+        },
+        (body) => {
+          answered = body;
+          clearTimeout(timer);
+          const reply: Reply = {
+            status: body.statusCode ?? 0,
+            body,
+            headers: {
+              get(name: string) {
+                const v = body.headers[name.toLowerCase()];
+                return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
+              },
+            },
+          };
+          // a body that fails (reset, deadline) is an upstream error to whoever reads it
+          body.once("error", () => {});
+          resolve({ res: reply, controller });
+        },
+      );
+      const timer = setTimeout(() => controller.abort(new UpstreamError(`upstream ${url.host}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const onAbort = () => controller.abort(signal?.reason ?? new UpstreamError("aborted"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      controller.signal.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          // a body read to its end leaves its connection to the pool
+          if (answered?.complete) return;
+          const reason = controller.signal.reason as unknown;
+          req.destroy(reason instanceof Error ? reason : new UpstreamError("aborted"));
+        },
+        { once: true },
+      );
+      req.once("error", (e) => {
+        clearTimeout(timer);
+        const reason = controller.signal.reason as unknown;
+        reject(reason instanceof UpstreamError ? reason : e);
+      });
+      req.once("close", () => signal?.removeEventListener("abort", onAbort));
+      req.end();
+    });
+  }
+
+  /** Releases pooled connections. */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
   }
 
   private learn(challenge: { scheme: string; params: Record<string, string> }): void {
@@ -282,7 +343,7 @@ export class UpstreamClient {
     const { res, controller } = await this.follow("GET", realm, basic ? { Authorization: basic } : {}, signal);
     try {
       if (res.status !== 200) {
-        await res.body?.cancel().catch(() => {});
+        discard(res);
         throw new UpstreamError(`upstream token server answered ${res.status}`, res.status === 429 ? 429 : 401);
       }
       const body = await readBounded(res, TOKEN_MAX, this.opts.timeoutMs, controller);
@@ -315,24 +376,24 @@ function causeOf(e: unknown): string {
   return err.cause?.code ?? err.cause?.message ?? err.message ?? String(e);
 }
 
-function contentLength(res: Response): number | undefined {
+function contentLength(res: Reply): number | undefined {
   const v = res.headers.get("content-length");
   if (v === null || !/^\d{1,15}$/.test(v)) return undefined;
   return Number(v);
 }
 
 /** Reads a whole body of at most `max` bytes within `timeoutMs`. */
-async function readBounded(res: Response, max: number, timeoutMs: number, controller: AbortController): Promise<Buffer> {
+async function readBounded(res: Reply, max: number, timeoutMs: number, controller: AbortController): Promise<Buffer> {
   const timer = setTimeout(() => controller.abort(new UpstreamError(`upstream body not received within ${timeoutMs} ms`)), timeoutMs);
   const parts: Buffer[] = [];
   let total = 0;
   try {
-    if (!res.body) return Buffer.alloc(0);
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
       total += chunk.length;
       if (total > max) throw new UpstreamError(`upstream body exceeds ${max} bytes`);
-      parts.push(Buffer.from(chunk));
+      parts.push(chunk);
     }
+    if (!res.body.complete) throw new UpstreamError("upstream body ended early");
     return Buffer.concat(parts);
   } catch (e) {
     if (controller.signal.reason instanceof UpstreamError) throw controller.signal.reason;
@@ -344,16 +405,18 @@ async function readBounded(res: Response, max: number, timeoutMs: number, contro
 }
 
 /**
- * A Node stream of `body` that fails when the upstream sends nothing for `idleMs` while it is
- * being read; destroying it aborts the request.
+ * A stream of `body` that fails when the upstream sends nothing for `idleMs` while it is
+ * being read, or ends early; destroying it ends the exchange.
  */
-function idleGuarded(body: ReadableStream<Uint8Array>, controller: AbortController, idleMs: number, what: string): Readable {
-  const src = Readable.fromWeb(body as import("node:stream/web").ReadableStream<Uint8Array>);
+function idleGuarded(body: IncomingMessage, controller: AbortController, idleMs: number, what: string): Readable {
   let timer: NodeJS.Timeout | undefined;
   const out = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       arm();
       cb(null, chunk);
+    },
+    flush(cb) {
+      cb(body.complete ? null : new UpstreamError(`${what}: upstream body ended early`));
     },
   });
   const arm = () => {
@@ -361,11 +424,10 @@ function idleGuarded(body: ReadableStream<Uint8Array>, controller: AbortControll
     timer = setTimeout(() => out.destroy(new UpstreamError(`${what}: upstream stalled for ${idleMs} ms`)), idleMs);
   };
   arm();
-  src.once("error", (e) => out.destroy(e instanceof UpstreamError ? e : new UpstreamError(`${what}: upstream body failed: ${causeOf(e)}`)));
+  body.once("error", (e) => out.destroy(e instanceof UpstreamError ? e : new UpstreamError(`${what}: upstream body failed: ${causeOf(e)}`)));
   out.once("close", () => {
     clearTimeout(timer);
-    src.destroy();
-    controller.abort();
+    if (!body.complete) controller.abort(new UpstreamError(`${what}: abandoned`));
   });
-  return src.pipe(out);
+  return body.pipe(out);
 }

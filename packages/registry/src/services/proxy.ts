@@ -178,6 +178,11 @@ export class ProxyService {
     this.staleServed = new Counter({ name: "strata_proxy_stale_served_total", help: "Cached tag answers served because the upstream could not confirm them", registers });
   }
 
+  /** Releases the upstreams' pooled connections. */
+  close(): void {
+    for (const u of new Set([...this.byNs.values(), ...this.byPrefix, ...(this.fallback ? [this.fallback] : [])])) u.client.close();
+  }
+
   /** Whether pushes, deletes and uploads are refused. */
   get readOnly(): boolean {
     return !this.config.allowPush;
