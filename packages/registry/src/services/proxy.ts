@@ -40,7 +40,9 @@ import type { RepositoryIndex } from "./catalog.js";
 import type { ManifestStore, StoredManifest } from "./manifests.js";
 
 /** A live client may lag this far behind the upstream before it continues from storage instead. */
-const SUBSCRIBER_LAG_BYTES = 8 * 1024 * 1024;
+const SUBSCRIBER_LAG_BYTES = 4 * 1024 * 1024;
+/** Clients fed live by one fetch; more wait for storage (memory per fetch <= this x the lag). */
+const LIVE_SUBSCRIBERS = 16;
 /** How long a replica waits for another replica's fetch of the same blob. */
 const PEER_WAIT_MS = 15 * 60_000;
 
@@ -351,7 +353,8 @@ export class ProxyService {
       return { size: f.size };
     }
     // Joined before any byte was sent: fed live; else continued from storage once landed.
-    const sub: Subscriber = { out: new PassThrough(), delivered: 0, live: f.sent === 0 };
+    const live = f.sent === 0 && [...f.subs].filter((x) => x.live).length < LIVE_SUBSCRIBERS;
+    const sub: Subscriber = { out: new PassThrough(), delivered: 0, live };
     f.subs.add(sub);
     sub.out.once("close", () => f.subs.delete(sub));
     try {
