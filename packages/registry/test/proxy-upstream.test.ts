@@ -204,4 +204,45 @@ describe("proxy against hostile upstreams", () => {
       await up.close();
     }
   });
+
+  it("HEAD of an uncached blob asks the upstream only; a Range GET of an uncached blob is answered from storage once it landed", async () => {
+    const img = image();
+    const gets: string[] = [];
+    const up = await serve((req, res) => {
+      if (req.url === `/v2/team/app/blobs/${sha(img.layer)}`) {
+        if (req.method === "GET") gets.push(req.url);
+        res.writeHead(200, { "Content-Length": img.layer.length, "Docker-Content-Digest": sha(img.layer) });
+        res.end(req.method === "HEAD" ? undefined : img.layer);
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    const reg = await mirror({ remoteurl: up.url });
+    try {
+      const app = reg.app.callback();
+      const head = await request(app).head(`/v2/team/app/blobs/${sha(img.layer)}`).expect(200);
+      assert.equal(head.headers["content-length"], String(img.layer.length));
+      assert.equal(gets.length, 0, "HEAD fetched nothing");
+      const part = await request(app)
+        .get(`/v2/team/app/blobs/${sha(img.layer)}`)
+        .set("Range", "bytes=10-19")
+        .buffer(true)
+        .parse((res, cb) => {
+          const parts: Buffer[] = [];
+          res.on("data", (c: Buffer) => parts.push(c));
+          res.on("end", () => cb(null, Buffer.concat(parts)));
+        })
+        .expect(206);
+      assert.deepEqual(part.body, img.layer.subarray(10, 20));
+      assert.equal(part.headers["content-range"], `bytes 10-19/${img.layer.length}`);
+      await request(app).get(`/v2/team/app/blobs/${sha(img.layer)}`).expect(200);
+      assert.equal(gets.length, 1, "fetched once, then served from storage");
+      const unknown = await request(app).get(`/v2/team/app/blobs/${sha(Buffer.from("none"))}`);
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.body.errors[0].code, "BLOB_UNKNOWN");
+    } finally {
+      await reg.close();
+      await up.close();
+    }
+  });
 });

@@ -355,6 +355,8 @@ export class ProxyService {
     // Joined before any byte was sent: fed live; else continued from storage once landed.
     const live = f.sent === 0 && [...f.subs].filter((x) => x.live).length < LIVE_SUBSCRIBERS;
     const sub: Subscriber = { out: new PassThrough(), delivered: 0, live };
+    // its failure reaches the client through the response pipeline (or nobody, before one exists)
+    sub.out.on("error", () => {});
     f.subs.add(sub);
     sub.out.once("close", () => f.subs.delete(sub));
     try {
