@@ -283,7 +283,7 @@ export class UpstreamClient {
             },
           };
           // a body that fails (reset, deadline) is an upstream error to whoever reads it
-          body.once("error", () => {});
+          body.on("error", () => {});
           resolve({ res: reply, controller });
         },
       );
@@ -302,7 +302,7 @@ export class UpstreamClient {
         },
         { once: true },
       );
-      req.once("error", (e) => {
+      req.on("error", (e) => {
         clearTimeout(timer);
         const reason = controller.signal.reason as unknown;
         reject(reason instanceof UpstreamError ? reason : e);
