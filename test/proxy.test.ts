@@ -163,6 +163,22 @@ describe("pull-through cache", { skip: missing("skopeo", "docker-registry") }, (
     }
   });
 
+  it("tags/list shows the upstream's tags, and the cached ones while the upstream is down", async () => {
+    const m = await mirror({ remoteurl: peer.url });
+    await push(small, peer.host, "team/listed:a");
+    await push(small, peer.host, "team/listed:b");
+    await pull(m.host, "team/listed:a", join(work, "l1"));
+    const listed = JSON.parse(await skopeo("list-tags", "--tls-verify=false", `docker://${m.host}/team/listed`));
+    assert.deepEqual(listed.Tags, ["a", "b"], "b was never pulled: it comes from upstream");
+    await peer.stop();
+    try {
+      const cached = JSON.parse(await skopeo("list-tags", "--tls-verify=false", `docker://${m.host}/team/listed`));
+      assert.deepEqual(cached.Tags, ["a"]);
+    } finally {
+      await peer.start();
+    }
+  });
+
   it("a tag moved upstream is seen after the TTL, not before", async () => {
     const m = await mirror({ remoteurl: peer.url, ttlSeconds: 2 });
     const moved = await randomImage(join(work, "moved"), "v1", [30_000]);

@@ -20,7 +20,7 @@
 import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { type Readable, Transform } from "node:stream";
-import { type Digest, digestAlgorithm, digestOf, tryParseDigest } from "@strata/core";
+import { type Digest, digestAlgorithm, digestOf, isValidTag, tryParseDigest } from "@strata/core";
 
 export const MANIFEST_MAX = 4 * 1024 * 1024;
 const TOKEN_MAX = 64 * 1024;
@@ -152,6 +152,27 @@ export class UpstreamClient {
       if (declared && digestAlgorithm(declared) === digestAlgorithm(digest) && declared !== digest)
         throw new UpstreamError(`manifest ${name}:${reference}: Docker-Content-Digest ${declared} does not match the content (${digest})`);
       return { digest, mediaType, raw };
+    } finally {
+      controller.abort();
+    }
+  }
+
+  /** The repository's tags (one answer, at most MANIFEST_MAX bytes; one attempt within REVALIDATE_MS). */
+  async tags(name: string, signal?: AbortSignal): Promise<string[]> {
+    const limits = { attempts: 1, timeoutMs: Math.min(REVALIDATE_MS, this.opts.timeoutMs) };
+    const { res, controller } = await this.send("GET", `v2/${name}/tags/list`, name, { Accept: "application/json" }, signal, limits);
+    try {
+      await this.expectOk(res, `tags of ${name}`);
+      const raw = await readBounded(res, MANIFEST_MAX, limits.timeoutMs, controller);
+      let parsed: { tags?: unknown };
+      try {
+        parsed = JSON.parse(raw.toString("utf8")) as { tags?: unknown };
+      } catch {
+        throw new UpstreamError(`tags of ${name}: not JSON`);
+      }
+      const tags = parsed?.tags ?? [];
+      if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string" && isValidTag(t))) throw new UpstreamError(`tags of ${name}: invalid list`);
+      return tags as string[];
     } finally {
       controller.abort();
     }

@@ -37,7 +37,7 @@ import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
 import type { BlobStore } from "./blobs.js";
 import type { RepositoryIndex } from "./catalog.js";
-import type { ManifestStore, StoredManifest } from "./manifests.js";
+import { byteOrder, type ManifestStore, type StoredManifest } from "./manifests.js";
 
 /** A live client may lag this far behind the upstream before it continues from storage instead. */
 const SUBSCRIBER_LAG_BYTES = 4 * 1024 * 1024;
@@ -299,6 +299,28 @@ export class ProxyService {
     await this.deps.repositories.added(route.local);
     this.deps.touch?.(route.local, got.digest, got.raw.length, "manifest", true);
     return { digest: got.digest, mediaType: parsed.mediaType, raw: got.raw };
+  }
+
+  /**
+   * The upstream's tags of the repository, merged with those cached here; only the cached ones
+   * when the upstream cannot answer (undefined when there are none either).
+   */
+  async tags(route: Route): Promise<{ tags: string[]; warning?: string } | undefined> {
+    let local: string[] | undefined;
+    try {
+      local = await this.deps.manifests.tags(route.local);
+    } catch (e) {
+      if (!(e instanceof UnknownError)) throw e;
+    }
+    try {
+      const remote = await route.upstream.tags(route.remote);
+      return { tags: [...new Set([...remote, ...(local ?? [])])].sort(byteOrder) };
+    } catch (e) {
+      if (e instanceof UpstreamError && e.notFound) return local ? { tags: local } : undefined;
+      this.countError(e);
+      if (!local) throw e;
+      return { tags: local, warning: `110 - "upstream ${route.upstream.host} did not answer; cached tags only"` };
+    }
   }
 
   // ---- blobs ----
