@@ -33,7 +33,7 @@ import type { ProxyConfig } from "../config.js";
 import { UnknownError, UnavailableError } from "../errors.js";
 import type { Locker } from "../locks.js";
 import { UpstreamClient, UpstreamError, type UpstreamManifest } from "../proxy/upstream.js";
-import { isNotFound, type StorageDriver } from "../storage/driver.js";
+import { type FileWriter, isNotFound, type StorageDriver } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
 import type { BlobStore } from "./blobs.js";
 import type { RepositoryIndex } from "./catalog.js";
@@ -441,13 +441,16 @@ export class ProxyService {
       flight.size = up.size;
       flight.resolveReady();
       const key = pathFor({ kind: "blobData", digest });
-      const writer = await this.deps.driver.writer(key, { size: up.size, signal: lease.signal });
+      // The writer opens while the first bytes already go out to the clients.
+      const opening = this.deps.driver.writer(key, { size: up.size, signal: lease.signal });
+      opening.catch(() => {});
+      let writer: FileWriter | undefined;
       const verifier = new Verifier({ digest, size: up.size ?? -1, maxSize: max > 0 ? max : undefined });
       let held: Buffer | undefined;
       let committed = false;
       try {
         // Every byte but the last goes out at once; the chunk that completes the blob (the
-        // latest chunk, when the size is unknown) waits for the digest check and the commit.
+        // latest chunk, when the size is unknown) waits for the digest check.
         for await (const chunk of up.body as AsyncIterable<Buffer>) {
           verifier.update(chunk);
           this.upstreamBytes.inc(chunk.length);
@@ -455,9 +458,11 @@ export class ProxyService {
           held = undefined;
           if (up.size !== undefined && verifier.bytes < up.size) flight.deliver(chunk);
           else held = chunk;
+          writer ??= await opening;
           await writer.write(chunk);
         }
         verifier.end();
+        writer ??= await opening;
         // verified: the clients may have the end now, while the blob is made durable
         if (held) flight.deliver(held);
         held = undefined;
@@ -467,7 +472,7 @@ export class ProxyService {
         committed = true;
       } catch (e) {
         up.body.destroy();
-        if (!committed) await writer.cancel().catch(() => {});
+        if (!committed) await (writer ?? (await opening.catch(() => undefined)))?.cancel().catch(() => {});
         this.countError(e);
         this.deps.logger.warn({ repository: route.local, digest, upstream: route.upstream.host, err: (e as Error).message }, "blob fetch from upstream failed; nothing stored");
         throw e;
