@@ -178,8 +178,11 @@ describe("proxy against hostile upstreams", () => {
       // prefix routing removes the prefix upstream
       await request(app).get("/v2/quay/team/tool/manifests/v1").set("Accept", MT).expect(200);
       assert.ok(seen.some((s) => s.url === "/v2/team/tool/manifests/v1" && s.auth === "Bearer tok:repository:team/tool:pull"));
-      // a name no upstream serves is not proxied
+      // a name no upstream serves is not proxied, nor a namespace no upstream stands for
       await request(app).get("/v2/other/app/manifests/v1").set("Accept", MT).expect(404);
+      const before = seen.length;
+      await request(app).get("/v2/org/app/manifests/v1?ns=registry.example").set("Accept", MT).expect(404);
+      assert.equal(seen.length, before, "no upstream asked");
     } finally {
       await reg.close();
       await up.close();

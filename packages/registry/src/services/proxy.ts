@@ -199,6 +199,9 @@ export class ProxyService {
     if (byNs) {
       pick = byNs;
       if (byNs !== this.fallback) local = `${ns!.toLowerCase()}/${name}`;
+    } else if (ns && !this.servesNs(ns.toLowerCase())) {
+      // a mirror request for a registry no upstream stands for: never another registry's content
+      return undefined;
     } else {
       const p = this.byPrefix.find((x) => name.startsWith(x.prefix));
       if (p) {
@@ -209,6 +212,13 @@ export class ProxyService {
     if (!pick || !isValidRepositoryName(local) || !isValidRepositoryName(remote)) return undefined;
     if (pick.hub && !remote.includes("/")) remote = `library/${remote}`;
     return { upstream: pick.client, local, remote };
+  }
+
+  /** Whether `ns` names the default upstream (remoteurl's host, or docker.io for Docker Hub). */
+  private servesNs(ns: string): boolean {
+    if (!this.fallback) return false;
+    if (this.fallback.hub && ns === "docker.io") return true;
+    return this.fallback.client.host.toLowerCase() === ns;
   }
 
   // ---- manifests ----
