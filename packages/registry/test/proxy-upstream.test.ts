@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, get as httpGet, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { describe, it } from "node:test";
 import request from "supertest";
 import { createRegistry } from "../src/app.js";
@@ -244,6 +244,43 @@ describe("proxy against hostile upstreams", () => {
       assert.equal(unknown.status, 404);
       assert.equal(unknown.body.errors[0].code, "BLOB_UNKNOWN");
     } finally {
+      await reg.close();
+      await up.close();
+    }
+  });
+
+  it("a client that stops reading does not hold back another; it continues from storage once the blob landed", async () => {
+    const blob = randomBytes(24 * 1024 * 1024);
+    const up = await serve((req, res) => {
+      if (req.url === `/v2/team/big/blobs/${sha(blob)}`) return void res.writeHead(200, { "Content-Length": blob.length }).end(blob);
+      res.writeHead(404).end();
+    });
+    const reg = await mirror({ remoteurl: up.url });
+    const srv = createServer(reg.app.callback());
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}/v2/team/big/blobs/${sha(blob)}`;
+    const get = (pauseMs: number) =>
+      new Promise<{ digest: string; endedAt: number }>((resolve, reject) => {
+        httpGet(url, (res) => {
+          const h = createHash("sha256");
+          if (pauseMs) {
+            res.pause();
+            setTimeout(() => res.resume(), pauseMs);
+          }
+          res.on("data", (c: Buffer) => h.update(c));
+          res.on("end", () => resolve({ digest: `sha256:${h.digest("hex")}`, endedAt: Date.now() }));
+          res.on("error", reject);
+        }).on("error", reject);
+      });
+    try {
+      const t0 = Date.now();
+      const [slow, fast] = await Promise.all([get(3000), get(0)]);
+      assert.equal(fast.digest, sha(blob));
+      assert.equal(slow.digest, sha(blob), "the paused client gets the whole blob");
+      assert.ok(fast.endedAt - t0 < 3000, `the fast client finished while the other was paused (${fast.endedAt - t0} ms)`);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
       await reg.close();
       await up.close();
     }

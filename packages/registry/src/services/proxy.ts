@@ -5,7 +5,8 @@
  * Contracts:
  * - Routing: `?ns=<host>` picks the upstream with that `ns`; else a name starting with an
  *   upstream's `prefix` picks it (the prefix is removed upstream); else the default upstream
- *   (`remoteurl`, or the `ns: docker.io` upstream). Content of a non-default upstream is kept
+ *   (`remoteurl`, or the `ns: docker.io` upstream). An `ns` that neither an upstream nor the
+ *   default stands for is not mirrored. Content of a non-default upstream is kept
  *   under `<ns>/<name>` or its prefixed name, so upstreams never share a repository.
  *   Docker Hub (`ns: docker.io`, or remoteurl registry-1.docker.io) gets `library/` before
  *   single-component names.
