@@ -192,7 +192,7 @@ describe("proxy against hostile upstreams", () => {
 
   it("with allowPush, pushes are accepted and pushed content is never evicted by the cache limits", async () => {
     const up = await serve((_req, res) => void res.writeHead(404).end());
-    const reg = await mirror({ remoteurl: up.url, allowPush: true, cache: { maxBytes: 1, intervalSeconds: 0.2 } });
+    const reg = await mirror({ remoteurl: up.url, allowPush: true, ttlSeconds: 1, cache: { maxBytes: 1, intervalSeconds: 0.2 } });
     try {
       const app = reg.app.callback();
       const blob = randomBytes(5000);
@@ -202,6 +202,21 @@ describe("proxy against hostile upstreams", () => {
         await new Promise((r) => setTimeout(r, 300));
       }
       await request(app).head(`/v2/team/own/blobs/${sha(blob)}`).expect(200);
+      // a pushed tag past the TTL: the upstream does not know it, the pushed answer stands
+      const man = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MT,
+          config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(blob), size: blob.length },
+          layers: [],
+        }),
+      );
+      const put = await request(app).put("/v2/team/own/manifests/v1").set("Content-Type", MT).send(man.toString());
+      assert.equal(put.status, 201, JSON.stringify(put.body));
+      await new Promise((r) => setTimeout(r, 1100));
+      const got = await request(app).get("/v2/team/own/manifests/v1").set("Accept", MT).expect(200);
+      assert.equal(got.headers["docker-content-digest"], sha(man));
+      assert.equal(got.headers.warning, undefined);
     } finally {
       await reg.close();
       await up.close();

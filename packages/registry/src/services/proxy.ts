@@ -289,6 +289,13 @@ export class ProxyService {
       const got = (await route.upstream.manifest(route.remote, head.digest, "GET")) as UpstreamManifest;
       return { manifest: await this.storeManifest(route, ref, got) };
     } catch (e) {
+      if (e instanceof UpstreamError && e.notFound) {
+        // not (or no longer) upstream: a pushed tag (allowPush) or one deleted there; the cached
+        // answer stands for another TTL
+        await this.deps.manifests.tag(route.local, ref.tag!, cached.digest).catch(() => {});
+        this.hits.inc({ kind: "tag" });
+        return { manifest: cached };
+      }
       const reason = e instanceof UpstreamError ? e.message : `${(e as Error).message}`;
       this.countError(e);
       this.staleServed.inc();
