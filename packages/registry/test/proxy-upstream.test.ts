@@ -202,6 +202,9 @@ describe("proxy against hostile upstreams", () => {
         await new Promise((r) => setTimeout(r, 300));
       }
       await request(app).head(`/v2/team/own/blobs/${sha(blob)}`).expect(200);
+      // a pushed blob is not reachable through another repository the upstream lacks it in
+      const other = await request(app).get(`/v2/team/elsewhere/blobs/${sha(blob)}`);
+      assert.equal(other.status, 404);
       // a pushed tag past the TTL: the upstream does not know it, the pushed answer stands
       const man = Buffer.from(
         JSON.stringify({

@@ -358,7 +358,10 @@ export class ProxyService {
   async blob(route: Route, digest: Digest, mode: "head" | "get" | "wait"): Promise<ProxyBlob> {
     const stored = await this.deps.blobs.globalSize(digest);
     if (stored !== undefined) {
-      // Content-addressed and verified when stored: link it into this repository too.
+      // Content-addressed and verified when stored: link it into this repository too. With
+      // pushes allowed the stored blob may be another repository's private content: the
+      // upstream must have it in this repository first.
+      if (this.config.allowPush) await this.upstreamCall(() => route.upstream.blobSize(route.remote, digest), `${route.remote}@${digest}`, "blob");
       await this.deps.blobs.link(route.local, digest, stored);
       this.hits.inc({ kind: "blob" });
       this.deps.touch?.(route.local, digest, stored, "blob", true);
