@@ -359,6 +359,8 @@ export class UpstreamClient {
       throw new UpstreamError("upstream token realm is not a URL", 401);
     }
     if (realm.protocol !== "http:" && realm.protocol !== "https:") throw new UpstreamError("upstream token realm is not http(s)", 401);
+    // credentials configured for an https upstream never travel in clear text
+    if (this.base.protocol === "https:" && realm.protocol !== "https:" && basic) throw new UpstreamError("upstream token realm is not https", 401);
     if (this.realm.service) realm.searchParams.set("service", this.realm.service);
     realm.searchParams.set("scope", scope);
     const { res, controller } = await this.follow("GET", realm, basic ? { Authorization: basic } : {}, signal);
