@@ -80,3 +80,9 @@ export function hasBody(ctx: Context): boolean {
   if (ctx.req.httpVersionMajor >= 2 && stream) return !stream.endAfterHeaders;
   return ctx.get("Transfer-Encoding").toLowerCase().includes("chunked");
 }
+
+/** The `ns` query parameter (containerd mirrors name the upstream registry with it). */
+export function nsQuery(ctx: Context): string | undefined {
+  const ns = ctx.query.ns;
+  return typeof ns === "string" && /^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$/.test(ns) ? ns : undefined;
+}
