@@ -7,6 +7,7 @@ import type { RepositoryIndex } from "./catalog.js";
 import type { ManifestStore } from "./manifests.js";
 import type { MetadataService } from "./metadata.js";
 import type { UsageService } from "./usage.js";
+import type { ProxyService } from "./proxy.js";
 
 /** Everything a request handler may use. */
 export interface Services {
@@ -22,4 +23,6 @@ export interface Services {
   readonly metadata: MetadataService;
   /** Storage usage per repository and quota (GET /strata/v1/usage). */
   readonly usage: UsageService;
+  /** Set when the registry is a pull-through cache (config `proxy`). */
+  readonly proxy?: ProxyService;
 }

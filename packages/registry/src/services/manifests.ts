@@ -150,8 +150,16 @@ export class ManifestStore {
   /**
    * Validates and stores a manifest. `reference` is the tag or digest it was PUT under;
    * a digest reference must equal the digest of the bytes (DigestMismatchError otherwise).
+   * `mirrored`: content of a pull-through cache, whose blobs and children are fetched on
+   * demand, so they need not be in the repository yet.
    */
-  async put(repository: string, reference: { tag?: string; digest?: Digest }, raw: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+  async put(
+    repository: string,
+    reference: { tag?: string; digest?: Digest },
+    raw: Buffer,
+    contentType: string | undefined,
+    opts: { mirrored?: boolean } = {},
+  ): Promise<PutManifestResult> {
     const m = parseManifest(raw, contentType);
     const algorithm: DigestAlgorithm = reference.digest ? digestAlgorithm(reference.digest) : "sha256";
     const digest = digestOf(raw, algorithm);
@@ -163,7 +171,7 @@ export class ManifestStore {
       const inTime = () => {
         if (Date.now() > deadline) throw new UnavailableError(`manifest push of ${digest} took too long`);
       };
-      await this.checkReferences(repository, m, new Set(), 0);
+      if (!opts.mirrored) await this.checkReferences(repository, m, new Set(), 0);
       inTime();
       await this.guard.hold(digest, async () => {
         await this.blobs.putSmall(digest, raw);
