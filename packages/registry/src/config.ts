@@ -141,6 +141,45 @@ const tlsSchema = z.object({
   reloadIntervalSeconds: z.number().positive().default(5),
 });
 
+/** A regular expression given as a string (validated when the configuration is read). */
+const regexString = z.string().refine((s) => {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, "not a valid regular expression");
+
+const repositoryGlobs = z.array(z.string().min(1)).min(1);
+
+/** Tags beyond these are deleted by the next GC run (see services/retention.ts). */
+const retentionRuleSchema = z
+  .object({
+    /** Globs over repository names (* within one component, ** any number of components). */
+    repositories: repositoryGlobs,
+    /** Keep the N most recently pushed candidate tags. */
+    keepLast: z.number().int().nonnegative().optional(),
+    /** Keep candidate tags pushed within this many days (OR'ed with keepLast). */
+    keepWithinDays: z.number().nonnegative().optional(),
+    /** Only tags matching this regular expression are candidates (default: every tag). */
+    tags: regexString.optional(),
+  })
+  .refine((r) => r.keepLast !== undefined || r.keepWithinDays !== undefined, "a retention rule needs keepLast or keepWithinDays");
+
+/** Matching tags can be created, never moved or deleted. */
+const immutableRuleSchema = z.object({
+  repositories: repositoryGlobs,
+  /** Tags matching this regular expression are immutable (default: every tag). */
+  tags: regexString.optional(),
+});
+
+/** Bytes of distinct blobs linked in the matching repositories together. */
+const quotaRuleSchema = z.object({
+  repositories: repositoryGlobs,
+  maxBytes: z.number().int().nonnegative(),
+});
+
 const upstreamUrlSchema = z
   .string()
   .url()
@@ -274,6 +313,20 @@ export const configSchema = z.object({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .default({ level: "info" }),
+  /** Garbage collection (services/gc.ts). */
+  gc: z
+    .object({
+      /** Blobs, links and manifests younger than this are never collected (grace period). */
+      delaySeconds: z.number().int().nonnegative().default(3600),
+      /** Collect on this schedule (0: only on demand, `strata gc`). */
+      intervalSeconds: z.number().int().nonnegative().default(0),
+      /** "delete": manifests no tag reaches (directly, as index child or as referrer) are collected too. */
+      untagged: z.enum(["delete", "keep"]).default("keep"),
+    })
+    .default({ delaySeconds: 3600, intervalSeconds: 0, untagged: "keep" }),
+  retention: z.array(retentionRuleSchema).default([]),
+  immutable: z.array(immutableRuleSchema).default([]),
+  quotas: z.array(quotaRuleSchema).default([]),
   /** Enable DELETE of manifests, tags and blobs. */
   delete: z.object({ enabled: z.boolean().default(true) }).default({ enabled: true }),
   /** Webhooks that receive push, pull, delete and mount events. */
@@ -308,6 +361,10 @@ export type S3Config = z.infer<typeof s3Schema>;
 export type AuthConfig = z.infer<typeof authSchema>;
 export type AccessRule = z.infer<typeof accessRuleSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;
+export type RetentionRule = z.infer<typeof retentionRuleSchema>;
+export type ImmutableRule = z.infer<typeof immutableRuleSchema>;
+export type QuotaRule = z.infer<typeof quotaRuleSchema>;
+export type GcConfig = RegistryConfig["gc"];
 export type ProxyConfig = z.infer<typeof proxySchema>;
 
 export class ConfigError extends Error {

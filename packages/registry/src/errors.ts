@@ -78,3 +78,11 @@ export class UnavailableError extends Error {
     this.name = "UnavailableError";
   }
 }
+
+/** A policy refuses the request (an immutable tag, a quota): 403 DENIED with the message. */
+export class DeniedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DeniedError";
+  }
+}

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import {
   BadRequestError,
   BlobRangeError,
+  DeniedError,
   ManifestReferenceError,
   ManifestTooLargeError,
   UnavailableError,
@@ -47,6 +48,7 @@ export function toOciError(e: unknown): OciError | undefined {
   if (e instanceof ManifestTooLargeError) return new OciError("SIZE_INVALID", { status: 413, message: e.message });
   if (e instanceof BadRequestError) return new OciError(BAD_REQUEST_CODES[e.kind], { message: e.message });
   if (e instanceof UnsupportedError) return new OciError("UNSUPPORTED", { message: e.message });
+  if (e instanceof DeniedError) return new OciError("DENIED", { message: e.message });
   if (e instanceof UnavailableError || e instanceof StorageUnavailableError) return new OciError("UNAVAILABLE", { headers: { "Retry-After": "1" } });
   if (e instanceof UpstreamError) {
     if (e.status === 429) return new OciError("TOOMANYREQUESTS", { message: e.message, headers: e.retryAfter && /^\d{1,6}$/.test(e.retryAfter) ? { "Retry-After": e.retryAfter } : {} });
