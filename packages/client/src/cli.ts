@@ -3,7 +3,7 @@
  * (main prints them with `printError`); everything printed goes through terminal.ts.
  */
 // Command implementations are imported when their command runs (start-up time of the CLI).
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { formatOption, openStore, rootOption } from "./cli-util.js";
 import { type Fields, formatRows, parseFormat } from "./format.js";
 import type { ProgressReporter } from "./progress.js";
@@ -43,6 +43,12 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks)
     .toString("utf8")
     .replace(/\r?\n$/, "");
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 class ExitError extends Error {
@@ -193,6 +199,31 @@ export function registerClientCommands(program: Command): void {
       print(formatVerify(checks, fmt));
       const bad = checks.flatMap((c) => c.layers.filter((l) => !l.ok));
       if (bad.length) throw new ExitError(`verify: ${bad.length} layer(s) failed: ${bad[0].diffId}: ${bad[0].error}`, 1);
+    });
+
+  program
+    .command("copy")
+    .description("copy an image between oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] and store:REF")
+    .argument("<source>", "TRANSPORT:NAME to read")
+    .argument("<destination>", "TRANSPORT:NAME to write")
+    .addOption(rootOption())
+    .option("--all", "copy every image of a multi-platform index (the index keeps its digest)")
+    .option("--platform <os/arch[/variant]>", "image of a multi-platform index to copy (default: this host)")
+    .option("--preserve-digests", "refuse anything that would change a manifest digest (default)", true)
+    .option("--no-preserve-digests", "allow manifests to change (e.g. with --dest-compress)")
+    .addOption(new Option("--dest-compress <kind>", "compression of layers written compressed").choices(["gzip", "zstd"]))
+    .option("--max-concurrent <n>", "blobs copied at once", positiveInt, 3)
+    .option("-q, --quiet", "print nothing")
+    .addOption(new Option("--format <format>", "json: one object per line").choices(["json"]))
+    .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string }) => {
+      const [{ copyCommand }, { parsePlatform }] = await Promise.all([import("./commands/copy.js"), import("@strata/core")]);
+      let platform;
+      try {
+        platform = o.platform ? parsePlatform(o.platform) : undefined;
+      } catch (e) {
+        throw new ExitError((e as Error).message, 2);
+      }
+      await copyCommand(src, dst, { ...o, platform, output: o.quiet ? "quiet" : o.format === "json" ? "json" : "text" });
     });
 
   program

@@ -1,0 +1,117 @@
+/**
+ * File helpers of the transports: blobs written through a temp file (verified while written,
+ * fsynced, renamed into place), bounded reads, and streams checked against a digest and size.
+ */
+import { randomBytes } from "node:crypto";
+import { createReadStream, type ReadStream } from "node:fs";
+import { type FileHandle, open, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable, Transform, type TransformCallback, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { type Digest, Verifier } from "@strata/core";
+
+/** Largest manifest, index, config or archive manifest.json read into memory. */
+export const MAX_METADATA_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A stream checked against `digest` (and `size` when >= 0): fails before its end when the content
+ * differs. `describe` turns the verifier's error into the message the user sees.
+ */
+export function verifying(opts: { digest?: Digest; size?: number }, describe?: (e: Error) => Error): Transform & { readonly digest: Digest | undefined; readonly bytes: number } {
+  const v = new Verifier({ digest: opts.digest, size: opts.size !== undefined && opts.size >= 0 ? opts.size : undefined });
+  let result: Digest | undefined;
+  const t = new Transform({
+    transform(chunk: Buffer, _e, cb: TransformCallback) {
+      try {
+        v.update(chunk);
+      } catch (e) {
+        cb(describe ? describe(e as Error) : (e as Error));
+        return;
+      }
+      cb(null, chunk);
+    },
+    flush(cb) {
+      try {
+        result = v.end();
+      } catch (e) {
+        cb(describe ? describe(e as Error) : (e as Error));
+        return;
+      }
+      cb();
+    },
+  });
+  Object.defineProperty(t, "digest", { get: () => result });
+  Object.defineProperty(t, "bytes", { get: () => v.bytes });
+  return t as Transform & { readonly digest: Digest | undefined; readonly bytes: number };
+}
+
+/** Reads a whole stream, failing once it passes `max` bytes. */
+export async function readBounded(stream: Readable, max: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > max) {
+      stream.destroy();
+      throw new Error(`${what} is larger than ${max} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A byte range of a file as a stream (`end` exclusive). */
+export function fileRange(path: string, start: number, end: number): ReadStream | Readable {
+  if (end <= start) return Readable.from([]);
+  return createReadStream(path, { start, end: end - 1, highWaterMark: 1 << 20 });
+}
+
+/**
+ * Writes `data` into `dir` as a temp file, verifying it on the way (digest and size when
+ * expected, else computing the digest), fsyncs it and hands back its path and digest. The caller
+ * renames it into place (or removes it); on any failure the temp file is gone.
+ */
+export async function writeVerifiedTemp(dir: string, data: Readable, expect: { digest?: Digest; size?: number }): Promise<{ tmp: string; digest: Digest; size: number }> {
+  const tmp = join(dir, `.strata-tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
+  const fh = await open(tmp, "wx", 0o644);
+  const check = verifying(expect);
+  try {
+    await pipeline(data, check, fileSink(fh));
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  return { tmp, digest: check.digest as Digest, size: check.bytes };
+}
+
+/** A Writable into an open file handle; it fsyncs the file before it finishes (the handle stays open). */
+export function fileSink(fh: FileHandle): Writable {
+  return new Writable({
+    highWaterMark: 1 << 20,
+    writev(chunks, cb) {
+      fh.writev(chunks.map((c) => c.chunk as Buffer)).then(
+        () => cb(),
+        (e) => cb(e),
+      );
+    },
+    final(cb) {
+      fh.sync().then(
+        () => cb(),
+        (e) => cb(e),
+      );
+    },
+  });
+}
+
+/** Renames a verified temp file to `path` and fsyncs the directory entry's parent. */
+export async function placeFile(tmp: string, path: string, dir: string): Promise<void> {
+  await rename(tmp, path);
+  const d = await open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
