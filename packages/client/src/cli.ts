@@ -202,6 +202,17 @@ export function registerClientCommands(program: Command): void {
     });
 
   program
+    .command("tag")
+    .description("add a name to an image in the store (like docker tag)")
+    .argument("<source>", "reference or image ID")
+    .argument("<target>", "new name[:tag]")
+    .addOption(rootOption())
+    .action(async (source: string, target: string, o: { root: string }) => {
+      const { tagImage } = await import("./commands/tag.js");
+      await tagImage(await openStore(o.root), source, target);
+    });
+
+  program
     .command("copy")
     .description("copy an image between oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] and store:REF")
     .argument("<source>", "TRANSPORT:NAME to read")
