@@ -202,6 +202,31 @@ export function registerClientCommands(program: Command): void {
     });
 
   program
+    .command("login")
+    .description("check credentials against a registry and store them in Docker's config.json (or its credential helper)")
+    .argument("[server]", "registry host[:port]", "docker.io")
+    .option("-u, --username <user>", "user name")
+    .option("--password-stdin", "read the password (or token) from stdin")
+    .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
+    .action(async (server: string, o: { username?: string; passwordStdin?: boolean; insecureRegistry: string[] }) => {
+      if (!o.username || !o.passwordStdin) throw new ExitError("login needs --username and --password-stdin (passwords are never taken on the command line)", 2);
+      const [{ login }, { fetchPing }] = await Promise.all([import("./credentials/login.js"), import("./credentials/registry-ping.js")]);
+      const password = await readStdin();
+      await login(server, { username: o.username, password }, { ping: fetchPing(o.insecureRegistry) });
+      print("Login Succeeded\n");
+    });
+
+  program
+    .command("logout")
+    .description("remove the stored credentials of a registry")
+    .argument("[server]", "registry host[:port]", "docker.io")
+    .action(async (server: string) => {
+      const [{ logout }, { registryKey }] = await Promise.all([import("./credentials/login.js"), import("./credentials/docker-config.js")]);
+      const key = registryKey(server);
+      print((await logout(server)) ? `Removing login credentials for ${key}\n` : `Not logged in to ${key}\n`);
+    });
+
+  program
     .command("tag")
     .description("add a name to an image in the store (like docker tag)")
     .argument("<source>", "reference or image ID")
