@@ -5,7 +5,7 @@
  * fails with one line and leaves nothing at the destination.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -18,7 +18,7 @@ import tar from "tar-stream";
 import { type Distribution, pushOciLayout, run, startDistribution } from "./helpers/distribution.js";
 import { bigLayer, smallLayer } from "./helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
-import { runCli } from "./helpers/run-cli.js";
+import { CLI, runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
 
 const sha = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -151,7 +151,7 @@ describe("strata copy (local transports, read back by skopeo)", { skip: missing(
     assert.equal(sha(await skopeo("inspect", "--raw", `oci:${dst}:v1`)), single.manifestDigest);
   });
 
-  it("docker-archive: strata writes what skopeo and docker load read; skopeo's archive copied by strata to oci: comes back identical", async () => {
+  it("docker-archive: strata writes what skopeo reads; skopeo's archive copied by strata to oci: comes back identical", async () => {
     // strata: oci -> docker-archive; skopeo reads it: same config, layers = the original tars
     const file = join(work, "strata.docker.tar");
     const r = await runCli(["copy", `oci:${layout}:v1`, `docker-archive:${file}:example.com/team/app:1.0`]);
@@ -238,6 +238,32 @@ describe("strata copy (local transports, read back by skopeo)", { skip: missing(
     const r4 = await runCli(["copy", `docker-archive:${short2}`, `oci:${join(outDir, "l2")}`]);
     assert.equal(r4.code, 1);
     assert.match(r4.stderr, /^strata: .*lies about its layers: manifest\.json lists 2 layers, the config 1 diffIDs\n$/);
+    assert.deepEqual(await readdir(outDir), []);
+  });
+
+  it("an interrupted copy (SIGTERM) exits 143 and leaves nothing at the destination", async () => {
+    // a docker-archive with one big layer: compressing it takes long enough to be interrupted
+    const layerTar = await bigLayer("big", 48 << 20);
+    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha(layerTar)] } }));
+    const file = join(work, "big.docker.tar");
+    const pack = tar.pack();
+    const writing = pipeline(pack, createWriteStream(file));
+    pack.entry({ name: "config.json" }, config);
+    pack.entry({ name: "layer.tar" }, layerTar);
+    pack.entry({ name: "manifest.json" }, JSON.stringify([{ Config: "config.json", RepoTags: null, Layers: ["layer.tar"] }]));
+    pack.finalize();
+    await writing;
+    const outDir = join(work, "sig");
+    await mkdir(outDir);
+    const child = spawn(process.execPath, [CLI, "copy", `docker-archive:${file}`, `oci:${join(outDir, "layout")}:t`], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("Copied config")) child.kill("SIGTERM");
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    assert.ok(out.includes("Copied config"), out);
+    assert.equal(code, 143);
     assert.deepEqual(await readdir(outDir), []);
   });
 

@@ -42,14 +42,27 @@ export async function copyCommand(src: string, dst: string, o: CopyCommandOption
     if (o.output === "text") print(eventLine(e));
     else if (o.output === "json") print(`${jsonSafe({ event: e.kind, ...e, kind: undefined })}\n`);
   };
-  const r = await copyImage(source, dest, {
-    all: o.all,
-    platform: o.platform,
-    preserveDigests: o.preserveDigests,
-    destCompress: o.destCompress,
-    maxConcurrent: o.maxConcurrent,
-    onEvent,
-  });
+  // an interrupted copy removes what it wrote before the process exits
+  const d = dest;
+  const onSignal = (sig: NodeJS.Signals) => {
+    void d.abort().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let r: CopyResult;
+  try {
+    r = await copyImage(source, dest, {
+      all: o.all,
+      platform: o.platform,
+      preserveDigests: o.preserveDigests,
+      destCompress: o.destCompress,
+      maxConcurrent: o.maxConcurrent,
+      onEvent,
+    });
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+  }
   if (o.output === "text") print(`Copied ${src} to ${dst}: ${r.digest}\n`);
   else if (o.output === "json") print(`${jsonSafe({ event: "done", source: src, destination: dst, digest: r.digest, mediaType: r.mediaType, images: r.images })}\n`);
   return r;

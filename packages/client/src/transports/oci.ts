@@ -173,6 +173,7 @@ export class OciLayoutDestination implements ImageDestination {
   readonly acceptsIndex = true;
   private readonly added: string[] = [];
   private top: IndexEntry | undefined;
+  private aborted = false;
   private constructor(
     readonly name: string,
     /** Where files are written now. */
@@ -227,6 +228,10 @@ export class OciLayoutDestination implements ImageDestination {
   async putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
     const blobs = join(this.root, "blobs");
     const r = await writeVerifiedTemp(blobs, data, expect);
+    if (this.aborted) {
+      await rm(r.tmp, { force: true });
+      throw new TransportError(`${this.name}: copy aborted`);
+    }
     const algDir = join(blobs, digestAlgorithm(r.digest));
     await mkdir(algDir, { recursive: true });
     const final = this.path(r.digest);
@@ -284,6 +289,7 @@ export class OciLayoutDestination implements ImageDestination {
   }
 
   async abort(): Promise<void> {
+    this.aborted = true;
     if (this.finalDir) {
       await rm(this.root, { recursive: true, force: true });
       return;

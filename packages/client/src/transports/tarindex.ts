@@ -11,6 +11,9 @@ import { parsePax } from "../layer/tar.js";
 import { goClean } from "../layer/tarsplit.js";
 import { fileRange } from "./files.js";
 
+/** Files indexed at most (an image archive has a few per layer). */
+const MAX_ENTRIES = 100_000;
+
 export interface TarEntry {
   readonly name: string;
   /** Offset of the content in the file. */
@@ -70,6 +73,7 @@ export class TarIndex {
         name = goClean(name.replace(/^\/+/, ""));
         if (name === "." || name === ".." || name.startsWith("../")) continue;
         entries.set(name, { name, offset: dataAt, size });
+        if (entries.size > MAX_ENTRIES) throw new Error(`more than ${MAX_ENTRIES} files in the archive`);
       }
     } finally {
       await fh.close();
