@@ -102,11 +102,11 @@ export function registerClientCommands(program: Command): void {
         await openStore(o.root, { create: true });
         // the unpack workers start first, on another core, while this thread loads the pull code
         (await import("./layer/unpack.js")).prewarmUnpackWorkers(o.maxConcurrent);
-        const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { credentialsFromDockerConfig }] = await Promise.all([
+        const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { getCredentials }] = await Promise.all([
           import("./pull.js"),
           import("@strata/core"),
           import("./progress.js"),
-          import("./registry/auth.js"),
+          import("./credentials/docker-config.js"),
         ]);
         const ref = parseReference(refArg);
         let credentials: Credentials | undefined;
@@ -115,7 +115,7 @@ export function registerClientCommands(program: Command): void {
           if (!o.passwordStdin) throw new Error("--username needs --password-stdin (passwords are never taken on the command line)");
           credentials = { username: o.username, password: await readStdin() };
         } else {
-          credentials = await credentialsFromDockerConfig(ref.domain);
+          credentials = await getCredentials(ref.domain);
         }
         let progress: ProgressReporter = silentProgress;
         if (!o.quiet && fmt === undefined) progress = process.stdout.isTTY ? new TtyProgress(process.stdout) : new PlainProgress(process.stdout);

@@ -99,6 +99,20 @@ describe("Docker config.json credentials", () => {
     assert.equal((await readJson(join(dir, "config.json"))).auths["127.0.0.1:5000"], undefined);
   });
 
+  it("finds entries Docker finds: scheme and path ignored, user name and password fields", async () => {
+    const dir = await configDir({
+      auths: {
+        "https://reg.example:5000/v2/": { auth: Buffer.from("a:pa").toString("base64") },
+        "http://plain.example": { username: "b", password: "pb" },
+        "index.docker.io": { auth: Buffer.from("c:pc").toString("base64") },
+      },
+    });
+    assert.deepEqual(await getCredentials("reg.example:5000", { configDir: dir }), { username: "a", password: "pa" });
+    assert.deepEqual(await getCredentials("plain.example", { configDir: dir }), { username: "b", password: "pb" });
+    assert.deepEqual(await getCredentials("docker.io", { configDir: dir }), { username: "c", password: "pc" });
+    assert.equal(await getCredentials("reg.example", { configDir: dir }), undefined);
+  });
+
   it("creates the directory and file when missing; writes through a symlinked config.json", async () => {
     const dir = join(work, "fresh", "docker");
     await storeCredentials("r.example", { username: "u", password: "p" }, { configDir: dir });
@@ -173,6 +187,11 @@ describe("strata login / logout against distribution", { skip: missing("docker-r
     const htpasswd = join(work, "htpasswd");
     await writeFile(htpasswd, execFileSync("htpasswd", ["-Bbn", USER, PASSWORD]));
     reg = await startDistribution({ htpasswd: { path: htpasswd } });
+    const layout = join(work, "img");
+    const b = new OciLayoutBuilder(layout);
+    const img = await b.image({ layers: [{ tar: await smallLayer("creds") }] });
+    await b.finish("v1", [img]);
+    await pushOciLayout(layout, "v1", `${reg.host}/team/private:v1`, { creds: `${USER}:${PASSWORD}` });
   });
   after(async () => {
     await reg?.stop();
@@ -199,12 +218,7 @@ describe("strata login / logout against distribution", { skip: missing("docker-r
     const cfg = await readJson(join(dir, "config.json"));
     assert.equal(Buffer.from(cfg.auths[reg.host].auth, "base64").toString(), `${USER}:${PASSWORD}`);
     assert.equal((await stat(join(dir, "config.json"))).mode & 0o777, 0o600);
-    // skopeo reads the file strata wrote (Docker's format) to push; strata pull uses it
-    const layout = join(work, "img");
-    const b = new OciLayoutBuilder(layout);
-    const img = await b.image({ layers: [{ tar: await smallLayer("creds") }] });
-    await b.finish("v1", [img]);
-    await pushOciLayout(layout, "v1", `${reg.host}/team/private:v1`, { creds: `${USER}:${PASSWORD}` });
+    // strata pull uses what login stored
     const pull = await runCli(["pull", "-q", `${reg.host}/team/private:v1`, "--root", join(work, "root")], { env: denv });
     assert.equal(pull.code, 0, pull.stderr);
     const out = await runCli(["logout", reg.host], { env: denv });
@@ -219,6 +233,11 @@ describe("strata login / logout against distribution", { skip: missing("docker-r
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!(await readFile(join(dir, "config.json"), "utf8")).includes(Buffer.from(`${USER}:${PASSWORD}`).toString("base64")));
     assert.deepEqual((await readJson(join(bin, "docker-credential-strata-test.json")))[reg.host], { Username: USER, Secret: PASSWORD });
+    // pulls take the credentials from the helper too
+    const pull = await runCli(["pull", "-q", `${reg.host}/team/private:v1`, "--root", join(work, "root-helper")], { env: { ...env, DOCKER_CONFIG: dir } });
+    assert.equal(pull.code, 0, pull.stderr);
+    const without = await runCli(["pull", "-q", `${reg.host}/team/private:v1`, "--root", join(work, "root-none")], { env: { ...env, DOCKER_CONFIG: await configDir() } });
+    assert.equal(without.code, 1);
   });
 
   it("an unreachable registry: one line, exit 1", async () => {

@@ -90,8 +90,8 @@ export async function getCredentials(host: string, opts: ConfigOptions = {}): Pr
     const c = await helperGet(helper, key, opts.helperTimeoutMs ?? HELPER_TIMEOUT_MS);
     return c ? { username: c.username, password: c.secret } : undefined;
   }
-  const entry = data.auths?.[key];
-  if (!entry || typeof entry !== "object") return undefined;
+  const entry = authsEntry(data, key);
+  if (!entry) return undefined;
   if (typeof entry.auth === "string" && entry.auth !== "") {
     const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
@@ -99,6 +99,19 @@ export async function getCredentials(host: string, opts: ConfigOptions = {}): Pr
     return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
   if (typeof entry.identitytoken === "string" && entry.identitytoken !== "") return { username: "<token>", password: entry.identitytoken };
+  if (typeof entry.username === "string" && entry.username !== "" && typeof entry.password === "string") return { username: entry.username, password: entry.password };
+  return undefined;
+}
+
+/** `auths[key]`, else the first entry whose key names the same host (`https://host/v1/`, `http://host`). */
+function authsEntry(data: ConfigData, key: string): Record<string, unknown> | undefined {
+  const auths = data.auths ?? {};
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (isObj(auths[key])) return auths[key];
+  for (const [k, v] of Object.entries(auths)) {
+    const host = k.replace(/^[a-z]+:\/\//i, "").split("/")[0];
+    if (isObj(v) && registryKey(host) === key) return v;
+  }
   return undefined;
 }
 
