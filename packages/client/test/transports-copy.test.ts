@@ -241,6 +241,28 @@ describe("strata copy (local transports, read back by skopeo)", { skip: missing(
     assert.deepEqual(await readdir(outDir), []);
   });
 
+  it("a corrupted blob in the source layout fails with one line; an empty destination dir stays empty", async () => {
+    const bad = join(work, "bad-layout");
+    await skopeo("copy", "--quiet", `oci:${layout}:v1`, `oci:${bad}:v1`);
+    const victim = join(bad, "blobs", "sha256", single.blobDigests[1].slice(7));
+    const data = await readFile(victim);
+    data[100] ^= 0xff;
+    await writeFile(victim, data);
+    const empty = join(work, "empty-dest");
+    await mkdir(empty);
+    const r = await runCli(["copy", `oci:${bad}:v1`, `oci:${empty}:t`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^strata: oci:.*: blob ${single.blobDigests[1]}: digest mismatch: expected ${single.blobDigests[1]}, got sha256:[0-9a-f]{64}\\n$`));
+    assert.deepEqual(await readdir(empty), []);
+    const notLayout = join(work, "not-layout");
+    await mkdir(notLayout);
+    await writeFile(join(notLayout, "keep.txt"), "mine");
+    const r2 = await runCli(["copy", `oci:${layout}:v1`, `oci:${notLayout}:t`]);
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /is not empty and not an OCI image layout\n$/);
+    assert.deepEqual(await readdir(notLayout), ["keep.txt"]);
+  });
+
   it("an interrupted copy (SIGTERM) exits 143 and leaves nothing at the destination", async () => {
     // a docker-archive with one big layer: compressing it takes long enough to be interrupted
     const layerTar = await bigLayer("big", 48 << 20);

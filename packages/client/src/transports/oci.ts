@@ -174,6 +174,8 @@ export class OciLayoutDestination implements ImageDestination {
   private readonly added: string[] = [];
   private top: IndexEntry | undefined;
   private aborted = false;
+  /** The destination was an empty directory: abort empties it again. */
+  private ownsContent = false;
   private constructor(
     readonly name: string,
     /** Where files are written now. */
@@ -208,8 +210,11 @@ export class OciLayoutDestination implements ImageDestination {
     if (!st.isDirectory()) throw new TransportError(`${name}: ${dir} exists and is not a directory`);
     const names = await readdir(dir);
     if (names.length > 0 && !names.includes("oci-layout")) throw new TransportError(`${name}: ${dir} is not empty and not an OCI image layout`);
+    const d = new OciLayoutDestination(name, dir, undefined, tag);
+    // an empty directory: everything in it will be this copy's (removed again by abort)
+    d.ownsContent = names.length === 0;
     await mkdir(join(dir, "blobs", "sha256"), { recursive: true });
-    return new OciLayoutDestination(name, dir, undefined, tag);
+    return d;
   }
 
   private path(d: Digest): string {
@@ -295,6 +300,9 @@ export class OciLayoutDestination implements ImageDestination {
       return;
     }
     for (const p of this.added) await rm(p, { force: true });
+    if (this.ownsContent) {
+      for (const n of await readdir(this.root).catch(() => [] as string[])) await rm(join(this.root, n), { recursive: true, force: true });
+    }
   }
 
   /** Removes a temp layout (used by the archive destination once it is tarred). */
