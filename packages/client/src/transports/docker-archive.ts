@@ -228,8 +228,9 @@ export class DockerArchiveDestination implements ImageDestination {
   }
 
   async putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
-    const r = await writeVerifiedTemp(this.spool, data, expect);
-    await placeFile(r.tmp, join(this.spool, digestHex(r.digest)), this.spool);
+    // the spool is private and temporary: only the archive written from it is made durable
+    const r = await writeVerifiedTemp(this.spool, data, expect, { sync: false });
+    await placeFile(r.tmp, join(this.spool, digestHex(r.digest)));
     return { digest: r.digest, size: r.size };
   }
 

@@ -68,15 +68,17 @@ export function fileRange(path: string, start: number, end: number): ReadStream 
 
 /**
  * Writes `data` into `dir` as a temp file, verifying it on the way (digest and size when
- * expected, else computing the digest), fsyncs it and hands back its path and digest. The caller
- * renames it into place (or removes it); on any failure the temp file is gone.
+ * expected, else computing the digest) and hands back its path and digest. The caller renames it
+ * into place (or removes it); on any failure the temp file is gone. With `sync` the file is
+ * fsynced before this resolves; without, the caller makes it durable later (one syncfs of the
+ * filesystem before anything refers to it).
  */
-export async function writeVerifiedTemp(dir: string, data: Readable, expect: { digest?: Digest; size?: number }): Promise<{ tmp: string; digest: Digest; size: number }> {
+export async function writeVerifiedTemp(dir: string, data: Readable, expect: { digest?: Digest; size?: number }, opts: { sync: boolean }): Promise<{ tmp: string; digest: Digest; size: number }> {
   const tmp = join(dir, `.strata-tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
   const fh = await open(tmp, "wx", 0o644);
   const check = verifying(expect);
   try {
-    await pipeline(data, check, fileSink(fh));
+    await pipeline(data, check, fileSink(fh, opts.sync));
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => {});
@@ -86,8 +88,8 @@ export async function writeVerifiedTemp(dir: string, data: Readable, expect: { d
   return { tmp, digest: check.digest as Digest, size: check.bytes };
 }
 
-/** A Writable into an open file handle; it fsyncs the file before it finishes (the handle stays open). */
-export function fileSink(fh: FileHandle): Writable {
+/** A Writable into an open file handle; with `sync` it fsyncs the file before it finishes (the handle stays open). */
+export function fileSink(fh: FileHandle, sync = true): Writable {
   return new Writable({
     highWaterMark: 1 << 20,
     writev(chunks, cb) {
@@ -97,6 +99,10 @@ export function fileSink(fh: FileHandle): Writable {
       );
     },
     final(cb) {
+      if (!sync) {
+        cb();
+        return;
+      }
       fh.sync().then(
         () => cb(),
         (e) => cb(e),
@@ -105,13 +111,7 @@ export function fileSink(fh: FileHandle): Writable {
   });
 }
 
-/** Renames a verified temp file to `path` and fsyncs the directory entry's parent. */
-export async function placeFile(tmp: string, path: string, dir: string): Promise<void> {
+/** Renames a verified temp file to `path`. */
+export async function placeFile(tmp: string, path: string): Promise<void> {
   await rename(tmp, path);
-  const d = await open(dir, "r");
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
 }

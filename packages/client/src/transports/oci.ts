@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type Digest, digestAlgorithm, digestHex, MediaTypes, parseManifest } from "@strata/core";
 import tar from "tar-stream";
-import { fsyncPath, isErrno, writeFileAtomic } from "../store/fsutil.js";
+import { fsyncPath, isErrno, syncFilesystem, writeFileAtomic } from "../store/fsutil.js";
 import { fileSink, MAX_METADATA_BYTES, placeFile, readBounded, verifying, writeVerifiedTemp } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { TarIndex } from "./tarindex.js";
@@ -176,6 +176,8 @@ export class OciLayoutDestination implements ImageDestination {
   private aborted = false;
   /** The destination was an empty directory: abort empties it again. */
   private ownsContent = false;
+  /** False for a private temp layout that is tarred at commit (only the archive is synced). */
+  private durable = true;
   private constructor(
     readonly name: string,
     /** Where files are written now. */
@@ -195,7 +197,9 @@ export class OciLayoutDestination implements ImageDestination {
     if (opts.renameInto === false) {
       // a private temp dir the caller owns (the archive destination)
       await mkdir(join(dir, "blobs", "sha256"), { recursive: true, mode: 0o700 });
-      return new OciLayoutDestination(name, dir, undefined, tag);
+      const d = new OciLayoutDestination(name, dir, undefined, tag);
+      d.durable = false;
+      return d;
     }
     if (!st) {
       const tmp = join(dirname(dir), `.${basename(dir)}.strata-tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
@@ -232,7 +236,7 @@ export class OciLayoutDestination implements ImageDestination {
 
   async putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
     const blobs = join(this.root, "blobs");
-    const r = await writeVerifiedTemp(blobs, data, expect);
+    const r = await writeVerifiedTemp(blobs, data, expect, { sync: false });
     if (this.aborted) {
       await rm(r.tmp, { force: true });
       throw new TransportError(`${this.name}: copy aborted`);
@@ -243,7 +247,7 @@ export class OciLayoutDestination implements ImageDestination {
     if (await this.hasBlob({ digest: r.digest, size: r.size, mediaType: "" })) {
       await rm(r.tmp, { force: true });
     } else {
-      await placeFile(r.tmp, final, algDir);
+      await placeFile(r.tmp, final);
       this.added.push(final);
     }
     return { digest: r.digest, size: r.size };
@@ -280,10 +284,11 @@ export class OciLayoutDestination implements ImageDestination {
     }
     entries.push(entry);
     const index = { schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: entries };
+    // the blobs were written without fsync: one syncfs makes them all durable before index.json names them
+    if (this.durable) await syncFilesystem(this.root);
     await writeFileAtomic(join(this.root, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }), 0o644);
     await writeFileAtomic(join(this.root, "index.json"), JSON.stringify(index), 0o644);
     if (this.finalDir) {
-      await fsyncPath(join(this.root, "blobs", "sha256")).catch(() => {});
       try {
         await rename(this.root, this.finalDir);
       } catch (e) {
