@@ -64,6 +64,20 @@ export interface PutBlobExpectation {
   readonly mediaType: string;
 }
 
+/**
+ * A registry (`docker://`) implements this role with the client's HTTP stack:
+ *   hasBlob     HEAD /v2/<name>/blobs/<digest>; when `hints.sourceRepository` is on the same
+ *               registry, POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo> first (201: there)
+ *   putBlob     POST an upload session, stream the bytes (PATCH chunks or one PUT), close it with
+ *               PUT ?digest=<expected or computed>; check Docker-Content-Digest against it
+ *   putManifest PUT /v2/<name>/manifests/<digest> for children, /<tag> for the top one, with the
+ *               manifest's media type; check Docker-Content-Digest = sha256 of the bytes sent
+ *   commit      nothing left: the top manifest PUT is the commit point
+ *   abort       DELETE the upload sessions still open (pushed blobs stay; unreferenced, the
+ *               registry's garbage collection takes them)
+ * with `layers: "keep"`, `manifestFormat: "docker"` (schema2 by default, "oci" on request) and
+ * `acceptsIndex: true`.
+ */
 export interface ImageDestination {
   readonly name: string;
   /**
