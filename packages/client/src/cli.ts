@@ -250,7 +250,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(new Option("--dest-compress <kind>", "compression of layers written compressed").choices(["gzip", "zstd"]))
     .option("--max-concurrent <n>", "blobs copied at once", positiveInt, 3)
     .option("-q, --quiet", "print nothing")
-    .addOption(new Option("--format <format>", "json: one object per line").choices(["json"]))
+    .addOption(new Option("--format <format>", "table (default: a line per blob) or json (one object per line)").choices(["table", "json"]))
     .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string }) => {
       const [{ copyCommand }, { parsePlatform }] = await Promise.all([import("./commands/copy.js"), import("@strata/core")]);
       let platform;

@@ -220,6 +220,11 @@ describe("strata copy (local transports, read back by skopeo)", { skip: missing(
     const r3 = await runCli(["copy", `docker-archive:${lying}`, `docker-archive:${join(outDir, "x.tar")}`]);
     assert.equal(r3.code, 1);
     assert.deepEqual(await readdir(outDir), []);
+    // into an oci-archive (layers compressed on the way): not created, no spool left
+    const r5 = await runCli(["copy", `docker-archive:${lying}`, `oci-archive:${join(outDir, "x.oci.tar")}`]);
+    assert.equal(r5.code, 1);
+    assert.match(r5.stderr, /lies about its layers/);
+    assert.deepEqual(await readdir(outDir), []);
     // a config listing fewer diffIDs than the archive has layers
     const short = join(work, "short.docker.tar");
     await rewriteTar(good, short, (name, data) => {

@@ -5,11 +5,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { Readable } from "node:stream";
+import { pipeline as streamPipeline, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { type Digest, digestAlgorithm, digestHex, MediaTypes, parseManifest } from "@strata/core";
+import { type Digest, digestAlgorithm, digestHex, digestOf, MediaTypes, parseManifest } from "@strata/core";
 import tar from "tar-stream";
 import { fsyncPath, isErrno, syncFilesystem, writeFileAtomic } from "../store/fsutil.js";
 import { fileSink, MAX_METADATA_BYTES, placeFile, readBounded, verifying, writeVerifiedTemp } from "./files.js";
@@ -176,8 +176,6 @@ export class OciLayoutDestination implements ImageDestination {
   private aborted = false;
   /** The destination was an empty directory: abort empties it again. */
   private ownsContent = false;
-  /** False for a private temp layout that is tarred at commit (only the archive is synced). */
-  private durable = true;
   private constructor(
     readonly name: string,
     /** Where files are written now. */
@@ -187,19 +185,12 @@ export class OciLayoutDestination implements ImageDestination {
     private readonly tag: string | undefined,
   ) {}
 
-  static async create(name: string, dir: string, tag: string | undefined, opts: { renameInto?: boolean } = {}): Promise<OciLayoutDestination> {
+  static async create(name: string, dir: string, tag: string | undefined): Promise<OciLayoutDestination> {
     let st;
     try {
       st = await lstat(dir);
     } catch (e) {
       if (!isErrno(e, "ENOENT")) throw e;
-    }
-    if (opts.renameInto === false) {
-      // a private temp dir the caller owns (the archive destination)
-      await mkdir(join(dir, "blobs", "sha256"), { recursive: true, mode: 0o700 });
-      const d = new OciLayoutDestination(name, dir, undefined, tag);
-      d.durable = false;
-      return d;
     }
     if (!st) {
       const tmp = join(dirname(dir), `.${basename(dir)}.strata-tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
@@ -285,7 +276,7 @@ export class OciLayoutDestination implements ImageDestination {
     entries.push(entry);
     const index = { schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: entries };
     // the blobs were written without fsync: one syncfs makes them all durable before index.json names them
-    if (this.durable) await syncFilesystem(this.root);
+    await syncFilesystem(this.root);
     await writeFileAtomic(join(this.root, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }), 0o644);
     await writeFileAtomic(join(this.root, "index.json"), JSON.stringify(index), 0o644);
     if (this.finalDir) {
@@ -309,88 +300,169 @@ export class OciLayoutDestination implements ImageDestination {
       for (const n of await readdir(this.root).catch(() => [] as string[])) await rm(join(this.root, n), { recursive: true, force: true });
     }
   }
-
-  /** Removes a temp layout (used by the archive destination once it is tarred). */
-  async removeTemp(): Promise<void> {
-    await rm(this.root, { recursive: true, force: true });
-  }
 }
 
 function bufferStream(b: Buffer): Readable {
   return Readable.from([b]);
 }
 
-/** Writes a tar of a directory tree (regular files and dirs, names sorted, mtime 0) to `out`. */
-async function tarDirectory(dir: string, out: NodeJS.WritableStream): Promise<void> {
-  const pack = tar.pack();
-  const writing = pipeline(pack, out);
-  writing.catch(() => {});
-  const add = (header: Parameters<tar.Pack["entry"]>[0], body?: Readable) =>
-    new Promise<void>((resolve, reject) => {
-      if (!body) {
-        pack.entry(header, (e) => (e ? reject(e) : resolve()));
-        return;
-      }
-      const entry = pack.entry(header, (e) => (e ? reject(e) : resolve()));
-      pipeline(body, entry).catch(reject);
-    });
-  const walk = async (rel: string): Promise<void> => {
-    for (const n of (await readdir(join(dir, rel))).sort()) {
-      if (n.startsWith(".strata-tmp-")) continue;
-      const r = rel ? `${rel}/${n}` : n;
-      const st = await lstat(join(dir, r));
-      if (st.isDirectory()) {
-        await add({ name: `${r}/`, type: "directory", mode: 0o755, mtime: new Date(0) });
-        await walk(r);
-      } else if (st.isFile()) {
-        await add({ name: r, type: "file", size: st.size, mode: 0o644, mtime: new Date(0) }, createReadStream(join(dir, r)));
-      }
-    }
-  };
-  try {
-    await walk("");
-    pack.finalize();
-  } catch (e) {
-    pack.destroy(e as Error);
-    throw e;
+/**
+ * A tar written to a temp file beside FILE, entry by entry (one at a time: concurrent callers
+ * queue), then fsynced and renamed to FILE. After a failed entry the writer refuses more.
+ */
+class ArchiveWriter {
+  private readonly pack = tar.pack();
+  private readonly writing: Promise<void>;
+  private queue: Promise<void> = Promise.resolve();
+  private failed: Error | undefined;
+  private constructor(
+    private readonly file: string,
+    private readonly tmp: string,
+    private readonly fh: FileHandle,
+  ) {
+    this.writing = pipeline(this.pack, fileSink(fh));
+    this.writing.catch(() => {}); // awaited by finish/discard
   }
-  await writing;
+
+  static async open(name: string, file: string): Promise<ArchiveWriter> {
+    const tmp = join(dirname(file), `.${basename(file)}.strata-tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+    let fh: FileHandle;
+    try {
+      fh = await open(tmp, "wx", 0o644);
+    } catch (e) {
+      throw new TransportError(`${name}: cannot write ${file}: ${isErrno(e, "ENOENT") ? `directory ${dirname(file)} does not exist` : (e as Error).message}`);
+    }
+    return new ArchiveWriter(file, tmp, fh);
+  }
+
+  /** Adds an entry (a directory when `body` is undefined and size is -1). */
+  add(name: string, size: number, body?: Readable | Buffer): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (this.failed) throw this.failed;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          if (size < 0) {
+            this.pack.entry({ name, type: "directory", mode: 0o755, mtime: new Date(0) }, (e) => (e ? reject(e) : resolve()));
+          } else if (Buffer.isBuffer(body)) {
+            this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? reject(e) : resolve()));
+          } else {
+            const entry = this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (e) => (e ? reject(e) : resolve()));
+            pipeline(body as Readable, entry).catch(reject);
+          }
+        });
+      } catch (e) {
+        this.failed = e as Error;
+        this.pack.destroy(e as Error);
+        throw e;
+      }
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  async finish(): Promise<void> {
+    await this.queue;
+    if (this.failed) throw this.failed;
+    this.pack.finalize();
+    await this.writing;
+    await this.fh.close();
+    await rename(this.tmp, this.file);
+    await fsyncPath(dirname(this.file));
+  }
+
+  async discard(): Promise<void> {
+    this.failed ??= new Error("archive discarded");
+    this.pack.destroy();
+    await this.writing.catch(() => {});
+    await this.fh.close().catch(() => {});
+    await rm(this.tmp, { force: true });
+  }
 }
 
-/** `oci-archive:FILE[:TAG]`: a layout built in a temp dir, tarred to a temp file, renamed to FILE. */
+/**
+ * `oci-archive:FILE[:TAG]`: the layout's files streamed straight into a tar (temp file, fsync,
+ * rename). A blob of known size goes in as it is read (verified); one whose size is not known
+ * before it is written (compressed on the way) is spooled, verified, beside FILE first.
+ */
 export class OciArchiveDestination implements ImageDestination {
   readonly layers = "keep" as const;
   readonly manifestFormat = "oci" as const;
   readonly acceptsIndex = true;
+  private readonly written = new Map<string, number>();
+  private top: IndexEntry | undefined;
+  private spoolDir: string | undefined;
   private constructor(
     readonly name: string,
     private readonly file: string,
-    private readonly layout: OciLayoutDestination,
+    private readonly writer: ArchiveWriter,
+    private readonly tag: string | undefined,
   ) {}
 
   static async create(name: string, file: string, tag: string | undefined): Promise<OciArchiveDestination> {
-    const tmpDir = join(dirname(file), `.${basename(file)}.strata-tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-    return new OciArchiveDestination(name, file, await OciLayoutDestination.create(name, tmpDir, tag, { renameInto: false }));
+    const writer = await ArchiveWriter.open(name, file);
+    await writer.add("blobs/", -1);
+    await writer.add("blobs/sha256/", -1);
+    return new OciArchiveDestination(name, file, writer, tag);
   }
 
-  hasBlob(ref: BlobRef): Promise<boolean> {
-    return this.layout.hasBlob(ref);
+  async hasBlob(ref: BlobRef): Promise<boolean> {
+    const size = this.written.get(ref.digest);
+    return size !== undefined && (ref.size < 0 || size === ref.size);
   }
-  putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
-    return this.layout.putBlob(data, expect);
+
+  async putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
+    if (expect.digest && expect.size !== undefined && expect.size >= 0) {
+      const digest = expect.digest;
+      if (this.written.has(digest)) {
+        data.destroy();
+        return { digest, size: expect.size };
+      }
+      this.written.set(digest, expect.size);
+      try {
+        const check = verifying({ digest, size: expect.size });
+        await this.writer.add(blobPath(digest), expect.size, streamPipeline(data, check, () => {}));
+      } catch (e) {
+        this.written.delete(digest);
+        throw e;
+      }
+      return { digest, size: expect.size };
+    }
+    if (!this.spoolDir) {
+      this.spoolDir = join(dirname(this.file), `.${basename(this.file)}.strata-spool-${process.pid}-${randomBytes(4).toString("hex")}`);
+      await mkdir(this.spoolDir, { mode: 0o700 });
+    }
+    const r = await writeVerifiedTemp(this.spoolDir, data, expect, { sync: false });
+    try {
+      if (!this.written.has(r.digest)) {
+        this.written.set(r.digest, r.size);
+        await this.writer.add(blobPath(r.digest), r.size, createReadStream(r.tmp));
+      }
+    } finally {
+      await rm(r.tmp, { force: true });
+    }
+    return { digest: r.digest, size: r.size };
   }
-  putManifest(m: { raw: Buffer; mediaType: string }, opts: { top: boolean }): Promise<Digest> {
-    return this.layout.putManifest(m, opts);
+
+  async putManifest(m: { raw: Buffer; mediaType: string }, opts: { top: boolean }): Promise<Digest> {
+    const { digest, size } = await this.putBlob(Readable.from([m.raw]), { digest: digestOf(m.raw), size: m.raw.length, mediaType: m.mediaType });
+    if (opts.top) this.top = { mediaType: m.mediaType, digest, size };
+    return digest;
   }
 
   async commit(): Promise<void> {
-    await this.layout.commit();
-    await writeArchive(this.name, this.file, (out) => tarDirectory(this.layout.root, out));
-    await this.layout.removeTemp();
+    if (!this.top) throw new Error("OCI archive commit without a manifest");
+    const entry: IndexEntry = { ...this.top, ...(this.tag !== undefined ? { annotations: { [REF_NAME]: this.tag } } : {}) };
+    const layout = Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: [entry] }));
+    await this.writer.add("oci-layout", layout.length, layout);
+    await this.writer.add("index.json", index.length, index);
+    await this.writer.finish();
+    if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
 
   async abort(): Promise<void> {
-    await this.layout.removeTemp();
+    await this.writer.discard();
+    if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
 }
 
