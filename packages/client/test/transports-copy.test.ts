@@ -259,6 +259,10 @@ describe("strata copy (local transports, read back by skopeo)", { skip: missing(
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`^strata: oci:.*: blob ${single.blobDigests[1]}: digest mismatch: expected ${single.blobDigests[1]}, got sha256:[0-9a-f]{64}\\n$`));
     assert.deepEqual(await readdir(empty), []);
+    const r3 = await runCli(["copy", `oci:${bad}:v1`, `oci-archive:${join(empty, "x.tar")}:t`]);
+    assert.equal(r3.code, 1);
+    assert.match(r3.stderr, /digest mismatch/);
+    assert.deepEqual(await readdir(empty), []);
     const notLayout = join(work, "not-layout");
     await mkdir(notLayout);
     await writeFile(join(notLayout, "keep.txt"), "mine");

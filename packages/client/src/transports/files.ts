@@ -8,10 +8,13 @@ import { type FileHandle, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform, type TransformCallback, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { type Digest, Verifier } from "@strata/core";
+import { type Digest, SizeMismatchError, Verifier } from "@strata/core";
 
 /** Largest manifest, index, config or archive manifest.json read into memory. */
 export const MAX_METADATA_BYTES = 16 * 1024 * 1024;
+
+/** Streams made by `verifying` with a digest: they fail before their end unless it matches. */
+const checked = new WeakMap<Readable, Digest>();
 
 /**
  * A stream checked against `digest` (and `size` when >= 0): fails before its end when the content
@@ -42,7 +45,36 @@ export function verifying(opts: { digest?: Digest; size?: number }, describe?: (
   });
   Object.defineProperty(t, "digest", { get: () => result });
   Object.defineProperty(t, "bytes", { get: () => v.bytes });
+  if (opts.digest) checked.set(t, opts.digest);
   return t as Transform & { readonly digest: Digest | undefined; readonly bytes: number };
+}
+
+/**
+ * The check for bytes read from `data` that must match `expect`: a verifier, or, when `data` is
+ * itself a verifying stream for the same digest (it fails before its end otherwise), a count of
+ * the bytes only (no second hash).
+ */
+export function checkFor(data: Readable, expect: { digest?: Digest; size?: number }): Transform & { readonly digest: Digest | undefined; readonly bytes: number } {
+  return expect.digest && checked.get(data) === expect.digest ? counting(expect.digest, expect.size) : verifying(expect);
+}
+
+/** Passes bytes through, failing when they are more or fewer than `size` (when >= 0). */
+function counting(digest: Digest, size: number | undefined): Transform & { readonly digest: Digest; readonly bytes: number } {
+  let n = 0;
+  const limit = size !== undefined && size >= 0 ? size : undefined;
+  const t = new Transform({
+    transform(chunk: Buffer, _e, cb: TransformCallback) {
+      n += chunk.length;
+      if (limit !== undefined && n > limit) cb(new SizeMismatchError(limit, n, true));
+      else cb(null, chunk);
+    },
+    flush(cb) {
+      cb(limit !== undefined && n !== limit ? new SizeMismatchError(limit, n, false) : null);
+    },
+  });
+  Object.defineProperty(t, "digest", { get: () => digest });
+  Object.defineProperty(t, "bytes", { get: () => n });
+  return t as Transform & { readonly digest: Digest; readonly bytes: number };
 }
 
 /** Reads a whole stream, failing once it passes `max` bytes. */
@@ -76,7 +108,7 @@ export function fileRange(path: string, start: number, end: number): ReadStream 
 export async function writeVerifiedTemp(dir: string, data: Readable, expect: { digest?: Digest; size?: number }, opts: { sync: boolean }): Promise<{ tmp: string; digest: Digest; size: number }> {
   const tmp = join(dir, `.strata-tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
   const fh = await open(tmp, "wx", 0o644);
-  const check = verifying(expect);
+  const check = checkFor(data, expect);
   try {
     await pipeline(data, check, fileSink(fh, opts.sync));
     await fh.close();

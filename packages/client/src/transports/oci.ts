@@ -12,7 +12,7 @@ import { pipeline } from "node:stream/promises";
 import { type Digest, digestAlgorithm, digestHex, digestOf, MediaTypes, parseManifest } from "@strata/core";
 import tar from "tar-stream";
 import { fsyncPath, isErrno, syncFilesystem, writeFileAtomic } from "../store/fsutil.js";
-import { fileSink, MAX_METADATA_BYTES, placeFile, readBounded, verifying, writeVerifiedTemp } from "./files.js";
+import { checkFor, fileSink, MAX_METADATA_BYTES, placeFile, readBounded, verifying, writeVerifiedTemp } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { TarIndex } from "./tarindex.js";
 import { type BlobRef, type ImageDestination, type ImageSource, type PutBlobExpectation, type SourceTarget, TransportError } from "./types.js";
@@ -419,7 +419,7 @@ export class OciArchiveDestination implements ImageDestination {
       }
       this.written.set(digest, expect.size);
       try {
-        const check = verifying({ digest, size: expect.size });
+        const check = checkFor(data, { digest, size: expect.size });
         await this.writer.add(blobPath(digest), expect.size, streamPipeline(data, check, () => {}));
       } catch (e) {
         this.written.delete(digest);
