@@ -111,6 +111,18 @@ describe("strata copy (local transports, read back by skopeo)", { skip: missing(
     assert.deepEqual(names.sort(), ["copied", "second"]);
   });
 
+  it("concurrent copies into one layout keep every name (index.json changed under a lock)", async () => {
+    const dst = join(work, "concurrent");
+    assert.equal((await runCli(["copy", "-q", `oci:${layout}:v1`, `oci:${dst}:first`])).code, 0);
+    const tags = ["a", "b", "c", "d", "e"];
+    const results = await Promise.all(tags.map((t) => runCli(["copy", "-q", "--platform", "linux/arm64", `oci:${layout}:multi`, `oci:${dst}:${t}`])));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const names = JSON.parse(await readFile(join(dst, "index.json"), "utf8")).manifests.map((m: { annotations: Record<string, string> }) => m.annotations["org.opencontainers.image.ref.name"]);
+    assert.deepEqual(names.sort(), [...tags, "first"].sort());
+    assert.ok(!(await readdir(dst)).some((n) => n.startsWith(".strata")));
+    for (const t of tags) assert.equal(sha(await skopeo("inspect", "--raw", `oci:${dst}:${t}`)), arm.manifestDigest);
+  });
+
   it("--all copies a two-platform index with its digest; skopeo --all reads it back identical", async () => {
     const dst = join(work, "all");
     const r = await runCli(["copy", "--all", "--format", "json", `oci:${layout}:multi`, `oci:${dst}:multi`]);

@@ -14,6 +14,7 @@ import tar from "tar-stream";
 import { fsyncPath, isErrno, syncFilesystem, writeFileAtomic } from "../store/fsutil.js";
 import { checkFor, fileSink, MAX_METADATA_BYTES, placeFile, readBounded, verifying, writeVerifiedTemp } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
+import { StoreLock } from "../store/lock.js";
 import { TarIndex } from "./tarindex.js";
 import { type BlobRef, type ImageDestination, type ImageSource, type PutBlobExpectation, type SourceTarget, TransportError } from "./types.js";
 
@@ -252,6 +253,25 @@ export class OciLayoutDestination implements ImageDestination {
 
   async commit(): Promise<void> {
     if (!this.top) throw new Error("OCI layout commit without a manifest");
+    // the blobs were written without fsync: one syncfs makes them all durable before index.json names them
+    await syncFilesystem(this.root);
+    if (this.finalDir) {
+      await this.writeIndex();
+      try {
+        await rename(this.root, this.finalDir);
+      } catch (e) {
+        throw new TransportError(`${this.name}: cannot create ${this.finalDir}: ${(e as Error).message}`, { cause: e });
+      }
+      await fsyncPath(dirname(this.finalDir));
+      return;
+    }
+    // concurrent copies into one layout: index.json is read, changed and replaced under a lock
+    await new StoreLock(join(this.root, ".strata-index.lock")).with(() => this.writeIndex());
+  }
+
+  /** Adds (or moves) the entry of the copied image in index.json, atomically. */
+  private async writeIndex(): Promise<void> {
+    const top = this.top as IndexEntry;
     let entries: IndexEntry[] = [];
     const existing = await readFile(join(this.root, "index.json")).catch((e) => {
       if (isErrno(e, "ENOENT")) return undefined;
@@ -266,7 +286,7 @@ export class OciLayoutDestination implements ImageDestination {
         throw new TransportError(`${this.name}: existing index.json: ${(e as Error).message}`);
       }
     }
-    const entry: IndexEntry = { ...this.top };
+    const entry: IndexEntry = { ...top };
     if (this.tag !== undefined) {
       entry.annotations = { [REF_NAME]: this.tag };
       entries = entries.filter((e) => e.annotations?.[REF_NAME] !== this.tag);
@@ -275,18 +295,8 @@ export class OciLayoutDestination implements ImageDestination {
     }
     entries.push(entry);
     const index = { schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: entries };
-    // the blobs were written without fsync: one syncfs makes them all durable before index.json names them
-    await syncFilesystem(this.root);
     await writeFileAtomic(join(this.root, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }), 0o644);
     await writeFileAtomic(join(this.root, "index.json"), JSON.stringify(index), 0o644);
-    if (this.finalDir) {
-      try {
-        await rename(this.root, this.finalDir);
-      } catch (e) {
-        throw new TransportError(`${this.name}: cannot create ${this.finalDir}: ${(e as Error).message}`);
-      }
-      await fsyncPath(dirname(this.finalDir));
-    }
   }
 
   async abort(): Promise<void> {
