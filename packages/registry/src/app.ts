@@ -4,6 +4,7 @@
  */
 import Router from "@koa/router";
 import { OciError } from "@strata/core";
+import { UnsupportedError } from "./errors.js";
 import Koa from "koa";
 import { type Logger, pino } from "pino";
 import { Auth } from "./auth/index.js";
@@ -39,6 +40,8 @@ import type { Services } from "./services/index.js";
 import { ManifestStore, StorageTagIndex } from "./services/manifests.js";
 import { MemoryMetadataStore, MetadataService } from "./services/metadata.js";
 import { Notifier } from "./services/notifications.js";
+import { ProxyService } from "./services/proxy.js";
+import { MirrorCache } from "./services/proxycache.js";
 import type { StorageDriver } from "./storage/driver.js";
 import { createDriver } from "./storage/factory.js";
 import { MemorySessionStore } from "./upload/sessions.js";
@@ -102,8 +105,17 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     persistPulls: !shared && config.storage.driver !== "memory",
   });
   closers.push(() => metadata.close());
-  const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata };
   const metrics = createMetrics();
+  let proxy: ProxyService | undefined;
+  if (config.proxy) {
+    const cache = new MirrorCache(config.proxy, { driver, blobs, manifests, locks, logger, metrics: metrics.registry });
+    cache.start();
+    closers.push(() => cache.close());
+    proxy = new ProxyService(config.proxy, { driver, blobs, manifests, repositories, locks, logger, metrics: metrics.registry, maxBlobBytes: config.limits.blobMaxBytes, touch: (r, d, n, k, stored) => cache.touch(r, d, n, k, stored) });
+    const p = proxy;
+    closers.push(async () => p.close());
+  }
+  const services: Services = { config, blobs, manifests, uploads, repositories, health, events, metadata, proxy };
   const notifier = new Notifier(config.notifications.endpoints, events, metrics.registry, logger, () => `${instance.hostname}:${splitAddr(config.addr).port}`);
   closers.push(() => notifier.close());
 
@@ -113,9 +125,11 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
         await uploads.purge();
         if (config.storage.driver === "s3") {
           // Multipart uploads nobody writes any more: expired sessions' were aborted by purge().
-          const { abortStaleMultipartUploads } = await import("./storage/s3.js");
+          const { abortStaleMultipartUploads, sweepOrphans } = await import("./storage/s3.js");
           const cutoff = new Date(Date.now() - config.uploads.orphanGraceSeconds * 1000);
           await abortStaleMultipartUploads(config.storage.s3!, cutoff, (key) => uploads.writerMayBeLive(key));
+          // Bytes of parts-written objects that no pointer uses any more (s3-pointers.ts).
+          await sweepOrphans(config.storage.s3!, cutoff);
         }
       });
     };
@@ -168,6 +182,14 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   app.use(bodyGuard());
   app.use(errorMiddleware(logger));
   if (auth) app.use(authMiddleware(auth));
+  if (proxy?.readOnly) {
+    const upstream = config.proxy!.remoteurl ?? config.proxy!.upstreams.map((u) => u.url).join(", ");
+    app.use(async (ctx, next) => {
+      if (ctx.path.startsWith("/v2/") && ["POST", "PUT", "PATCH", "DELETE"].includes(ctx.method))
+        throw new UnsupportedError(`this registry is a read-only pull-through cache of ${upstream}: pushes and deletes are refused (proxy.allowPush enables pushes)`);
+      await next();
+    });
+  }
   app.use(router.routes());
   app.use(
     router.allowedMethods({

@@ -141,6 +141,53 @@ const tlsSchema = z.object({
   reloadIntervalSeconds: z.number().positive().default(5),
 });
 
+const upstreamUrlSchema = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//i.test(u), "url must be http or https")
+  .refine((u) => !new URL(u).username && !new URL(u).password, "no credentials in the url (use username and password)");
+
+/** One upstream of a multi-upstream mirror: chosen by the request's `ns` query parameter or by a name prefix. */
+const proxyUpstreamSchema = z
+  .object({
+    /** Matches `?ns=` (containerd hosts.toml mirrors), e.g. docker.io; names keep their form. `ns: docker.io` applies Docker Hub's rules. */
+    ns: z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, "ns: a registry host name").optional(),
+    /** Matches names starting with it (e.g. quay/); the prefix is removed for the upstream. */
+    prefix: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*\/([a-z0-9]+([._-][a-z0-9]+)*\/)*$/, "prefix: repository path components ending with /").optional(),
+    url: upstreamUrlSchema,
+    username: z.string().optional(),
+    password: z.string().optional(),
+  })
+  .refine((u) => (u.ns === undefined) !== (u.prefix === undefined), "each upstream needs exactly one of ns or prefix");
+
+/** Pull-through cache (mirror) of distribution-compatible upstream registries. */
+const proxySchema = z
+  .object({
+    /** The default upstream (Docker Hub rules apply when it is registry-1.docker.io). */
+    remoteurl: upstreamUrlSchema.optional(),
+    /** Credentials for remoteurl; also STRATA_PROXY__USERNAME / STRATA_PROXY__PASSWORD. Never logged. */
+    username: z.string().optional(),
+    password: z.string().optional(),
+    /** How long a tag's answer is trusted before it is revalidated upstream. */
+    ttlSeconds: z.number().int().nonnegative().default(600),
+    upstreams: z.array(proxyUpstreamSchema).default([]),
+    /** Accept pushes (the registry then holds both pushed and mirrored content). */
+    allowPush: z.boolean().default(false),
+    /** Deadline for an upstream answer's headers, and for each wait between body chunks. */
+    timeoutSeconds: z.number().positive().default(30),
+    cache: z
+      .object({
+        /** Mirrored bytes kept; beyond it the least recently pulled content is evicted. 0 = unlimited. */
+        maxBytes: z.number().int().nonnegative().default(0),
+        /** Content not pulled for this many days is evicted. 0 = never. */
+        evictAfterDays: z.number().nonnegative().default(0),
+        /** How often eviction runs. */
+        intervalSeconds: z.number().positive().default(60),
+      })
+      .default({ maxBytes: 0, evictAfterDays: 0, intervalSeconds: 60 }),
+  })
+  .refine((p) => p.remoteurl !== undefined || p.upstreams.length > 0, "proxy needs remoteurl or upstreams");
+
 export const configSchema = z.object({
   addr: addrSchema.default("127.0.0.1:5000"),
   storage: z
@@ -244,6 +291,8 @@ export const configSchema = z.object({
   groups: z.record(z.string(), z.array(z.string().min(1))).default({}),
   /** Serve HTTPS (TLS 1.2+, HTTP/2 with HTTP/1.1 fallback); files are reloaded when they change. */
   tls: tlsSchema.optional(),
+  /** Serve as a pull-through cache of upstream registries (read-only unless proxy.allowPush). */
+  proxy: proxySchema.optional(),
 })
   .refine((c) => c.access === undefined || c.auth !== undefined, { message: "access rules need auth (auth.htpasswd or auth.token)", path: ["access"] });
 
@@ -259,6 +308,7 @@ export type S3Config = z.infer<typeof s3Schema>;
 export type AuthConfig = z.infer<typeof authSchema>;
 export type AccessRule = z.infer<typeof accessRuleSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;
+export type ProxyConfig = z.infer<typeof proxySchema>;
 
 export class ConfigError extends Error {
   /** Its message lists one problem per line (printed whole by the CLI). */

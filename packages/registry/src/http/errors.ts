@@ -17,6 +17,7 @@ import {
   UnsupportedError,
   UploadRangeError,
 } from "../errors.js";
+import { UpstreamError } from "../proxy/upstream.js";
 import { StorageFullError, StorageUnavailableError } from "../storage/driver.js";
 
 const UNKNOWN_CODES = { blob: "BLOB_UNKNOWN", manifest: "MANIFEST_UNKNOWN", repository: "NAME_UNKNOWN", upload: "BLOB_UPLOAD_UNKNOWN" } as const;
@@ -26,6 +27,7 @@ const BAD_REQUEST_CODES = {
   name: "NAME_INVALID",
   digest: "DIGEST_INVALID",
   manifest: "MANIFEST_INVALID",
+  tag: "TAG_INVALID",
 } as const;
 
 /** Maps any thrown value to the OciError that answers it, or undefined for internal errors. */
@@ -46,6 +48,10 @@ export function toOciError(e: unknown): OciError | undefined {
   if (e instanceof BadRequestError) return new OciError(BAD_REQUEST_CODES[e.kind], { message: e.message });
   if (e instanceof UnsupportedError) return new OciError("UNSUPPORTED", { message: e.message });
   if (e instanceof UnavailableError || e instanceof StorageUnavailableError) return new OciError("UNAVAILABLE", { headers: { "Retry-After": "1" } });
+  if (e instanceof UpstreamError) {
+    if (e.status === 429) return new OciError("TOOMANYREQUESTS", { message: e.message, headers: e.retryAfter && /^\d{1,6}$/.test(e.retryAfter) ? { "Retry-After": e.retryAfter } : {} });
+    return new OciError("UNAVAILABLE", { message: e.message, headers: { "Retry-After": "1" } });
+  }
   if (e instanceof StorageFullError) return new OciError("UNKNOWN", { status: 507, message: "storage full" });
   if (e instanceof InvalidReferenceError) return new OciError("NAME_INVALID", { message: e.message });
   if (e instanceof DigestMismatchError) return new OciError("DIGEST_INVALID", { message: e.message });

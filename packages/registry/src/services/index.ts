@@ -6,6 +6,7 @@ import type { Health } from "./health.js";
 import type { RepositoryIndex } from "./catalog.js";
 import type { ManifestStore } from "./manifests.js";
 import type { MetadataService } from "./metadata.js";
+import type { ProxyService } from "./proxy.js";
 
 /** Everything a request handler may use. */
 export interface Services {
@@ -19,4 +20,6 @@ export interface Services {
   /** Handlers emit push, pull, delete and mount here (see events.ts). */
   readonly events: EventBus;
   readonly metadata: MetadataService;
+  /** Set when the registry is a pull-through cache (config `proxy`). */
+  readonly proxy?: ProxyService;
 }

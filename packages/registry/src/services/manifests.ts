@@ -144,13 +144,21 @@ export class ManifestStore {
   /**
    * Validates and stores a manifest. `reference` is the tag or digest it was PUT under;
    * a digest reference must equal the digest of the bytes (DigestMismatchError otherwise).
+   * `mirrored`: content of a pull-through cache, whose blobs and children are fetched on
+   * demand, so they need not be in the repository yet.
    */
-  async put(repository: string, reference: { tag?: string; digest?: Digest }, raw: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+  async put(
+    repository: string,
+    reference: { tag?: string; digest?: Digest },
+    raw: Buffer,
+    contentType: string | undefined,
+    opts: { mirrored?: boolean } = {},
+  ): Promise<PutManifestResult> {
     const m = parseManifest(raw, contentType);
     const algorithm: DigestAlgorithm = reference.digest ? digestAlgorithm(reference.digest) : "sha256";
     const digest = digestOf(raw, algorithm);
     if (reference.digest && reference.digest !== digest) throw new DigestMismatchError(reference.digest, digest);
-    await this.checkReferences(repository, m);
+    if (!opts.mirrored) await this.checkReferences(repository, m);
     await this.blobs.putSmall(digest, raw);
     await this.writeLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest }), digest);
     if (m.subject) {
