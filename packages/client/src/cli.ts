@@ -3,7 +3,7 @@
  * (main prints them with `printError`); everything printed goes through terminal.ts.
  */
 // Command implementations are imported when their command runs (start-up time of the CLI).
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { formatOption, openStore, rootOption } from "./cli-util.js";
 import { type Fields, formatRows, parseFormat } from "./format.js";
 import type { ProgressReporter } from "./progress.js";
@@ -43,6 +43,12 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks)
     .toString("utf8")
     .replace(/\r?\n$/, "");
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 class ExitError extends Error {
@@ -106,11 +112,11 @@ export function registerClientCommands(program: Command): void {
         await openStore(o.root, { create: true });
         // the unpack workers start first, on another core, while this thread loads the pull code
         (await import("./layer/unpack.js")).prewarmUnpackWorkers(o.maxConcurrent);
-        const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { credentialsFromDockerConfig }] = await Promise.all([
+        const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { getCredentials }] = await Promise.all([
           import("./pull.js"),
           import("@strata/core"),
           import("./progress.js"),
-          import("./registry/auth.js"),
+          import("./credentials/docker-config.js"),
         ]);
         const ref = parseReference(refArg);
         let credentials: Credentials | undefined;
@@ -119,7 +125,7 @@ export function registerClientCommands(program: Command): void {
           if (!o.passwordStdin) throw new Error("--username needs --password-stdin (passwords are never taken on the command line)");
           credentials = { username: o.username, password: await readStdin() };
         } else {
-          credentials = await credentialsFromDockerConfig(ref.domain);
+          credentials = await getCredentials(ref.domain);
         }
         let progress: ProgressReporter = silentProgress;
         if (!o.quiet && fmt === undefined) progress = process.stdout.isTTY ? new TtyProgress(process.stdout) : new PlainProgress(process.stdout);
@@ -232,6 +238,67 @@ export function registerClientCommands(program: Command): void {
       print(formatVerify(checks, fmt));
       const bad = checks.flatMap((c) => c.layers.filter((l) => !l.ok));
       if (bad.length) throw new ExitError(`verify: ${bad.length} layer(s) failed: ${bad[0].diffId}: ${bad[0].error}`, 1);
+    });
+
+  program
+    .command("login")
+    .description("check credentials against a registry and store them in Docker's config.json (or its credential helper)")
+    .argument("[server]", "registry host[:port]", "docker.io")
+    .option("-u, --username <user>", "user name")
+    .option("--password-stdin", "read the password (or token) from stdin")
+    .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
+    .action(async (server: string, o: { username?: string; passwordStdin?: boolean; insecureRegistry: string[] }) => {
+      if (!o.username || !o.passwordStdin) throw new ExitError("login needs --username and --password-stdin (passwords are never taken on the command line)", 2);
+      const [{ login }, { fetchPing }] = await Promise.all([import("./credentials/login.js"), import("./credentials/registry-ping.js")]);
+      const password = await readStdin();
+      await login(server, { username: o.username, password }, { ping: fetchPing(o.insecureRegistry) });
+      print("Login Succeeded\n");
+    });
+
+  program
+    .command("logout")
+    .description("remove the stored credentials of a registry")
+    .argument("[server]", "registry host[:port]", "docker.io")
+    .action(async (server: string) => {
+      const [{ logout }, { registryKey }] = await Promise.all([import("./credentials/login.js"), import("./credentials/docker-config.js")]);
+      const key = registryKey(server);
+      print((await logout(server)) ? `Removing login credentials for ${key}\n` : `Not logged in to ${key}\n`);
+    });
+
+  program
+    .command("tag")
+    .description("add a name to an image in the store (like docker tag)")
+    .argument("<source>", "reference or image ID")
+    .argument("<target>", "new name[:tag]")
+    .addOption(rootOption())
+    .action(async (source: string, target: string, o: { root: string }) => {
+      const { tagImage } = await import("./commands/tag.js");
+      await tagImage(await openStore(o.root), source, target);
+    });
+
+  program
+    .command("copy")
+    .description("copy an image between oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] and store:REF")
+    .argument("<source>", "TRANSPORT:NAME to read")
+    .argument("<destination>", "TRANSPORT:NAME to write")
+    .addOption(rootOption())
+    .option("--all", "copy every image of a multi-platform index (the index keeps its digest)")
+    .option("--platform <os/arch[/variant]>", "image of a multi-platform index to copy (default: this host)")
+    .option("--preserve-digests", "refuse anything that would change a manifest digest (default)", true)
+    .option("--no-preserve-digests", "allow manifests to change (e.g. with --dest-compress)")
+    .addOption(new Option("--dest-compress <kind>", "compression of layers written compressed").choices(["gzip", "zstd"]))
+    .option("--max-concurrent <n>", "blobs copied at once", positiveInt, 3)
+    .option("-q, --quiet", "print nothing")
+    .addOption(new Option("--format <format>", "table (default: a line per blob) or json (one object per line)").choices(["table", "json"]))
+    .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string }) => {
+      const [{ copyCommand }, { parsePlatform }] = await Promise.all([import("./commands/copy.js"), import("@strata/core")]);
+      let platform;
+      try {
+        platform = o.platform ? parsePlatform(o.platform) : undefined;
+      } catch (e) {
+        throw new ExitError((e as Error).message, 2);
+      }
+      await copyCommand(src, dst, { ...o, platform, output: o.quiet ? "quiet" : o.format === "json" ? "json" : "text" });
     });
 
   program
