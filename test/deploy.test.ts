@@ -57,7 +57,7 @@ describe("deploy/", () => {
     const haproxy = await readFile(join(deploy, "haproxy.cfg"), "utf8");
     assert.match(haproxy, /server s1 strata-1:5000/);
     assert.match(haproxy, /server s2 strata-2:5000/);
-    assert.match(haproxy, /httpchk GET \/healthz/);
+    assert.match(haproxy, /httpchk GET \/readyz/);
   });
 
   it("the Deployment has 2+ replicas, probes, and S3 credentials from a Secret", async () => {
@@ -65,8 +65,8 @@ describe("deploy/", () => {
     assert.equal(d.kind, "Deployment");
     assert.ok(d.spec.replicas >= 2);
     const c = d.spec.template.spec.containers[0];
-    assert.equal(c.readinessProbe.httpGet.path, "/healthz");
-    assert.ok(c.livenessProbe.httpGet.path);
+    assert.equal(c.readinessProbe.httpGet.path, "/readyz");
+    assert.equal(c.livenessProbe.httpGet.path, "/livez", "a dependency outage must not restart the pods");
     const secretEnv = c.env.filter((e: { valueFrom?: { secretKeyRef?: unknown } }) => e.valueFrom?.secretKeyRef);
     assert.deepEqual(secretEnv.map((e: { name: string }) => e.name).sort(), ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
     assert.equal(d.spec.template.spec.securityContext.runAsNonRoot, true);

@@ -210,6 +210,7 @@ describe("private Redis and Swift stopped and restarted mid-push", () => {
     assert.equal(ready.checks.redis.status, "unavailable");
     assert.equal(ready.checks.storage.status, "ok");
     assert.equal((await health(srv, "/healthz")).status, 503);
+    assert.equal((await fetch(`${srv.url}/livez`)).status, 200, "/livez stays 200: a restart would not cure the outage");
     // Every blob is in S3: pulls go on.
     assert.ok((await readBlob(srv, repo, sha(layer))).equals(layer));
     const head = await fetch(`${srv.url}/v2/${repo}/blobs/${sha(img.config)}`, { method: "HEAD" });

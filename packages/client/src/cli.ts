@@ -1,9 +1,9 @@
 /**
- * Client subcommands of `strata`: pull, images, inspect, rmi, verify, save. Errors are thrown
+ * Client subcommands of `strata`: pull, images, inspect, rmi, image prune, system df, verify, save. Errors are thrown
  * (main prints them with `printError`); everything printed goes through terminal.ts.
  */
 // Command implementations are imported when their command runs (start-up time of the CLI).
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { formatOption, openStore, rootOption } from "./cli-util.js";
 import { type Fields, formatRows, parseFormat } from "./format.js";
 import type { ProgressReporter } from "./progress.js";
@@ -45,6 +45,12 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, "");
 }
 
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 class ExitError extends Error {
   constructor(
     message: string,
@@ -74,6 +80,15 @@ export function registerClientCommands(program: Command): void {
     .option("-q, --quiet", "print only the image reference")
     .addOption(formatOption(Object.keys(PULL_FIELDS).map((f) => `{{.${f}}}`).join(", ")))
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
+    .addOption(
+      new Option("--timeout <seconds>", "time allowed for a registry's response head, and for a token, manifest or config in full (default: 30 s heads, 60 s whole)")
+        .env("STRATA_TIMEOUT")
+        .argParser((v) => {
+          const n = Number(v);
+          if (!Number.isFinite(n) || n <= 0) throw new Error(`--timeout must be a positive number of seconds, got ${JSON.stringify(v)}`);
+          return n;
+        }),
+    )
     .option("-u, --username <user>", "registry user name")
     .option("--password-stdin", "read the registry password from stdin")
     .action(
@@ -86,6 +101,7 @@ export function registerClientCommands(program: Command): void {
           quiet?: boolean;
           format?: string;
           insecureRegistry: string[];
+          timeout?: number;
           username?: string;
           passwordStdin?: boolean;
         },
@@ -96,11 +112,11 @@ export function registerClientCommands(program: Command): void {
         await openStore(o.root, { create: true });
         // the unpack workers start first, on another core, while this thread loads the pull code
         (await import("./layer/unpack.js")).prewarmUnpackWorkers(o.maxConcurrent);
-        const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { credentialsFromDockerConfig }] = await Promise.all([
+        const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { getCredentials }] = await Promise.all([
           import("./pull.js"),
           import("@strata/core"),
           import("./progress.js"),
-          import("./registry/auth.js"),
+          import("./credentials/docker-config.js"),
         ]);
         const ref = parseReference(refArg);
         let credentials: Credentials | undefined;
@@ -109,7 +125,7 @@ export function registerClientCommands(program: Command): void {
           if (!o.passwordStdin) throw new Error("--username needs --password-stdin (passwords are never taken on the command line)");
           credentials = { username: o.username, password: await readStdin() };
         } else {
-          credentials = await credentialsFromDockerConfig(ref.domain);
+          credentials = await getCredentials(ref.domain);
         }
         let progress: ProgressReporter = silentProgress;
         if (!o.quiet && fmt === undefined) progress = process.stdout.isTTY ? new TtyProgress(process.stdout) : new PlainProgress(process.stdout);
@@ -123,6 +139,7 @@ export function registerClientCommands(program: Command): void {
             platform: o.platform ? parsePlatform(o.platform) : undefined,
             maxConcurrent: o.maxConcurrent,
             insecureRegistries: o.insecureRegistry,
+            timeouts: o.timeout === undefined ? undefined : { headersMs: o.timeout * 1000, smallBodyMs: o.timeout * 1000 },
             credentials,
             progress,
             signal: ac.signal,
@@ -180,6 +197,34 @@ export function registerClientCommands(program: Command): void {
       print(`${formatRemoveResult(r)}\n`);
     });
 
+  const image = program.commands.find((c) => c.name() === "image") ?? program.command("image").description("manage images");
+  image
+    .command("prune")
+    .description("remove dangling images (with --all: every image no container uses) and every layer nothing uses")
+    .addOption(rootOption())
+    .option("-a, --all", "remove every image no container uses, not only dangling ones")
+    .option("-f, --force", "do not prompt (strata never prompts; accepted for Docker's command line)")
+    .addOption(new Option("--format <format>", "table (default) or json ({ImagesDeleted, SpaceReclaimed} as Docker's API answers)"))
+    .action(async (o: { root: string; all?: boolean; format?: string }) => {
+      const fmt = o.format === undefined || o.format === "table" ? ({ kind: "table" } as const) : o.format === "json" ? ({ kind: "json" } as const) : undefined;
+      if (!fmt) throw new Error(`image prune: --format must be table or json, got ${JSON.stringify(o.format)}`);
+      const [{ pruneImages }, { formatPrune }] = await Promise.all([import("./store/prune.js"), import("./commands/prune.js")]);
+      print(formatPrune(await pruneImages(await openStore(o.root), { all: o.all }), fmt));
+    });
+
+  const system = program.commands.find((c) => c.name() === "system") ?? program.command("system").description("store-wide commands");
+  system
+    .command("df")
+    .description("show the store's disk usage: images, layers, containers, shared and reclaimable bytes")
+    .addOption(rootOption())
+    .addOption(formatOption("{{.Type}}, {{.TotalCount}}, {{.Active}}, {{.Size}}, {{.Shared}}, {{.Reclaimable}}"))
+    .action(async (o: { root: string; format?: string }) => {
+      const [{ diskUsage }, { formatDf, DF_FIELDS }] = await Promise.all([import("./store/prune.js"), import("./commands/df.js")]);
+      const fmt = parseFormat(o.format, DF_FIELDS, "system df");
+      const store = await openStore(o.root);
+      print(formatDf(await store.withLock(() => diskUsage(store)), fmt));
+    });
+
   program
     .command("verify")
     .description("rebuild every layer tar from diff + tar-split and check it against its diffID")
@@ -193,6 +238,67 @@ export function registerClientCommands(program: Command): void {
       print(formatVerify(checks, fmt));
       const bad = checks.flatMap((c) => c.layers.filter((l) => !l.ok));
       if (bad.length) throw new ExitError(`verify: ${bad.length} layer(s) failed: ${bad[0].diffId}: ${bad[0].error}`, 1);
+    });
+
+  program
+    .command("login")
+    .description("check credentials against a registry and store them in Docker's config.json (or its credential helper)")
+    .argument("[server]", "registry host[:port]", "docker.io")
+    .option("-u, --username <user>", "user name")
+    .option("--password-stdin", "read the password (or token) from stdin")
+    .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
+    .action(async (server: string, o: { username?: string; passwordStdin?: boolean; insecureRegistry: string[] }) => {
+      if (!o.username || !o.passwordStdin) throw new ExitError("login needs --username and --password-stdin (passwords are never taken on the command line)", 2);
+      const [{ login }, { fetchPing }] = await Promise.all([import("./credentials/login.js"), import("./credentials/registry-ping.js")]);
+      const password = await readStdin();
+      await login(server, { username: o.username, password }, { ping: fetchPing(o.insecureRegistry) });
+      print("Login Succeeded\n");
+    });
+
+  program
+    .command("logout")
+    .description("remove the stored credentials of a registry")
+    .argument("[server]", "registry host[:port]", "docker.io")
+    .action(async (server: string) => {
+      const [{ logout }, { registryKey }] = await Promise.all([import("./credentials/login.js"), import("./credentials/docker-config.js")]);
+      const key = registryKey(server);
+      print((await logout(server)) ? `Removing login credentials for ${key}\n` : `Not logged in to ${key}\n`);
+    });
+
+  program
+    .command("tag")
+    .description("add a name to an image in the store (like docker tag)")
+    .argument("<source>", "reference or image ID")
+    .argument("<target>", "new name[:tag]")
+    .addOption(rootOption())
+    .action(async (source: string, target: string, o: { root: string }) => {
+      const { tagImage } = await import("./commands/tag.js");
+      await tagImage(await openStore(o.root), source, target);
+    });
+
+  program
+    .command("copy")
+    .description("copy an image between oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] and store:REF")
+    .argument("<source>", "TRANSPORT:NAME to read")
+    .argument("<destination>", "TRANSPORT:NAME to write")
+    .addOption(rootOption())
+    .option("--all", "copy every image of a multi-platform index (the index keeps its digest)")
+    .option("--platform <os/arch[/variant]>", "image of a multi-platform index to copy (default: this host)")
+    .option("--preserve-digests", "refuse anything that would change a manifest digest (default)", true)
+    .option("--no-preserve-digests", "allow manifests to change (e.g. with --dest-compress)")
+    .addOption(new Option("--dest-compress <kind>", "compression of layers written compressed").choices(["gzip", "zstd"]))
+    .option("--max-concurrent <n>", "blobs copied at once", positiveInt, 3)
+    .option("-q, --quiet", "print nothing")
+    .addOption(new Option("--format <format>", "table (default: a line per blob) or json (one object per line)").choices(["table", "json"]))
+    .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string }) => {
+      const [{ copyCommand }, { parsePlatform }] = await Promise.all([import("./commands/copy.js"), import("@strata/core")]);
+      let platform;
+      try {
+        platform = o.platform ? parsePlatform(o.platform) : undefined;
+      } catch (e) {
+        throw new ExitError((e as Error).message, 2);
+      }
+      await copyCommand(src, dst, { ...o, platform, output: o.quiet ? "quiet" : o.format === "json" ? "json" : "text" });
     });
 
   program

@@ -1,4 +1,4 @@
-/** Registry subcommands of `strata`: serve, index rebuild, fsck. */
+/** Registry subcommands of `strata`: serve, index rebuild, fsck, gc, usage. */
 import type { Command } from "commander";
 
 interface ConfigFlags {
@@ -62,6 +62,86 @@ export function registerRegistryCommands(program: Command): void {
         }
       });
     });
+
+  program
+    .command("gc")
+    .description("collect garbage: delete blobs and links no tag reaches (online; one collector at a time), print what goes and the bytes freed")
+    .option("-c, --config <file>", "YAML configuration file")
+    .option("--data <dir>", "filesystem storage root")
+    .option("--dry-run", "print what would be deleted, delete nothing")
+    .option("--delay <seconds>", "keep everything younger than this (default: gc.delaySeconds, 3600)")
+    .option("--untagged <mode>", "delete: also collect manifests no tag reaches; keep: never (default: gc.untagged)")
+    .action(async (opts: ConfigFlags & { dryRun?: boolean; delay?: string; untagged?: string }) => {
+      const { loadConfig, redisConfigured } = await import("./config.js");
+      const config = await loadConfig({ file: opts.config, overrides: { data: opts.data } });
+      const delay = opts.delay === undefined ? config.gc.delaySeconds : Number(opts.delay);
+      if (!Number.isSafeInteger(delay) || delay < 0) throw new Error(`--delay must be a whole number of seconds, got ${JSON.stringify(opts.delay)}`);
+      if (opts.untagged !== undefined && opts.untagged !== "delete" && opts.untagged !== "keep") throw new Error(`--untagged must be delete or keep, got ${JSON.stringify(opts.untagged)}`);
+      const untagged = (opts.untagged as "delete" | "keep" | undefined) ?? config.gc.untagged;
+      const { formatAction } = await import("./services/gc.js");
+      const run = () =>
+        withStorage(config, async (driver) => {
+          const reg = await quietRegistry(config, driver);
+          try {
+            const report = await reg.collectGarbage({ delaySeconds: delay, untagged, dryRun: opts.dryRun ?? false });
+            for (const a of report.actions) process.stdout.write(`${formatAction(a, report.dryRun)}\n`);
+            const verb = report.dryRun ? "would free" : "freed";
+            process.stdout.write(`gc: ${report.blobsDeleted} blobs, ${verb} ${report.bytesFreed} bytes, ${report.actions.length - report.blobsDeleted} links and tags${report.dryRun ? " (dry run)" : ""} in ${report.durationMs} ms\n`);
+          } finally {
+            await reg.close();
+          }
+        });
+      if (config.storage.driver === "filesystem" && !redisConfigured(config)) {
+        // Embedded storage: the serving registry collects itself (its locks and caches are in its process).
+        const { servingPid, withGcLockFile } = await import("./storage/filesystem-lock.js");
+        const root = config.storage.filesystem.root;
+        await withGcLockFile(root, async () => {
+          const pid = await servingPid(root);
+          if (pid !== undefined) throw new Error(`a registry (pid ${pid}) serves ${root}: stop it first, or let it collect (gc.intervalSeconds)`);
+          await run();
+        });
+      } else if (config.storage.driver === "memory") {
+        throw new Error("gc needs persistent storage (storage.driver filesystem or s3)");
+      } else {
+        if (!redisConfigured(config)) process.stderr.write("warning: without redis, no registry may serve this storage while strata gc runs (nothing coordinates them)\n");
+        await run();
+      }
+    });
+
+  program
+    .command("usage")
+    .description("bytes of distinct blobs linked per repository and per quota, read from storage")
+    .option("-c, --config <file>", "YAML configuration file")
+    .option("--data <dir>", "filesystem storage root")
+    .option("--json", "print the JSON GET /strata/v1/usage answers")
+    .action(async (opts: ConfigFlags & { json?: boolean }) => {
+      const { loadConfig } = await import("./config.js");
+      const { UsageService } = await import("./services/usage.js");
+      const { BlobStore } = await import("./services/blobs.js");
+      const { MemoryDescriptorCache } = await import("./services/cache.js");
+      const config = await loadConfig({ file: opts.config, overrides: { data: opts.data } });
+      await withStorage(config, async (driver) => {
+        const u = await new UsageService(driver, new BlobStore(driver, new MemoryDescriptorCache()), config.quotas).usage();
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(u, null, 2)}\n`);
+          return;
+        }
+        const rows = [["REPOSITORY", "BYTES", "BLOBS"], ...u.repositories.map((r) => [r.name, String(r.bytes), String(r.blobs)])];
+        for (const q of u.quotas) rows.push([q.quota, `${q.usedBytes}/${q.maxBytes}`, ""]);
+        const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+        for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd()}\n`);
+      });
+    });
+}
+
+/** A registry over `driver` without background work or UI, for one-shot commands. */
+async function quietRegistry(config: Config, driver: Driver) {
+  const { createRegistry } = await import("./app.js");
+  const { pino } = await import("pino");
+  return createRegistry(
+    { ...config, ui: { enabled: false }, notifications: { endpoints: [] }, gc: { ...config.gc, intervalSeconds: 0 }, uploads: { ...config.uploads, purgeIntervalSeconds: 0 } },
+    { logger: pino({ level: "warn" }), driver },
+  );
 }
 
 type Config = import("./config.js").RegistryConfig;

@@ -141,6 +141,92 @@ const tlsSchema = z.object({
   reloadIntervalSeconds: z.number().positive().default(5),
 });
 
+/** A regular expression given as a string (validated when the configuration is read). */
+const regexString = z.string().refine((s) => {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, "not a valid regular expression");
+
+const repositoryGlobs = z.array(z.string().min(1)).min(1);
+
+/** Tags beyond these are deleted by the next GC run (see services/retention.ts). */
+const retentionRuleSchema = z
+  .object({
+    /** Globs over repository names (* within one component, ** any number of components). */
+    repositories: repositoryGlobs,
+    /** Keep the N most recently pushed candidate tags. */
+    keepLast: z.number().int().nonnegative().optional(),
+    /** Keep candidate tags pushed within this many days (OR'ed with keepLast). */
+    keepWithinDays: z.number().nonnegative().optional(),
+    /** Only tags matching this regular expression are candidates (default: every tag). */
+    tags: regexString.optional(),
+  })
+  .refine((r) => r.keepLast !== undefined || r.keepWithinDays !== undefined, "a retention rule needs keepLast or keepWithinDays");
+
+/** Matching tags can be created, never moved or deleted. */
+const immutableRuleSchema = z.object({
+  repositories: repositoryGlobs,
+  /** Tags matching this regular expression are immutable (default: every tag). */
+  tags: regexString.optional(),
+});
+
+/** Bytes of distinct blobs linked in the matching repositories together. */
+const quotaRuleSchema = z.object({
+  repositories: repositoryGlobs,
+  maxBytes: z.number().int().nonnegative(),
+});
+
+const upstreamUrlSchema = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//i.test(u), "url must be http or https")
+  .refine((u) => !new URL(u).username && !new URL(u).password, "no credentials in the url (use username and password)");
+
+/** One upstream of a multi-upstream mirror: chosen by the request's `ns` query parameter or by a name prefix. */
+const proxyUpstreamSchema = z
+  .object({
+    /** Matches `?ns=` (containerd hosts.toml mirrors), e.g. docker.io; names keep their form. `ns: docker.io` applies Docker Hub's rules. */
+    ns: z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, "ns: a registry host name").optional(),
+    /** Matches names starting with it (e.g. quay/); the prefix is removed for the upstream. */
+    prefix: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*\/([a-z0-9]+([._-][a-z0-9]+)*\/)*$/, "prefix: repository path components ending with /").optional(),
+    url: upstreamUrlSchema,
+    username: z.string().optional(),
+    password: z.string().optional(),
+  })
+  .refine((u) => (u.ns === undefined) !== (u.prefix === undefined), "each upstream needs exactly one of ns or prefix");
+
+/** Pull-through cache (mirror) of distribution-compatible upstream registries. */
+const proxySchema = z
+  .object({
+    /** The default upstream (Docker Hub rules apply when it is registry-1.docker.io). */
+    remoteurl: upstreamUrlSchema.optional(),
+    /** Credentials for remoteurl; also STRATA_PROXY__USERNAME / STRATA_PROXY__PASSWORD. Never logged. */
+    username: z.string().optional(),
+    password: z.string().optional(),
+    /** How long a tag's answer is trusted before it is revalidated upstream. */
+    ttlSeconds: z.number().int().nonnegative().default(600),
+    upstreams: z.array(proxyUpstreamSchema).default([]),
+    /** Accept pushes (the registry then holds both pushed and mirrored content). */
+    allowPush: z.boolean().default(false),
+    /** Deadline for an upstream answer's headers, and for each wait between body chunks. */
+    timeoutSeconds: z.number().positive().default(30),
+    cache: z
+      .object({
+        /** Mirrored bytes kept; beyond it the least recently pulled content is evicted. 0 = unlimited. */
+        maxBytes: z.number().int().nonnegative().default(0),
+        /** Content not pulled for this many days is evicted. 0 = never. */
+        evictAfterDays: z.number().nonnegative().default(0),
+        /** How often eviction runs. */
+        intervalSeconds: z.number().positive().default(60),
+      })
+      .default({ maxBytes: 0, evictAfterDays: 0, intervalSeconds: 60 }),
+  })
+  .refine((p) => p.remoteurl !== undefined || p.upstreams.length > 0, "proxy needs remoteurl or upstreams");
+
 export const configSchema = z.object({
   addr: addrSchema.default("127.0.0.1:5000"),
   storage: z
@@ -227,6 +313,20 @@ export const configSchema = z.object({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .default({ level: "info" }),
+  /** Garbage collection (services/gc.ts). */
+  gc: z
+    .object({
+      /** Blobs, links and manifests younger than this are never collected (grace period). */
+      delaySeconds: z.number().int().nonnegative().default(3600),
+      /** Collect on this schedule (0: only on demand, `strata gc`). */
+      intervalSeconds: z.number().int().nonnegative().default(0),
+      /** "delete": manifests no tag reaches (directly, as index child or as referrer) are collected too. */
+      untagged: z.enum(["delete", "keep"]).default("keep"),
+    })
+    .default({ delaySeconds: 3600, intervalSeconds: 0, untagged: "keep" }),
+  retention: z.array(retentionRuleSchema).default([]),
+  immutable: z.array(immutableRuleSchema).default([]),
+  quotas: z.array(quotaRuleSchema).default([]),
   /** Enable DELETE of manifests, tags and blobs. */
   delete: z.object({ enabled: z.boolean().default(true) }).default({ enabled: true }),
   /** Webhooks that receive push, pull, delete and mount events. */
@@ -264,6 +364,8 @@ export const configSchema = z.object({
         .optional(),
     })
     .default({ send: "auto" }),
+  /** Serve as a pull-through cache of upstream registries (read-only unless proxy.allowPush). */
+  proxy: proxySchema.optional(),
 })
   .refine((c) => c.access === undefined || c.auth !== undefined, { message: "access rules need auth (auth.htpasswd or auth.token)", path: ["access"] });
 
@@ -279,6 +381,11 @@ export type S3Config = z.infer<typeof s3Schema>;
 export type AuthConfig = z.infer<typeof authSchema>;
 export type AccessRule = z.infer<typeof accessRuleSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;
+export type RetentionRule = z.infer<typeof retentionRuleSchema>;
+export type ImmutableRule = z.infer<typeof immutableRuleSchema>;
+export type QuotaRule = z.infer<typeof quotaRuleSchema>;
+export type GcConfig = RegistryConfig["gc"];
+export type ProxyConfig = z.infer<typeof proxySchema>;
 
 export class ConfigError extends Error {
   /** Its message lists one problem per line (printed whole by the CLI). */

@@ -56,7 +56,7 @@ export class ManifestTooLargeError extends Error {
 
 export class BadRequestError extends Error {
   constructor(
-    readonly kind: "upload" | "size" | "name" | "digest" | "manifest",
+    readonly kind: "upload" | "size" | "name" | "digest" | "manifest" | "tag",
     message: string,
   ) {
     super(message);
@@ -76,5 +76,13 @@ export class UnavailableError extends Error {
   constructor(message: string, opts?: { cause?: unknown }) {
     super(message, opts);
     this.name = "UnavailableError";
+  }
+}
+
+/** A policy refuses the request (an immutable tag, a quota): 403 DENIED with the message. */
+export class DeniedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DeniedError";
   }
 }

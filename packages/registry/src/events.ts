@@ -101,6 +101,19 @@ export function requestEvent(ctx: Context, action: EventAction, target: EventTar
   };
 }
 
+/** Builds the event for an action the registry took by itself (garbage collection, retention). */
+export function systemEvent(action: EventAction, target: EventTarget, by: string): RegistryEvent {
+  const id = randomUUID();
+  return {
+    id,
+    timestamp: new Date(),
+    action,
+    target,
+    request: { id, addr: "", host: "", method: "", useragent: by, scheme: "" },
+    actor: {},
+  };
+}
+
 /** Identifies this registry process in events: host name and listening port, and an id new at every start. */
 export const instance = { hostname: hostname(), id: randomUUID() };
 

@@ -103,8 +103,8 @@ describe("Basic authentication (htpasswd alone)", () => {
       assert.equal(res.header("docker-distribution-api-version"), "registry/2.0");
     }
   });
-  it("/healthz needs no credentials", async () => {
-    assert.equal((await h.req("GET", "/healthz")).status, 200);
+  it("/healthz, /readyz and /livez need no credentials", async () => {
+    for (const p of ["/healthz", "/readyz", "/livez"]) assert.equal((await h.req("GET", p)).status, 200, p);
   });
 });
 

@@ -25,6 +25,13 @@ for (const backend of backends()) {
       assert.equal(res.body.length, 0);
     });
 
+    it("GET /livez answers 200 without consulting dependencies", async () => {
+      const res = await h.req("GET", "/livez");
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.json(), { status: "ok" });
+      assert.equal(res.header("cache-control"), "no-store");
+    });
+
     it("GET /healthz and /readyz answer 200 with every dependency's check", async () => {
       for (const path of ["/healthz", "/readyz"]) {
         const res = await h.req("GET", path);

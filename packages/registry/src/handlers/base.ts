@@ -1,7 +1,12 @@
 /**
- * GET /v2/ (API version check), GET /healthz (liveness) and GET /readyz (readiness).
+ * GET /v2/ (API version check), GET /livez (process liveness), GET /healthz (health) and
+ * GET /readyz (readiness).
  *
- * Liveness here means: this process serves HTTP AND reaches every dependency it needs
+ * /livez answers 200 `{"status":"ok"}` whenever the HTTP loop runs, without credentials and
+ * whatever the dependencies: it is what a restart-on-failure probe should watch, since a
+ * restart never cures a dependency outage.
+ *
+ * /healthz means: this process serves HTTP AND reaches every dependency it needs
  * (storage; Redis in a fleet), so it is 503 during a dependency outage, like readiness. Both
  * run the same checks, each within a short deadline (one probe shared by concurrent callers),
  * and answer 200 `{"status":"ok","checks":{...}}` or 503 with `"status":"unavailable"`, each
@@ -31,6 +36,10 @@ export function registerBase(router: Router, s: Services): void {
   router.get("/v2/", (ctx) => {
     ctx.type = "application/json";
     ctx.body = "{}";
+  });
+  router.get("/livez", (ctx) => {
+    ctx.set("Cache-Control", "no-store");
+    ctx.body = { status: "ok" };
   });
   router.get("/healthz", async (ctx) => answer(ctx, await s.health.probe()));
   router.get("/readyz", async (ctx) => answer(ctx, await s.health.probe()));

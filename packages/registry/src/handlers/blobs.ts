@@ -1,9 +1,9 @@
 /** GET, HEAD and DELETE /v2/<name>/blobs/<digest>. */
 import type Router from "@koa/router";
 import type { Context } from "koa";
-import { BlobRangeError, UnsupportedError } from "../errors.js";
+import { BlobRangeError, UnknownError, UnsupportedError } from "../errors.js";
 import { requestEvent } from "../events.js";
-import { digestAt, repository } from "../http/params.js";
+import { digestAt, nsQuery, repository } from "../http/params.js";
 import { fileBody } from "../http/sendfile.js";
 import type { BlobRange } from "../services/blobs.js";
 import type { Services } from "../services/index.js";
@@ -35,8 +35,26 @@ export function registerBlobs(router: Router, s: Services): void {
   const read = async (ctx: Context) => {
     const name = repository(ctx);
     const digest = digestAt(ctx, 1);
-    const size = await s.blobs.stat(name, digest);
     const head = ctx.method === "HEAD";
+    const route = s.proxy?.route(name, nsQuery(ctx));
+    let size = await s.blobs.sizeIn(route?.local ?? name, digest);
+    if (size !== undefined && route) s.proxy!.served(route.local, digest, size);
+    if (size === undefined && route) {
+      const r = await s.proxy!.blob(route, digest, head ? "head" : ctx.get("Range") ? "wait" : "get");
+      if (r.stream) {
+        // Fed as the upstream sends it; aborted before its end unless the digest matched.
+        ctx.set("Docker-Content-Digest", digest);
+        ctx.set("ETag", `"${digest}"`);
+        ctx.body = r.stream;
+        if (r.size !== undefined) ctx.length = r.size;
+        ctx.type = "application/octet-stream";
+        s.events.emit(requestEvent(ctx, "pull", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size: r.size ?? 0 }));
+        return;
+      }
+      size = r.size;
+      if (size === undefined) throw new UnknownError("blob", digest);
+    }
+    if (size === undefined) throw new UnknownError("blob", digest);
     if (s.config.storage.s3?.redirect && !head) {
       const url = await s.blobs.redirectURL(digest, "GET", s.config.storage.s3.redirectExpirySeconds);
       if (url) {

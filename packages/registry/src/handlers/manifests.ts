@@ -4,7 +4,7 @@ import type { Context } from "koa";
 import { ManifestTooLargeError, UnknownError, UnsupportedError } from "../errors.js";
 import { requestEvent } from "../events.js";
 import { requestBody } from "../http/body.js";
-import { manifestReference, repository } from "../http/params.js";
+import { manifestReference, nsQuery, repository } from "../http/params.js";
 import type { Services } from "../services/index.js";
 
 const PATH = /^\/v2\/(.+?)\/manifests\/([^/]+)$/;
@@ -35,7 +35,13 @@ export function registerManifests(router: Router, s: Services): void {
   const read = async (ctx: Context) => {
     const name = repository(ctx);
     const ref = manifestReference(ctx, 1, "read");
-    const m = await s.manifests.get(name, ref);
+    const route = s.proxy?.route(name, nsQuery(ctx));
+    let m;
+    if (route) {
+      const r = await s.proxy!.manifest(route, ref);
+      m = r.manifest;
+      if (r.warning) ctx.set("Warning", r.warning);
+    } else m = await s.manifests.get(name, ref);
     if (!accepts(ctx.get("Accept"), m.mediaType)) throw new UnknownError("manifest", `${m.digest} (not in the accepted media types)`);
     ctx.set("Docker-Content-Digest", m.digest);
     ctx.set("ETag", `"${m.digest}"`);

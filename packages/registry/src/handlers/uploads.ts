@@ -49,10 +49,9 @@ export function registerUploads(router: Router, s: Services): void {
       const source = from ? repositoryName(from) : undefined;
       if (digest) {
         const size = source !== undefined ? await mountableFrom(ctx, s, source, digest) : await mountableAnywhere(ctx, s, digest);
-        if (size !== undefined) {
-          await s.blobs.link(name, digest, size);
-          await s.repositories.added(name);
-          s.events.emit(requestEvent(ctx, "mount", { kind: "blob", repository: name, digest, fromRepository: source, mediaType: "application/octet-stream", size }));
+        const linked = size === undefined ? undefined : await s.uploads.mount(name, digest, size);
+        if (linked !== undefined) {
+          s.events.emit(requestEvent(ctx, "mount", { kind: "blob", repository: name, digest, fromRepository: source, mediaType: "application/octet-stream", size: linked }));
           return created(ctx, name, digest);
         }
       }

@@ -61,7 +61,7 @@ export function needOf(method: string, path: string): Need | undefined {
 function metadataNeed(method: string, path: string): Need | undefined {
   if (path === "/strata/v1/") return undefined;
   if (method !== "GET" && method !== "HEAD") return { kind: "base" };
-  if (path === "/strata/v1/repositories") return { kind: "catalog" };
+  if (path === "/strata/v1/repositories" || path === "/strata/v1/usage") return { kind: "catalog" };
   const m = /^\/strata\/v1\/repositories\/(.+?)\/(?:tags|manifests\/[^/]+)$/.exec(path);
   if (!m || !isValidRepositoryName(m[1])) return { kind: "base" };
   return { kind: "repository", name: m[1], action: "pull" };

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import {
   BadRequestError,
   BlobRangeError,
+  DeniedError,
   ManifestReferenceError,
   ManifestTooLargeError,
   UnavailableError,
@@ -17,6 +18,7 @@ import {
   UnsupportedError,
   UploadRangeError,
 } from "../errors.js";
+import { UpstreamError } from "../proxy/upstream.js";
 import { StorageFullError, StorageUnavailableError } from "../storage/driver.js";
 
 const UNKNOWN_CODES = { blob: "BLOB_UNKNOWN", manifest: "MANIFEST_UNKNOWN", repository: "NAME_UNKNOWN", upload: "BLOB_UPLOAD_UNKNOWN" } as const;
@@ -26,6 +28,7 @@ const BAD_REQUEST_CODES = {
   name: "NAME_INVALID",
   digest: "DIGEST_INVALID",
   manifest: "MANIFEST_INVALID",
+  tag: "TAG_INVALID",
 } as const;
 
 /** Maps any thrown value to the OciError that answers it, or undefined for internal errors. */
@@ -45,7 +48,12 @@ export function toOciError(e: unknown): OciError | undefined {
   if (e instanceof ManifestTooLargeError) return new OciError("SIZE_INVALID", { status: 413, message: e.message });
   if (e instanceof BadRequestError) return new OciError(BAD_REQUEST_CODES[e.kind], { message: e.message });
   if (e instanceof UnsupportedError) return new OciError("UNSUPPORTED", { message: e.message });
+  if (e instanceof DeniedError) return new OciError("DENIED", { message: e.message });
   if (e instanceof UnavailableError || e instanceof StorageUnavailableError) return new OciError("UNAVAILABLE", { headers: { "Retry-After": "1" } });
+  if (e instanceof UpstreamError) {
+    if (e.status === 429) return new OciError("TOOMANYREQUESTS", { message: e.message, headers: e.retryAfter && /^\d{1,6}$/.test(e.retryAfter) ? { "Retry-After": e.retryAfter } : {} });
+    return new OciError("UNAVAILABLE", { message: e.message, headers: { "Retry-After": "1" } });
+  }
   if (e instanceof StorageFullError) return new OciError("UNKNOWN", { status: 507, message: "storage full" });
   if (e instanceof InvalidReferenceError) return new OciError("NAME_INVALID", { message: e.message });
   if (e instanceof DigestMismatchError) return new OciError("DIGEST_INVALID", { message: e.message });

@@ -6,6 +6,8 @@ import type { Health } from "./health.js";
 import type { RepositoryIndex } from "./catalog.js";
 import type { ManifestStore } from "./manifests.js";
 import type { MetadataService } from "./metadata.js";
+import type { UsageService } from "./usage.js";
+import type { ProxyService } from "./proxy.js";
 
 /** Everything a request handler may use. */
 export interface Services {
@@ -19,4 +21,8 @@ export interface Services {
   /** Handlers emit push, pull, delete and mount here (see events.ts). */
   readonly events: EventBus;
   readonly metadata: MetadataService;
+  /** Storage usage per repository and quota (GET /strata/v1/usage). */
+  readonly usage: UsageService;
+  /** Set when the registry is a pull-through cache (config `proxy`). */
+  readonly proxy?: ProxyService;
 }

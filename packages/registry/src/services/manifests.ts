@@ -13,12 +13,14 @@ import {
   type ParsedManifest,
   parseManifest,
 } from "@strata/core";
-import { ManifestReferenceError, UnknownError } from "../errors.js";
+import { DeniedError, ManifestReferenceError, UnavailableError, UnknownError } from "../errors.js";
 import type { Lease, Locker } from "../locks.js";
 import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { baseName, pathFor } from "../storage/paths.js";
 import { BlobStore } from "./blobs.js";
 import { ByteLru } from "./cache.js";
+import { type GcGuard, requireStored } from "./gc.js";
+import type { ImmutableTags } from "./retention.js";
 
 export interface StoredManifest {
   readonly digest: Digest;
@@ -78,12 +80,16 @@ export class ManifestStore {
     private readonly blobs: BlobStore,
     private readonly tagIndex: TagIndex,
     private readonly locks: Locker,
+    private readonly guard: GcGuard,
     cacheBytes: number,
-    opts: { cacheLinks: boolean } = { cacheLinks: false },
+    opts: { cacheLinks: boolean; immutable?: ImmutableTags } = { cacheLinks: false },
   ) {
     this.lru = new ByteLru(cacheBytes);
     this.links = opts.cacheLinks ? new Map() : undefined;
+    this.immutable = opts.immutable;
   }
+
+  private readonly immutable: ImmutableTags | undefined;
 
   private async readLink(key: string): Promise<Digest | undefined> {
     if (this.links?.has(key)) return this.links.get(key);
@@ -144,41 +150,105 @@ export class ManifestStore {
   /**
    * Validates and stores a manifest. `reference` is the tag or digest it was PUT under;
    * a digest reference must equal the digest of the bytes (DigestMismatchError otherwise).
+   * `mirrored`: content of a pull-through cache, whose blobs and children are fetched on
+   * demand, so they need not be in the repository yet.
    */
-  async put(repository: string, reference: { tag?: string; digest?: Digest }, raw: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+  async put(
+    repository: string,
+    reference: { tag?: string; digest?: Digest },
+    raw: Buffer,
+    contentType: string | undefined,
+    opts: { mirrored?: boolean } = {},
+  ): Promise<PutManifestResult> {
     const m = parseManifest(raw, contentType);
     const algorithm: DigestAlgorithm = reference.digest ? digestAlgorithm(reference.digest) : "sha256";
     const digest = digestOf(raw, algorithm);
     if (reference.digest && reference.digest !== digest) throw new DigestMismatchError(reference.digest, digest);
-    await this.checkReferences(repository, m);
-    await this.blobs.putSmall(digest, raw);
-    await this.writeLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest }), digest);
-    if (m.subject) {
-      const desc = referrerDescriptor(m, digest, raw.length);
-      await this.driver.putContent(pathFor({ kind: "referrerLink", name: repository, subject: m.subject.digest, digest }), Buffer.from(JSON.stringify(desc)));
-    }
-    if (reference.tag) await this.tag(repository, reference.tag, digest);
-    this.lru.set(digest, { digest, raw, mediaType: m.mediaType, bytes: raw.length + 200 });
-    return { digest, subject: m.subject?.digest, mediaType: m.mediaType };
+    // A refused tag move must leave nothing behind (tag() checks again under the tag's lock).
+    if (reference.tag) await this.checkImmutable(repository, reference.tag, digest);
+    // In flight for the collector from before the first check until after the last write (services/gc.ts).
+    return this.guard.push(async (deadline) => {
+      const inTime = () => {
+        if (Date.now() > deadline) throw new UnavailableError(`manifest push of ${digest} took too long`);
+      };
+      if (!opts.mirrored) await this.checkReferences(repository, m, new Set(), 0);
+      inTime();
+      await this.guard.hold(digest, async () => {
+        await this.blobs.putSmall(digest, raw);
+        inTime();
+        await this.writeLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest }), digest);
+      });
+      if (m.subject) {
+        const desc = referrerDescriptor(m, digest, raw.length);
+        inTime();
+        await this.driver.putContent(pathFor({ kind: "referrerLink", name: repository, subject: m.subject.digest, digest }), Buffer.from(JSON.stringify(desc)));
+      }
+      if (reference.tag) {
+        inTime();
+        await this.tag(repository, reference.tag, digest);
+      }
+      this.lru.set(digest, { digest, raw, mediaType: m.mediaType, bytes: raw.length + 200 });
+      return { digest, subject: m.subject?.digest, mediaType: m.mediaType };
+    });
   }
 
-  private async checkReferences(repository: string, m: ParsedManifest): Promise<void> {
+  /**
+   * Checks that every blob and child manifest `m` refers to is in the repository and durably
+   * stored, each under its blob lock, protecting it from a running collection; index children
+   * are followed down to their blobs (the collector's race rule, services/gc.ts).
+   */
+  private async checkReferences(repository: string, m: ParsedManifest, seen: Set<string>, depth: number): Promise<void> {
     if (m.kind === "manifest") {
-      for (const d of [m.config, ...m.layers]) {
-        if (d.urls && d.urls.length > 0 && (d.mediaType.includes("foreign") || d.mediaType.includes("nondistributable"))) continue;
-        const size = await this.blobs.sizeIn(repository, d.digest);
-        if (size === undefined) {
-          if (await this.hasRevision(repository, d.digest)) continue; // a manifest used as a blob
-          throw new ManifestReferenceError(d.digest, `blob ${d.digest} is not in repository ${repository}`);
-        }
-        if (size !== d.size) throw new ManifestReferenceError(d.digest, `blob ${d.digest} has size ${size}, the manifest says ${d.size}`);
-      }
+      const refs = [m.config, ...m.layers].filter((d) => {
+        if (d.urls && d.urls.length > 0 && (d.mediaType.includes("foreign") || d.mediaType.includes("nondistributable"))) return false;
+        if (seen.has(d.digest)) return false;
+        seen.add(d.digest);
+        return true;
+      });
+      // one blob lock at a time per task: never two held together, so no lock order to keep
+      await mapLimit(refs, 8, (d) =>
+        this.guard.hold(d.digest, async () => {
+          const size = await this.blobs.sizeIn(repository, d.digest);
+          if (size === undefined) {
+            if (await this.hasRevision(repository, d.digest)) return void (await requireStored(this.blobs, d.digest)); // a manifest used as a blob
+            throw new ManifestReferenceError(d.digest, `blob ${d.digest} is not in repository ${repository}`);
+          }
+          if (size !== d.size) throw new ManifestReferenceError(d.digest, `blob ${d.digest} has size ${size}, the manifest says ${d.size}`);
+          await requireStored(this.blobs, d.digest, d.size);
+        }),
+      );
     } else {
       for (const d of m.manifests) {
-        if (!(await this.hasRevision(repository, d.digest)))
-          throw new ManifestReferenceError(d.digest, `manifest ${d.digest} is not in repository ${repository}`);
+        if (seen.has(d.digest)) continue;
+        seen.add(d.digest);
+        const child = await this.guard.hold(d.digest, async () => {
+          if (!(await this.hasRevision(repository, d.digest)))
+            throw new ManifestReferenceError(d.digest, `manifest ${d.digest} is not in repository ${repository}`);
+          await requireStored(this.blobs, d.digest);
+          try {
+            return parseManifest((await this.load(d.digest)).raw);
+          } catch (e) {
+            if (e instanceof UnknownError) throw new ManifestReferenceError(d.digest, `manifest ${d.digest} is not stored`);
+            return undefined; // a child that is not a manifest refers to nothing
+          }
+        });
+        if (child && depth < 8) await this.checkReferences(repository, child, seen, depth + 1);
       }
     }
+  }
+
+  /** Removes a revision link the collector found unreachable (no-op when gone). */
+  async forgetRevision(repository: string, digest: Digest): Promise<void> {
+    try {
+      await this.deleteLinkDir(pathFor({ kind: "manifestRevisionDir", name: repository, digest }));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  /** Forgets the cached bytes of a manifest the collector deleted. */
+  collected(digest: Digest): void {
+    this.lru.delete(digest);
   }
 
   async hasRevision(repository: string, digest: Digest): Promise<boolean> {
@@ -191,9 +261,23 @@ export class ManifestStore {
    */
   async tag(repository: string, tag: string, digest: Digest): Promise<void> {
     const link = pathFor({ kind: "tagCurrentLink", name: repository, tag });
-    await this.locks.withLock(`tag:${repository}:${tag}`, (lease) =>
-      this.tagIndex.change(repository, tag, true, lease, () => this.writeLink(link, digest, lease.signal)),
-    );
+    await this.locks.withLock(`tag:${repository}:${tag}`, async (lease) => {
+      if (await this.checkImmutable(repository, tag, digest)) return;
+      await this.tagIndex.change(repository, tag, true, lease, () => this.writeLink(link, digest, lease.signal));
+    });
+  }
+
+  /**
+   * Throws DeniedError when `tag` is immutable and names another manifest; true when it is
+   * immutable and already names `digest` (nothing to write).
+   */
+  private async checkImmutable(repository: string, tag: string, digest: Digest): Promise<boolean> {
+    const rule = this.immutable?.ruleFor(repository, tag);
+    if (rule === undefined) return false;
+    const current = await BlobStore.readLink(this.driver, pathFor({ kind: "tagCurrentLink", name: repository, tag }));
+    if (current === undefined) return false;
+    if (current === digest) return true;
+    throw new DeniedError(`tag ${repository}:${tag} is immutable (${rule}): it points at ${current} and cannot be moved`);
   }
 
   /**
@@ -203,6 +287,8 @@ export class ManifestStore {
    */
   async untag(repository: string, tag: string): Promise<void> {
     const link = pathFor({ kind: "tagCurrentLink", name: repository, tag });
+    const rule = this.immutable?.ruleFor(repository, tag);
+    if (rule !== undefined && (await tagLinkExists(this.driver, repository, tag))) throw new DeniedError(`tag ${repository}:${tag} is immutable (${rule}) and cannot be deleted`);
     await this.locks.withLock(`tag:${repository}:${tag}`, (lease) =>
       this.tagIndex.change(repository, tag, false, lease, async () => {
         this.links?.delete(link);
@@ -221,10 +307,15 @@ export class ManifestStore {
   /** Deletes a manifest revision, every tag of the repository pointing at it, and its referrer link. */
   async delete(repository: string, digest: Digest): Promise<void> {
     const m = await this.get(repository, { digest });
+    const pointing: string[] = [];
     for (const tag of (await this.tagIndex.tags(repository)) ?? []) {
       const d = await this.readLink(pathFor({ kind: "tagCurrentLink", name: repository, tag }));
-      if (d === digest) await this.untag(repository, tag);
+      if (d !== digest) continue;
+      const rule = this.immutable?.ruleFor(repository, tag);
+      if (rule !== undefined) throw new DeniedError(`manifest ${digest} is tagged ${repository}:${tag}, which is immutable (${rule})`);
+      pointing.push(tag);
     }
+    for (const tag of pointing) await this.untag(repository, tag);
     let parsed: ParsedManifest | undefined;
     try {
       parsed = parseManifest(m.raw);

@@ -21,6 +21,9 @@
  *                                                       persisted (see upload/uploads.ts)
  *   /strata/metadata/pulls.json                         last pull times (embedded mode without Redis;
  *                                                       see services/metadata.ts)
+ *   /strata/proxy/cache.json                            what a pull-through cache fetched, where it
+ *                                                       linked it and when it was last pulled
+ *                                                       (see services/proxycache.ts)
  *
  * A blob becomes visible only once verified: a chunked upload's `data` is moved to its blobs/
  * key after the digest check; a monolithic upload (digest known up front) is written through
@@ -57,7 +60,8 @@ export type PathSpec =
   | { kind: "upload"; name: string; id: string }
   | { kind: "uploadData"; name: string; id: string }
   | { kind: "uploadProgress"; name: string; id: string }
-  | { kind: "metadataPulls" };
+  | { kind: "metadataPulls" }
+  | { kind: "proxyCache" };
 
 const d = (x: Digest) => `${digestAlgorithm(x)}/${digestHex(x)}`;
 
@@ -112,6 +116,8 @@ export function pathFor(spec: PathSpec): string {
       return `${pathFor({ kind: "upload", name: spec.name, id: spec.id })}/progress`;
     case "metadataPulls":
       return "/strata/metadata/pulls.json";
+    case "proxyCache":
+      return "/strata/proxy/cache.json";
   }
 }
 

@@ -27,6 +27,8 @@ import { createDigester, createVerifier, type Digest, DigestMismatchError, diges
 import { BadRequestError, UnavailableError, UnknownError, UploadRangeError } from "../errors.js";
 import type { Lease, Locker } from "../locks.js";
 import type { BlobStore } from "../services/blobs.js";
+import { type GcState, requireStored } from "../services/gc.js";
+import { type Allowance, quotaDenied } from "../services/usage.js";
 import { type RepositoryIndex, walkUploads } from "../services/catalog.js";
 import { type FileWriter, isNotFound, type StorageDriver, StorageUnavailableError } from "../storage/driver.js";
 import { blobOfDataKey, pathFor, uploadOfDataKey } from "../storage/paths.js";
@@ -46,6 +48,13 @@ export interface UploadOptions {
   maxBlobBytes: number;
   /** Upload data no session owns is purged once untouched for this long. */
   orphanGraceSeconds: number;
+  /** Quotas (services/usage.ts); absent: none. */
+  quota?: QuotaGate;
+}
+
+/** What quotas let a repository still add (services/usage.ts). */
+export interface QuotaGate {
+  allowance(repository: string, digest?: Digest): Promise<Allowance | undefined>;
 }
 
 export function uploadLocation(repository: string, id: string): string {
@@ -68,6 +77,7 @@ export class UploadService {
     private readonly blobs: BlobStore,
     private readonly repos: RepositoryIndex,
     private readonly locks: Locker,
+    private readonly gc: GcState,
     private readonly opts: UploadOptions,
   ) {}
 
@@ -120,14 +130,17 @@ export class UploadService {
       const s = await this.get(repository, id);
       const writer = await this.openWriter(s, lease);
       if (!writer) return this.forget(s, lease);
+      let allow: Allowance | undefined;
       try {
         this.checkRange(s, range, contentLength);
+        allow = await this.opts.quota?.allowance(repository);
+        if (allow && contentLength !== undefined && s.offset + contentLength > allow.bytes) throw quotaDenied(allow, repository, s.offset + contentLength);
       } catch (e) {
         await writer.close();
         throw e;
       }
       const hash = this.loadHash(s);
-      const failure = await this.receive(s, writer, hash, body, contentLength);
+      const failure = await this.receive(s, writer, hash, body, contentLength, allow);
       await this.persist(s, writer, hash, lease);
       if (failure) throw failure;
       return s;
@@ -154,8 +167,17 @@ export class UploadService {
       const writer = await this.openWriter(s, lease);
       if (!writer) return this.finishInterrupted(s, digest, body, contentLength, lease);
       const hash = this.loadHash(s);
+      let allow: Allowance | undefined;
+      try {
+        allow = await this.opts.quota?.allowance(repository, digest);
+        const total = s.offset + (contentLength ?? 0);
+        if (allow && total > allow.bytes) throw quotaDenied(allow, repository, total);
+      } catch (e) {
+        await writer.close();
+        throw e;
+      }
       if (body) {
-        const failure = await this.receive(s, writer, hash, body, contentLength);
+        const failure = await this.receive(s, writer, hash, body, contentLength, allow);
         if (failure) {
           // Keep what arrived, so that the client can resume from there.
           await this.persist(s, writer, hash, lease);
@@ -198,14 +220,19 @@ export class UploadService {
   async monolithic(repository: string, digest: Digest, body: Readable, contentLength?: number): Promise<number> {
     const key = pathFor({ kind: "blobData", digest });
     const limit = this.opts.maxBlobBytes;
+    const allow = await this.opts.quota?.allowance(repository, digest);
+    if (allow && contentLength !== undefined && contentLength > allow.bytes) throw quotaDenied(allow, repository, contentLength);
     const check = (n: number) => {
       if (limit > 0 && n > limit) throw new BadRequestError("size", "blob exceeds the size limit");
+      if (allow && n > allow.bytes) throw quotaDenied(allow, repository, n);
     };
     const size = await this.locks.withLock(`blob:${digest}`, async (lease) => {
       const existing = await this.blobs.globalSize(digest);
       const verifier = createVerifier({ digest, size: contentLength, maxSize: limit > 0 ? limit : undefined });
       if (existing !== undefined) {
+        if (allow && existing > allow.bytes) throw quotaDenied(allow, repository, existing);
         await pipeline(body, verifier, new Writable({ write: (_c, _e, cb) => cb() }));
+        await this.linkHeld(repository, digest, existing);
         return existing;
       }
       const writer = await this.driver.writer(key, { size: contentLength, signal: lease.signal });
@@ -227,11 +254,38 @@ export class UploadService {
       }
       await writer.commit();
       await this.blobs.noteVerified(digest).catch(() => {});
+      await this.linkHeld(repository, digest, n);
       return n;
     });
-    await this.blobs.link(repository, digest, size);
     await this.repos.added(repository);
     return size;
+  }
+
+  /**
+   * Links a stored blob into a repository; called under the blob's lock, after the bytes were
+   * found or written, and protects the blob from a running collection (services/gc.ts).
+   */
+  private async linkHeld(repository: string, digest: Digest, size: number): Promise<void> {
+    await this.blobs.link(repository, digest, size);
+    await this.gc.protect(digest);
+  }
+
+  /**
+   * Cross-repository mount of a blob the caller may read (its size given): under the blob's
+   * lock, checks the bytes are still stored, links and protects them. Undefined when the blob
+   * went meanwhile (the client then uploads it).
+   */
+  async mount(repository: string, digest: Digest, size: number): Promise<number | undefined> {
+    const allow = await this.opts.quota?.allowance(repository, digest);
+    if (allow && size > allow.bytes) throw quotaDenied(allow, repository, size);
+    const linked = await this.locks.withLock(`blob:${digest}`, async () => {
+      const stored = await requireStored(this.blobs, digest, size).catch(() => undefined);
+      if (stored === undefined) return undefined;
+      await this.linkHeld(repository, digest, stored);
+      return stored;
+    });
+    if (linked !== undefined) await this.repos.added(repository);
+    return linked;
   }
 
   /** Cancels an upload (DELETE). */
@@ -346,13 +400,14 @@ export class UploadService {
    * reached the writer. Returns the error that cut the body short, if any (the bytes before
    * it are kept).
    */
-  private async receive(s: UploadSession, writer: FileWriter, hash: ResumableHash, body: Readable, contentLength: number | undefined): Promise<unknown> {
+  private async receive(s: UploadSession, writer: FileWriter, hash: ResumableHash, body: Readable, contentLength: number | undefined, allow?: Allowance): Promise<unknown> {
     const limit = this.opts.maxBlobBytes;
     let received = 0;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         received += chunk.length;
         if (limit > 0 && s.offset + chunk.length > limit) throw new BadRequestError("size", "blob exceeds the size limit");
+        if (allow && s.offset + chunk.length > allow.bytes) throw quotaDenied(allow, s.repository, s.offset + chunk.length);
         await writer.write(chunk);
         hash.update(chunk);
         s.offset += chunk.length;
@@ -406,8 +461,8 @@ export class UploadService {
         await this.driver.move(dataKey, pathFor({ kind: "blobData", digest }), blobLease.signal);
         await this.blobs.noteVerified(digest).catch(() => {});
       }
+      await this.linkHeld(s.repository, digest, size);
     });
-    await this.blobs.link(s.repository, digest, size);
     await this.repos.added(s.repository);
     await this.markCompleted(s, digest, size, lease);
     return size;

@@ -1,0 +1,212 @@
+/**
+ * Copies an image (or a multi-platform index) from an ImageSource to an ImageDestination.
+ *
+ * - Blobs stream from source to destination, verified on both sides; a blob the destination
+ *   already has is skipped.
+ * - With preserveDigests (the default) a manifest the source keeps is copied byte for byte, so
+ *   its digest (and, with `all`, the index's) is the same at the destination; an option that
+ *   would change it is refused.
+ * - A source that keeps no manifest (docker-archive, store) gives uncompressed layers: they are
+ *   compressed (gzip unless `destCompress`) for destinations that keep blobs, and a manifest in
+ *   the destination's format is built.
+ * - A destination that needs plain tars (docker-archive) gets every layer decompressed and
+ *   checked against its diffID.
+ * - Any failure aborts the destination (nothing it wrote stays) and is rethrown.
+ */
+import { pipeline, type Readable } from "node:stream";
+import { type Descriptor, type Digest, formatPlatform, hostPlatform, type LayerCompression, MediaTypes, type Platform, platformMatches } from "@strata/core";
+import { decompressor } from "../layer/decompress.js";
+import { compressor } from "./gzip.js";
+import { buildManifest, layerMediaType } from "./manifests.js";
+import type { BlobRef, ImageDestination, ImageSource, SourceImage, SourceLayer, SourceTarget } from "./types.js";
+import { TransportError, TransportUsageError } from "./types.js";
+
+export interface CopyOptions {
+  /** Copy every image of an index (and the index itself). */
+  all?: boolean;
+  /** The image of an index to copy (default: this host's platform). */
+  platform?: Platform;
+  /** Refuse anything that would change a manifest digest (default true). */
+  preserveDigests?: boolean;
+  /** Compression of layers written compressed (default gzip; existing compressed layers are kept). */
+  destCompress?: "gzip" | "zstd";
+  /** Blobs copied at once (default 3). */
+  maxConcurrent?: number;
+  onEvent?: (e: CopyEvent) => void;
+}
+
+export type CopyEvent =
+  | { kind: "blob"; digest: Digest; size: number; status: "copied" | "exists"; role: "config" | "layer" }
+  | { kind: "manifest"; digest: Digest; mediaType: string; top: boolean };
+
+export interface CopyResult {
+  /** Digest of the manifest or index the destination reference now names. */
+  digest: Digest;
+  mediaType: string;
+  /** Images (manifests) copied. */
+  images: number;
+}
+
+interface Written {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  images: number;
+}
+
+/** Streams piped one into the next; an error anywhere destroys the last one with it. */
+function chain(first: Readable, ...rest: NodeJS.ReadWriteStream[]): Readable {
+  if (rest.length === 0) return first;
+  return pipeline(first, ...(rest as [NodeJS.ReadWriteStream]), () => {}) as unknown as Readable;
+}
+
+/** Runs `tasks` with at most `n` at once; waits for every started one before reporting the first failure. */
+async function pool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
+  let next = 0;
+  let failure: { e: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < tasks.length) {
+      const t = tasks[next++];
+      try {
+        await t();
+      } catch (e) {
+        failure ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
+  if (failure) throw failure.e;
+}
+
+export async function copyImage(src: ImageSource, dst: ImageDestination, opts: CopyOptions = {}): Promise<CopyResult> {
+  const c = new Copier(src, dst, opts);
+  try {
+    const r = await c.target(await src.resolve(), true);
+    await dst.commit();
+    return { digest: r.digest, mediaType: r.mediaType, images: r.images };
+  } catch (e) {
+    await dst.abort().catch(() => {});
+    throw e;
+  } finally {
+    await src.close().catch(() => {});
+  }
+}
+
+class Copier {
+  private readonly preserve: boolean;
+  constructor(
+    private readonly src: ImageSource,
+    private readonly dst: ImageDestination,
+    private readonly opts: CopyOptions,
+  ) {
+    this.preserve = opts.preserveDigests !== false;
+  }
+
+  async target(t: SourceTarget, top: boolean): Promise<Written> {
+    if (t.kind === "image") return this.image(t.image, top);
+    const idx = t.index;
+    if (!this.opts.all) {
+      const want = this.opts.platform ?? hostPlatform();
+      const hit = idx.parsed.manifests.find((d) => platformMatches(want, d.platform));
+      if (!hit) {
+        const have = idx.parsed.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : "unknown")).join(", ");
+        throw new TransportError(`${this.src.name}: no image for ${formatPlatform(want)} in the index (it has ${have || "none"}); use --platform or --all`);
+      }
+      return this.target(await this.src.child(hit), top);
+    }
+    if (!this.dst.acceptsIndex) throw new TransportUsageError(`${this.dst.name} cannot hold a multi-platform image: copy one with --platform`);
+    let images = 0;
+    let changed = false;
+    const descs: Descriptor[] = [];
+    for (const d of idx.parsed.manifests) {
+      const w = await this.target(await this.src.child(d), false);
+      images += w.images;
+      if (w.digest !== d.digest) changed = true;
+      descs.push({ ...d, digest: w.digest, size: w.size, mediaType: w.mediaType });
+    }
+    let raw = idx.raw;
+    if (changed) {
+      if (this.preserve) throw new Error("internal: an index child changed while digests are preserved");
+      const body = JSON.parse(idx.raw.toString("utf8")) as { manifests: Descriptor[] };
+      body.manifests = descs;
+      raw = Buffer.from(JSON.stringify(body));
+    }
+    const digest = await this.dst.putManifest({ raw, mediaType: idx.mediaType }, { top });
+    this.opts.onEvent?.({ kind: "manifest", digest, mediaType: idx.mediaType, top });
+    return { digest, size: raw.length, mediaType: idx.mediaType, images };
+  }
+
+  private async image(img: SourceImage, top: boolean): Promise<Written> {
+    const configOut = await this.copyBlob(img.config, "config");
+    const out: { digest: Digest; size: number; mediaType: string; compression: LayerCompression; changed: boolean }[] = new Array(img.layers.length);
+    const tasks = img.layers.map((l, i) => async () => {
+      out[i] = await this.layer(img, l);
+    });
+    await pool(tasks, this.opts.maxConcurrent ?? 3);
+    const unchanged = img.manifest !== undefined && configOut.digest === img.config.digest && out.every((o) => !o.changed);
+    let raw: Buffer;
+    let mediaType: string;
+    if (unchanged && img.manifest) {
+      raw = img.manifest.raw;
+      mediaType = img.manifest.mediaType;
+    } else {
+      let format: "oci" | "docker" = img.manifest ? (img.manifest.mediaType === MediaTypes.DockerManifest ? "docker" : "oci") : this.dst.manifestFormat;
+      if (out.some((o) => o.compression === "zstd")) format = "oci";
+      const layers = out.map((o, i) => ({
+        digest: o.digest,
+        size: o.size,
+        mediaType: o.changed || !img.manifest ? layerMediaType(format, o.compression) : img.layers[i].blob.mediaType,
+      }));
+      const built = buildManifest(format, configOut, layers);
+      raw = built.raw;
+      mediaType = built.mediaType;
+    }
+    const digest = await this.dst.putManifest({ raw, mediaType }, { top });
+    this.opts.onEvent?.({ kind: "manifest", digest, mediaType, top });
+    return { digest, size: raw.length, mediaType, images: 1 };
+  }
+
+  /** A blob copied as it is (skipped when the destination has it). */
+  private async copyBlob(ref: BlobRef, role: "config" | "layer"): Promise<{ digest: Digest; size: number }> {
+    if (ref.size >= 0 && (await this.dst.hasBlob(ref))) {
+      this.opts.onEvent?.({ kind: "blob", digest: ref.digest, size: ref.size, status: "exists", role });
+      return { digest: ref.digest, size: ref.size };
+    }
+    const r = await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType });
+    this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role });
+    return r;
+  }
+
+  private async layer(img: SourceImage, l: SourceLayer): Promise<{ digest: Digest; size: number; mediaType: string; compression: LayerCompression; changed: boolean }> {
+    if (this.dst.layers === "uncompressed") {
+      const diffId = l.diffId ?? (l.compression === "none" ? l.blob.digest : undefined);
+      if (!diffId) throw new TransportError(`${this.src.name}: layer ${l.blob.digest} has no diffID (not an image?)`);
+      if (l.compression === "none") {
+        if (l.blob.digest !== diffId) throw new TransportError(`${this.src.name}: uncompressed layer ${l.blob.digest} differs from its diffID ${diffId}`);
+        const r = await this.copyBlob(l.blob, "layer");
+        return { ...r, mediaType: l.blob.mediaType, compression: "none", changed: false };
+      }
+      const stream = chain(await this.src.blob(l.blob), decompressor(l.compression));
+      const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer });
+      this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role: "layer" });
+      return { ...r, mediaType: MediaTypes.OciLayer, compression: "none", changed: true };
+    }
+    let want: "gzip" | "zstd" | undefined = this.opts.destCompress;
+    if (!img.manifest && l.compression === "none") want ??= "gzip";
+    if (want === undefined || want === l.compression) {
+      const r = await this.copyBlob(l.blob, "layer");
+      return { ...r, mediaType: l.blob.mediaType, compression: l.compression, changed: false };
+    }
+    if (img.manifest && this.preserve) {
+      throw new TransportUsageError(`--dest-compress ${want} would change the digest of ${img.manifest.digest} (its layers are ${l.compression}); add --no-preserve-digests to allow it`);
+    }
+    const parts: NodeJS.ReadWriteStream[] = [];
+    if (l.compression !== "none") parts.push(decompressor(l.compression));
+    parts.push(compressor(want));
+    const stream = chain(await this.src.blob(l.blob), ...parts);
+    const r = await this.dst.putBlob(stream, { mediaType: "" });
+    this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role: "layer" });
+    return { ...r, mediaType: "", compression: want, changed: true };
+  }
+}
+
