@@ -4,13 +4,23 @@
  * the same run. Prints one table with each metric for both and the ratio.
  *
  *   push   one blob of STRATA_BENCH_MIB MiB (default 256): POST, then PUT ?digest= with the body
- *   pull   GET of that blob
+ *   pull   GET of that blob (STRATA_BENCH_RUNS blobs, each pulled once; median), by node:http
+ *          and again by curl (a client cheaper than either server)
+ *   pull64 64 concurrent GETs of distinct 8 MiB blobs, STRATA_BENCH_RUNS rounds (median rate)
+ *          Both pulls alternate between Strata and distribution, both running, in one phase.
  *   manifest GET by tag and by digest with 32 connections (wrk, 2 threads, 5 s); by digest again
  *            through a Strata with token authentication (Bearer token on every request) against
  *            distribution without auth, the two measured alternately in the same minute
  *   RSS    peak server RSS while 8 uploads of 1 GiB stream concurrently (POST, PATCH, PUT)
  *
- * Needs: docker-registry and wrk (Debian packages). Not a test: it asserts only integrity.
+ * STRATA_BENCH_ONLY=blobs measures only push, pull and pull64 (no wrk, no RSS run).
+ *
+ * Needs: docker-registry, wrk and curl (Debian packages). Not a test: it asserts only integrity.
+ *
+ * Blob GET before and after native sending (packages/registry/src/http/sendfile.ts), this
+ * benchmark with STRATA_BENCH_ONLY=blobs on a shared 2-core machine (strata/distribution):
+ *   256 MiB node client 0.31-0.32x -> 1.01-1.21x, curl 0.23-0.24x -> 1.09-1.40x;
+ *   64 x 8 MiB 0.55-0.89x -> 1.30-2.02x.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -24,6 +34,14 @@ const MiB = 1024 * 1024;
 const SIZE = Number(process.env.STRATA_BENCH_MIB ?? 256) * MiB;
 const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 3);
 const BIG = Number(process.env.STRATA_BENCH_BIG_MIB ?? 1024) * MiB;
+const ONLY_BLOBS = process.env.STRATA_BENCH_ONLY === "blobs";
+const MANY = 64;
+const MANY_SIZE = 8 * MiB;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 
 async function wrk(url: string, accept: string, headers: string[] = []): Promise<number> {
   const r = await run("wrk", ["-t2", "-c32", "-d5s", "-H", `Accept: ${accept}`, ...headers.flatMap((h) => ["-H", h]), url]);
@@ -32,31 +50,69 @@ async function wrk(url: string, accept: string, headers: string[] = []): Promise
   return Number(m[1]);
 }
 
-interface Result {
-  push: number;
-  pull: number;
+interface Blob {
+  blob: Buffer;
+  digest: string;
+}
+
+interface Rest {
   tag: number;
   digest: number;
   rss: number;
 }
 
-async function measure(
-  name: string,
-  srv: Peer,
-  blobs: { blob: Buffer; digest: string }[],
-  big: { base: Buffer; digests: string[]; n: number },
-): Promise<Result> {
-  process.stderr.write(`${name}: push/pull ${SIZE / MiB} MiB x${RUNS}\n`);
-  let push = 0;
-  let pull = 0;
+/** Pushes every blob (the big ones timed, median MB/s); leaves them stored for the pulls. */
+async function pushes(name: string, srv: Peer, blobs: Blob[], many: Blob[]): Promise<number> {
+  process.stderr.write(`${name}: push ${SIZE / MiB} MiB x${RUNS}, ${MANY} x ${MANY_SIZE / MiB} MiB\n`);
+  const rates: number[] = [];
   for (const [i, b] of blobs.entries()) {
-    const repo = `bench/r${i}`;
-    const [, tp] = await time(() => pushMonolithic(srv.url, repo, b.blob, b.digest));
-    push = Math.max(push, SIZE / MiB / tp);
-    const [res, tg] = await time(() => http("GET", `${srv.url}/v2/${repo}/blobs/${b.digest}`));
-    if (res.status !== 200 || res.bytes !== SIZE) throw new Error(`pull: ${res.status} ${res.bytes}`);
-    pull = Math.max(pull, SIZE / MiB / tg);
+    const [, tp] = await time(() => pushMonolithic(srv.url, `bench/r${i}`, b.blob, b.digest));
+    rates.push(SIZE / MiB / tp);
   }
+  for (const b of many) await pushMonolithic(srv.url, "bench/many", b.blob, b.digest);
+  return median(rates);
+}
+
+async function pullOne(srv: Peer, i: number, b: Blob): Promise<number> {
+  const [res, t] = await time(() => http("GET", `${srv.url}/v2/bench/r${i}/blobs/${b.digest}`));
+  if (res.status !== 200 || res.bytes !== SIZE) throw new Error(`pull: ${res.status} ${res.bytes}`);
+  return SIZE / MiB / t;
+}
+
+async function pullMany(srv: Peer, many: Blob[]): Promise<number> {
+  const [all, t] = await time(() => Promise.all(many.map((b) => http("GET", `${srv.url}/v2/bench/many/blobs/${b.digest}`))));
+  for (const res of all) if (res.status !== 200 || res.bytes !== MANY_SIZE) throw new Error(`pull64: ${res.status} ${res.bytes}`);
+  return (MANY * MANY_SIZE) / MiB / t;
+}
+
+/** GET of a big blob by curl (output discarded): a client cheaper than the server it measures. */
+async function curlOne(srv: Peer, i: number, b: Blob): Promise<number> {
+  const r = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", `${srv.url}/v2/bench/r${i}/blobs/${b.digest}`]);
+  const [code, bytes, secs] = r.stdout.trim().split(" ");
+  if (code !== "200" || Number(bytes) !== SIZE) throw new Error(`curl pull: ${r.stdout} ${r.stderr}`);
+  return SIZE / MiB / Number(secs);
+}
+
+/**
+ * Blob GETs, Strata and distribution alternating request by request (both running, each pair
+ * led by the other server in turn, after one unmeasured GET each), so that load from elsewhere
+ * on the machine and the client's warm-up weigh on both alike; medians.
+ */
+async function pulls(strata: Peer, dist: Peer, blobs: Blob[], many: Blob[]) {
+  process.stderr.write(`alternating: GET ${SIZE / MiB} MiB x${RUNS} (node and curl), ${MANY} concurrent GETs of ${MANY_SIZE / MiB} MiB x${RUNS}\n`);
+  type Rates = { one: number[]; curl: number[]; many: number[] };
+  const r: Record<"strata" | "dist", Rates> = { strata: { one: [], curl: [], many: [] }, dist: { one: [], curl: [], many: [] } };
+  const peers = [["strata", strata], ["dist", dist]] as const;
+  const inTurn = (k: number) => (k % 2 ? [...peers].reverse() : peers);
+  for (const [, p] of peers) await http("GET", `${p.url}/v2/bench/many/blobs/${many[0].digest}`);
+  for (const [i, b] of blobs.entries()) for (const [n, p] of inTurn(i)) r[n].one.push(await pullOne(p, i, b));
+  for (const [i, b] of blobs.entries()) for (const [n, p] of inTurn(i + 1)) r[n].curl.push(await curlOne(p, i, b));
+  for (let k = 0; k < RUNS; k++) for (const [n, p] of inTurn(k)) r[n].many.push(await pullMany(p, many));
+  const med = (x: Rates) => ({ pull: median(x.one), curl: median(x.curl), pull64: median(x.many) });
+  return { strata: med(r.strata), dist: med(r.dist) };
+}
+
+async function measureRest(name: string, srv: Peer, big: { base: Buffer; digests: string[]; n: number }): Promise<Rest> {
   const { config, manifest } = minimalImage();
   await pushMonolithic(srv.url, "bench/m", config, sha(config));
   const put = await http("PUT", `${srv.url}/v2/bench/m/manifests/latest`, manifest, { "Content-Type": "application/vnd.oci.image.manifest.v1+json" });
@@ -69,7 +125,7 @@ async function measure(
   const sampler = sampleRss(srv.pid);
   await Promise.all(big.digests.map((d, id) => pushStreamed(srv.url, `bench/big${id}`, bigStream(big.base, id, big.n), d)));
   const rss = sampler.stop() / MiB;
-  return { push, pull, tag, digest, rss };
+  return { tag, digest, rss };
 }
 
 /**
@@ -127,38 +183,50 @@ async function main(): Promise<void> {
     const blob = randomBytes(SIZE);
     return { blob, digest: sha(blob) };
   });
+  const many = Array.from({ length: MANY }, () => {
+    const blob = randomBytes(MANY_SIZE);
+    return { blob, digest: sha(blob) };
+  });
   const n = BIG / MiB;
   const base = randomBytes(MiB);
-  const digests = await Promise.all(Array.from({ length: 8 }, (_, id) => bigDigest(base, id, n)));
+  const digests = ONLY_BLOBS ? [] : await Promise.all(Array.from({ length: 8 }, (_, id) => bigDigest(base, id, n)));
   const big = { base, digests, n };
 
   const root = await mkdtemp(join(tmpdir(), "bench-strata-"));
   const strataSrv = await startStrata({ storage: { driver: "filesystem", filesystem: { root } }, log: { level: "warn" } });
   const strata: Peer = { url: strataSrv.url, host: strataSrv.host, pid: strataSrv.process.pid!, stop: () => strataSrv.stop() };
-  let s: Result;
+  const none: Rest = { tag: NaN, digest: NaN, rss: NaN };
+  let push: { strata: number; dist: number };
+  let pulled: Awaited<ReturnType<typeof pulls>>;
+  let s: Rest;
+  let d: Rest;
+  let tokenDigest = { strata: NaN, peer: NaN };
   try {
-    s = await measure("strata", strata, blobs, big);
+    const dist = await startDistribution();
+    try {
+      push = { strata: await pushes("strata", strata, blobs, many), dist: await pushes("distribution", dist, blobs, many) };
+      pulled = await pulls(strata, dist, blobs, many);
+      s = ONLY_BLOBS ? none : await measureRest("strata", strata, big);
+      d = ONLY_BLOBS ? none : await measureRest("distribution", dist, big);
+    } finally {
+      await dist.stop();
+    }
   } finally {
     await strata.stop();
     await rm(root, { recursive: true, force: true });
   }
-  const tokenDigest = await tokenDigestRates();
-  const dist = await startDistribution();
-  let d: Result;
-  try {
-    d = await measure("distribution", dist, blobs, big);
-  } finally {
-    await dist.stop();
-  }
+  if (!ONLY_BLOBS) tokenDigest = await tokenDigestRates();
   const rows: TableRow[] = [
-    { metric: `push ${SIZE / MiB} MiB blob (POST + PUT)`, unit: "MB/s", strata: s.push, peer: d.push, better: "higher", target: ">= 1.5x" },
-    { metric: `pull ${SIZE / MiB} MiB blob`, unit: "MB/s", strata: s.pull, peer: d.pull, better: "higher", target: ">= 0.6x" },
+    { metric: `push ${SIZE / MiB} MiB blob (POST + PUT)`, unit: "MB/s", strata: push.strata, peer: push.dist, better: "higher", target: ">= 1.5x" },
+    { metric: `pull ${SIZE / MiB} MiB blob`, unit: "MB/s", strata: pulled.strata.pull, peer: pulled.dist.pull, better: "higher", target: ">= 1.0x" },
+    { metric: `pull ${SIZE / MiB} MiB blob, curl client`, unit: "MB/s", strata: pulled.strata.curl, peer: pulled.dist.curl, better: "higher", target: ">= 1.0x" },
+    { metric: `pull ${MANY} x ${MANY_SIZE / MiB} MiB blobs concurrently`, unit: "MB/s", strata: pulled.strata.pull64, peer: pulled.dist.pull64, better: "higher", target: ">= 1.0x" },
     { metric: "GET manifest by tag, 32 conns", unit: "req/s", strata: s.tag, peer: d.tag, better: "higher", target: ">= 5x" },
     { metric: "GET manifest by digest, 32 conns", unit: "req/s", strata: s.digest, peer: d.digest, better: "higher", target: ">= 5x" },
     { metric: "GET manifest by digest, token auth (peer: no auth; alternating runs)", unit: "req/s", strata: tokenDigest.strata, peer: tokenDigest.peer, better: "higher", target: ">= 5x" },
     { metric: `peak RSS, 8 x ${BIG / MiB} MiB uploads`, unit: "MB", strata: s.rss, peer: d.rss, better: "lower", target: "strata <= 200 MB" },
   ];
-  printTable("distribution", rows);
+  printTable("distribution", ONLY_BLOBS ? rows.slice(0, 4) : rows);
 }
 
 await main();

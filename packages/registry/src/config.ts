@@ -344,6 +344,26 @@ export const configSchema = z.object({
   groups: z.record(z.string(), z.array(z.string().min(1))).default({}),
   /** Serve HTTPS (TLS 1.2+, HTTP/2 with HTTP/1.1 fallback); files are reloaded when they change. */
   tls: tlsSchema.optional(),
+  /** How blob bodies leave the server. */
+  http: z
+    .object({
+      /**
+       * How verified blob files are sent on Linux over plain HTTP/1.x (filesystem storage):
+       * `sendfile` (zero-copy, sendfile(2)), `copy` (native pread/write through one 32 KiB
+       * buffer), `auto` (copy to loopback clients, whose own copy then reads a cache-hot buffer;
+       * sendfile to everyone else), `stream` (through JavaScript streams, as TLS always is).
+       */
+      send: z.enum(["auto", "sendfile", "copy", "stream"]).default("auto"),
+      /**
+       * Behind nginx (opt-in, filesystem storage): a whole-blob GET of a verified blob file is
+       * answered with `X-Accel-Redirect: <prefix><key>` and no body, and nginx sends the file
+       * from an `internal` location whose alias is the storage root (see README).
+       */
+      accelRedirect: z
+        .object({ prefix: z.string().regex(/^\/[A-Za-z0-9._~/-]*[^/]$/, "prefix must be an absolute URI path without a trailing slash") })
+        .optional(),
+    })
+    .default({ send: "auto" }),
   /** Serve as a pull-through cache of upstream registries (read-only unless proxy.allowPush). */
   proxy: proxySchema.optional(),
 })

@@ -4,8 +4,10 @@ import type { Context } from "koa";
 import { BlobRangeError, UnknownError, UnsupportedError } from "../errors.js";
 import { requestEvent } from "../events.js";
 import { digestAt, nsQuery, repository } from "../http/params.js";
+import { fileBody } from "../http/sendfile.js";
 import type { BlobRange } from "../services/blobs.js";
 import type { Services } from "../services/index.js";
+import { pathFor } from "../storage/paths.js";
 
 const PATH = /^\/v2\/(.+?)\/blobs\/([^/]+)$/;
 
@@ -85,8 +87,19 @@ export function registerBlobs(router: Router, s: Services): void {
       ctx.status = 304;
       return;
     }
-    const stream = await s.blobs.open(digest, size, range, undefined);
-    ctx.body = stream;
+    const body = await s.blobs.read(digest, size, range);
+    const accel = s.config.http.accelRedirect;
+    if (accel && body.file && !range && s.config.storage.driver === "filesystem") {
+      // nginx sends the file (verified here, by identity) and drops this empty body.
+      await body.file.handle.close();
+      ctx.set("X-Accel-Redirect", `${accel.prefix}${pathFor({ kind: "blobData", digest })}`);
+      ctx.type = "application/octet-stream";
+      ctx.body = "";
+      ctx.status = 200;
+      s.events.emit(requestEvent(ctx, "pull", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));
+      return;
+    }
+    ctx.body = body.file ? fileBody(ctx.res, body.file, s.config.http.send) : body.stream;
     ctx.length = length;
     ctx.type = "application/octet-stream";
     if (!range || range.start === 0) s.events.emit(requestEvent(ctx, "pull", { kind: "blob", repository: name, digest, mediaType: "application/octet-stream", size }));

@@ -6,9 +6,16 @@
  * lookups go to storage and cache writes are skipped, so blob reads keep working. Only
  * `unlink` needs it, to forget the entry before the link goes (else a stale entry could
  * report the blob after its removal), and fails with it.
+ *
+ * Every whole-blob read is digest-checked. On a driver with local files (filesystem) the check
+ * is remembered per file version (VerifiedFiles): a blob file verified once, by a whole read or
+ * when its upload was published, is served again without hashing (and zero-copy where the
+ * connection allows, see http/sendfile.ts) for as long as its identity (device, inode, size,
+ * modification and change time) is unchanged; any change sends it through verification again.
  */
-import type { Readable } from "node:stream";
-import { createVerifier, type Digest, parseDigest } from "@strata/core";
+import type { FileHandle } from "node:fs/promises";
+import { Readable, Transform, type TransformCallback } from "node:stream";
+import { type Digest, parseDigest, Verifier } from "@strata/core";
 import { BlobRangeError, UnavailableError, UnknownError } from "../errors.js";
 import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
@@ -21,7 +28,108 @@ export interface BlobRange {
   end: number;
 }
 
+/** A byte range of a verified local blob file. */
+export interface VerifiedFileRange {
+  readonly handle: FileHandle;
+  readonly start: number;
+  readonly length: number;
+  /** The file's identity when it was verified. */
+  readonly identity: string;
+  /** The open file's identity now; it must still equal `identity` for the bytes to be served. */
+  readonly reidentify: () => Promise<string | undefined>;
+}
+
+/** What a blob GET sends: a (verifying) stream, or a verified file range. */
+export type BlobBody = { readonly stream: Readable; readonly file?: undefined } | { readonly file: VerifiedFileRange; readonly stream?: undefined };
+
+/**
+ * Identities of blob files whose content was verified against their digest, by digest; at most
+ * `limit` entries, the least recently used dropped first. Process memory only: another
+ * replica, or this one after a restart, verifies a file again on its first read.
+ */
+export class VerifiedFiles {
+  private readonly map = new Map<Digest, string>();
+  constructor(private readonly limit = 50_000) {}
+
+  matches(digest: Digest, identity: string): boolean {
+    const known = this.map.get(digest);
+    if (known === undefined) return false;
+    if (known !== identity) {
+      this.map.delete(digest);
+      return false;
+    }
+    this.map.delete(digest);
+    this.map.set(digest, known);
+    return true;
+  }
+
+  add(digest: Digest, identity: string): void {
+    this.map.delete(digest);
+    this.map.set(digest, identity);
+    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value!);
+  }
+
+  forget(digest: Digest): void {
+    this.map.delete(digest);
+  }
+}
+
+/**
+ * Passes a blob's bytes through while verifying them, holding the last chunk back until the
+ * digest and size are proven (then `onVerified` runs): a client never receives the whole of
+ * content that does not match its digest.
+ */
+class HoldbackVerifier extends Transform {
+  private readonly verifier: Verifier;
+  private held: Buffer | undefined;
+
+  constructor(
+    digest: Digest,
+    size: number,
+    private readonly onVerified: () => Promise<void>,
+  ) {
+    super();
+    this.verifier = new Verifier({ digest, size });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.verifier.update(chunk);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    const out = this.held;
+    this.held = chunk;
+    cb(null, out);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.verifier.end();
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    this.onVerified().then(
+      () => cb(null, this.held),
+      (e: unknown) => cb(e as Error),
+    );
+  }
+}
+
+/** `src` verified (see HoldbackVerifier); destroying the result releases `src`. */
+function verified(src: Readable, digest: Digest, size: number, onVerified: () => Promise<void> = async () => {}): Readable {
+  const verifier = new HoldbackVerifier(digest, size, onVerified);
+  src.on("error", (e) => verifier.destroy(e));
+  // A client that goes away destroys the verifier: release the file or object-store socket too.
+  verifier.once("close", () => src.destroy());
+  return src.pipe(verifier);
+}
+
 export class BlobStore {
+  readonly verifiedFiles = new VerifiedFiles();
+
   constructor(
     private readonly driver: StorageDriver,
     private readonly cache: DescriptorCache,
@@ -70,11 +178,51 @@ export class BlobStore {
       return this.driver.reader(pathFor({ kind: "blobData", digest }), { offset: range.start, length: range.end - range.start + 1, signal });
     }
     const src = await this.driver.reader(pathFor({ kind: "blobData", digest }), { signal });
-    const verifier = createVerifier({ digest, size });
-    src.on("error", (e) => verifier.destroy(e));
-    // A client that goes away destroys the verifier: release the file or object-store socket too.
-    verifier.once("close", () => src.destroy());
-    return src.pipe(verifier);
+    return verified(src, digest, size);
+  }
+
+  /**
+   * The body of a blob GET. On a driver with local files: a file already verified (same
+   * identity) is returned as a file range; otherwise its bytes stream from the same open file,
+   * a whole read verified (and remembered as verified when it succeeds), a range read as is.
+   * Other drivers: `open`.
+   */
+  async read(digest: Digest, size: number, range?: BlobRange, signal?: AbortSignal): Promise<BlobBody> {
+    if (range && (range.start > range.end || range.end >= size)) throw new BlobRangeError(size);
+    if (!this.driver.openFile) return { stream: await this.open(digest, size, range, signal) };
+    const file = await this.driver.openFile(pathFor({ kind: "blobData", digest }), signal);
+    const start = range?.start ?? 0;
+    const length = range ? range.end - range.start + 1 : size;
+    if (file.size === size && this.verifiedFiles.matches(digest, file.identity)) {
+      return { file: { handle: file.handle, start, length, identity: file.identity, reidentify: () => file.identify() } };
+    }
+    if (length === 0 || start >= file.size) {
+      await file.handle.close();
+      const empty = Readable.from([]);
+      return { stream: range ? empty : verified(empty, digest, size) };
+    }
+    const src = file.handle.createReadStream({ start, end: start + length - 1, highWaterMark: 1024 * 1024, signal, autoClose: false });
+    if (range) {
+      src.once("close", () => void file.handle.close().catch(() => {}));
+      return { stream: src };
+    }
+    const stream = verified(src, digest, size, async () => {
+      // Remembered only if the file was not changed while it was read.
+      if ((await file.identify()) === file.identity) this.verifiedFiles.add(digest, file.identity);
+    });
+    stream.once("close", () => void file.handle.close().catch(() => {}));
+    return { stream };
+  }
+
+  /** Records the stored file of a blob whose content was just verified (upload publication). */
+  async noteVerified(digest: Digest): Promise<void> {
+    if (!this.driver.openFile) return;
+    const file = await this.driver.openFile(pathFor({ kind: "blobData", digest }));
+    try {
+      this.verifiedFiles.add(digest, file.identity);
+    } finally {
+      await file.handle.close();
+    }
   }
 
   async redirectURL(digest: Digest, method: "GET" | "HEAD", expiresInSeconds: number): Promise<string | undefined> {

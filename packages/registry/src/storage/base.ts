@@ -54,5 +54,11 @@ export function checkedDriver(inner: StorageDriver): StorageDriver {
       return inner.redirectURL!(key, opts);
     };
   }
+  if (inner.openFile) {
+    wrapped.openFile = async (key, signal) => {
+      check(key);
+      return inner.openFile!(key, signal);
+    };
+  }
   return wrapped;
 }

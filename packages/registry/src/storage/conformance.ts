@@ -415,6 +415,35 @@ export function driverConformanceSuite(name: string, makeDriver: () => Promise<M
       });
     });
 
+    describe("local files (drivers that offer openFile)", () => {
+      test("openFile gives the key's bytes and an identity that names this version of it", async (d, p) => {
+        if (!d.openFile) return;
+        const a = randomBytes(10 * KiB);
+        await d.putContent(`${p}/f`, a);
+        const f = await d.openFile(`${p}/f`);
+        try {
+          assert.equal(f.size, a.length);
+          const buf = Buffer.alloc(a.length);
+          await f.handle.read(buf, 0, a.length, 0);
+          assert.ok(buf.equals(a));
+          assert.equal(await f.identify(), f.identity, "identity is stable while the file is unchanged");
+        } finally {
+          await f.handle.close();
+        }
+        const b = Buffer.from(a);
+        b[0] ^= 1;
+        await d.putContent(`${p}/f`, b);
+        const g = await d.openFile(`${p}/f`);
+        await g.handle.close();
+        assert.equal(g.size, a.length);
+        assert.notEqual(g.identity, f.identity, "rewritten content (same size) has another identity");
+        await notFound(d.openFile(`${p}/missing`), "openFile of a missing key");
+        await notFound(d.openFile(p), "openFile of a directory");
+        await invalid(d.openFile(`${p}/../x`), "openFile of an invalid key");
+        await d.delete(p);
+      });
+    });
+
     describe("list", () => {
       // Names whose byte order differs from locale order; "a" and "a0" are directories with nested
       // content that must not be listed (a key is never both an object and a directory).

@@ -19,6 +19,7 @@
  * - `delete` removes a key and everything below it; a missing key throws PathNotFoundError.
  * - Every operation honours its AbortSignal where one is given.
  */
+import type { FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 
 export interface FileInfo {
@@ -87,6 +88,19 @@ export interface FileWriter {
   cancel(): Promise<void>;
 }
 
+/**
+ * A key's file held open (local-file drivers only), for zero-copy sending. `identity` names
+ * the exact file version: device, inode, size, modification and change time in nanoseconds;
+ * any write, truncation or replacement of the file changes it.
+ */
+export interface LocalFile {
+  readonly handle: FileHandle;
+  readonly size: number;
+  readonly identity: string;
+  /** The identity of the open file now (undefined once it is no regular file). */
+  identify(): Promise<string | undefined>;
+}
+
 export interface StorageDriver {
   readonly name: string;
   getContent(key: string, signal?: AbortSignal): Promise<Buffer>;
@@ -99,6 +113,8 @@ export interface StorageDriver {
   delete(key: string, signal?: AbortSignal): Promise<void>;
   /** A URL a client may fetch the key from directly, or undefined when the driver has none. */
   redirectURL?(key: string, opts: { method: "GET" | "HEAD"; expiresInSeconds: number }): Promise<string | undefined>;
+  /** Local-file drivers: opens the key's file for reading (PathNotFoundError when missing); the caller closes `handle`. */
+  openFile?(key: string, signal?: AbortSignal): Promise<LocalFile>;
   /** Releases connections and handles. */
   close?(): Promise<void>;
 }

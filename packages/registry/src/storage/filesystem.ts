@@ -27,7 +27,7 @@ import { type FileHandle, lstat, mkdir, open, readdir, readFile, rename, rm, rmd
 import path from "node:path";
 import { Readable } from "node:stream";
 import { checkedDriver } from "./base.js";
-import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
+import type { FileInfo, FileWriter, ListOptions, ListResult, LocalFile, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
 import { listPage, PathNotFoundError, StorageError, StorageFullError } from "./driver.js";
 
 const NAME = "filesystem";
@@ -114,6 +114,17 @@ function emptyStream(): Readable {
   });
 }
 
+/**
+ * "dev:ino:size:mtimeNs:ctimeNs" of an open regular file (undefined for anything else): equal
+ * strings name the same, unmodified file version (the change time moves on every write,
+ * truncation, rename and attribute change, and cannot be set back by a user).
+ */
+export async function fileIdentity(fh: FileHandle): Promise<string | undefined> {
+  const st = await fh.stat({ bigint: true });
+  if (!st.isFile()) return undefined;
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
 export function filesystemDriver(root: string): StorageDriver {
   const base = path.resolve(root);
   const fsPath = (key: string) => path.join(base, key);
@@ -198,6 +209,26 @@ export function filesystemDriver(root: string): StorageDriver {
       }
       const end = opts.length === undefined ? size - 1 : Math.min(size, offset + opts.length) - 1;
       return createReadStream("", { fd: fh, start: offset, end, signal, highWaterMark: READ_CHUNK });
+    },
+
+    async openFile(key, signal): Promise<LocalFile> {
+      signal?.throwIfAborted();
+      let fh: FileHandle;
+      try {
+        fh = await open(fsPath(key), "r");
+      } catch (e) {
+        throw mapError(key, e);
+      }
+      try {
+        const identity = await fileIdentity(fh);
+        if (identity === undefined) throw new PathNotFoundError(NAME, key);
+        signal?.throwIfAborted();
+        const handle = fh;
+        return { handle, size: Number(identity.split(":")[2]), identity, identify: () => fileIdentity(handle) };
+      } catch (e) {
+        await fh.close();
+        throw mapError(key, e);
+      }
     },
 
     async writer(key, opts: WriterOptions = {}) {

@@ -253,6 +253,7 @@ export class UploadService {
         throw e;
       }
       await writer.commit();
+      await this.blobs.noteVerified(digest).catch(() => {});
       await this.linkHeld(repository, digest, n);
       return n;
     });
@@ -456,7 +457,10 @@ export class UploadService {
     const dataKey = pathFor({ kind: "uploadData", name: s.repository, id: s.id });
     await this.locks.withLock(`blob:${digest}`, async (blobLease) => {
       if ((await this.blobs.globalSize(digest)) === size) await this.driver.delete(dataKey, blobLease.signal).catch(() => {});
-      else await this.driver.move(dataKey, pathFor({ kind: "blobData", digest }), blobLease.signal);
+      else {
+        await this.driver.move(dataKey, pathFor({ kind: "blobData", digest }), blobLease.signal);
+        await this.blobs.noteVerified(digest).catch(() => {});
+      }
       await this.linkHeld(s.repository, digest, size);
     });
     await this.repos.added(s.repository);

@@ -1,0 +1,251 @@
+// Zero-copy transfer of a byte range of a file to a non-blocking socket with sendfile(2),
+// driven by the caller's libuv loop (Linux only; elsewhere `supported` is false).
+//
+//   supported: boolean
+//   new Transfer(socketFd, fileFd, offset, length, done(errno, sent), copyBytes = 0)
+//     .start()      begins sending; `done` is called exactly once, unless cancelled first
+//     .cancel()     stops at once; `done` is never called afterwards
+//     .sent         bytes handed to the socket so far
+//
+// The socket descriptor is duplicated: the duplicate is what sendfile writes to and what a
+// uv_poll_t waits on for writability, so the caller's own handle on the socket (which libuv
+// already watches under the original number) is never disturbed, and a socket the caller
+// closes meanwhile cannot be confused with a new connection reusing its number. The duplicate
+// is closed when the transfer ends or is cancelled. The file descriptor stays the caller's and
+// must stay open until `done` or `cancel`.
+//
+// With copyBytes > 0 the bytes are not sent by sendfile but read into one buffer of that size
+// and written from it (pread + write): the same loop and waits, one copy in native code.
+//
+// Each loop turn sends at most TURN_BYTES before yielding back to the loop (the socket is then
+// polled for writability, which is immediate while it has room), so one large transfer never
+// starves other connections.
+#include <napi.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+
+#ifdef __linux__
+#include <sys/sendfile.h>
+#include <unistd.h>
+#include <fcntl.h>
+#endif
+
+namespace {
+
+#ifdef __linux__
+
+constexpr size_t TURN_BYTES = 16 * 1024 * 1024;
+constexpr size_t CALL_BYTES = 2 * 1024 * 1024;
+
+class Transfer : public Napi::ObjectWrap<Transfer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Transfer",
+                       {InstanceMethod("start", &Transfer::Start), InstanceMethod("cancel", &Transfer::Cancel),
+                        InstanceAccessor("sent", &Transfer::Sent, nullptr)});
+  }
+
+  explicit Transfer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Transfer>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
+        !info[4].IsFunction()) {
+      Napi::TypeError::New(env, "expected (socketFd, fileFd, offset, length, done)").ThrowAsJavaScriptException();
+      return;
+    }
+    int sock = info[0].As<Napi::Number>().Int32Value();
+    file_ = info[1].As<Napi::Number>().Int32Value();
+    double off = info[2].As<Napi::Number>().DoubleValue();
+    double len = info[3].As<Napi::Number>().DoubleValue();
+    if (sock < 0 || file_ < 0 || off < 0 || len < 0 || off > 9007199254740991.0 || len > 9007199254740991.0) {
+      Napi::RangeError::New(env, "invalid descriptor, offset or length").ThrowAsJavaScriptException();
+      return;
+    }
+    offset_ = static_cast<off_t>(off);
+    remaining_ = static_cast<uint64_t>(len);
+    dup_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (dup_ < 0) {
+      Napi::Error::New(env, "dup failed").ThrowAsJavaScriptException();
+      return;
+    }
+    done_ = Napi::Persistent(info[4].As<Napi::Function>());
+    if (info.Length() > 5 && info[5].IsNumber()) copyBytes_ = info[5].As<Napi::Number>().Uint32Value();
+    if (copyBytes_ > 0) buffer_.reset(new char[copyBytes_]);
+    context_ = new Napi::AsyncContext(env, "strata.sendfile");
+    napi_get_uv_event_loop(env, &loop_);
+  }
+
+  ~Transfer() override {
+    // Only reached once the poll handle is closed (the JS object is kept alive until then).
+    if (dup_ >= 0) close(dup_);
+    delete context_;
+  }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (started_ || dup_ < 0) return info.Env().Undefined();
+    started_ = true;
+    self_ = Napi::Persistent(info.This().As<Napi::Object>());
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    int r = uv_poll_init(loop_, poll_, dup_);
+    if (r != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      Finish(-r, true);
+      return info.Env().Undefined();
+    }
+    Turn(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    cancelled_ = true;
+    if (!finished_) {
+      finished_ = true;
+      Release();
+      Unref();
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Sent(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(sent_)); }
+
+  static void OnWritable(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<Transfer*>(handle->data);
+    if (self->finished_) return;
+    // An error reported by the poll (a reset or closed peer) also shows as sendfile's errno.
+    (void)status;
+    self->Turn(false);
+  }
+
+  // Sends until the socket is full, the range is done, an error occurs or the turn's budget is
+  // spent; then waits for writability or finishes. `sync` is true inside a JS call (start).
+  void Turn(bool sync) {
+    size_t budget = TURN_BYTES;
+    while (remaining_ > 0 && budget > 0) {
+      ssize_t n;
+      if (copyBytes_ > 0) {
+        n = Copy();
+        if (n == -2) return Finish(EIO, sync);
+      } else {
+        size_t want = remaining_ < CALL_BYTES ? static_cast<size_t>(remaining_) : CALL_BYTES;
+        n = sendfile(dup_, file_, &offset_, want);
+      }
+      if (n > 0) {
+        sent_ += static_cast<uint64_t>(n);
+        remaining_ -= static_cast<uint64_t>(n);
+        budget = static_cast<size_t>(n) >= budget ? 0 : budget - static_cast<size_t>(n);
+        continue;
+      }
+      if (n == 0) return Finish(EIO, sync);  // the file is shorter than the range
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return Finish(errno, sync);
+    }
+    if (remaining_ == 0) return Finish(0, sync);
+    int r = uv_poll_start(poll_, UV_WRITABLE, OnWritable);
+    if (r != 0) Finish(-r, sync);
+  }
+
+  void Finish(int err, bool sync) {
+    if (finished_) return;
+    finished_ = true;
+    err_ = err;
+    Release();
+    if (sync) {
+      // Never call back into JS from inside start(): report on the next loop turn instead.
+      auto* idle = new uv_idle_t;
+      idle->data = this;
+      uv_idle_init(loop_, idle);
+      uv_idle_start(idle, [](uv_idle_t* h) {
+        uv_idle_stop(h);
+        auto* self = static_cast<Transfer*>(h->data);
+        uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) { delete reinterpret_cast<uv_idle_t*>(hh); });
+        self->Report();
+      });
+      return;
+    }
+    Report();
+  }
+
+  void Report() {
+    Napi::Env env = done_.Env();
+    Napi::HandleScope scope(env);
+    if (!cancelled_) {
+      done_.MakeCallback(env.Global(), {Napi::Number::New(env, err_), Napi::Number::New(env, static_cast<double>(sent_))}, *context_);
+    }
+    done_.Reset();
+    Unref();
+  }
+
+  // Copy mode: one pread into the small reused buffer and one write of it; advances by what the
+  // socket took (the rest is read again next time). -1 with errno as write/pread, -2 at EOF.
+  ssize_t Copy() {
+    size_t want = remaining_ < copyBytes_ ? static_cast<size_t>(remaining_) : copyBytes_;
+    ssize_t r = pread(file_, buffer_.get(), want, offset_);
+    if (r == 0) return -2;
+    if (r < 0) return -1;
+    ssize_t w = write(dup_, buffer_.get(), static_cast<size_t>(r));
+    if (w > 0) offset_ += w;
+    return w;
+  }
+
+  // Stops polling and closes the duplicate descriptor (after the poll handle is closed).
+  void Release() {
+    if (poll_ != nullptr) {
+      uv_poll_stop(poll_);
+      uv_poll_t* p = poll_;
+      poll_ = nullptr;
+      int fd = dup_;
+      dup_ = -1;
+      p->data = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
+      uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) {
+        close(static_cast<int>(reinterpret_cast<intptr_t>(h->data)));
+        delete reinterpret_cast<uv_poll_t*>(h);
+      });
+    } else if (dup_ >= 0) {
+      close(dup_);
+      dup_ = -1;
+    }
+  }
+
+  void Unref() {
+    if (!self_.IsEmpty()) self_.Reset();
+  }
+
+  uv_loop_t* loop_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  Napi::FunctionReference done_;
+  Napi::ObjectReference self_;
+  Napi::AsyncContext* context_ = nullptr;
+  std::unique_ptr<char[]> buffer_;
+  uint32_t copyBytes_ = 0;
+  int dup_ = -1;
+  int file_ = -1;
+  off_t offset_ = 0;
+  uint64_t remaining_ = 0;
+  uint64_t sent_ = 0;
+  int err_ = 0;
+  bool started_ = false;
+  bool finished_ = false;
+  bool cancelled_ = false;
+};
+
+#endif
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+#ifdef __linux__
+  exports.Set("supported", Napi::Boolean::New(env, true));
+  exports.Set("Transfer", Transfer::Define(env));
+#else
+  exports.Set("supported", Napi::Boolean::New(env, false));
+#endif
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(strata_sendfile, InitModule)
