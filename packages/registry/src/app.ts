@@ -178,7 +178,12 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
     metrics: new GcMetrics(metrics.registry),
     events,
   });
-  const collectGarbage = (o: Partial<GcOptions> = {}) => gc.run({ delaySeconds: config.gc.delaySeconds, untagged: config.gc.untagged, ...o });
+  const collectGarbage = async (o: Partial<GcOptions> = {}) => {
+    const report = await gc.run({ delaySeconds: config.gc.delaySeconds, untagged: config.gc.untagged, ...o });
+    // The embedded repository index learns of repositories the run emptied at once.
+    if (repositories instanceof StorageRepositoryIndex) await repositories.walk().catch(() => {});
+    return report;
+  };
   if (config.gc.intervalSeconds > 0) {
     const timer = setInterval(() => {
       collectGarbage().catch((e) => {
