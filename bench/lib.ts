@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { request } from "node:http";
+import { get as httpGet, request } from "node:http";
+import { get as httpsGet, request as httpsRequest } from "node:https";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { freePort } from "../test/helpers/strata.js";
@@ -16,11 +17,23 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
+/** Status of a GET (HTTPS: the certificate is not checked; the benchmarks make their own). */
+function statusOf(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith("https:") ? httpsGet : httpGet;
+    const req = get(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+  });
+}
+
 async function waitFor(url: string, child: ChildProcess, what: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
     try {
-      if ((await fetch(url)).status < 500) return;
+      if ((await statusOf(url)) < 500) return;
     } catch {
       /* not yet */
     }
@@ -29,18 +42,21 @@ async function waitFor(url: string, child: ChildProcess, what: string): Promise<
   throw new Error(`${what} did not start`);
 }
 
-/** Debian's docker-registry (CNCF distribution 2.8) with filesystem storage in a temp dir. */
-/** Starts docker-registry on a free port; `dataRoot` is its storage root (default: a new empty one). */
-export async function startDistribution(dataRoot?: string): Promise<Peer> {
+/**
+ * Starts Debian's docker-registry (CNCF distribution 2.8) on a free port with filesystem
+ * storage; `dataRoot` is its storage root (default: a new empty one); with `tls` it serves HTTPS.
+ */
+export async function startDistribution(dataRoot?: string, tls?: { cert: string; key: string }): Promise<Peer> {
   const dir = await mkdtemp(join(tmpdir(), "bench-distribution-"));
   const port = await freePort();
   const cfg = join(dir, "config.yml");
   await writeFile(
     cfg,
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dataRoot ?? `${dir}/data`}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dataRoot ?? `${dir}/data`}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n` +
+      (tls ? `  tls:\n    certificate: ${tls.cert}\n    key: ${tls.key}\n` : ""),
   );
   const child = spawn("docker-registry", ["serve", cfg], { stdio: "ignore" });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
   await waitFor(`${url}/v2/`, child, "docker-registry");
   return {
     url,
@@ -90,10 +106,11 @@ export interface TableRow {
 
 /** Prints rows as a Markdown table with the strata/peer ratio. */
 export function printTable(peerName: string, rows: TableRow[]): void {
-  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+  const fmt = (n: number) => (Number.isInteger(n) && n < 100 ? String(n) : n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
   const lines = [`| metric | unit | strata | ${peerName} | strata/${peerName} | target |`, "|---|---|---:|---:|---:|---|"];
   for (const r of rows) {
-    lines.push(`| ${r.metric} | ${r.unit} | ${fmt(r.strata)} | ${fmt(r.peer)} | ${(r.strata / r.peer).toFixed(2)}x | ${r.target ?? ""} |`);
+    const ratio = r.strata / r.peer;
+    lines.push(`| ${r.metric} | ${r.unit} | ${fmt(r.strata)} | ${fmt(r.peer)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-"} | ${r.target ?? ""} |`);
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 }
@@ -104,7 +121,10 @@ export async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [v, Number(process.hrtime.bigint() - t) / 1e9];
 }
 
-/** One HTTP request; the response body is counted (and its first 64 KiB kept as text). */
+/**
+ * One HTTP(S) request; the response body is counted (and its first 64 KiB kept as text). HTTPS
+ * certificates are not checked (the benchmarks make their own).
+ */
 export function http(
   method: string,
   url: string,
@@ -112,7 +132,9 @@ export function http(
   headers: Record<string, string> = {},
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: { ...(Buffer.isBuffer(body) ? { "Content-Length": String(body.length) } : {}), ...headers } }, (res) => {
+    const send = url.startsWith("https:") ? httpsRequest : request;
+    const opts = { method, rejectUnauthorized: false, headers: { ...(Buffer.isBuffer(body) ? { "Content-Length": String(body.length) } : {}), ...headers } };
+    const req = send(url, opts, (res) => {
       let bytes = 0;
       const small: Buffer[] = [];
       res.on("data", (c: Buffer) => {

@@ -12,8 +12,12 @@
  *            through a Strata with token authentication (Bearer token on every request) against
  *            distribution without auth, the two measured alternately in the same minute
  *   RSS    peak server RSS while 8 uploads of 1 GiB stream concurrently (POST, PATCH, PUT)
+ *   tls    GET of the big blob over HTTPS by curl, both servers with one self-signed certificate
+ *   load   32 pushers of 8 MiB blobs and 32 pullers for STRATA_BENCH_LOAD_SECONDS (30), one
+ *          server at a time: errors, throughput, p99 latency (bench/load.ts)
  *
- * STRATA_BENCH_ONLY=blobs measures only push, pull and pull64 (no wrk, no RSS run).
+ * STRATA_BENCH_ONLY=blobs measures only push, pull and pull64 (no wrk, no RSS run);
+ * STRATA_BENCH_ONLY=tls and STRATA_BENCH_ONLY=load only those parts.
  *
  * Needs: docker-registry, wrk and curl (Debian packages). Not a test: it asserts only integrity.
  *
@@ -23,18 +27,21 @@
  *   64 x 8 MiB 0.55-0.89x -> 1.30-2.02x.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, startStrata } from "../test/helpers/strata.js";
 import { minimalImage, sha256 as sha } from "../test/helpers/oci-layout.js";
 import { bigDigest, bigStream, http, type Peer, printTable, pushMonolithic, pushStreamed, sampleRss, startDistribution, type TableRow, time } from "./lib.js";
+import { curlTls, type LoadResult, loadProfile, seedLoad, testCertificate } from "./load.js";
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.STRATA_BENCH_MIB ?? 256) * MiB;
 const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 3);
 const BIG = Number(process.env.STRATA_BENCH_BIG_MIB ?? 1024) * MiB;
-const ONLY_BLOBS = process.env.STRATA_BENCH_ONLY === "blobs";
+const ONLY = process.env.STRATA_BENCH_ONLY;
+const ONLY_BLOBS = ONLY === "blobs";
+const LOAD_SECONDS = Number(process.env.STRATA_BENCH_LOAD_SECONDS ?? 30);
 const MANY = 64;
 const MANY_SIZE = 8 * MiB;
 
@@ -177,7 +184,81 @@ async function tokenDigestRates(): Promise<{ strata: number; peer: number }> {
   }
 }
 
+/** Big-blob GET over HTTPS, Strata and distribution alternating (curl -k), medians in MB/s. */
+async function tlsPulls(): Promise<{ strata: number; dist: number }> {
+  const cert = await testCertificate();
+  const root = await mkdtemp(join(tmpdir(), "bench-strata-tls-"));
+  try {
+    const s = await startStrata(
+      { storage: { driver: "filesystem", filesystem: { root } }, log: { level: "warn" }, tls: { certificate: cert.cert, key: cert.key } },
+      { ca: await readFile(cert.cert) },
+    );
+    const dist = await startDistribution(undefined, { cert: cert.cert, key: cert.key });
+    try {
+      const blob = randomBytes(SIZE);
+      const d = sha(blob);
+      const peers = [
+        ["strata", s.url],
+        ["dist", dist.url],
+      ] as const;
+      for (const [, url] of peers) await pushMonolithic(url, "bench/tls", blob, d);
+      process.stderr.write(`alternating over HTTPS: GET ${SIZE / MiB} MiB x${RUNS} (curl)\n`);
+      const r: Record<"strata" | "dist", number[]> = { strata: [], dist: [] };
+      for (let i = 0; i < RUNS; i++) for (const [n, url] of i % 2 ? [...peers].reverse() : peers) r[n].push(await curlTls(`${url}/v2/bench/tls/blobs/${d}`, SIZE));
+      return { strata: median(r.strata), dist: median(r.dist) };
+    } finally {
+      await s.stop();
+      await dist.stop();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+    await cert.dispose();
+  }
+}
+
+/** The mixed load against each server alone (Strata first, then distribution). */
+async function loads(): Promise<{ strata: LoadResult; dist: LoadResult }> {
+  const root = await mkdtemp(join(tmpdir(), "bench-strata-load-"));
+  try {
+    const s = await startStrata({ storage: { driver: "filesystem", filesystem: { root } }, log: { level: "warn" } });
+    const strata: Peer = { url: s.url, host: s.host, pid: s.process.pid!, stop: () => s.stop() };
+    let sr: LoadResult;
+    try {
+      process.stderr.write(`strata: load, 32 pushers + 32 pullers of 8 MiB for ${LOAD_SECONDS} s\n`);
+      sr = await loadProfile(strata, await seedLoad(strata), LOAD_SECONDS);
+    } finally {
+      await strata.stop();
+    }
+    const dist = await startDistribution();
+    try {
+      process.stderr.write(`distribution: load, 32 pushers + 32 pullers of 8 MiB for ${LOAD_SECONDS} s\n`);
+      return { strata: sr, dist: await loadProfile(dist, await seedLoad(dist), LOAD_SECONDS) };
+    } finally {
+      await dist.stop();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+function loadRows(l: { strata: LoadResult; dist: LoadResult }): TableRow[] {
+  const t = `load ${LOAD_SECONDS} s, 32 pushers + 32 pullers of 8 MiB`;
+  return [
+    { metric: `${t}: errors`, unit: "count", strata: l.strata.errors, peer: l.dist.errors, better: "lower", target: "0" },
+    { metric: `${t}: push throughput`, unit: "MB/s", strata: l.strata.pushMBs, peer: l.dist.pushMBs, better: "higher", target: ">= 1.0x" },
+    { metric: `${t}: pull throughput`, unit: "MB/s", strata: l.strata.pullMBs, peer: l.dist.pullMBs, better: "higher", target: ">= 1.0x" },
+    { metric: `${t}: push p99`, unit: "ms", strata: l.strata.pushP99, peer: l.dist.pushP99, better: "lower", target: "" },
+    { metric: `${t}: pull p99`, unit: "ms", strata: l.strata.pullP99, peer: l.dist.pullP99, better: "lower", target: "" },
+  ];
+}
+
+function tlsRow(t: { strata: number; dist: number }): TableRow {
+  return { metric: `pull ${SIZE / MiB} MiB blob over HTTPS, curl client`, unit: "MB/s", strata: t.strata, peer: t.dist, better: "higher", target: ">= 0.8x" };
+}
+
 async function main(): Promise<void> {
+  if (ONLY === "tls") return printTable("distribution", [tlsRow(await tlsPulls())]);
+  if (ONLY === "load") return printTable("distribution", loadRows(await loads()));
   process.stderr.write("preparing data\n");
   const blobs = Array.from({ length: RUNS }, () => {
     const blob = randomBytes(SIZE);
@@ -216,6 +297,8 @@ async function main(): Promise<void> {
     await rm(root, { recursive: true, force: true });
   }
   if (!ONLY_BLOBS) tokenDigest = await tokenDigestRates();
+  const tls = ONLY_BLOBS ? undefined : await tlsPulls();
+  const load = ONLY_BLOBS ? undefined : await loads();
   const rows: TableRow[] = [
     { metric: `push ${SIZE / MiB} MiB blob (POST + PUT)`, unit: "MB/s", strata: push.strata, peer: push.dist, better: "higher", target: ">= 1.5x" },
     { metric: `pull ${SIZE / MiB} MiB blob`, unit: "MB/s", strata: pulled.strata.pull, peer: pulled.dist.pull, better: "higher", target: ">= 1.0x" },
@@ -226,6 +309,8 @@ async function main(): Promise<void> {
     { metric: "GET manifest by digest, token auth (peer: no auth; alternating runs)", unit: "req/s", strata: tokenDigest.strata, peer: tokenDigest.peer, better: "higher", target: ">= 5x" },
     { metric: `peak RSS, 8 x ${BIG / MiB} MiB uploads`, unit: "MB", strata: s.rss, peer: d.rss, better: "lower", target: "strata <= 200 MB" },
   ];
+  if (tls) rows.splice(4, 0, tlsRow(tls));
+  if (load) rows.push(...loadRows(load));
   printTable("distribution", ONLY_BLOBS ? rows.slice(0, 4) : rows);
 }
 
