@@ -6,7 +6,8 @@
  *
  *   api first page     GET /strata/v1/repositories?n=100 (name, tags, size, last push) for
  *                      each sort order, embedded and with the Redis summary; median of 30
- *   catalog first page GET /v2/_catalog?n=100 (Strata embedded walks storage, as distribution does)
+ *   catalog first page GET /v2/_catalog?n=100 (distribution walks storage on every request;
+ *                      Strata embedded walks once, then answers from memory)
  *   UI first render    Chromium opening /ui/ until the first row is drawn (median of 5)
  *
  * Strata's summary is filled through its store (what the recorder does on push); the

@@ -1,5 +1,5 @@
 /**
- * Client subcommands of `strata`: pull, images, inspect, rmi, verify, save. Errors are thrown
+ * Client subcommands of `strata`: pull, images, inspect, rmi, image prune, system df, verify, save. Errors are thrown
  * (main prints them with `printError`); everything printed goes through terminal.ts.
  */
 // Command implementations are imported when their command runs (start-up time of the CLI).
@@ -80,6 +80,15 @@ export function registerClientCommands(program: Command): void {
     .option("-q, --quiet", "print only the image reference")
     .addOption(formatOption(Object.keys(PULL_FIELDS).map((f) => `{{.${f}}}`).join(", ")))
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
+    .addOption(
+      new Option("--timeout <seconds>", "time allowed for a registry's response head, and for a token, manifest or config in full (default: 30 s heads, 60 s whole)")
+        .env("STRATA_TIMEOUT")
+        .argParser((v) => {
+          const n = Number(v);
+          if (!Number.isFinite(n) || n <= 0) throw new Error(`--timeout must be a positive number of seconds, got ${JSON.stringify(v)}`);
+          return n;
+        }),
+    )
     .option("-u, --username <user>", "registry user name")
     .option("--password-stdin", "read the registry password from stdin")
     .action(
@@ -92,6 +101,7 @@ export function registerClientCommands(program: Command): void {
           quiet?: boolean;
           format?: string;
           insecureRegistry: string[];
+          timeout?: number;
           username?: string;
           passwordStdin?: boolean;
         },
@@ -129,6 +139,7 @@ export function registerClientCommands(program: Command): void {
             platform: o.platform ? parsePlatform(o.platform) : undefined,
             maxConcurrent: o.maxConcurrent,
             insecureRegistries: o.insecureRegistry,
+            timeouts: o.timeout === undefined ? undefined : { headersMs: o.timeout * 1000, smallBodyMs: o.timeout * 1000 },
             credentials,
             progress,
             signal: ac.signal,
@@ -184,6 +195,34 @@ export function registerClientCommands(program: Command): void {
       const { rmiImages, formatRemoveResult } = await import("./commands/rmi.js");
       const r = await rmiImages(await openStore(o.root), images, { force: o.force });
       print(`${formatRemoveResult(r)}\n`);
+    });
+
+  const image = program.commands.find((c) => c.name() === "image") ?? program.command("image").description("manage images");
+  image
+    .command("prune")
+    .description("remove dangling images (with --all: every image no container uses) and every layer nothing uses")
+    .addOption(rootOption())
+    .option("-a, --all", "remove every image no container uses, not only dangling ones")
+    .option("-f, --force", "do not prompt (strata never prompts; accepted for Docker's command line)")
+    .addOption(new Option("--format <format>", "table (default) or json ({ImagesDeleted, SpaceReclaimed} as Docker's API answers)"))
+    .action(async (o: { root: string; all?: boolean; format?: string }) => {
+      const fmt = o.format === undefined || o.format === "table" ? ({ kind: "table" } as const) : o.format === "json" ? ({ kind: "json" } as const) : undefined;
+      if (!fmt) throw new Error(`image prune: --format must be table or json, got ${JSON.stringify(o.format)}`);
+      const [{ pruneImages }, { formatPrune }] = await Promise.all([import("./store/prune.js"), import("./commands/prune.js")]);
+      print(formatPrune(await pruneImages(await openStore(o.root), { all: o.all }), fmt));
+    });
+
+  const system = program.commands.find((c) => c.name() === "system") ?? program.command("system").description("store-wide commands");
+  system
+    .command("df")
+    .description("show the store's disk usage: images, layers, containers, shared and reclaimable bytes")
+    .addOption(rootOption())
+    .addOption(formatOption("{{.Type}}, {{.TotalCount}}, {{.Active}}, {{.Size}}, {{.Shared}}, {{.Reclaimable}}"))
+    .action(async (o: { root: string; format?: string }) => {
+      const [{ diskUsage }, { formatDf, DF_FIELDS }] = await Promise.all([import("./store/prune.js"), import("./commands/df.js")]);
+      const fmt = parseFormat(o.format, DF_FIELDS, "system df");
+      const store = await openStore(o.root);
+      print(formatDf(await store.withLock(() => diskUsage(store)), fmt));
     });
 
   program

@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { lookup } from "node:dns/promises";
 import { mkdtemp, rm } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { hostname, networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { registryBaseUrl } from "../src/registry/client.js";
@@ -84,5 +86,27 @@ describe("HTTPS registries", { skip: missing("openssl", "docker-registry", "skop
       r.stderr,
       /^strata: cannot reach registry https:\/\/.*: (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\n$/,
     );
+  });
+});
+
+/** An address of this machine that is not loopback (so the client picks HTTPS for it). */
+const outsideAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+
+describe("HTTPS to a plain-HTTP registry", { skip: outsideAddress ? false : "no non-loopback IPv4 address on this machine" }, () => {
+  it("says the registry speaks plain HTTP and names --insecure-registry, instead of a TLS error code", async () => {
+    const server = http.createServer((_req, res) => res.end("{}"));
+    await new Promise<void>((r) => server.listen(0, outsideAddress, r));
+    const domain = `${outsideAddress}:${(server.address() as AddressInfo).port}`;
+    const dir = await mkdtemp(join(tmpdir(), "strata-plain-"));
+    try {
+      const r = await runCli(["pull", `${domain}/a/b:1`, "--root", join(dir, "r")]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `strata: ${domain}: the registry speaks plain HTTP: use --insecure-registry ${domain}\n`);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

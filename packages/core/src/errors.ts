@@ -38,6 +38,7 @@ export const ErrorCodes = {
   ),
   MANIFEST_INVALID: register("MANIFEST_INVALID", 400, "manifest invalid", "The manifest failed validation."),
   MANIFEST_UNKNOWN: register("MANIFEST_UNKNOWN", 404, "manifest unknown to registry", "The manifest is not known to the repository."),
+  TAG_INVALID: register("TAG_INVALID", 400, "manifest tag is not valid", "The tag in the request path is not a valid tag."),
   NAME_INVALID: register("NAME_INVALID", 400, "invalid repository name", "The repository name is not valid."),
   NAME_UNKNOWN: register("NAME_UNKNOWN", 404, "repository name not known to registry", "The repository is not known."),
   SIZE_INVALID: register("SIZE_INVALID", 400, "provided length did not match content length", "The content length does not match the declared size."),

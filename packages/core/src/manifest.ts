@@ -100,18 +100,51 @@ function describeZod(err: z.ZodError): string {
 }
 
 /**
+ * Deepest nesting of arrays and objects accepted in a manifest, index or image config. Real ones
+ * nest a handful of levels; the bound keeps every later recursive walk of the parsed value
+ * (JSON.stringify in inspect, commit, save) far from the stack's limit.
+ */
+export const MAX_JSON_DEPTH = 1000;
+
+/** The nesting depth of JSON text, scanning no further than `max + 1` levels (strings skipped). */
+export function jsonDepth(text: string, max = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > max) return deepest;
+      }
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
+}
+
+/** JSON.parse with the nesting bound checked first. */
+function parseBoundedJson(text: string, what: string): unknown {
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw new InvalidManifestError(`${what} nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InvalidManifestError(`${what} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
  * Parses a manifest or index. `contentType` is the Content-Type it arrived with (optional).
  * Throws InvalidManifestError for bad JSON, unknown media types, a body mediaType that
  * contradicts the Content-Type, or a schema violation.
  */
 export function parseManifest(raw: Uint8Array, contentType?: string): ParsedManifest {
   const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString("utf8"));
-  } catch (e) {
-    throw new InvalidManifestError(`manifest is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = parseBoundedJson(bytes.toString("utf8"), "manifest");
   if (json === null || typeof json !== "object" || Array.isArray(json)) throw new InvalidManifestError("manifest must be a JSON object");
   const obj = json as Record<string, unknown>;
   const ct = contentType ? baseMediaType(contentType) : "";
@@ -209,12 +242,7 @@ export interface ParsedImageConfig {
 
 export function parseImageConfig(raw: Uint8Array): ParsedImageConfig {
   const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString("utf8"));
-  } catch (e) {
-    throw new InvalidManifestError(`image config is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = parseBoundedJson(bytes.toString("utf8"), "image config");
   const r = imageConfigSchema.safeParse(json);
   if (!r.success) throw new InvalidManifestError(`invalid image config: ${describeZod(r.error)}`);
   return { raw: bytes, config: r.data };

@@ -14,6 +14,8 @@ import {
   formatPlatform,
   hostPlatform,
   InvalidManifestError,
+  jsonDepth,
+  MAX_JSON_DEPTH,
   MediaTypes,
   manifestDigest,
   type Platform,
@@ -483,5 +485,32 @@ describe("platforms", () => {
   it("arm64 variants spelt '8' count as v8 (containerd normalisation)", () => {
     assert.equal(platformMatches(P("linux/arm64/v8"), { os: "linux", architecture: "arm64", variant: "8" }), true);
     assert.equal(platformMatches(P("linux/arm/v7"), { os: "linux", architecture: "arm", variant: "7" }), true);
+  });
+});
+
+describe("JSON nesting bound", () => {
+  const config = (labels: string) =>
+    Buffer.from(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"deep":${labels}}}}`);
+  it("counts arrays and objects, not brackets inside strings (escaped quotes included)", () => {
+    assert.equal(jsonDepth('{"a":[1,{"b":"[[[{{{\\"]]]"}]}'), 3);
+    assert.equal(jsonDepth("[]"), 1);
+    assert.equal(jsonDepth('"[["'), 0);
+  });
+  it("a config nested 200,000 levels deep is refused at parse time with a clear error", () => {
+    const deep = config(`${"[".repeat(200_000)}${"]".repeat(200_000)}`);
+    assert.throws(() => parseImageConfig(deep), (e: Error) => {
+      assert.ok(e instanceof InvalidManifestError);
+      assert.equal(e.message, `image config nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
+      return true;
+    });
+    const m = Buffer.from(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":{"a":${"{\"a\":".repeat(5000)}1${"}".repeat(5000)}}}`);
+    assert.throws(() => parseManifest(m), /manifest nests arrays and objects more than 1000 levels deep/);
+  });
+  it("nesting up to the bound parses, and its value can be serialised again (inspect, commit)", () => {
+    // the config object itself and its config/Labels take three levels
+    const inner = MAX_JSON_DEPTH - 3;
+    const ok = parseImageConfig(config(`${"[".repeat(inner)}${"]".repeat(inner)}`));
+    assert.ok(JSON.stringify(ok.config, null, 2).length > inner);
+    assert.throws(() => parseImageConfig(config(`${"[".repeat(inner + 1)}${"]".repeat(inner + 1)}`)), InvalidManifestError);
   });
 });

@@ -113,9 +113,11 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
         await uploads.purge();
         if (config.storage.driver === "s3") {
           // Multipart uploads nobody writes any more: expired sessions' were aborted by purge().
-          const { abortStaleMultipartUploads } = await import("./storage/s3.js");
+          const { abortStaleMultipartUploads, sweepOrphans } = await import("./storage/s3.js");
           const cutoff = new Date(Date.now() - config.uploads.orphanGraceSeconds * 1000);
           await abortStaleMultipartUploads(config.storage.s3!, cutoff, (key) => uploads.writerMayBeLive(key));
+          // Bytes of parts-written objects that no pointer uses any more (s3-pointers.ts).
+          await sweepOrphans(config.storage.s3!, cutoff);
         }
       });
     };

@@ -56,7 +56,7 @@ export class ManifestTooLargeError extends Error {
 
 export class BadRequestError extends Error {
   constructor(
-    readonly kind: "upload" | "size" | "name" | "digest" | "manifest",
+    readonly kind: "upload" | "size" | "name" | "digest" | "manifest" | "tag",
     message: string,
   ) {
     super(message);

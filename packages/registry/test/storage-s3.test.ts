@@ -57,8 +57,14 @@ if (!probe) {
       drivers.push(d);
       return d;
     };
+    /** Multipart uploads of the writer of `objectKey`: at the key, or at a physical object written for it. */
     const uploadsFor = async (d: S3StorageDriver, objectKey: string) =>
-      ((await d.client.send(new ListMultipartUploadsCommand({ Bucket: d.bucket, Prefix: objectKey }))).Uploads ?? []).filter((u) => u.Key === objectKey);
+      ((await d.client.send(new ListMultipartUploadsCommand({ Bucket: d.bucket }))).Uploads ?? []).filter(
+        (u) => u.Key === objectKey || u.Key?.startsWith(`~strata-objects/${objectKey}~`),
+      );
+    /** The object a pointer at `objectKey` names, or the object itself. */
+    const physicalOf = async (d: S3StorageDriver, objectKey: string) =>
+      (await d.client.send(new HeadObjectCommand({ Bucket: d.bucket, Key: objectKey }))).Metadata?.["strata-target"] ?? objectKey;
     const rawKeys = async (d: S3StorageDriver, prefix = "") =>
       ((await d.client.send(new ListObjectsV2Command({ Bucket: d.bucket, Prefix: prefix }))).Contents ?? []).map((c) => c.Key).sort();
 
@@ -100,7 +106,7 @@ if (!probe) {
       // S3 gives a multipart object the ETag "<hash>-<number of parts>". Parts of 5 MiB:
       // 12 MiB closes as 2 parts + a 2 MiB segment; the segment and 7 MiB more make a 5 MiB
       // part and a 4 MiB last part.
-      const head = await a.client.send(new HeadObjectCommand({ Bucket: a.bucket, Key: key.slice(1) }));
+      const head = await a.client.send(new HeadObjectCommand({ Bucket: a.bucket, Key: await physicalOf(a, key.slice(1)) }));
       assert.match(head.ETag ?? "", /-4"?$/, `ETag ${head.ETag} is not that of a 4-part upload`);
       assert.equal((await uploadsFor(a, key.slice(1))).length, 0, "no multipart upload left after commit");
       assert.deepEqual(await rawKeys(a, "v2/repositories/r/_uploads/u1/"), [key.slice(1)], "only the object itself remains (no writer state)");
@@ -143,7 +149,7 @@ if (!probe) {
       assert.ok(upload, "no multipart upload");
       let seen = 0;
       for (let i = 0; i < 300 && seen < 2; i++) {
-        seen = ((await d.client.send(new ListPartsCommand({ Bucket: d.bucket, Key: key.slice(1), UploadId: upload.UploadId }))).Parts ?? []).length;
+        seen = ((await d.client.send(new ListPartsCommand({ Bucket: d.bucket, Key: upload.Key, UploadId: upload.UploadId }))).Parts ?? []).length;
         if (seen < 2) await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(seen, 2, "the abandoned session's part never arrived");
@@ -169,6 +175,7 @@ if (!probe) {
       await w2.cancel();
       assert.equal((await uploadsFor(d, key.slice(1))).length, 0, "ListMultipartUploads still shows the upload");
       assert.deepEqual(await rawKeys(d, "v2/"), [], "objects left after cancel");
+      assert.deepEqual(await rawKeys(d, "~strata-objects/"), [], "physical objects left after cancel");
       const w3 = await d.writer(key, { append: true });
       assert.equal(w3.size, 0);
       await w3.cancel();
@@ -198,6 +205,75 @@ if (!probe) {
       assert.deepEqual(await rawKeys(d, "v2/"), []);
     });
 
+    it("a move of a parts-written object rewrites its pointer: bytes intact, no second copy, the old upload directory's removal keeps them", async () => {
+      const d = make();
+      const up = "/v2/repositories/r/_uploads/m1/data";
+      const blob = "/v2/blobs/sha256/ab/m1/data";
+      const data = randomBytes(11 * MiB + 7);
+      const w = await d.writer(up);
+      await writeChunked(w, data);
+      await w.commit();
+      await d.putContent("/v2/repositories/r/_uploads/m1/startedat", Buffer.from("2026-01-01T00:00:00Z"));
+      await d.move(up, blob);
+      await assert.rejects(d.stat(up), PathNotFoundError);
+      assert.equal((await d.stat(blob)).size, data.length);
+      const head = await d.client.send(new HeadObjectCommand({ Bucket: d.bucket, Key: blob.slice(1) }));
+      assert.equal(head.ContentLength, 0, "the blob key holds a pointer, not a copy");
+      const physical = (await rawKeys(d, "~strata-objects/")).filter((k) => !k!.endsWith("~ref"));
+      assert.equal(physical.length, 1, `one physical object, got ${physical.join(", ")}`);
+      assert.equal(head.Metadata?.["strata-target"], physical[0]);
+      await d.delete("/v2/repositories/r/_uploads/m1");
+      assert.equal(sha(await readAll(await d.reader(blob))), sha(data), "bytes after the upload directory went");
+      assert.equal(sha(await d.getContent(blob)), sha(data));
+      const mid = await readAll(await d.reader(blob, { offset: 5 * MiB - 3, length: 9 }));
+      assert.ok(mid.equals(data.subarray(5 * MiB - 3, 5 * MiB + 6)), "ranged read of a pointer");
+      assert.equal((await readAll(await d.reader(blob, { offset: data.length }))).length, 0, "a read at the end is empty");
+      await d.delete("/v2/blobs");
+      assert.deepEqual(await rawKeys(d, "~strata-objects/"), [], "deleting the blob removes its bytes");
+      assert.deepEqual(await rawKeys(d, "v2/"), []);
+    });
+
+    it("a move interrupted after the destination pointer was written: deleting the source keeps the bytes", async () => {
+      const d = make();
+      const up = "/v2/repositories/r/_uploads/m2/data";
+      const blob = "/v2/blobs/sha256/ab/m2/data";
+      const data = randomBytes(6 * MiB);
+      const w = await d.writer(up);
+      await w.write(data);
+      await w.commit();
+      // The first two steps of move (owner record, destination pointer), then a crash.
+      const head = await d.client.send(new HeadObjectCommand({ Bucket: d.bucket, Key: up.slice(1) }));
+      const target = head.Metadata!["strata-target"];
+      const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+      await d.client.send(new PutObjectCommand({ Bucket: d.bucket, Key: `${target}~ref`, Body: Buffer.from(blob) }));
+      await d.client.send(new PutObjectCommand({ Bucket: d.bucket, Key: blob.slice(1), Body: Buffer.alloc(0), Metadata: head.Metadata }));
+      await d.delete("/v2/repositories/r/_uploads/m2");
+      assert.equal(sha(await d.getContent(blob)), sha(data), "the blob lost its bytes with the upload");
+      assert.equal(await d.sweepOrphans(new Date(Date.now() + 3600_000)), 0, "the sweep took bytes a pointer uses");
+      assert.equal(sha(await d.getContent(blob)), sha(data));
+      await d.delete("/v2");
+      assert.deepEqual(await rawKeys(d, "~strata-objects/"), []);
+    });
+
+    it("sweepOrphans removes bytes no pointer uses (overwritten pointer, crash before the pointer) and only once they are old", async () => {
+      const d = make();
+      const kept = "/v2/blobs/sha256/ab/s1/data";
+      const overwritten = "/v2/blobs/sha256/ab/s2/data";
+      for (const k of [kept, overwritten]) {
+        const w = await d.writer(k);
+        await w.write(randomBytes(5 * MiB + 1));
+        await w.commit();
+      }
+      await d.putContent(overwritten, Buffer.from("small"));
+      assert.equal(await d.sweepOrphans(new Date(Date.now() - 3600_000)), 0, "young orphans are left alone");
+      assert.equal(await d.sweepOrphans(new Date(Date.now() + 3600_000)), 1);
+      assert.equal((await d.stat(kept)).size, 5 * MiB + 1);
+      assert.equal((await d.getContent(overwritten)).toString(), "small");
+      assert.equal((await rawKeys(d, "~strata-objects/")).length, 1);
+      await d.delete("/v2");
+      assert.deepEqual(await rawKeys(d, "~strata-objects/"), []);
+    });
+
     it("redirect URLs are presigned and fetchable without credentials; off unless configured", async () => {
       const data = randomBytes(100_000);
       const plain = make();
@@ -215,6 +291,16 @@ if (!probe) {
       assert.equal(head.headers.get("content-length"), String(data.length));
       // A URL is bound to its method and key.
       assert.notEqual((await fetch(url.replace("/x/data", "/y/data"))).status, 200);
+      // A parts-written object (a pointer) redirects to its bytes.
+      const big = randomBytes(5 * MiB + 9);
+      const w = await d.writer("/v2/blobs/z/data");
+      await w.write(big);
+      await w.commit();
+      const bigRes = await fetch((await d.redirectURL!("/v2/blobs/z/data", { method: "GET", expiresInSeconds: 60 }))!);
+      assert.equal(bigRes.status, 200);
+      assert.equal(sha(Buffer.from(await bigRes.arrayBuffer())), sha(big), "bytes behind a pointer's URL differ");
+      const bigHead = await fetch((await d.redirectURL!("/v2/blobs/z/data", { method: "HEAD", expiresInSeconds: 60 }))!, { method: "HEAD" });
+      assert.equal(bigHead.headers.get("content-length"), String(big.length));
       await d.delete("/v2");
     });
 

@@ -4,8 +4,11 @@
  * - Scheme: HTTPS, except plain HTTP for loopback hosts (127.0.0.0/8, ::1, localhost) and hosts
  *   named in `insecureRegistries` ("host" or "host:port"). `docker.io` is served by registry-1.docker.io.
  * - Auth: anonymous first; on 401 the WWW-Authenticate challenge decides: Bearer -> a token from
- *   the realm for `repository:<name>:pull` (sent with Basic credentials when there are any),
- *   cached per realm/service/scope; Basic -> the credentials. Credentials never appear in errors.
+ *   the realm for `repository:<name>:pull` (sent with Basic credentials when there are any and
+ *   `mayReceiveCredentials` allows it, else anonymous), cached per realm/service/scope; Basic ->
+ *   the credentials. A 401 from a host the registry redirected to is an error: neither the
+ *   credentials nor the registry's tokens go there. Credentials never appear in errors or logs
+ *   (STRATA_DEBUG names the hosts that got them).
  * - Retries: network errors, 5xx and 429 are retried with exponential backoff (Retry-After
  *   honoured), bounded by the policy. A blob body cut off mid-way is resumed with `Range`.
  * - Verification is the caller's job for blob streams (see `blobStream`); `getManifest` and
@@ -17,12 +20,12 @@ import type { Descriptor } from "@strata/core";
 import { type Digest, digestAlgorithm, digestOf, parseDigest, tryParseDigest } from "@strata/core/digest";
 import { baseMediaType, MediaTypes } from "@strata/core/mediatypes";
 import { createVerifier } from "@strata/core/verify";
+import { debug } from "../debug.js";
 import { basicAuthHeader, type Challenge, type Credentials, parseChallenges, redact } from "./auth.js";
-import { createAgents, type HttpResponse, httpSend } from "./http.js";
-import { type RawResponse, rawGet } from "./rawhttp.js";
+import { BodyTooLarge, type MinRate, type RawResponse, rawGet } from "./rawhttp.js";
 import { backoffDelay, DEFAULT_RETRY, isNetworkError, isRetryableStatus, parseRetryAfter, type RetryPolicy, sleep } from "./retry.js";
 
-/** What `withRetry` needs from a response (fetch's Response and HttpResponse both qualify). */
+/** What `withRetry` needs from a response. */
 interface RetryableResponse {
   status: number;
   headers: { get(name: string): string | null };
@@ -31,8 +34,31 @@ interface RetryableResponse {
 
 export const MANIFEST_ACCEPT = [MediaTypes.OciManifest, MediaTypes.OciIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList].join(", ");
 
-/** Largest manifest accepted (the distribution spec recommends 4 MiB). */
+/** Largest manifest accepted (the distribution spec recommends 4 MiB; the registry's default limit too). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Largest image config accepted. */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+/** Largest token response accepted. */
+export const MAX_TOKEN_BYTES = 1024 * 1024;
+
+/** Time limits of every request to a registry (and the hosts it redirects to, and its token realm). */
+export interface Timeouts {
+  /** No byte in either direction for this long fails the attempt (ETIMEDOUT). */
+  idleMs: number;
+  /** The final response head must arrive within this long; interim 1xx responses do not extend it. */
+  headersMs: number;
+  /** A token, manifest or config must be received in full within this long (per attempt). */
+  smallBodyMs: number;
+  /** A blob body slower than this on average over the window fails the attempt; the retry resumes with Range. */
+  minRate: MinRate;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = {
+  idleMs: 60_000,
+  headersMs: 30_000,
+  smallBodyMs: 60_000,
+  minRate: { bytesPerSec: 1024, windowMs: 30_000 },
+};
 
 export class RegistryError extends Error {
   constructor(
@@ -54,8 +80,9 @@ export interface RegistryClientOptions {
   retry?: Partial<RetryPolicy>;
   userAgent?: string;
   signal?: AbortSignal;
-  /** A connection silent for this long is treated as a network failure (default 60 s). */
+  /** A connection silent for this long is treated as a network failure (default 60 s); same as `timeouts.idleMs`. */
   idleTimeoutMs?: number;
+  timeouts?: Partial<Timeouts>;
 }
 
 /**
@@ -90,6 +117,17 @@ function hostOf(domain: string): { host: string; port?: string } {
   return colon === -1 ? { host: domain } : { host: domain.slice(0, colon), port: domain.slice(colon + 1) };
 }
 
+/**
+ * Whether a token realm may receive the registry's Basic credentials: over HTTPS anywhere; over
+ * plain HTTP only on the registry's own host (same host name or address, any port: a plain-HTTP
+ * registry's host gets them with a Basic challenge anyway) and only when the registry itself is
+ * plain HTTP. Another name or address, loopback ones such as 127.0.0.2 included, is another host.
+ */
+export function mayReceiveCredentials(realm: URL, registry: URL): boolean {
+  if (realm.protocol === "https:") return true;
+  return realm.protocol === "http:" && registry.protocol === "http:" && realm.hostname.toLowerCase() === registry.hostname.toLowerCase();
+}
+
 export function isLoopbackHost(domain: string): boolean {
   const { host } = hostOf(domain);
   const h = host.toLowerCase();
@@ -106,13 +144,12 @@ export function registryBaseUrl(domain: string, insecureRegistries: readonly str
 }
 
 interface RequestOptions {
-  method?: "GET" | "HEAD";
   headers?: Record<string, string>;
   /** The repository the request is about (for the token scope). */
   repository: string;
   signal?: AbortSignal;
-  /** Read the body with rawGet (reused buffers; see rawhttp.ts). */
-  raw?: boolean;
+  /** A small response (manifest, config): the whole exchange is bounded by `timeouts.smallBodyMs`. */
+  small?: boolean;
 }
 
 export class RegistryClient {
@@ -126,7 +163,7 @@ export class RegistryClient {
   /** The challenge learned from the registry (undefined until the first 401). */
   private challenge: Challenge | undefined;
   private readonly secrets: string[] = [];
-  private readonly agents = createAgents();
+  readonly timeouts: Timeouts;
 
   constructor(readonly opts: RegistryClientOptions) {
     this.baseUrl = registryBaseUrl(opts.domain, opts.insecureRegistries);
@@ -134,6 +171,7 @@ export class RegistryClient {
     this.creds = opts.credentials;
     this.userAgent = opts.userAgent ?? "strata/0.1";
     this.signal = opts.signal;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}), ...opts.timeouts };
   }
 
   /** This client's options and auth state, for `fromSession` in another thread. */
@@ -181,8 +219,19 @@ export class RegistryClient {
     if (c.params.service) url.searchParams.set("service", c.params.service);
     url.searchParams.append("scope", `repository:${repository}:pull`);
     const headers: Record<string, string> = { "User-Agent": this.userAgent, Accept: "application/json" };
-    if (this.creds) headers.Authorization = basicAuthHeader(this.creds);
-    const res = await this.withRetry(() => fetch(url, { headers, signal }), signal);
+    if (this.creds) {
+      if (mayReceiveCredentials(url, new URL(this.baseUrl))) {
+        headers.Authorization = basicAuthHeader(this.creds);
+        debug(`credentials for ${this.opts.domain} sent to the token realm ${url.origin}`);
+      } else {
+        debug(`credentials for ${this.opts.domain} withheld from the token realm ${url.origin} (plain HTTP to another host): anonymous token request`);
+      }
+    }
+    const t = this.timeouts;
+    const res = await this.withRetry(
+      () => rawGet(url.href, { headers, signal, idleTimeoutMs: t.idleMs, headerTimeoutMs: t.headersMs, totalTimeoutMs: t.smallBodyMs }),
+      signal,
+    );
     if (!res.ok) {
       await res.body?.cancel().catch(() => {});
       throw new RegistryError(
@@ -193,12 +242,20 @@ export class RegistryClient {
     }
     let body: { token?: string; access_token?: string };
     try {
-      body = (await res.json()) as typeof body;
-    } catch {
+      const raw = await res.bytes(MAX_TOKEN_BYTES);
+      body = JSON.parse(raw.toString("utf8")) as typeof body;
+    } catch (e) {
+      if (e instanceof BodyTooLarge) throw new RegistryError(`token response from ${url.origin}${url.pathname} is too large (${e.message})`, res.status, "UNAUTHORIZED");
+      if (isNetworkError(e)) throw this.wrapNetwork(e);
       throw new RegistryError(`token response from ${url.origin}${url.pathname} is not JSON`, res.status, "UNAUTHORIZED");
     }
-    const token = body.token ?? body.access_token;
+    if (typeof body !== "object" || body === null) throw new RegistryError(`token response from ${url.origin}${url.pathname} is not a JSON object`, res.status, "UNAUTHORIZED");
+    const token: unknown = body.token ?? body.access_token;
     if (!token) throw new RegistryError(`token response from ${url.origin}${url.pathname} has no token`, res.status, "UNAUTHORIZED");
+    // it goes into a header line: visible ASCII only
+    if (typeof token !== "string" || !/^[\x21-\x7e]+$/.test(token)) {
+      throw new RegistryError(`token response from ${url.origin}${url.pathname} has an unusable token`, res.status, "UNAUTHORIZED");
+    }
     this.secrets.push(token);
     const header = `Bearer ${token}`;
     this.tokens.set(this.scopeKey(repository), header);
@@ -230,7 +287,13 @@ export class RegistryClient {
 
   private wrapNetwork(e: unknown): Error {
     if (e instanceof Error && e.name === "AbortError") return e;
-    const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } } | undefined;
+    const err = e as { code?: string; message?: string; transport?: boolean; cause?: { code?: string; message?: string } } | undefined;
+    const code = err?.code ?? err?.cause?.code;
+    if (this.baseUrl.startsWith("https:") && (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/.test(err?.message ?? ""))) {
+      // a TLS client hello answered in plain text
+      return new RegistryError(`${this.opts.domain}: the registry speaks plain HTTP: use --insecure-registry ${this.opts.domain}`);
+    }
+    if (err?.transport && err.message) return new RegistryError(this.scrub(`registry ${this.baseUrl}: ${err.message}`));
     const detail = err?.code ?? err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
     return new RegistryError(this.scrub(`cannot reach registry ${this.baseUrl}: ${detail}`));
   }
@@ -239,9 +302,7 @@ export class RegistryClient {
    * One request with auth and retries. Returns the final response (any status except a 401 that
    * could be answered): callers check `ok`.
    */
-  async request(path: string, o: RequestOptions & { raw: true }): Promise<RawResponse>;
-  async request(path: string, o: RequestOptions): Promise<HttpResponse>;
-  async request(path: string, o: RequestOptions): Promise<HttpResponse | RawResponse> {
+  async request(path: string, o: RequestOptions): Promise<RawResponse> {
     const url = `${this.baseUrl}${path}`;
     const signal = o.signal ?? this.signal;
     let refreshed = false;
@@ -249,14 +310,29 @@ export class RegistryClient {
       const headers: Record<string, string> = { "User-Agent": this.userAgent, ...o.headers };
       const auth = this.authHeaderFor(o.repository);
       if (auth) headers.Authorization = auth;
-      const idleTimeoutMs = this.opts.idleTimeoutMs ?? 60_000;
-      const res = await this.withRetry<HttpResponse | RawResponse>(
+      const t = this.timeouts;
+      const res = await this.withRetry(
         () =>
-          o.raw
-            ? rawGet(url, { headers, signal, idleTimeoutMs })
-            : httpSend(url, { method: o.method ?? "GET", headers, signal, agent: this.agents, idleTimeoutMs }),
+          rawGet(url, {
+            headers,
+            signal,
+            idleTimeoutMs: t.idleMs,
+            headerTimeoutMs: t.headersMs,
+            totalTimeoutMs: o.small ? t.smallBodyMs : undefined,
+            minRate: t.minRate,
+          }),
         signal,
       );
+      const from = new URL(res.url);
+      if (res.status === 401 && from.origin !== new URL(this.baseUrl).origin) {
+        // a host the registry redirected to: the registry's credentials and tokens are not its to have
+        await res.body?.cancel().catch(() => {});
+        throw new RegistryError(
+          `${from.host}, where ${this.opts.domain} redirected a request for ${o.repository}, asks for authentication; the registry's credentials go to no other host`,
+          401,
+          "UNAUTHORIZED",
+        );
+      }
       if (res.status !== 401 || refreshed) {
         if (res.status === 401) {
           await res.body?.cancel().catch(() => {});
@@ -279,6 +355,7 @@ export class RegistryClient {
         await this.fetchToken(o.repository, signal);
       } else if (basic) {
         this.challenge = basic;
+        if (this.creds) debug(`credentials for ${this.opts.domain} sent to ${from.origin} (Basic)`);
         if (!this.creds) throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (no credentials)`, 401, "UNAUTHORIZED");
       } else {
         throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (unsupported challenge)`, 401, "UNAUTHORIZED");
@@ -286,7 +363,7 @@ export class RegistryClient {
     }
   }
 
-  private async failure(res: HttpResponse | RawResponse, what: string): Promise<RegistryError> {
+  private async failure(res: RawResponse, what: string): Promise<RegistryError> {
     let code: string | undefined;
     let message = "";
     try {
@@ -306,7 +383,7 @@ export class RegistryClient {
    * hash to it; a Docker-Content-Digest header, when present, must match the bytes too.
    */
   async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
-    const res = await this.request(`/v2/${repository}/manifests/${reference}`, { repository, headers: { Accept: MANIFEST_ACCEPT }, signal });
+    const res = await this.request(`/v2/${repository}/manifests/${reference}`, { repository, headers: { Accept: MANIFEST_ACCEPT }, signal, small: true });
     if (!res.ok) {
       if (res.status === 404) {
         await res.body?.cancel().catch(() => {});
@@ -318,7 +395,7 @@ export class RegistryClient {
       }
       throw await this.failure(res, `fetching manifest ${repository}${reference.includes(":") ? "@" : ":"}${reference}`);
     }
-    const raw = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${repository}:${reference}`);
+    const raw = await this.readSmall(res, MAX_MANIFEST_BYTES, `manifest ${repository}${reference.includes(":") ? "@" : ":"}${reference}`);
     const wanted = tryParseDigest(reference);
     const algorithm = wanted ? digestAlgorithm(wanted) : "sha256";
     const actual = digestOf(raw, algorithm);
@@ -333,12 +410,23 @@ export class RegistryClient {
     return { raw, contentType: baseMediaType(res.headers.get("content-type") ?? ""), digest: algorithm === "sha256" ? actual : digestOf(raw, "sha256") };
   }
 
+  /** A whole small body (manifest), at most `max` bytes. */
+  private async readSmall(res: RawResponse, max: number, what: string): Promise<Buffer> {
+    try {
+      return await res.bytes(max);
+    } catch (e) {
+      if (e instanceof BodyTooLarge) throw new RegistryError(`${what} is too large (${e.message})`);
+      if (isNetworkError(e)) throw this.wrapNetwork(e);
+      throw e;
+    }
+  }
+
   /** Reads a small blob fully (config), verified against the descriptor (size-limited). */
-  async readBlob(repository: string, desc: Pick<Descriptor, "digest" | "size">, maxSize = 64 * 1024 * 1024, signal?: AbortSignal): Promise<Buffer> {
-    if (desc.size > maxSize) throw new RegistryError(`blob ${desc.digest} is too large (${desc.size} bytes)`);
+  async readBlob(repository: string, desc: Pick<Descriptor, "digest" | "size">, maxSize = MAX_CONFIG_BYTES, signal?: AbortSignal): Promise<Buffer> {
+    if (desc.size > maxSize) throw new RegistryError(`blob ${desc.digest} is too large (${desc.size} bytes, over the limit of ${maxSize})`);
     const verifier = createVerifier({ digest: desc.digest, size: desc.size });
     const chunks: Buffer[] = [];
-    const src = this.blobStream(repository, desc, { signal });
+    const src = this.blobStream(repository, desc, { signal, small: true });
     await new Promise<void>((resolve, reject) => {
       src.on("error", (e) => verifier.destroy(e));
       verifier.on("data", (c: Buffer) => chunks.push(c));
@@ -354,7 +442,7 @@ export class RegistryClient {
    * consumer sees one continuous stream). Not verified: pipe it through `createVerifier`.
    * `onResume` is told the offset whenever a resume happens.
    */
-  blobStream(repository: string, desc: Pick<Descriptor, "digest" | "size">, o: { signal?: AbortSignal; onResume?: (offset: number) => void } = {}): Readable {
+  blobStream(repository: string, desc: Pick<Descriptor, "digest" | "size">, o: { signal?: AbortSignal; onResume?: (offset: number) => void; small?: boolean } = {}): Readable {
     return Readable.from(this.blobBody(repository, desc, o, false), { objectMode: false });
   }
 
@@ -370,7 +458,7 @@ export class RegistryClient {
   private async *blobBody(
     repository: string,
     desc: Pick<Descriptor, "digest" | "size">,
-    o: { signal?: AbortSignal; onResume?: (offset: number) => void },
+    o: { signal?: AbortSignal; onResume?: (offset: number) => void; small?: boolean },
     raw: boolean,
   ): AsyncGenerator<Buffer> {
     const digest = parseDigest(desc.digest);
@@ -386,7 +474,7 @@ export class RegistryClient {
         const headers: Record<string, string> = {};
         if (offset > 0) headers.Range = `bytes=${offset}-`;
         const path = `/v2/${repository}/blobs/${digest}`;
-        const res = raw ? await this.request(path, { repository, headers, signal: ac.signal, raw: true }) : await this.request(path, { repository, headers, signal: ac.signal });
+        const res = await this.request(path, { repository, headers, signal: ac.signal, small: o.small });
         if (!res.ok) {
           if (res.status === 404) {
             await res.body?.cancel().catch(() => {});
@@ -418,7 +506,8 @@ export class RegistryClient {
               skip = 0;
             }
             offset += chunk.length;
-            yield chunk;
+            // a chunk of a reused buffer is valid until the next read: copied for a stream's consumer
+            yield raw ? chunk : Buffer.from(chunk);
           }
           return;
         } catch (e) {
@@ -436,20 +525,4 @@ export class RegistryClient {
       }
     }
   }
-}
-
-async function readLimited(res: HttpResponse, max: number, what: string): Promise<Buffer> {
-  const len = Number(res.headers.get("content-length") ?? "-1");
-  if (len > max) {
-    await res.body?.cancel().catch(() => {});
-    throw new RegistryError(`${what} is too large (${len} bytes)`);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const part of res.body) {
-    total += part.byteLength;
-    if (total > max) throw new RegistryError(`${what} is too large (over ${max} bytes)`);
-    chunks.push(Buffer.from(part));
-  }
-  return Buffer.concat(chunks);
 }

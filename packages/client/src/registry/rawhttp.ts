@@ -1,39 +1,101 @@
 /**
- * GET with a body read straight from the socket into a few reused 1 MiB buffers (net/tls
- * `onread`), for layer blobs. node:http allocates two fresh buffers per 64 KiB socket read (the
- * read and the parser's body copy); at blob sizes that fresh memory (page faults, GC of external
- * memory) cost four times the CPU of the read itself (measured: 64 MiB over loopback, 250 ms with
- * node:http, 60 ms here). Everything else (manifests, configs, tokens) uses node:http.
+ * The client's one HTTP transport: GET over net/tls, the body read straight from the socket into
+ * a few reused 1 MiB buffers (net/tls `onread`). node:http allocates two fresh buffers per 64 KiB
+ * socket read (the read and the parser's body copy); at blob sizes that fresh memory (page
+ * faults, GC of external memory) cost four times the CPU of the read itself (measured: 64 MiB
+ * over loopback, 250 ms with node:http, 60 ms here). Manifests, configs and tokens go through
+ * the same code with `bytes(max)`.
  *
  * Contract of `body`: each chunk is valid only until the iterator's next `next()` call, which
  * hands its buffer back for the following reads. At most `MAX_QUEUED` filled chunks wait for the
  * consumer; past that the socket stops reading (backpressure).
  *
- * HTTP/1.1 only, one request per connection (`Connection: close`): status line and headers are
- * parsed here (at most 64 KiB), 1xx responses skipped, the body framed by `Transfer-Encoding:
- * chunked`, `Content-Length`, or the end of the connection. A body cut short, an unparsable
- * response or a silent connection fails the iteration with a network error (ECONNRESET /
- * ETIMEDOUT) so the caller's retry and Range resume apply. Redirects are followed like httpSend
- * does (Authorization dropped when the origin changes).
+ * HTTP/1.1 only, one request per connection (`Connection: close`). Everything the peer sends is
+ * bounded: all heads of one exchange together (interim 1xx ones included) at most
+ * `MAX_HEAD_BYTES` and `MAX_HEADER_FIELDS` fields each, at most `MAX_INTERIM` interim responses;
+ * bodies are framed by `Transfer-Encoding: chunked`, `Content-Length`, or the end of the
+ * connection and read by the caller with its own bound (`bytes`, `text`). Time: an idle timeout,
+ * a deadline for the final head, an optional deadline for the whole exchange and a
+ * minimum-throughput rule for the body (see HttpRequestOptions). A body cut short, an unparsable
+ * response or a deadline fails with a network error (ECONNRESET / ETIMEDOUT) so the caller's
+ * retry and Range resume apply. Redirects are followed here, Authorization dropped when the
+ * origin changes.
  */
 import net from "node:net";
 import tls from "node:tls";
-import { type HttpRequestOptions, ResponseHeaders } from "./http.js";
+
+/**
+ * Response headers by lower-case name (repeated headers joined with ", "). The global `Headers`
+ * would do, but creating the first one loads undici (~40 ms), in every thread.
+ */
+export class ResponseHeaders {
+  private readonly map = new Map<string, string>();
+
+  append(name: string, value: string): void {
+    const k = name.toLowerCase();
+    const old = this.map.get(k);
+    this.map.set(k, old === undefined ? value : `${old}, ${value}`);
+  }
+
+  get(name: string): string | null {
+    return this.map.get(name.toLowerCase()) ?? null;
+  }
+}
+
+/** The minimum-throughput rule for a body: fewer than `bytesPerSec` on average over `windowMs` fails. */
+export interface MinRate {
+  bytesPerSec: number;
+  windowMs: number;
+}
+
+export interface HttpRequestOptions {
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Socket idle timeout (ms): no byte sent or received for this long fails with ETIMEDOUT. */
+  idleTimeoutMs?: number;
+  /** The final response head must arrive within this long (ms) of the request; interim 1xx responses do not extend it. */
+  headerTimeoutMs?: number;
+  /** The whole exchange, redirects and body included, must end within this long (ms). */
+  totalTimeoutMs?: number;
+  /** The minimum-throughput rule for the body (ETIMEDOUT below it). */
+  minRate?: MinRate;
+}
 
 const BUF_SIZE = 1024 * 1024;
 /** A read needs at least this much room; a fuller buffer is handed on. */
 const MIN_READ = 64 * 1024;
 const MAX_QUEUED = 3;
-const MAX_HEADER_BYTES = 64 * 1024;
+/** Bytes of all response heads of one exchange together, interim (1xx) heads included. */
+export const MAX_HEAD_BYTES = 64 * 1024;
+/** Header fields in one response head. */
+export const MAX_HEADER_FIELDS = 256;
+/** Interim (1xx) responses before the final one. */
+export const MAX_INTERIM = 16;
 const MAX_REDIRECTS = 10;
-const MAX_ERROR_BODY = 1024 * 1024;
+/** What `text()` reads of an (error) body; the rest is discarded with the connection. */
+export const MAX_ERROR_BODY = 64 * 1024;
+/** Time `text()` allows for reading that much. */
+const ERROR_BODY_MS = 30_000;
+const EMPTY = Buffer.alloc(0);
 
 /** Buffers no connection uses, kept for the next one (their pages are already faulted in). */
 const spare: Buffer[] = [];
 const MAX_SPARE = 8;
 
+/** A failure of the exchange, as a network error (retryable); `transport` marks it as described here. */
 function netError(message: string, code = "ECONNRESET"): Error {
-  return Object.assign(new Error(message), { code });
+  return Object.assign(new Error(message), { code, transport: true });
+}
+
+/** A body longer than the caller's bound. */
+export class BodyTooLarge extends Error {
+  constructor(
+    readonly max: number,
+    readonly declared?: number,
+  ) {
+    super(declared === undefined ? `over ${max} bytes` : `${declared} bytes, over the limit of ${max}`);
+    this.name = "BodyTooLarge";
+  }
 }
 
 type Framing = { kind: "length"; left: number } | { kind: "chunked" } | { kind: "close" } | { kind: "none" };
@@ -58,15 +120,32 @@ export class RawResponse {
     };
   }
 
+  /** The body as text, at most `MAX_ERROR_BODY` bytes of it (the rest is discarded) within ERROR_BODY_MS. */
   async text(): Promise<string> {
+    return (await this.bytes(MAX_ERROR_BODY, ERROR_BODY_MS, false)).toString("utf8");
+  }
+
+  /**
+   * The body, copied out of the reused buffers: at most `max` bytes. Past `max`, `strict` fails
+   * with a `BodyTooLarge` error; otherwise the first `max` bytes are returned and the connection closed.
+   */
+  async bytes(max: number, withinMs?: number, strict = true): Promise<Buffer> {
+    if (withinMs !== undefined) this.conn.limitTime(withinMs);
+    const len = this.headers.get("content-length");
+    if (strict && len !== null && Number(len) > max) {
+      this.conn.destroy();
+      throw new BodyTooLarge(max, Number(len));
+    }
     const parts: Buffer[] = [];
     let n = 0;
     for await (const c of this.body) {
-      n += c.length;
-      if (n > MAX_ERROR_BODY) break;
-      parts.push(Buffer.from(c));
+      const take = Math.min(c.length, max - n);
+      if (take < c.length && strict) throw new BodyTooLarge(max);
+      parts.push(Buffer.from(c.subarray(0, take)));
+      n += take;
+      if (!strict && n >= max) break;
     }
-    return Buffer.concat(parts).toString("utf8");
+    return Buffer.concat(parts);
   }
 }
 
@@ -87,9 +166,20 @@ class RawConnection {
   private wake: (() => void) | undefined;
   private paused = false;
 
-  // head parsing
-  private head: Buffer[] = [];
-  private headBytes = 0;
+  // head parsing: every head of the exchange (interim ones too) in one fixed buffer
+  private headBuf: Buffer = EMPTY;
+  private headLen = 0;
+  /** Start of the head being parsed within headBuf (after the interim heads before it). */
+  private headAt = 0;
+  private interim = 0;
+  // time
+  private headTimer: NodeJS.Timeout | undefined;
+  private totalTimer: NodeJS.Timeout | undefined;
+  private rateTimer: NodeJS.Timeout | undefined;
+  private minRate: MinRate | undefined;
+  private bodyBytes = 0;
+  private pausedInWindow = false;
+  private origin = "";
   private onHead: ((r: { status: number; headers: ResponseHeaders }) => void) | undefined;
   private onHeadError: ((e: Error) => void) | undefined;
   private framing: Framing = { kind: "none" };
@@ -142,9 +232,17 @@ class RawConnection {
     socket.on("end", () => this.onEnd());
     socket.on("error", (e) => this.fail(e));
     socket.on("close", () => this.fail(netError("connection closed")));
+    this.origin = u.origin;
+    this.minRate = o.minRate;
     if (o.idleTimeoutMs) {
       socket.setTimeout(o.idleTimeoutMs, () => socket.destroy(netError(`no data from ${u.origin} for ${o.idleTimeoutMs} ms`, "ETIMEDOUT")));
     }
+    if (o.headerTimeoutMs) {
+      const ms = o.headerTimeoutMs;
+      this.headTimer = setTimeout(() => socket.destroy(netError(`no response from ${u.origin} within ${ms} ms`, "ETIMEDOUT")), ms);
+    }
+    if (o.totalTimeoutMs !== undefined) this.limitTime(o.totalTimeoutMs);
+    socket.once("close", () => this.clearTimers());
     if (o.signal) {
       const signal = o.signal;
       const onAbort = () => {
@@ -162,6 +260,20 @@ class RawConnection {
       this.onHead = resolve;
       this.onHeadError = reject;
     });
+  }
+
+  /** The exchange must be over within `ms` from now (ETIMEDOUT otherwise). */
+  limitTime(ms: number): void {
+    clearTimeout(this.totalTimer);
+    const fire = () => this.socket?.destroy(netError(`response from ${this.origin} not complete within the time allowed`, "ETIMEDOUT"));
+    if (ms <= 0) fire();
+    else this.totalTimer = setTimeout(fire, ms);
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.headTimer);
+    clearTimeout(this.totalTimer);
+    clearInterval(this.rateTimer);
   }
 
   destroy(): void {
@@ -214,7 +326,10 @@ class RawConnection {
     if (this.ended || this.failure) return false;
     try {
       if (this.onHead) this.parseHead(b.subarray(0, n));
-      else this.body(n);
+      else {
+        this.bodyBytes += n;
+        this.body(n);
+      }
     } catch (e) {
       this.socket?.destroy();
       this.fail(e as Error);
@@ -224,7 +339,7 @@ class RawConnection {
     // a consumer waiting for data gets what has arrived rather than waiting for the buffer to fill
     else if (this.wake) this.handOn();
     if (this.queue.length + (this.held ? 1 : 0) >= MAX_QUEUED) {
-      this.paused = true;
+      this.paused = this.pausedInWindow = true;
       return false;
     }
     return true;
@@ -288,34 +403,51 @@ class RawConnection {
     }
   }
 
+  /**
+   * Collects head bytes into one fixed buffer (`MAX_HEAD_BYTES` for the whole exchange, interim
+   * 1xx heads included: they neither reset the budget nor the head deadline) and parses every
+   * complete head in it, in a loop.
+   */
   private parseHead(data: Buffer): void {
-    this.head.push(Buffer.from(data));
-    this.headBytes += data.length;
-    const all = this.head.length === 1 ? this.head[0] : Buffer.concat(this.head);
-    const endAt = all.indexOf("\r\n\r\n");
-    if ((endAt < 0 ? this.headBytes : endAt) > MAX_HEADER_BYTES) throw netError("response headers too large");
-    if (endAt < 0) {
-      this.head = [all];
+    if (this.headBuf === EMPTY) this.headBuf = Buffer.allocUnsafe(MAX_HEAD_BYTES);
+    const prev = this.headLen;
+    const take = Math.min(data.length, MAX_HEAD_BYTES - this.headLen);
+    data.copy(this.headBuf, this.headLen, 0, take);
+    this.headLen += take;
+    const overflow = data.subarray(take);
+    let searchFrom = Math.max(this.headAt, prev - 3);
+    for (;;) {
+      const endAt = this.headBuf.indexOf("\r\n\r\n", searchFrom);
+      if (endAt < 0 || endAt + 4 > this.headLen) {
+        if (overflow.length > 0 || this.headLen === MAX_HEAD_BYTES) throw netError(`response headers exceed ${MAX_HEAD_BYTES} bytes`);
+        return;
+      }
+      const lines = this.headBuf.toString("latin1", this.headAt, endAt).split("\r\n");
+      const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]);
+      if (!m) throw netError("malformed HTTP response");
+      if (lines.length - 1 > MAX_HEADER_FIELDS) throw netError(`response has more than ${MAX_HEADER_FIELDS} header fields`);
+      const status = Number(m[1]);
+      const headers = new ResponseHeaders();
+      for (let k = 1; k < lines.length; k++) {
+        const l = lines[k];
+        const c = l.indexOf(":");
+        if (c <= 0) throw netError("malformed HTTP response header");
+        headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
+      }
+      this.headAt = endAt + 4;
+      searchFrom = this.headAt;
+      if (status >= 100 && status < 200) {
+        // an interim response: the real one follows (its bytes count against the same budget)
+        if (++this.interim > MAX_INTERIM) throw netError(`more than ${MAX_INTERIM} interim (1xx) responses`);
+        continue;
+      }
+      const rest = Buffer.concat([this.headBuf.subarray(this.headAt, this.headLen), overflow]);
+      this.startBody(status, headers, rest);
       return;
     }
-    const lines = all.toString("latin1", 0, endAt).split("\r\n");
-    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]);
-    if (!m) throw netError("malformed HTTP response");
-    const status = Number(m[1]);
-    const headers = new ResponseHeaders();
-    for (const l of lines.slice(1)) {
-      const c = l.indexOf(":");
-      if (c <= 0) throw netError("malformed HTTP response header");
-      headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
-    }
-    const rest = all.subarray(endAt + 4);
-    if (status >= 100 && status < 200) {
-      // an interim response: the real one follows
-      this.head = [];
-      this.headBytes = 0;
-      if (rest.length > 0) this.parseHead(rest);
-      return;
-    }
+  }
+
+  private startBody(status: number, headers: ResponseHeaders, rest: Buffer): void {
     const te = headers.get("transfer-encoding");
     const cl = headers.get("content-length");
     if (status === 204 || status === 304) this.framing = { kind: "none" };
@@ -325,12 +457,16 @@ class RawConnection {
       if (!/^\d+$/.test(cl)) throw netError("malformed Content-Length");
       this.framing = { kind: "length", left: Number(cl) };
     } else this.framing = { kind: "close" };
-    this.head = [];
+    this.headBuf = EMPTY;
+    this.headLen = 0;
+    clearTimeout(this.headTimer);
+    this.startThroughputCheck();
     // body bytes that came with the head: move them into the pooled buffer (before clearing
     // onHead, so that a framing error in them rejects open() rather than leaving it pending)
     if (rest.length > 0) {
       const at = this.fill;
       rest.copy(this.cur, at);
+      this.bodyBytes += rest.length;
       this.body(rest.length);
     }
     if (this.framing.kind === "none") this.finish();
@@ -339,10 +475,35 @@ class RawConnection {
     resolve?.({ status, headers });
   }
 
+  /**
+   * The minimum-throughput rule: every `windowMs`, a body that brought fewer than
+   * `bytesPerSec * windowMs / 1000` bytes fails with ETIMEDOUT (a retry resumes it with Range).
+   * A window in which the consumer held the socket paused (backpressure) does not count.
+   */
+  private startThroughputCheck(): void {
+    const rule = this.minRate;
+    if (!rule || rule.bytesPerSec <= 0 || rule.windowMs <= 0) return;
+    let last = this.bodyBytes;
+    this.rateTimer = setInterval(() => {
+      if (this.ended || this.failure) return;
+      const got = this.bodyBytes - last;
+      last = this.bodyBytes;
+      const held = this.pausedInWindow || this.paused;
+      this.pausedInWindow = this.paused;
+      if (held) return;
+      if (got < (rule.bytesPerSec * rule.windowMs) / 1000) {
+        this.socket?.destroy(
+          netError(`${this.origin} sent ${got} bytes in ${rule.windowMs} ms, below the minimum of ${rule.bytesPerSec} bytes/s`, "ETIMEDOUT"),
+        );
+      }
+    }, rule.windowMs);
+  }
+
   private finish(): void {
     if (this.ended) return;
     this.handOn();
     this.ended = true;
+    this.clearTimers();
     this.socket?.destroy();
     this.wakeUp();
   }
@@ -395,20 +556,29 @@ class RawConnection {
   }
 }
 
-/** Sends a GET and resolves with the final response (after redirects); see the module comment. */
-export async function rawGet(url: string, o: HttpRequestOptions = {}, redirects = 0): Promise<RawResponse> {
-  const u = new URL(url);
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`unsupported URL scheme in ${u.origin}`);
-  const conn = new RawConnection();
-  const { status, headers } = await conn.open(u, o);
-  const location = headers.get("location");
-  if ([301, 302, 303, 307, 308].includes(status) && location) {
+/**
+ * Sends a GET and resolves with the final response (after redirects); see the module comment.
+ * `totalTimeoutMs` covers every hop: each redirect gets what is left of it.
+ */
+export async function rawGet(url: string, o: HttpRequestOptions = {}): Promise<RawResponse> {
+  const deadline = o.totalTimeoutMs === undefined ? undefined : Date.now() + o.totalTimeoutMs;
+  let u = new URL(url);
+  let headers = { ...o.headers };
+  for (let redirects = 0; ; redirects++) {
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`unsupported URL scheme in ${u.origin}`);
+    const conn = new RawConnection();
+    const totalTimeoutMs = deadline === undefined ? undefined : deadline - Date.now();
+    const { status, headers: h } = await conn.open(u, { ...o, headers, totalTimeoutMs });
+    const location = h.get("location");
+    if (![301, 302, 303, 307, 308].includes(status) || !location) return new RawResponse(status, h, u.href, conn);
     conn.destroy();
     if (redirects >= MAX_REDIRECTS) throw new Error(`too many redirects from ${u.origin}${u.pathname}`);
     const next = new URL(location, u);
-    const h = { ...o.headers };
-    if (next.origin !== u.origin) delete h.Authorization;
-    return rawGet(next.href, { ...o, headers: h }, redirects + 1);
+    if (next.origin !== u.origin) {
+      // credentials are for the origin that asked for them
+      headers = { ...headers };
+      delete headers.Authorization;
+    }
+    u = next;
   }
-  return new RawResponse(status, headers, u.href, conn);
 }

@@ -3,7 +3,7 @@
  * their references, and removing images with the layers nothing else references (Docker's rmi).
  */
 import { type ChainID, chainIds, type Digest, familiarName, type ParsedImageConfig, parseImageConfig, parseReference, type Reference } from "@strata/core";
-import type { Repositories, Store } from "./store.js";
+import { faultPoint, type LayerRecord, type Repositories, type Store } from "./store.js";
 
 export interface StoredImage {
   readonly id: Digest;
@@ -95,16 +95,25 @@ export async function imageSize(store: Store, img: StoredImage): Promise<number>
   return total;
 }
 
-/** Every chainID some image (other than `exclude`) or container still needs, ancestors included. */
-async function referencedChains(store: Store, exclude: Digest): Promise<Set<string>> {
+/**
+ * Every chainID still needed by an image (other than `exclude`), a container, or a live lease
+ * (a pull in progress), ancestors included. An image whose config cannot be read is an error
+ * (its layers are unknown, so nothing could safely be called unused).
+ */
+export async function referencedChains(store: Store, exclude?: ReadonlySet<string>): Promise<Set<string>> {
   const used = new Set<string>();
   for (const id of await store.listImageIds()) {
-    if (id === exclude) continue;
-    const img = await loadImage(store, id).catch(() => undefined);
+    if (exclude?.has(id)) continue;
+    let img: StoredImage | undefined;
+    try {
+      img = await loadImage(store, id);
+    } catch (e) {
+      throw new Error(`image ${id} has an unreadable config (${(e as Error).message}); remove it with rmi first`, { cause: e });
+    }
     for (const c of img?.chainIds ?? []) used.add(c);
   }
-  for (let c of await store.mountParents()) {
-    for (;;) {
+  for (let c of [...(await store.mountParents()), ...(await store.leasedLayers())]) {
+    while (!used.has(c)) {
       used.add(c);
       const rec = await store.getLayer(c);
       if (!rec?.parent) break;
@@ -112,6 +121,56 @@ async function referencedChains(store: Store, exclude: Digest): Promise<Set<stri
     }
   }
   return used;
+}
+
+/**
+ * Removes every layer in layerdb that `used` does not hold, children before parents
+ * (Store.deleteLayer gives the per-layer order). Returns the removed layers. Caller holds the lock.
+ */
+export async function removeLayersExcept(store: Store, used: ReadonlySet<string>, onRemoved?: (rec: LayerRecord) => void): Promise<LayerRecord[]> {
+  const records = new Map<string, LayerRecord>();
+  for (const c of await store.listLayers()) {
+    if (used.has(c)) continue;
+    const rec = await store.getLayer(c).catch(() => undefined);
+    if (rec) records.set(c, rec);
+  }
+  // depth of each candidate among the candidates: a child is removed before its parent
+  const depth = (rec: LayerRecord): number => {
+    let d = 0;
+    for (let p = rec.parent; p && records.has(p); p = records.get(p)?.parent) d++;
+    return d;
+  };
+  const order = [...records.values()].sort((a, b) => depth(b) - depth(a));
+  const removed = await store.deleteLayers(order.map((r) => r.chainId));
+  for (const rec of removed) onRemoved?.(rec);
+  return removed;
+}
+
+/**
+ * Deletes image records (caller holds the lock and has checked that they may go). Order, so
+ * that a crash at any point leaves a store `images`/`verify` read: (1) their references leave
+ * repositories.json (one atomic replace): an image is at worst a dangling image; (2) per image
+ * its imagedb metadata dir, then its imagedb content file, and imagedb is fsynced: the images
+ * are gone and their layers, unless another image, container or lease holds them, are unused
+ * ones that the next prune removes. Layers are not removed here (see removeLayersExcept).
+ * Returns the references removed.
+ */
+export async function deleteImageRecords(store: Store, ids: readonly Digest[]): Promise<string[]> {
+  const doomed = new Set<string>(ids);
+  const untagged: string[] = [];
+  await store.updateRepositories((r) => {
+    for (const entries of Object.values(r)) {
+      for (const [k, v] of Object.entries(entries)) {
+        if (doomed.has(v)) {
+          delete entries[k];
+          untagged.push(k);
+        }
+      }
+    }
+  });
+  await faultPoint("image-untagged");
+  await store.deleteImageConfigs(ids);
+  return untagged;
 }
 
 export interface RemoveResult {
@@ -164,7 +223,7 @@ export async function removeImage(store: Store, arg: string, opts: { force?: boo
     }
   }
   if (deletes && !opts.force) {
-    const img = await loadImage(store, id, repos);
+    const img = await loadImage(store, id, repos).catch(() => undefined);
     const top = img?.chainIds.at(-1);
     if (top && (await store.mountParents()).includes(top)) {
       throw new Error(`conflict: unable to remove ${arg} (must be forced) - a container is using image ${id.slice(7, 19)}`);
@@ -186,11 +245,19 @@ export async function removeImage(store: Store, arg: string, opts: { force?: boo
       }
     });
   }
-  const img = await loadImage(store, id);
-  if (!img) return result;
-  const used = await referencedChains(store, id);
+  const img = await loadImage(store, id).catch(() => undefined);
+  if (!img) {
+    // an unreadable config: the record goes; its layers are unknown and left to `image prune`
+    if (await store.getImageConfig(id)) {
+      await store.deleteImageConfig(id);
+      result.deleted.push(id);
+    }
+    return result;
+  }
+  const used = await referencedChains(store, new Set([id]));
   await store.deleteImageConfig(id);
   result.deleted.push(id);
+  // only this image's own layers that nothing else holds (top-down: children first)
   for (let i = img.chainIds.length - 1; i >= 0; i--) {
     const c = img.chainIds[i];
     if (used.has(c)) break;

@@ -15,6 +15,7 @@
  *       <cache-id>/{diff/,link,lower,work/,committed}           dir 0710
  *       .strata-tmp-<pid>-<random>/                            a layer being extracted
  *     .strata.lock                                             the store lock (pid inside)
+ *     strata/leases/<pid>-<random>                             chainIDs a live process is writing an image with
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -36,6 +37,9 @@ export class StorePaths {
   }
   get lockFile(): string {
     return join(this.root, ".strata.lock");
+  }
+  get leases(): string {
+    return join(this.root, "strata", "leases");
   }
   get repositories(): string {
     return join(this.image, "repositories.json");

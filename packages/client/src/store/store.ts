@@ -16,11 +16,21 @@
  *
  * Mutations of shared files (layerdb, imagedb, repositories.json, distribution) happen under
  * `withLock`; extraction into private temp dirs does not need it.
+ *
+ * Leases: a pull commits its layers one lock section at a time and records the image only in a
+ * last one, so between them its layers belong to no image. `commitLayer` therefore records the
+ * chainID in this Store's lease file, `<root>/strata/leases/<pid>-<random>` (one chainID a line,
+ * written under the lock), and `putImageConfig` drops the chainIDs the stored config covers.
+ * Removal of unused layers (`leasedLayers`) treats the chainIDs (and their ancestors) in the lease
+ * of every live pid as used; a lease of a dead pid is void and removed. `reuseLayer` lets a caller
+ * check for a present layer and lease it in one lock section before it relies on it. As a last line,
+ * `putImageConfig` refuses a config whose layers are not all in layerdb, so a layer removed under
+ * a pull's feet fails that pull instead of recording an image with missing layers.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ChainID, type DiffID, type Digest, digestHex, digestOf, parseChainID, parseDiffID, parseDigest } from "@strata/core";
+import { type ChainID, chainIds, type DiffID, type Digest, digestHex, digestOf, parseChainID, parseDiffID, parseDigest, parseImageConfig } from "@strata/core";
 import { fsyncPath, isErrno, mkdirMode, mkdirsSync, randomId, removeTree, randomLinkId, readSmall, syncFilesystem, writeFileAtomic, writeFileSynced } from "./fsutil.js";
 import { StoreLock } from "./lock.js";
 import { StorePaths } from "./paths.js";
@@ -62,6 +72,20 @@ function pidOfTemp(name: string, prefix: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * Fault injection for the crash tests only: with STRATA_TEST_FAULT="<point>:<n>" the process
+ * kills itself with SIGKILL the n-th time it passes <point> (a real kill -9 at a known step).
+ */
+const FAULT = /^([a-z-]+):(\d+)$/.exec(process.env.STRATA_TEST_FAULT ?? "");
+let faultCount = 0;
+export async function faultPoint(name: string): Promise<void> {
+  if (!FAULT || FAULT[1] !== name) return;
+  if (++faultCount === Number(FAULT[2])) {
+    process.kill(process.pid, "SIGKILL");
+    await new Promise(() => {});
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -86,10 +110,14 @@ export class Store {
   readonly paths: StorePaths;
   readonly lock: StoreLock;
   private readonly flushed = new WeakSet<PendingLayer>();
+  /** chainIDs this Store holds for work in progress (mirrored in `leaseFile`). */
+  private readonly leased = new Set<string>();
+  private readonly leaseFile: string;
 
   private constructor(readonly root: string) {
     this.paths = new StorePaths(root);
     this.lock = new StoreLock(this.paths.lockFile);
+    this.leaseFile = join(this.paths.leases, `${process.pid}-${randomBytes(6).toString("hex")}`);
   }
 
   /** Opens (creating when needed) the store at `root`. */
@@ -225,6 +253,7 @@ export class Store {
     const existing = await this.getLayer(meta.chainId);
     if (existing) {
       await this.discardLayer(p);
+      await this.holdLayers([meta.chainId]);
       return existing;
     }
     if (!this.flushed.has(p)) await this.flushLayer(p);
@@ -233,7 +262,7 @@ export class Store {
     let parentDir: string | undefined;
     if (meta.parent) {
       const parent = await this.getLayer(meta.parent);
-      if (!parent) throw new Error(`parent layer ${meta.parent} of ${meta.chainId} is not in the store`);
+      if (!parent) throw new Error(`parent layer ${meta.parent} of ${meta.chainId} is not in the store (removed meanwhile, e.g. by a concurrent prune or rmi); try again`);
       parentDir = this.paths.overlayDir(parent.cacheId);
       parentLink = await readSmall(join(parentDir, "link"));
       if (!parentLink) throw new Error(`layer directory of ${meta.parent} has no link`);
@@ -262,24 +291,47 @@ export class Store {
     await writeFileSynced(join(ws, "cache-id"), p.cacheId, 0o644);
     await fsyncPath(join(ws, "tar-split.json.gz"));
     await fsyncPath(ws);
+    await this.holdLayers([meta.chainId]);
     await rename(ws, this.paths.layer(meta.chainId));
     await fsyncPath(this.paths.layerdb);
     return { chainId: meta.chainId, diffId: meta.diffId, parent: meta.parent, size: meta.size, cacheId: p.cacheId };
   }
 
   /**
-   * Removes one layer Docker-style (caller holds the lock and has checked nothing references
-   * it): the layerdb entry is renamed to `<hex>-<random>-removing` first, then the overlay2 dir
-   * and its `l/` link are removed, then the renamed entry.
+   * Removes layers Docker-style (caller holds the lock, has checked nothing references them, and
+   * lists children before parents). Order, so that a crash at any point leaves a store that
+   * `images`/`verify` read and the next `recover()` finishes:
+   *   1. each layerdb/sha256/<chainID>, in the order given, is renamed to
+   *      `<hex>-<random>-removing`: from then on the layer exists for no reader (listLayers and
+   *      getLayer skip the name, and so does Docker, which removes such entries itself); children
+   *      first, so no remaining entry ever names a renamed one as its parent;
+   *   2. layerdb is fsynced (the renames are durable before any layer data goes);
+   *   3. per layer: the `l/<link>` short link, then overlay2/<cache-id>, then the renamed entry.
+   * `recover()` completes 3 for every `-removing` entry it finds.
    */
-  async deleteLayer(chainId: ChainID): Promise<void> {
-    const rec = await this.getLayer(chainId);
-    if (!rec) return;
-    const removing = join(this.paths.layerdb, `${digestHex(chainId)}-${randomId()}-removing`);
-    await rename(this.paths.layer(chainId), removing);
+  async deleteLayers(chainIds: readonly ChainID[]): Promise<LayerRecord[]> {
+    const doomed: { rec: LayerRecord; removing: string }[] = [];
+    for (const chainId of chainIds) {
+      const rec = await this.getLayer(chainId);
+      if (!rec) continue;
+      const removing = join(this.paths.layerdb, `${digestHex(chainId)}-${randomId()}-removing`);
+      await rename(this.paths.layer(chainId), removing);
+      doomed.push({ rec, removing });
+      await faultPoint("layer-renamed");
+    }
+    if (doomed.length === 0) return [];
     await fsyncPath(this.paths.layerdb);
-    await this.removeOverlayDir(rec.cacheId);
-    removeTree(removing);
+    for (const d of doomed) {
+      await this.removeOverlayDir(d.rec.cacheId);
+      await faultPoint("layer-dir-removed");
+      removeTree(d.removing);
+    }
+    return doomed.map((d) => d.rec);
+  }
+
+  /** Removes one layer (see deleteLayers). */
+  async deleteLayer(chainId: ChainID): Promise<void> {
+    await this.deleteLayers([chainId]);
   }
 
   private async removeOverlayDir(cacheId: string): Promise<void> {
@@ -288,6 +340,71 @@ export class Store {
     const link = await readSmall(join(dir, "link"));
     if (link && /^[A-Z2-7]{26}$/.test(link)) await rm(join(this.paths.links, link), { force: true });
     removeTree(dir);
+  }
+
+  /**
+   * Leases `chains` (and so their ancestors) for this Store until an image config covering them
+   * is stored, or this process ends. Caller holds the lock.
+   */
+  async holdLayers(chains: readonly ChainID[]): Promise<void> {
+    const before = this.leased.size;
+    for (const c of chains) this.leased.add(c);
+    if (this.leased.size !== before) await this.writeLease();
+  }
+
+  /**
+   * Under the lock: whether `chainId` is in layerdb and, when it is, leases it (see holdLayers).
+   * A pull deciding to reuse a present layer asks this instead of hasLayer, so that no prune or
+   * rmi removes the layer before the pull's image holds it.
+   */
+  async reuseLayer(chainId: ChainID, signal?: AbortSignal): Promise<boolean> {
+    return this.withLock(async () => {
+      if (!(await this.hasLayer(chainId))) return false;
+      await this.holdLayers([chainId]);
+      return true;
+    }, signal);
+  }
+
+  /** Drops `chains` from this Store's lease. Caller holds the lock. */
+  async releaseLayers(chains: readonly ChainID[]): Promise<void> {
+    let changed = false;
+    for (const c of chains) changed = this.leased.delete(c) || changed;
+    if (changed) await this.writeLease();
+  }
+
+  private async writeLease(): Promise<void> {
+    if (this.leased.size === 0) {
+      await rm(this.leaseFile, { force: true });
+      return;
+    }
+    // Not fsynced: a lease means nothing after a crash (its pid is gone).
+    await mkdir(this.paths.leases, { recursive: true, mode: 0o700 });
+    const tmp = `${this.leaseFile}.tmp`;
+    await writeFile(tmp, `${[...this.leased].join("\n")}\n`, { mode: 0o600 });
+    await rename(tmp, this.leaseFile);
+  }
+
+  /**
+   * chainIDs leased by live processes (this one included); leases of dead pids are removed.
+   * Caller holds the lock.
+   */
+  async leasedLayers(): Promise<ChainID[]> {
+    const out: ChainID[] = [];
+    for (const name of await readdir(this.paths.leases).catch(() => [] as string[])) {
+      const path = join(this.paths.leases, name);
+      const pid = /^(\d+)-[0-9a-f]+(\.tmp)?$/.exec(name)?.[1];
+      if (pid === undefined || (Number(pid) !== process.pid && !alive(Number(pid)))) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (name.endsWith(".tmp")) continue;
+      const text = (await readFile(path, "utf8").catch(() => "")).slice(0, 1 << 20);
+      for (const line of text.split("\n")) {
+        if (!/^sha256:[0-9a-f]{64}$/.test(line)) continue;
+        out.push(parseChainID(line));
+      }
+    }
+    return out;
   }
 
   /** chainIDs referenced by containers (layerdb/mounts/<id>/parent). */
@@ -363,13 +480,22 @@ export class Store {
   // ---------------------------------------------------------------------------------------
   // Images
 
-  /** Stores a config blob verbatim (mode 0600) and returns the image ID. Caller holds the lock. */
+  /**
+   * Stores a config blob verbatim (mode 0600) and returns the image ID. Every layer of its rootfs
+   * must be in layerdb (an image is never recorded with a missing layer, e.g. one a concurrent
+   * prune removed after a pull found it present); the chainIDs are then dropped from this Store's
+   * lease. Caller holds the lock.
+   */
   async putImageConfig(raw: Buffer): Promise<Digest> {
     const id = digestOf(raw, "sha256");
+    const chains = chainIds(parseImageConfig(raw).config.rootfs.diff_ids);
+    for (const c of chains) {
+      if (!(await this.hasLayer(c))) throw new Error(`layer ${c} of image ${id} is not in the store (removed while the image was being written, e.g. by a concurrent prune); try again`);
+    }
     const path = this.paths.imageConfig(id);
     const existing = await readFile(path).catch(() => undefined);
-    if (existing?.equals(raw)) return id;
-    await writeFileAtomic(path, raw, 0o600);
+    if (!existing?.equals(raw)) await writeFileAtomic(path, raw, 0o600);
+    await this.releaseLayers(chains);
     return id;
   }
 
@@ -385,10 +511,25 @@ export class Store {
     return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => parseDigest(`sha256:${n}`));
   }
 
-  /** Removes an image's config (and metadata dir). Caller holds the lock. */
+  /**
+   * Removes images' metadata dirs and configs: per image the metadata dir, then the config (the
+   * config last: an image is listed while its config exists, and its metadata is optional to
+   * every reader); then one fsync of imagedb, so that the images are durably gone before any of
+   * their layers is removed. Caller holds the lock.
+   */
+  async deleteImageConfigs(ids: readonly Digest[]): Promise<void> {
+    for (const id of ids) {
+      await rm(join(this.paths.imagedbMetadata, digestHex(id)), { recursive: true, force: true });
+      await faultPoint("image-metadata-removed");
+      await rm(this.paths.imageConfig(id), { force: true });
+      await faultPoint("image-config-removed");
+    }
+    if (ids.length) await fsyncPath(this.paths.imagedbContent);
+  }
+
+  /** Removes one image's config (see deleteImageConfigs). */
   async deleteImageConfig(id: Digest): Promise<void> {
-    await rm(this.paths.imageConfig(id), { force: true });
-    await rm(join(this.paths.imagedbMetadata, digestHex(id)), { recursive: true, force: true });
+    await this.deleteImageConfigs([id]);
   }
 
   // ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ const BAD_REQUEST_CODES = {
   name: "NAME_INVALID",
   digest: "DIGEST_INVALID",
   manifest: "MANIFEST_INVALID",
+  tag: "TAG_INVALID",
 } as const;
 
 /** Maps any thrown value to the OciError that answers it, or undefined for internal errors. */

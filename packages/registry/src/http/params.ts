@@ -26,14 +26,14 @@ export function digestAt(ctx: Context, i: number): Digest {
 /**
  * A manifest reference: a digest when it contains ":", else a tag. A reference that is not a
  * valid tag names no manifest: reading it is MANIFEST_UNKNOWN (as the conformance suite
- * expects), writing it is a bad request.
+ * expects), writing it is 400 TAG_INVALID.
  */
 export function manifestReference(ctx: Context, i: number, use: "read" | "write" = "write"): { tag?: string; digest?: Digest } {
   const ref = capture(ctx, i);
   if (ref.includes(":")) return { digest: parseDigest(ref) };
   if (!isValidTag(ref)) {
     if (use === "read") throw new UnknownError("manifest", ref.slice(0, 200));
-    throw new BadRequestError("manifest", `invalid tag ${JSON.stringify(ref.slice(0, 200))}`);
+    throw new BadRequestError("tag", `invalid tag ${JSON.stringify(ref.slice(0, 200))}`);
   }
   return { tag: ref };
 }

@@ -73,10 +73,23 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * mkdir -p that makes the directories it created durable: each new directory's entry is
+ * synced in its parent, so a file later renamed into `dir` (and its own directory synced)
+ * cannot be lost with its directory after a crash.
+ */
+async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const parents = [path.dirname(first)];
+  for (let d = dir; d !== first && d.length > first.length; d = path.dirname(d)) parents.push(path.dirname(d));
+  await Promise.all(parents.map(syncDir));
+}
+
 /** Runs `fn` (which creates something in `dir`) after mkdir -p, again if `dir` vanished meanwhile. */
 async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
-    await mkdir(dir, { recursive: true });
+    await mkdirDurable(dir);
     try {
       return await fn();
     } catch (e) {

@@ -8,9 +8,11 @@
  *   plus the one it fills, and all writers together stay within the shared budget. Parts have
  *   the configured size, doubled every 250 parts (so that 1000 parts, Swift's default limit,
  *   hold > 30 GiB).
- * - `commit()` uploads the rest as the last part and completes the upload, which makes the
- *   object appear at the key atomically. A writer that never filled a part commits with one
- *   PutObject instead.
+ * - The multipart upload is created at a physical object key outside the key tree (see
+ *   s3-pointers.ts). `commit()` uploads the rest as the last part, completes the upload there
+ *   and then writes the pointer at the writer's key, which makes the object appear at the key
+ *   atomically (and lets `move` relocate it without copying). A writer that never filled a
+ *   part commits with one PutObject at its key instead.
  * - `close()` waits for the uploaded parts, stores the bytes written since the last part as a
  *   new "segment" object, and records the state (upload id, part count, segment list, size)
  *   in a small JSON "state" object. A later `writer(key, {append: true})`, in any process,
@@ -42,6 +44,7 @@ import type { FileWriter } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import type { PartBuffers } from "./s3-buffers.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
+import { physicalKeyFor, pointerMetadata } from "./s3-pointers.js";
 
 /** Marks a writer's internal objects: K + INTERNAL_MARK + "state" / "seg-...". */
 export const INTERNAL_MARK = "~strata-";
@@ -68,6 +71,8 @@ interface Segment {
 interface WriterState {
   readonly v: 1;
   readonly uploadId: string | null;
+  /** Where the multipart upload lives (absent in states written before pointers: the object key). */
+  readonly uploadKey?: string;
   readonly partCount: number;
   readonly size: number;
   readonly segments: Segment[];
@@ -83,6 +88,8 @@ export interface WriterContext {
   readonly key: string;
   /** The object key in the bucket. */
   readonly objectKey: string;
+  /** The driver's key prefix in the bucket ("" or "prefix/"), for physical object keys. */
+  readonly root: string;
   readonly signal?: AbortSignal;
 }
 
@@ -126,6 +133,8 @@ export async function deleteWriterObjects(
 
 export class S3Writer implements FileWriter {
   private uploadId: string | undefined;
+  /** Object key of the multipart upload: a physical object, or the object key itself (legacy state). */
+  private uploadKey: string;
   private readonly parts: Part[] = [];
   private nextPart = 1;
   /** Persisted bytes (from earlier sessions) that precede this session's bytes and are in no part yet. */
@@ -144,7 +153,9 @@ export class S3Writer implements FileWriter {
   private done = false;
   private readonly session = randomBytes(6).toString("hex");
 
-  private constructor(private readonly ctx: WriterContext) {}
+  private constructor(private readonly ctx: WriterContext) {
+    this.uploadKey = physicalKeyFor(ctx.root, ctx.key);
+  }
 
   get size(): number {
     return this.total;
@@ -170,13 +181,15 @@ export class S3Writer implements FileWriter {
       if (e instanceof SyntaxError) throw new StorageError(DRIVER_NAME, key, "resumable upload state is unreadable");
       throw e;
     }
+    if (state.uploadKey) w.uploadKey = state.uploadKey;
+    else if (state.uploadId) w.uploadKey = ctx.objectKey;
     if (state.uploadId) {
       const uploadId = state.uploadId;
       const listed: Part[] = [];
       let marker: string | undefined;
       for (;;) {
         const res = await s3Call(key, signal, () =>
-          client.send(new ListPartsCommand({ Bucket: bucket, Key: ctx.objectKey, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: signal }),
+          client.send(new ListPartsCommand({ Bucket: bucket, Key: w.uploadKey, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: signal }),
         );
         for (const p of res.Parts ?? []) {
           if (p.PartNumber !== undefined && p.ETag !== undefined && p.Size !== undefined) listed.push({ PartNumber: p.PartNumber, ETag: p.ETag, Size: p.Size });
@@ -272,8 +285,8 @@ export class S3Writer implements FileWriter {
 
   private async ensureUpload(): Promise<string> {
     if (this.uploadId === undefined) {
-      const { client, bucket, objectKey, key, signal } = this.ctx;
-      const res = await s3Call(key, signal, () => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal }));
+      const { client, bucket, key, signal } = this.ctx;
+      const res = await s3Call(key, signal, () => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: this.uploadKey }), { abortSignal: signal }));
       if (!res.UploadId) throw new StorageError(DRIVER_NAME, key, "CreateMultipartUpload returned no upload id");
       this.uploadId = res.UploadId;
     }
@@ -295,10 +308,11 @@ export class S3Writer implements FileWriter {
     }
     const partNumber = this.nextPart++;
     const body = buf.subarray(0, length);
-    const { client, bucket, objectKey, key, signal } = this.ctx;
+    const { client, bucket, key, signal } = this.ctx;
+    const uploadKey = this.uploadKey;
     const p: Promise<void> = s3Call(key, signal, () =>
       client.send(
-        new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length }),
+        new UploadPartCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length }),
         { abortSignal: signal },
       ),
     ).then(
@@ -351,7 +365,14 @@ export class S3Writer implements FileWriter {
         this.segments.push(seg);
       }
       this.releasePart();
-      const state: WriterState = { v: 1, uploadId: this.uploadId ?? null, partCount: this.parts.length, size: this.total, segments: this.segments };
+      const state: WriterState = {
+        v: 1,
+        uploadId: this.uploadId ?? null,
+        uploadKey: this.uploadKey,
+        partCount: this.parts.length,
+        size: this.total,
+        segments: this.segments,
+      };
       const stateKey = stateKeyOf(objectKey);
       const body = Buffer.from(JSON.stringify(state));
       await s3Call(key, signal, () =>
@@ -387,11 +408,18 @@ export class S3Writer implements FileWriter {
         await this.drain();
         const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber).map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag }));
         const uploadId = this.uploadId;
+        const uploadKey = this.uploadKey;
         await s3Call(key, signal, () =>
-          client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+          client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
             abortSignal: signal,
           }),
         );
+        if (uploadKey !== objectKey) {
+          const Metadata = pointerMetadata({ target: uploadKey, size: this.total });
+          await s3Call(key, signal, () =>
+            client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: Buffer.alloc(0), ContentLength: 0, Metadata }), { abortSignal: signal }),
+          );
+        }
       }
       await deleteWriterObjects(client, bucket, key, objectKey);
     } finally {
@@ -407,8 +435,9 @@ export class S3Writer implements FileWriter {
     const { client, bucket, objectKey, key } = this.ctx;
     if (this.uploadId !== undefined) {
       const uploadId = this.uploadId;
+      const uploadKey = this.uploadKey;
       try {
-        await s3Call(key, undefined, () => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId })));
+        await s3Call(key, undefined, () => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId })));
       } catch (e) {
         // Already completed or aborted elsewhere: nothing left to remove.
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;

@@ -7,8 +7,10 @@
  * grammar (the writers' state and segment objects, see s3-writer.ts) are internal and never listed.
  *
  * Atomicity: PutObject, CopyObject and CompleteMultipartUpload replace an object atomically
- * for readers. `move` is a server-side copy followed by a delete of the source. Conditional
- * writes (If-None-Match) are not used: Swift's s3api does not implement them.
+ * for readers. Objects written in parts are pointers to a physical object (s3-pointers.ts):
+ * `move` of a pointer rewrites the pointer; `move` of an ordinary object is a server-side copy
+ * followed by a delete of the source. Conditional writes (If-None-Match) are not used: Swift's
+ * s3api does not implement them.
  */
 import { PassThrough, Readable } from "node:stream";
 import {
@@ -35,6 +37,16 @@ import { classifyS3Error, createS3Client, DRIVER_NAME, ensureBucket, errorName, 
 import { MAX_SINGLE_PUT, S3PutWriter } from "./s3-putwriter.js";
 import { PartBuffers } from "./s3-buffers.js";
 import { deleteWriterObjects, INTERNAL_MARK, MIN_PART_SIZE, S3Writer } from "./s3-writer.js";
+import {
+  isPhysicalKey,
+  ownerRecordOf,
+  PHYSICAL_DIR,
+  physicalPrefixOf,
+  type Pointer,
+  pointerFrom,
+  pointerMetadata,
+  writtenFor,
+} from "./s3-pointers.js";
 
 export { createS3Client, ensureBucket } from "./s3-client.js";
 export { INTERNAL_MARK } from "./s3-writer.js";
@@ -53,6 +65,11 @@ export interface S3StorageDriver extends StorageDriver {
    * directory removes it.)
    */
   abortStaleMultipartUploads(olderThan: Date, spare?: (key: string) => Promise<boolean>): Promise<number>;
+  /**
+   * Deletes physical objects (see s3-pointers.ts) older than `olderThan` that no pointer
+   * uses any more. Returns how many were deleted.
+   */
+  sweepOrphans(olderThan: Date): Promise<number>;
 }
 
 const COMPONENT = /^[A-Za-z0-9._-]+$/;
@@ -100,9 +117,14 @@ class S3DriverImpl {
   }
 
   async getContent(key: string, signal?: AbortSignal): Promise<Buffer> {
-    const res = await s3Call(key, signal, () =>
+    let res = await s3Call(key, signal, () =>
       this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }),
     );
+    const pointer = pointerFrom(res.Metadata);
+    if (pointer) {
+      (res.Body as Readable | undefined)?.destroy?.();
+      res = await s3Call(key, signal, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: pointer.target }), { abortSignal: signal }));
+    }
     return s3Call(key, signal, async () => {
       const chunks: Buffer[] = [];
       for await (const c of res.Body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
@@ -131,15 +153,26 @@ class S3DriverImpl {
     let range: string | undefined;
     if (length !== undefined) range = `bytes=${offset}-${offset + length - 1}`;
     else if (offset > 0) range = `bytes=${offset}-`;
-    let body: Readable;
-    try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: range }), { abortSignal: signal });
-      body = res.Body as Readable;
-    } catch (e) {
-      // 416: the object exists and the range starts at or past its end.
-      if (statusOf(e) === 416 || errorName(e) === "InvalidRange") return Readable.from([]);
-      throw classifyS3Error(e, key, signal);
-    }
+    const get = async (k: string): Promise<{ body?: Readable; pointer?: Pointer }> => {
+      try {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k, Range: range }), { abortSignal: signal });
+        const pointer = k === objectKey ? pointerFrom(res.Metadata) : undefined;
+        if (pointer) (res.Body as Readable).destroy();
+        return pointer ? { pointer } : { body: res.Body as Readable };
+      } catch (e) {
+        // 416: the object exists and the range starts at or past its end (a pointer's body is
+        // empty, so a ranged read of a pointer lands here too).
+        if (statusOf(e) === 416 || errorName(e) === "InvalidRange") {
+          const pointer = k === objectKey ? await this.pointerAt(key, signal) : undefined;
+          return pointer ? { pointer } : {};
+        }
+        throw classifyS3Error(e, key, signal);
+      }
+    };
+    let got = await get(objectKey);
+    if (got.pointer) got = await get(got.pointer.target);
+    if (!got.body) return Readable.from([]);
+    const body = got.body;
     const out = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     body.on("error", (e) => out.destroy(classifyS3Error(e, key, signal)));
     body.pipe(out);
@@ -157,7 +190,16 @@ class S3DriverImpl {
 
   async writer(key: string, opts: WriterOptions = {}): Promise<FileWriter> {
     opts.signal?.throwIfAborted();
-    const ctx = { client: this.client, bucket: this.bucket, partSize: this.cfg.partSize, buffers: this.buffers, key, objectKey: this.objectKey(key), signal: opts.signal };
+    const ctx = {
+      client: this.client,
+      bucket: this.bucket,
+      partSize: this.cfg.partSize,
+      buffers: this.buffers,
+      key,
+      objectKey: this.objectKey(key),
+      root: this.root,
+      signal: opts.signal,
+    };
     if (!opts.append && opts.size !== undefined && opts.size > 0 && opts.size <= MAX_SINGLE_PUT) {
       return new S3PutWriter(this.client, this.bucket, ctx.objectKey, key, opts.size, opts.signal);
     }
@@ -169,7 +211,8 @@ class S3DriverImpl {
       const res = await s3Call(key, signal, () =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal }),
       );
-      return { path: key, size: res.ContentLength ?? 0, modTime: res.LastModified ?? new Date(0), isDir: false };
+      const size = pointerFrom(res.Metadata)?.size ?? res.ContentLength ?? 0;
+      return { path: key, size, modTime: res.LastModified ?? new Date(0), isDir: false };
     } catch (e) {
       if (!(e instanceof PathNotFoundError)) throw e;
     }
@@ -259,6 +302,23 @@ class S3DriverImpl {
     const src = this.objectKey(source);
     const dst = this.objectKey(dest);
     const head = await s3Call(source, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: src }), { abortSignal: signal }));
+    const pointer = pointerFrom(head.Metadata);
+    if (pointer) {
+      // Owner record first, then the new pointer, then the old one goes (see s3-pointers.ts).
+      const owner = Buffer.from(dest);
+      await s3Call(dest, signal, () =>
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: ownerRecordOf(pointer.target), Body: owner, ContentLength: owner.length }), {
+          abortSignal: signal,
+        }),
+      );
+      await s3Call(dest, signal, () =>
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: Buffer.alloc(0), ContentLength: 0, Metadata: pointerMetadata(pointer) }), {
+          abortSignal: signal,
+        }),
+      );
+      await s3Call(source, signal, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: src }), { abortSignal: signal }));
+      return;
+    }
     const size = head.ContentLength ?? 0;
     const copySource = `${this.bucket}/${src.split("/").map(encodeURIComponent).join("/")}`;
     if (size <= MAX_SINGLE_COPY) {
@@ -311,33 +371,25 @@ class S3DriverImpl {
     }
   }
 
-  /** Removes the key, everything below it, its writer's internal objects and its unfinished multipart uploads. */
+  /**
+   * Removes the key, everything below it, its writer's internal objects and its unfinished
+   * multipart uploads; a pointer's physical object goes with the pointer that owns it.
+   */
   async delete(key: string, signal?: AbortSignal): Promise<void> {
     const ok = this.objectKey(key);
     const below = `${ok}/`;
-    const exists = async (k: string) => {
-      try {
-        await s3Call(key, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: k }), { abortSignal: signal }));
-        return true;
-      } catch (e) {
-        if (e instanceof PathNotFoundError) return false;
-        throw e;
-      }
-    };
-    const listAll = async (prefix: string) => {
-      const keys: string[] = [];
-      let token: string | undefined;
-      do {
-        const res = await s3Call(key, signal, () =>
-          this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
-        );
-        for (const c of res.Contents ?? []) if (c.Key) keys.push(c.Key);
-        token = res.IsTruncated ? res.NextContinuationToken : undefined;
-      } while (token);
-      return keys;
-    };
-    const [self, internal, children, uploads] = await Promise.all([exists(ok), listAll(ok + INTERNAL_MARK), listAll(below), this.listUploads(ok, signal)]);
-    const mine = uploads.filter((u) => u.key === ok || u.key.startsWith(below));
+    const phys = physicalPrefixOf(this.root, key);
+    const [self, internal, children, uploads, physUploads] = await Promise.all([
+      this.headObject(key, ok, signal),
+      this.listObjects(key, ok + INTERNAL_MARK, signal),
+      this.listObjects(key, below, signal),
+      this.listUploads(ok, signal),
+      this.listUploads(phys, signal),
+    ]);
+    const mine = [
+      ...uploads.filter((u) => u.key === ok || u.key.startsWith(below)),
+      ...physUploads.filter((u) => u.key.startsWith(`${phys}~`) || u.key.startsWith(`${phys}/`)),
+    ];
     if (!self && internal.length === 0 && children.length === 0 && mine.length === 0) throw new PathNotFoundError(DRIVER_NAME, key);
     await parallel(mine, 4, async (u) => {
       await s3Call(key, signal, () =>
@@ -346,8 +398,89 @@ class S3DriverImpl {
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       });
     });
-    const doomed = [...(self ? [ok] : []), ...internal, ...children];
+    // Pointers: `self` was read with its metadata; children with an empty body may be pointers.
+    const pointers: { at: string; pointer: Pointer }[] = [];
+    const selfPointer = self ? pointerFrom(self.Metadata) : undefined;
+    if (selfPointer) pointers.push({ at: ok, pointer: selfPointer });
+    await parallel(
+      children.filter((c) => c.size === 0),
+      8,
+      async (c) => {
+        const pointer = pointerFrom((await this.headObject(key, c.key, signal))?.Metadata);
+        if (pointer) pointers.push({ at: c.key, pointer });
+      },
+    );
+    const owned: string[] = [];
+    await parallel(pointers, 8, async ({ at, pointer }) => {
+      if ((await this.ownerOf(key, pointer.target, signal)) === at) owned.push(pointer.target, ownerRecordOf(pointer.target));
+    });
+    const doomed = [...(self ? [ok] : []), ...internal.map((o) => o.key), ...children.map((c) => c.key), ...owned];
     await this.deleteObjects(key, doomed, signal);
+  }
+
+  /** HeadObject, or undefined when the object does not exist. */
+  private async headObject(key: string, objectKey: string, signal?: AbortSignal): Promise<{ Metadata?: Record<string, string>; ContentLength?: number } | undefined> {
+    try {
+      return await s3Call(key, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: signal }));
+    } catch (e) {
+      if (e instanceof PathNotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  /** The pointer stored at driver key `key`, if it is one. */
+  private async pointerAt(key: string, signal?: AbortSignal): Promise<Pointer | undefined> {
+    return pointerFrom((await this.headObject(key, this.objectKey(key), signal))?.Metadata);
+  }
+
+  /** Every object whose key starts with `prefix`, with its size. */
+  private async listObjects(key: string, prefix: string, signal?: AbortSignal): Promise<{ key: string; size: number; modified?: Date }[]> {
+    const out: { key: string; size: number; modified?: Date }[] = [];
+    let token: string | undefined;
+    do {
+      const res = await s3Call(key, signal, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
+      );
+      for (const c of res.Contents ?? []) if (c.Key) out.push({ key: c.Key, size: c.Size ?? 0, modified: c.LastModified });
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  /** Object key of the pointer that owns physical object `physical` (see s3-pointers.ts). */
+  private async ownerOf(key: string, physical: string, signal?: AbortSignal): Promise<string> {
+    try {
+      const owner = (await this.getRaw(key, ownerRecordOf(physical), signal)).toString("utf8");
+      return this.objectKey(owner);
+    } catch (e) {
+      if (!(e instanceof PathNotFoundError)) throw e;
+      return this.objectKey(writtenFor(this.root, physical));
+    }
+  }
+
+  private async getRaw(key: string, objectKey: string, signal?: AbortSignal): Promise<Buffer> {
+    const res = await s3Call(key, signal, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: signal }));
+    return s3Call(key, signal, async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of res.Body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+      return Buffer.concat(chunks);
+    });
+  }
+
+  async sweepOrphans(olderThan: Date): Promise<number> {
+    const base = `${this.root}${PHYSICAL_DIR}/`;
+    const key = "/";
+    const objects = (await this.listObjects(key, base)).filter((o) => isPhysicalKey(this.root, o.key) && o.modified !== undefined && o.modified < olderThan);
+    let n = 0;
+    await parallel(objects, 4, async (o) => {
+      const candidates = new Set([await this.ownerOf(key, o.key), this.objectKey(writtenFor(this.root, o.key))]);
+      for (const c of candidates) {
+        if (pointerFrom((await this.headObject(key, c))?.Metadata)?.target === o.key) return;
+      }
+      await this.deleteObjects(key, [o.key, ownerRecordOf(o.key)]);
+      n++;
+    });
+    return n;
   }
 
   private async deleteObjects(key: string, keys: string[], signal?: AbortSignal): Promise<void> {
@@ -410,7 +543,8 @@ class S3DriverImpl {
     const stale = uploads.filter((u) => u.initiated !== undefined && u.initiated < olderThan);
     let n = 0;
     await parallel(stale, 4, async (u) => {
-      const key = this.driverKey(u.key);
+      // A physical object's upload belongs to the writer of the key in its name.
+      const key = isPhysicalKey(this.root, u.key) ? writtenFor(this.root, u.key) : this.driverKey(u.key);
       if (await spare?.(key)) return;
       try {
         await s3Call(key, undefined, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId })));
@@ -418,14 +552,15 @@ class S3DriverImpl {
       } catch (e) {
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       }
-      await deleteWriterObjects(this.client, this.bucket, key, u.key);
+      await deleteWriterObjects(this.client, this.bucket, key, this.objectKey(key));
     });
     return n;
   }
 
   async redirectURL(key: string, opts: { method: "GET" | "HEAD"; expiresInSeconds: number }): Promise<string | undefined> {
     if (!this.cfg.redirect) return undefined;
-    const input = { Bucket: this.bucket, Key: this.objectKey(key) };
+    const pointer = await this.pointerAt(key);
+    const input = { Bucket: this.bucket, Key: pointer?.target ?? this.objectKey(key) };
     const cmd = opts.method === "HEAD" ? new HeadObjectCommand(input) : new GetObjectCommand(input);
     return s3Call(key, undefined, () => getSignedUrl(this.client, cmd, { expiresIn: opts.expiresInSeconds }));
   }
@@ -444,7 +579,18 @@ export function s3Driver(cfg: S3Config): S3StorageDriver {
     bucket: impl.bucket,
     ensureBucket: () => impl.ensureBucket(),
     abortStaleMultipartUploads: (olderThan: Date, spare?: (key: string) => Promise<boolean>) => impl.abortStaleMultipartUploads(olderThan, spare),
+    sweepOrphans: (olderThan: Date) => impl.sweepOrphans(olderThan),
   });
+}
+
+/** Deletes orphaned physical objects for a config without keeping a driver around. */
+export async function sweepOrphans(cfg: S3Config, olderThan: Date): Promise<number> {
+  const impl = new S3DriverImpl(cfg);
+  try {
+    return await impl.sweepOrphans(olderThan);
+  } finally {
+    await impl.close();
+  }
 }
 
 /** Aborts stale multipart uploads for a config without keeping a driver around. */

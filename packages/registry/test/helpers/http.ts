@@ -197,8 +197,13 @@ export async function startRegistry(backend: Backend, configure?: (config: Regis
   };
 }
 
-/** The 14 codes of the OCI Distribution Spec v1.1 ("The code field MUST be one of the following"). */
+/**
+ * The 14 codes of the OCI Distribution Spec v1.1 ("The code field MUST be one of the
+ * following"), plus TAG_INVALID, which the spec names among the codes a client "MAY
+ * encounter" (PUT of a manifest to an invalid tag).
+ */
 export const SPEC_ERROR_CODES: readonly string[] = [
+  "TAG_INVALID",
   "BLOB_UNKNOWN",
   "BLOB_UPLOAD_INVALID",
   "BLOB_UPLOAD_UNKNOWN",
