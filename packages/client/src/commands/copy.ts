@@ -7,6 +7,7 @@ import { jsonSafe, print } from "../terminal.js";
 import { type CopyEvent, copyImage, type CopyResult } from "../transports/copy.js";
 import { openDestination, openSource } from "../transports/open.js";
 import { TransportUsageError } from "../transports/types.js";
+import type { RegistryContext } from "../transports/docker.js";
 
 export interface CopyCommandOptions {
   root: string;
@@ -16,6 +17,8 @@ export interface CopyCommandOptions {
   destCompress?: "gzip" | "zstd";
   maxConcurrent?: number;
   output: "text" | "json" | "quiet";
+  /** docker:// transports: insecure registries, manifest format (push). */
+  registry?: RegistryContext;
 }
 
 function short(d: string): string {
@@ -30,10 +33,10 @@ function eventLine(e: CopyEvent): string {
 
 export async function copyCommand(src: string, dst: string, o: CopyCommandOptions): Promise<CopyResult> {
   if (o.all && o.platform) throw new TransportUsageError("--all and --platform cannot be used together");
-  const source = await openSource(src, { root: o.root });
+  const source = await openSource(src, { root: o.root, registry: o.registry });
   let dest;
   try {
-    dest = await openDestination(dst);
+    dest = await openDestination(dst, o.registry);
   } catch (e) {
     await source.close();
     throw e;

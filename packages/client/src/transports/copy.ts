@@ -168,7 +168,7 @@ class Copier {
 
   /** A blob copied as it is (skipped when the destination has it). */
   private async copyBlob(ref: BlobRef, role: "config" | "layer"): Promise<{ digest: Digest; size: number }> {
-    if (ref.size >= 0 && (await this.dst.hasBlob(ref))) {
+    if (ref.size >= 0 && (await this.dst.hasBlob(ref, { sourceRepository: this.src.sourceRepository }))) {
       this.opts.onEvent?.({ kind: "blob", digest: ref.digest, size: ref.size, status: "exists", role });
       return { digest: ref.digest, size: ref.size };
     }

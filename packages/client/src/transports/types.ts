@@ -48,6 +48,8 @@ export type SourceTarget = { readonly kind: "index"; readonly index: ManifestByt
 export interface ImageSource {
   /** The transport name as given (for messages). */
   readonly name: string;
+  /** A registry source: "domain/repository", so a destination on the same registry can mount its blobs. */
+  readonly sourceRepository?: string;
   /** What the source reference names: an index or one image. */
   resolve(): Promise<SourceTarget>;
   /** A manifest an index names (image manifest or nested index), verified against `desc`. */
