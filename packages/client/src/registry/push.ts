@@ -112,6 +112,17 @@ export class RegistryWriter {
     return true;
   }
 
+  /** The size of a blob the repository has (HEAD), or undefined when it has none. */
+  async statBlob(digest: Digest): Promise<number | undefined> {
+    const res = await this.client.request(`/v2/${this.repository}/blobs/${digest}`, { repository: this.repository, push: true, method: "HEAD", small: true });
+    await res.body.cancel().catch(() => {});
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw await this.fail(res, `checking blob ${digest}`);
+    const len = res.headers.get("content-length");
+    if (len === null || !/^\d+$/.test(len)) throw new RegistryError(`${this.domain}/${this.repository}: blob ${digest} has no size`);
+    return Number(len);
+  }
+
   /** Mounts a blob from another repository of the same registry; true when the registry did (201). */
   async mount(digest: Digest, from: string): Promise<boolean> {
     const path = `/v2/${this.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;

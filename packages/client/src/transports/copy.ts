@@ -193,6 +193,14 @@ class Copier {
     }
     let want: "gzip" | "zstd" | undefined = this.opts.destCompress;
     if (!img.manifest && l.compression === "none") want ??= "gzip";
+    if (want === "gzip" && l.compression === "none" && l.knownBlobs?.length && this.dst.reuseBlob) {
+      // a gzip blob of this layer the destination has or can mount: no rebuild, no upload
+      const r = await this.dst.reuseBlob(l.knownBlobs);
+      if (r) {
+        this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "exists", role: "layer" });
+        return { ...r, mediaType: "", compression: "gzip", changed: true };
+      }
+    }
     if (want === undefined || want === l.compression) {
       const r = await this.copyBlob(l.blob, "layer");
       return { ...r, mediaType: l.blob.mediaType, compression: l.compression, changed: false };

@@ -115,6 +115,18 @@ export class DockerDestination implements ImageDestination {
     return false;
   }
 
+  async reuseBlob(known: readonly { digest: Digest; repository: string }[]): Promise<{ digest: Digest; size: number } | undefined> {
+    const prefix = `${this.ref.domain}/`;
+    const here = fullName(this.ref);
+    // blobs from this registry only (at most 4 tried, as many registries limit mount attempts)
+    for (const k of known.filter((k) => k.repository.startsWith(prefix)).slice(0, 4)) {
+      let size = await this.writer.statBlob(k.digest);
+      if (size === undefined && k.repository !== here && (await this.writer.mount(k.digest, k.repository.slice(prefix.length)))) size = await this.writer.statBlob(k.digest);
+      if (size !== undefined) return { digest: k.digest, size };
+    }
+    return undefined;
+  }
+
   async putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
     return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size });
   }
