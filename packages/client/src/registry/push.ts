@@ -6,11 +6,12 @@
  * - The bytes are hashed and counted as they are read from the caller's stream; the session is
  *   closed with `PUT ?digest=` only when they match the expected digest and size (or with the
  *   digest computed, when none was expected). A mismatch deletes the session: nothing appears.
- * - A blob that fits one chunk (MONOLITHIC_MAX, known or not) goes as POST + one PUT carrying the
- *   bytes. Larger ones go as PATCH requests of CHUNK bytes each (Content-Range), the next chunk
- *   read from the source while the current one is sent. A PATCH that fails on the network or
- *   with a 5xx is resumed: the session's offset is asked (GET, `Range: 0-N`) and the rest of the
- *   chunk sent from there. Memory: at most two chunks per blob.
+ * - A blob known to be small (MONOLITHIC_MAX) goes as POST + one PUT carrying the bytes. Others
+ *   stream in one PATCH as they are read (Content-Length when the size is known, else chunked
+ *   transfer coding), then an empty closing PUT. A PATCH that fails on the network or with a
+ *   5xx is resumed: the session's offset is asked (GET, `Range: 0-N`) and a new PATCH sends from
+ *   there, out of the last RESUME_WINDOW bytes kept, then the rest of the source. Memory: the
+ *   window, references to the source's own chunks (no copy).
  * - The registry's `Docker-Content-Digest` of the closing PUT (and of a manifest PUT) must be the
  *   digest sent; a push is complete only when the registry acknowledged it (201).
  */
@@ -20,55 +21,17 @@ import { type Digest, digestOf } from "@strata/core/digest";
 import { RegistryError, type RegistryClient } from "./client.js";
 import { isNetworkError, isRetryableStatus } from "./retry.js";
 
-/** Blobs up to this size go in one PUT. */
-export const MONOLITHIC_MAX = 16 * 1024 * 1024;
-/** Bytes per PATCH of a chunked upload. */
-export const CHUNK = 16 * 1024 * 1024;
-/** Attempts per chunk (first send and resumes). */
-const CHUNK_ATTEMPTS = 5;
+/** Blobs of a known size up to this go in one PUT. */
+export const MONOLITHIC_MAX = 4 * 1024 * 1024;
+/** Bytes sent and kept for a resume: a registry that stored less than all but these cannot be resumed. */
+export const RESUME_WINDOW = 32 * 1024 * 1024;
+/** Attempts of a streamed upload (first send and resumes). */
+const UPLOAD_ATTEMPTS = 5;
 
 export interface BlobExpectation {
   digest?: Digest;
   /** -1 or absent: unknown. */
   size?: number;
-}
-
-/** A chunked read of a stream: Buffers of exactly `size` bytes (the last may be shorter). */
-async function* chunksOf(src: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let buf = Buffer.allocUnsafe(size);
-  let fill = 0;
-  for await (const c of src) {
-    let at = 0;
-    while (at < c.length) {
-      const n = Math.min(size - fill, c.length - at);
-      c.copy(buf, fill, at, at + n);
-      fill += n;
-      at += n;
-      if (fill === size) {
-        yield buf;
-        buf = Buffer.allocUnsafe(size);
-        fill = 0;
-      }
-    }
-  }
-  if (fill > 0) yield buf.subarray(0, fill);
-}
-
-/** Reads the next value while the caller works on the current one (one ahead). */
-async function* readAhead<T>(it: AsyncGenerator<T>): AsyncGenerator<T> {
-  let next = it.next();
-  try {
-    for (;;) {
-      const r = await next;
-      if (r.done) return;
-      next = it.next();
-      yield r.value;
-    }
-  } finally {
-    // a pending read must not be left failing unobserved
-    next.catch(() => {});
-    await it.return?.(undefined as T).catch(() => {});
-  }
 }
 
 export class RegistryWriter {
@@ -190,35 +153,35 @@ export class RegistryWriter {
   async uploadBlob(data: Readable, expect: BlobExpectation): Promise<{ digest: Digest; size: number }> {
     const hash = createHash("sha256");
     let size = 0;
-    const check = (last: boolean): void => {
-      if (expect.size !== undefined && expect.size >= 0 && (size > expect.size || (last && size !== expect.size))) {
-        throw new RegistryError(`blob ${expect.digest ?? ""}: ${size}${last ? "" : "+"} bytes read, ${expect.size} expected`.replace(":  ", ": "));
-      }
-    };
+    const known = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
+    const tooLong = () => new RegistryError(`blob ${expect.digest ?? ""}: more than the ${known} bytes expected`);
     const finalDigest = (): Digest => {
+      if (known !== undefined && size !== known) throw new RegistryError(`blob ${expect.digest ?? ""}: ${size} bytes read, ${known} expected`);
       const d = `sha256:${hash.digest("hex")}` as Digest;
       if (expect.digest && expect.digest.startsWith("sha256:") && d !== expect.digest) throw new RegistryError(`blob ${expect.digest}: the bytes read have digest ${d}`);
       return expect.digest && !expect.digest.startsWith("sha256:") ? expect.digest : d;
     };
-    const chunks = readAhead(chunksOf(data as AsyncIterable<Buffer>, CHUNK));
+    const source = (data as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     let url: string | undefined;
     try {
-      const first = await chunks.next();
-      const firstBuf = first.done ? Buffer.alloc(0) : first.value;
-      hash.update(firstBuf);
-      size += firstBuf.length;
-      check(false);
-      const second = firstBuf.length < CHUNK ? { done: true as const, value: undefined } : await chunks.next();
-      if (second.done) {
-        // the whole blob is in memory: one PUT
-        check(true);
+      if (known !== undefined && known <= MONOLITHIC_MAX) {
+        // small: read whole, verify, one PUT
+        const parts: Buffer[] = [];
+        for (;;) {
+          const r = await source.next();
+          if (r.done) break;
+          hash.update(r.value);
+          size += r.value.length;
+          if (size > known) throw tooLong();
+          parts.push(r.value);
+        }
         const digest = finalDigest();
         url = await this.startSession();
         const res = await this.client.request(RegistryWriter.withDigest(url, digest), {
           repository: this.repository,
           push: true,
           method: "PUT",
-          body: firstBuf,
+          body: Buffer.concat(parts),
           headers: { "Content-Type": "application/octet-stream" },
         });
         await this.closed(res, digest);
@@ -226,20 +189,90 @@ export class RegistryWriter {
         return { digest, size };
       }
       url = await this.startSession();
-      let offset = 0;
-      url = await this.patch(url, firstBuf, offset);
-      offset += firstBuf.length;
-      let pending: Buffer | undefined = second.value;
-      while (pending) {
-        hash.update(pending);
-        size += pending.length;
-        check(false);
-        url = await this.patch(url, pending, offset);
-        offset += pending.length;
-        const n = await chunks.next();
-        pending = n.done ? undefined : n.value;
+      // the bytes sent and not yet known to be stored: [windowStart, size)
+      const window: Buffer[] = [];
+      let windowStart = 0;
+      let windowBytes = 0;
+      let ended = false;
+      /** Reads one chunk of the source into the window (undefined at its end). */
+      const pull = async (): Promise<Buffer | undefined> => {
+        const r = await source.next();
+        if (r.done) return undefined;
+        const c = r.value;
+        hash.update(c);
+        size += c.length;
+        if (known !== undefined && size > known) throw tooLong();
+        window.push(c);
+        windowBytes += c.length;
+        while (windowBytes - window[0].length >= RESUME_WINDOW) {
+          windowBytes -= window[0].length;
+          windowStart += window.shift()!.length;
+        }
+        return c;
+      };
+      // the read of a failed attempt's body, which lands in the window before a resume replays it
+      let inflight: Promise<unknown> = Promise.resolve();
+      /** The body of one PATCH: what the window holds from `from`, then the rest of the source. */
+      async function* body(from: number): AsyncGenerator<Buffer> {
+        await inflight;
+        let at = windowStart;
+        for (const b of window) {
+          if (at + b.length > from) yield b.subarray(Math.max(0, from - at));
+          at += b.length;
+        }
+        for (;;) {
+          const p = pull();
+          inflight = p.catch(() => {});
+          const c = await p;
+          if (!c) {
+            ended = true;
+            return;
+          }
+          yield c;
+        }
       }
-      check(true);
+      let offset = 0;
+      for (let attempt = 1; ; attempt++) {
+        let failure: unknown;
+        try {
+          const headers: Record<string, string> = { "Content-Type": "application/octet-stream" };
+          if (known !== undefined) headers["Content-Range"] = `${offset}-${Math.max(offset, known - 1)}`;
+          const res = await this.client.request(url, {
+            repository: this.repository,
+            push: true,
+            method: "PATCH",
+            body: { stream: body(offset), length: known === undefined ? undefined : known - offset },
+            headers,
+          });
+          if (res.status === 202) {
+            await res.body.cancel().catch(() => {});
+            const loc = res.headers.get("location");
+            if (loc) url = this.moveSession(url, this.resolve(loc));
+            if (!ended) throw new RegistryError(`${this.domain}/${this.repository}: the registry acknowledged an upload before its end`);
+            break;
+          }
+          if (!isRetryableStatus(res.status)) throw await this.fail(res, `uploading ${expect.digest ?? "a blob"}`);
+          failure = await this.fail(res, "upload");
+        } catch (e) {
+          if (!(e as { network?: boolean }).network && !isNetworkError(e)) throw e;
+          failure = e;
+        }
+        if (attempt >= UPLOAD_ATTEMPTS) throw failure;
+        await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
+        const st = await this.client.request(url, { repository: this.repository, push: true, method: "GET", small: true });
+        await st.body.cancel().catch(() => {});
+        if (st.status !== 204) throw await this.fail(st, "asking the upload's offset to resume");
+        const loc = st.headers.get("location");
+        if (loc) url = this.moveSession(url, this.resolve(loc));
+        const m = /^(?:bytes=)?0-(\d+)$/.exec(st.headers.get("range") ?? "");
+        // "0-0" is what distribution answers for an empty session too
+        const have = m ? (Number(m[1]) === 0 && size <= 1 ? 0 : Number(m[1]) + 1) : 0;
+        if (have < windowStart || have > size) {
+          throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${windowStart}-${size} can be sent again`);
+        }
+        offset = have;
+        this.onResume?.(have);
+      }
       const digest = finalDigest();
       const res = await this.client.request(RegistryWriter.withDigest(url, digest), { repository: this.repository, push: true, method: "PUT", body: Buffer.alloc(0), small: true });
       await this.closed(res, digest);
@@ -247,62 +280,18 @@ export class RegistryWriter {
       return { digest, size };
     } catch (e) {
       if (url) await this.deleteSession(url);
+      await source.return?.().catch(() => {});
       throw e;
-    } finally {
-      await chunks.return(undefined).catch(() => {});
     }
   }
 
-  /** Sends `chunk` at `offset` of the session; resumes from the registry's offset after a failure. Returns the next Location. */
-  private async patch(url: string, chunk: Buffer, offset: number): Promise<string> {
-    let at = 0; // bytes of `chunk` the registry has
-    for (let attempt = 1; ; attempt++) {
-      const part = chunk.subarray(at);
-      let failure: unknown;
-      try {
-        const res = await this.client.request(url, {
-          repository: this.repository,
-          push: true,
-          method: "PATCH",
-          body: part,
-          noRetry: true,
-          headers: { "Content-Type": "application/octet-stream", "Content-Range": `${offset + at}-${offset + chunk.length - 1}` },
-        });
-        if (res.status === 202) {
-          await res.body.cancel().catch(() => {});
-          const loc = res.headers.get("location");
-          const next = loc ? this.resolve(loc) : url;
-          this.open.delete(url);
-          this.open.add(next);
-          return next;
-        }
-        if (!isRetryableStatus(res.status)) throw await this.fail(res, `uploading bytes ${offset + at}-${offset + chunk.length - 1}`);
-        failure = await this.fail(res, "upload chunk");
-      } catch (e) {
-        if (!(e as { network?: boolean }).network && !isNetworkError(e)) throw e;
-        failure = e;
-      }
-      if (attempt >= CHUNK_ATTEMPTS) throw failure;
-      await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
-      // where the session stands: Range "0-N" means N+1 bytes are in
-      const st = await this.client.request(url, { repository: this.repository, push: true, method: "GET", small: true });
-      await st.body.cancel().catch(() => {});
-      if (st.status !== 204) throw await this.fail(st, "asking the upload's offset to resume");
-      const m = /^(?:bytes=)?0-(\d+)$/.exec(st.headers.get("range") ?? "");
-      const have = m ? Number(m[1]) + 1 : 0;
-      if (have < offset || have > offset + chunk.length) {
-        throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${offset}-${offset + chunk.length} expected`);
-      }
-      at = have - offset;
-      const loc = st.headers.get("location");
-      if (loc) {
-        const next = this.resolve(loc);
-        this.open.delete(url);
-        this.open.add(next);
-        url = next;
-      }
-      if (at === chunk.length) return url;
-    }
+  /** Told the offset whenever an upload resumes (tests, progress). */
+  onResume: ((offset: number) => void) | undefined;
+
+  private moveSession(from: string, to: string): string {
+    this.open.delete(from);
+    this.open.add(to);
+    return to;
   }
 
   /**
