@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { bigLayer, smallLayer } from "@strata/client/test-helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "@strata/client/test-helpers/oci-build.js";
+import { startCuttingProxy } from "@strata/client/test-helpers/cutting-proxy.js";
 import { missing } from "@strata/client/test-helpers/tools.js";
 import { mustRun, run, type StrataServer, startStrata, strata } from "./helpers/strata.js";
 
@@ -90,6 +91,33 @@ describe("strata login + copy docker:// against strata serve (token auth)", { sk
       r.stdout,
     );
     assert.equal(sha(await inspectRaw(`${srv.host}/team/two:v1`)), single.manifestDigest);
+  });
+
+  it("an upload cut mid-way resumes at the offset the registry reports (GET status, Range)", async () => {
+    const proxy = await startCuttingProxy(Number(srv.host.split(":")[1]), 6 << 20, 1);
+    try {
+      const r = await strata(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/team/resumed:v1`], { env: { ...env, DOCKER_CONFIG: join(work, "docker-proxy") } });
+      // the proxy is another host for the stored credentials: log in there too
+      assert.equal(r.code, 1);
+      const l = await strata(["login", proxy.host, "-u", "alice", "--password-stdin"], { env, input: "alice-secret\n" });
+      assert.equal(l.code, 0, l.stderr);
+      proxy.lines.length = 0;
+      proxy.heads.length = 0;
+      const c = await strata(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/team/resumed:v1`], { env });
+      assert.equal(c.code, 0, c.stderr);
+      const at = proxy.heads.flatMap((h, i) => (h.startsWith("PATCH ") ? [i] : []));
+      assert.equal(at.length, 2, proxy.lines.join("\n"));
+      const patches = at.map((i) => proxy.heads[i]);
+      const between = proxy.lines.slice(at[0] + 1, at[1]);
+      assert.ok(between.some((l) => /^GET \/v2\/team\/resumed\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      assert.ok(!between.some((l) => l.startsWith("POST ")), "the same session is resumed");
+      const start = Number(/content-range: (\d+)-/i.exec(patches[1])?.[1]);
+      assert.ok(start > 0 && start <= 6 << 20, patches[1]);
+      assert.equal(sha(await inspectRaw(`${srv.host}/team/resumed:v1`)), single.manifestDigest);
+      await mustRun("skopeo", ["copy", "--quiet", "--src-tls-verify=false", "--src-creds", "alice:alice-secret", `docker://${srv.host}/team/resumed:v1`, `oci:${join(work, "back2")}:x`]);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it("a repository the user may not push to: one line, exit 1", async () => {

@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { type Distribution, freePort, run, startDistribution } from "./helpers/distribution.js";
 import { bigLayer, smallLayer } from "./helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
+import { startCuttingProxy } from "./helpers/cutting-proxy.js";
 import { runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
 
@@ -191,5 +192,36 @@ describe("strata login + copy to distribution behind htpasswd", { skip: missing(
     assert.doesNotMatch(r.stdout + r.stderr, /s3cret-pw/);
     const raw = await skopeo("inspect", "--raw", "--tls-verify=false", "--creds", "ci:s3cret-pw", `docker://${reg.host}/sec/app:1`);
     assert.equal(sha(raw), img.manifestDigest);
+  });
+});
+
+describe("an upload cut mid-way is sent again (distribution 2.8 drops the session)", { skip: missing("docker-registry", "skopeo") }, () => {
+  let work: string;
+  let reg: Distribution;
+  it("the PATCH is cut after 6 MiB; the status GET finds no session; a new one gets the blob from byte 0, intact", async () => {
+    work = await mkdtemp(join(tmpdir(), "strata-dresume-"));
+    reg = await startDistribution();
+    const proxy = await startCuttingProxy(reg.port, 6 << 20, 1);
+    try {
+      const layout = join(work, "src");
+      const b = new OciLayoutBuilder(layout);
+      const img = await b.image({ layers: [{ tar: await bigLayer("cut", 20 << 20), compression: "none" }] });
+      await b.finish("v1", [img], false);
+      const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/cut/img:1`]);
+      assert.equal(r.code, 0, r.stderr);
+      const patches = proxy.lines.filter((l) => l.startsWith("PATCH "));
+      assert.equal(patches.length, 2, proxy.lines.join("\n"));
+      // between the two PATCHes: the upload's status asked (GET on the session), then a new session (POST)
+      const between = proxy.lines.slice(proxy.lines.indexOf(patches[0]) + 1, proxy.lines.indexOf(patches[1]));
+      assert.ok(between.some((l) => /^GET \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      assert.ok(between.some((l) => /^POST \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      // skopeo, straight at the registry, pulls and verifies every blob
+      assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/cut/img:1`)), img.manifestDigest);
+      await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/cut/img:1`, `oci:${join(work, "back")}:x`);
+    } finally {
+      await proxy.stop();
+      await reg.stop();
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });

@@ -10,8 +10,10 @@
  *   stream in one PATCH as they are read (Content-Length when the size is known, else chunked
  *   transfer coding), then an empty closing PUT. A PATCH that fails on the network or with a
  *   5xx is resumed: the session's offset is asked (GET, `Range: 0-N`) and a new PATCH sends from
- *   there, out of the last RESUME_WINDOW bytes kept, then the rest of the source. Memory: the
- *   window, references to the source's own chunks (no copy).
+ *   there, out of the last RESUME_WINDOW bytes kept, then the rest of the source; a registry that
+ *   dropped the session instead (distribution 2.8 does after a broken PATCH) gets a new one from
+ *   byte 0 while the window still holds the whole blob. Memory: the window, references to the
+ *   source's own chunks (no copy: a Readable never reuses a chunk it emitted).
  * - The registry's `Docker-Content-Digest` of the closing PUT (and of a manifest PUT) must be the
  *   digest sent; a push is complete only when the registry acknowledged it (201).
  */
@@ -261,6 +263,17 @@ export class RegistryWriter {
         await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
         const st = await this.client.request(url, { repository: this.repository, push: true, method: "GET", small: true });
         await st.body.cancel().catch(() => {});
+        if (st.status === 404 || (st.status >= 400 && st.status < 500 && st.status !== 401 && st.status !== 403)) {
+          // the registry dropped the session (distribution 2.8 cancels one whose PATCH broke off):
+          // a new session from byte 0, when the window still holds every byte read
+          if (windowStart !== 0) throw await this.fail(st, "resuming the upload (the registry dropped the session)");
+          await st.body.cancel().catch(() => {});
+          this.open.delete(url);
+          url = await this.startSession();
+          offset = 0;
+          this.onResume?.(0);
+          continue;
+        }
         if (st.status !== 204) throw await this.fail(st, "asking the upload's offset to resume");
         const loc = st.headers.get("location");
         if (loc) url = this.moveSession(url, this.resolve(loc));
