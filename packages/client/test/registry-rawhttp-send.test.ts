@@ -129,13 +129,13 @@ describe("rawRequest: request bodies", () => {
   });
 
   it("the head deadline starts after the body is sent", async () => {
-    // a slow source (200 ms) with a 100 ms head deadline: the request still succeeds
+    // a slow source (1.5 s) with a 1 s head deadline: the request still succeeds
     async function* slow() {
       yield Buffer.alloc(10);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 1500));
       yield Buffer.alloc(10);
     }
-    const res = await rawRequest(`${url}/u`, { method: "PUT", body: { stream: slow(), length: 20 }, headerTimeoutMs: 100 });
+    const res = await rawRequest(`${url}/u`, { method: "PUT", body: { stream: slow(), length: 20 }, headerTimeoutMs: 1000 });
     assert.equal(res.status, 201);
     await res.text();
   });

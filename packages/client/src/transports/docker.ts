@@ -13,7 +13,7 @@ import { getCredentials } from "../credentials/docker-config.js";
 import { type Credentials } from "../registry/auth.js";
 import { RegistryClient, RegistryError } from "../registry/client.js";
 import { RegistryWriter } from "../registry/push.js";
-import { verifying } from "./files.js";
+import { VERIFIED_AS, verifying } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { type BlobRef, type ImageDestination, type ImageSource, type PutBlobExpectation, type SourceTarget, TransportError, TransportUsageError } from "./types.js";
 
@@ -128,7 +128,10 @@ export class DockerDestination implements ImageDestination {
   }
 
   async putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
-    return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size });
+    const v = (data as { [VERIFIED_AS]?: { digest?: Digest; size?: number } })[VERIFIED_AS];
+    const known = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
+    const preverified = v !== undefined && expect.digest !== undefined && v.digest === expect.digest && v.size === known;
+    return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified });
   }
 
   async putManifest(m: { raw: Buffer; mediaType: string }, opts: { top: boolean }): Promise<Digest> {
