@@ -130,6 +130,22 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     assert.equal(bad.stderr.trim().split("\n").length, 1);
   });
 
+  it("docker-archive: -> docker:// (layers gzipped, a Docker schema2 manifest built); skopeo pulls back the same image", async () => {
+    const archive = join(work, "saved.tar");
+    await skopeo("copy", "--quiet", `oci:${layout}:v1`, `docker-archive:${archive}:saved/app:1`);
+    const r = await runCli(["copy", "--format", "json", `docker-archive:${archive}`, `docker://${reg.host}/team/from-archive:1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const raw = JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/from-archive:1`)) as { mediaType: string; config: { digest: string } };
+    assert.equal(raw.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
+    // the same config (so the same image ID and diffIDs) as the archive's
+    assert.equal(raw.config.digest, single.configDigest);
+    const back = join(work, "back.tar");
+    await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/team/from-archive:1`, `docker-archive:${back}:saved/app:1`);
+    const a = JSON.parse(await skopeo("inspect", `docker-archive:${archive}`)) as { Layers: string[] };
+    const c = JSON.parse(await skopeo("inspect", `docker-archive:${back}`)) as { Layers: string[] };
+    assert.deepEqual(c.Layers, a.Layers);
+  });
+
   it("an unreachable registry fails with one line and exit 1", async () => {
     const port = await freePort();
     const r = await runCli(["copy", `oci:${layout}:v1`, `docker://127.0.0.1:${port}/x/y:z`]);
