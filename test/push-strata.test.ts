@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { bigLayer, smallLayer } from "@strata/client/test-helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "@strata/client/test-helpers/oci-build.js";
+import { addSignature, SIG_TYPE } from "@strata/client/test-helpers/artifact.js";
 import { startCuttingProxy } from "@strata/client/test-helpers/cutting-proxy.js";
 import { missing } from "@strata/client/test-helpers/tools.js";
 import { mustRun, run, type StrataServer, startStrata, strata } from "./helpers/strata.js";
@@ -118,6 +119,32 @@ describe("strata login + copy docker:// against strata serve (token auth)", { sk
     } finally {
       await proxy.stop();
     }
+  });
+
+  it("--referrers copies a signature; strata's referrers API lists it at the destination", async () => {
+    const sig = await addSignature(layout, { digest: single.manifestDigest, size: single.manifestSize });
+    // pushed by digest: the registry indexes it under its subject
+    const put = await strata(["copy", "--quiet", `oci:${layout}:sig`, `docker://${srv.host}/team/one@${sig.digest}`], { env });
+    assert.equal(put.code, 0, put.stderr);
+    const r = await strata(["copy", "--referrers", "--format", "json", `docker://${srv.host}/team/one:v1`, `docker://${srv.host}/team/signed:v1`], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`"event":"referrer","digest":"${sig.digest}"`));
+    // the destination's referrers API (a token for alice, from the registry's realm)
+    const challenge = (await fetch(`${srv.url}/v2/`)).headers.get("www-authenticate") ?? "";
+    const realm = /realm="([^"]+)"/.exec(challenge)?.[1];
+    const service = /service="([^"]+)"/.exec(challenge)?.[1] ?? "";
+    const tok = (await (
+      await fetch(`${realm}?service=${encodeURIComponent(service)}&scope=${encodeURIComponent("repository:team/signed:pull")}`, {
+        headers: { Authorization: `Basic ${Buffer.from("alice:alice-secret").toString("base64")}` },
+      })
+    ).json()) as { token: string };
+    const list = (await (await fetch(`${srv.url}/v2/team/signed/referrers/${single.manifestDigest}`, { headers: { Authorization: `Bearer ${tok.token}` } })).json()) as {
+      manifests: { digest: string; artifactType: string }[];
+    };
+    assert.deepEqual(
+      list.manifests.map((m) => [m.digest, m.artifactType]),
+      [[sig.digest, SIG_TYPE]],
+    );
   });
 
   it("a repository the user may not push to: one line, exit 1", async () => {

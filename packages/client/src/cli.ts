@@ -294,7 +294,8 @@ export function registerClientCommands(program: Command): void {
     .option("-q, --quiet", "print nothing")
     .addOption(new Option("--format <format>", "table (default: a line per blob) or json (one object per line)").choices(["table", "json"]))
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
-    .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string; insecureRegistry: string[] }) => {
+    .option("--referrers", "also copy the referrers (signatures, SBOMs) of what is copied (registry to registry)")
+    .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string; insecureRegistry: string[]; referrers?: boolean }) => {
       const [{ copyCommand }, { parsePlatform }] = await Promise.all([import("./commands/copy.js"), import("@strata/core")]);
       let platform;
       try {

@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { type Distribution, freePort, run, startDistribution } from "./helpers/distribution.js";
 import { bigLayer, smallLayer } from "./helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
+import { addSignature, SIG_TYPE } from "./helpers/artifact.js";
 import { startCuttingProxy } from "./helpers/cutting-proxy.js";
 import { runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
@@ -144,6 +145,26 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     const a = JSON.parse(await skopeo("inspect", `docker-archive:${archive}`)) as { Layers: string[] };
     const c = JSON.parse(await skopeo("inspect", `docker-archive:${back}`)) as { Layers: string[] };
     assert.deepEqual(c.Layers, a.Layers);
+  });
+
+  it("--referrers copies a signature and writes the fallback tag (distribution 2.8 has no referrers API)", async () => {
+    const sig = await addSignature(layout, { digest: single.manifestDigest, size: single.manifestSize });
+    // the source as a registry without the API keeps it: the artifact, and the index under the fallback tag
+    const put = await runCli(["copy", "--all", "--quiet", `oci:${layout}:${sig.fallbackTag}`, `docker://${reg.host}/team/one:${sig.fallbackTag}`]);
+    assert.equal(put.code, 0, put.stderr);
+    const r = await runCli(["copy", "--referrers", "--format", "json", `docker://${reg.host}/team/one:v1`, `docker://${reg.host}/signed/one:v1`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(events(r.stdout).some((e) => e.event === "referrer" && e.digest === sig.digest && e.subject === single.manifestDigest), r.stdout);
+    // skopeo finds the artifact and the fallback index at the destination
+    assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/signed/one@${sig.digest}`)), sig.digest);
+    const idx = JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/signed/one:${sig.fallbackTag}`)) as { manifests: { digest: string; artifactType: string }[] };
+    assert.deepEqual(
+      idx.manifests.map((m) => [m.digest, m.artifactType]),
+      [[sig.digest, SIG_TYPE]],
+    );
+    // --referrers needs registries on both sides
+    const bad = await runCli(["copy", "--referrers", `oci:${layout}:v1`, `docker://${reg.host}/signed/two:v1`]);
+    assert.equal(bad.code, 2);
   });
 
   it("an unreachable registry fails with one line and exit 1", async () => {

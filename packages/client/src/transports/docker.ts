@@ -151,6 +151,12 @@ export class DockerDestination implements ImageDestination {
   }
 }
 
+/** A client for the registry a `docker://` reference (without the prefix) names, with the reference parsed. */
+export async function registryOf(refText: string, ctx: RegistryContext = {}): Promise<{ ref: Reference; client: RegistryClient }> {
+  const ref = parseRef(`docker://${refText}`, refText);
+  return { ref, client: await clientFor(ref, ctx) };
+}
+
 export async function dockerSource(name: string, refText: string, ctx: RegistryContext = {}): Promise<ImageSource> {
   const ref = parseRef(name, refText);
   return new DockerSource(name, ref, await clientFor(ref, ctx));
