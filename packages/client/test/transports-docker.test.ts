@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -165,6 +166,47 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     // --referrers needs registries on both sides
     const bad = await runCli(["copy", "--referrers", `oci:${layout}:v1`, `docker://${reg.host}/signed/two:v1`]);
     assert.equal(bad.code, 2);
+  });
+
+  it("a layout blob that does not match its digest: one line, exit 1, no manifest at the destination", async () => {
+    const bad = join(work, "bad");
+    await cp(layout, bad, { recursive: true });
+    // flip a byte of the small layer: same size, other digest
+    const blob = join(bad, "blobs", "sha256", single.blobDigests[0].slice(7));
+    const bytes = await readFile(blob);
+    bytes[bytes.length - 1] ^= 0xff;
+    await writeFile(blob, bytes);
+    const r = await runCli(["copy", `oci:${bad}:v1`, `docker://${reg.host}/team/bad:v1`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /digest/);
+    const inspect = await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/bad:v1`]);
+    assert.notEqual(inspect.code, 0, "no manifest was written");
+  });
+
+  it("a registry whose Docker-Content-Digest differs from what was sent: the copy fails with one line", async () => {
+    // an HTTP proxy that rewrites the digest header of manifest PUT answers
+    const upstream = reg.port;
+    const srv = http.createServer((req, res) => {
+      const up = http.request({ host: "127.0.0.1", port: upstream, method: req.method, path: req.url, headers: req.headers }, (u) => {
+        const headers = { ...u.headers };
+        if (req.method === "PUT" && /\/manifests\//.test(req.url ?? "")) headers["docker-content-digest"] = `sha256:${"0".repeat(64)}`;
+        res.writeHead(u.statusCode ?? 502, headers);
+        u.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const host = `127.0.0.1:${(srv.address() as { port: number }).port}`;
+      const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${host}/team/lying:v1`]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`stored manifest sha256:0{64} for ${single.manifestDigest}`));
+    } finally {
+      srv.closeAllConnections();
+      srv.close();
+    }
   });
 
   it("an unreachable registry fails with one line and exit 1", async () => {
