@@ -4,6 +4,10 @@
  * not compression, is measured):
  *   - oci -> registry          blobs read from an OCI layout, uploaded (POST + PATCH/PUT)
  *   - registry -> registry     blobs streamed from one registry to another, nothing on disk
+ *   - store -> registry        `strata push --root` of the image pulled into a store (layers rebuilt
+ *                              from tar-split and gzipped) against `docker push` of the same image
+ *                              pulled by a private dockerd (root and Debian's docker.io; skipped
+ *                              with one line otherwise)
  * Registries are Debian's docker-registry (distribution 2.8), a fresh one per measured run so
  * that no blob is there already and nothing can be mounted. Prints the median wall time, CPU
  * and peak RSS of RUNS rounds and the ratio of Strata's wall time to skopeo's. Not a test; the
@@ -15,7 +19,7 @@
  *   STRATA_BENCH_PUSH_MIB     MiB per layer (default 64)
  *   STRATA_BENCH_RUNS         rounds; medians reported (default 3)
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -79,6 +83,37 @@ function timed(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Measure {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+const DOCKERD = "/usr/sbin/dockerd";
+const DOCKER = "/usr/bin/docker";
+const RUNC_NORLIMIT = fileURLToPath(new URL("../../../scripts/runc-norlimit", import.meta.url));
+
+/** A private dockerd on a socket in `dir` (its own data root), or why not. */
+async function startDockerd(dir: string): Promise<{ sock: string; stop(): Promise<void> } | string> {
+  if (process.getuid?.() !== 0) return "needs root";
+  if (!existsSync(DOCKERD) || !existsSync(DOCKER)) return "needs dockerd and docker (Debian package docker.io)";
+  const sock = join(dir, "docker.sock");
+  const args = ["--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false", "--storage-driver=overlay2"];
+  args.push("--data-root", join(dir, "root"), "--exec-root", join(dir, "exec"), "--pidfile", join(dir, "docker.pid"), "-H", `unix://${sock}`, "--add-runtime", `runc-norlimit=${RUNC_NORLIMIT}`);
+  const child: ChildProcess = spawn(DOCKERD, args, { stdio: "ignore" });
+  for (let i = 0; i < 300; i++) {
+    if (existsSync(sock) && spawnSync(DOCKER, ["-H", `unix://${sock}`, "version"], { stdio: "ignore" }).status === 0) {
+      return {
+        sock,
+        stop: async () => {
+          if (child.exitCode !== null) return;
+          const exited = new Promise((r) => child.once("exit", r));
+          child.kill("SIGTERM");
+          await exited;
+        },
+      };
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  return "dockerd did not start";
+}
+
 async function main(): Promise<void> {
   for (const bin of ["skopeo", "docker-registry", "tar", "gzip", "/usr/bin/time"]) {
     if (spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0) throw new Error(`bench:push needs ${bin}`);
@@ -100,6 +135,19 @@ async function main(): Promise<void> {
       { name: "registry -> registry", src: `docker://${source.host}/bench/src:v1` },
     ];
     const rows: string[][] = [];
+    const row = (name: string, runs: Map<string, Measure[]>, peer: string) => {
+      const med = (tool: string, k: keyof Measure) => median(runs.get(tool)!.map((m) => m[k]));
+      rows.push([
+        `${name} (vs ${peer})`,
+        med("strata", "wall").toFixed(2),
+        med(peer, "wall").toFixed(2),
+        (med("strata", "wall") / med(peer, "wall")).toFixed(2),
+        med("strata", "cpu").toFixed(2),
+        med(peer, "cpu").toFixed(2),
+        med("strata", "rssMiB").toFixed(0),
+        med(peer, "rssMiB").toFixed(0),
+      ]);
+    };
     for (const s of scenarios) {
       const runs = new Map<string, Measure[]>([
         ["strata", []],
@@ -126,25 +174,54 @@ async function main(): Promise<void> {
           }
         }
       }
-      const med = (tool: string, k: keyof Measure) => median(runs.get(tool)!.map((m) => m[k]));
-      rows.push([
-        s.name,
-        med("strata", "wall").toFixed(2),
-        med("skopeo", "wall").toFixed(2),
-        (med("strata", "wall") / med("skopeo", "wall")).toFixed(2),
-        med("strata", "cpu").toFixed(2),
-        med("skopeo", "cpu").toFixed(2),
-        med("strata", "rssMiB").toFixed(0),
-        med("skopeo", "rssMiB").toFixed(0),
-      ]);
+      row(s.name, runs, "skopeo");
     }
-    const head = ["copy", "strata s", "skopeo s", "strata / skopeo", "strata CPU s", "skopeo CPU s", "strata RSS MiB", "skopeo RSS MiB"];
+    // store -> registry: strata push against docker push of the same image
+    const dockerDir = join(dir, "dockerd");
+    mkdirSync(dockerDir);
+    const dockerd = await startDockerd(dockerDir);
+    let skipped: string | undefined;
+    if (typeof dockerd === "string") skipped = dockerd;
+    else {
+      try {
+        const srcRef = `${source.host}/bench/src:v1`;
+        const store = join(dir, "store");
+        execFileSync(process.execPath, [STRATA, "pull", "-q", "--root", store, srcRef], { env, stdio: "ignore" });
+        const docker = (...args: string[]): [string, string[]] => [DOCKER, ["-H", `unix://${dockerd.sock}`, ...args]];
+        execFileSync(...docker("pull", "-q", srcRef), { stdio: "ignore" });
+        const runs = new Map<string, Measure[]>([
+          ["strata", []],
+          ["docker", []],
+        ]);
+        for (let round = 0; round < RUNS; round++) {
+          for (const tool of ["strata", "docker"]) {
+            const dest = await startDistribution();
+            try {
+              const to = `${dest.host}/bench/pushed:v1`;
+              if (tool === "docker") execFileSync(...docker("tag", srcRef, to));
+              const m = tool === "strata" ? timed(process.execPath, [STRATA, "push", "-q", "--root", store, srcRef, to], env) : timed(...docker("push", "-q", to), env);
+              if (tool === "docker") execFileSync(...docker("rmi", to), { stdio: "ignore" });
+              if (tool === "strata" && round === 0) execFileSync("skopeo", ["copy", "-q", "--src-tls-verify=false", `docker://${to}`, `oci:${join(dir, "check")}:x`], { env });
+              rmSync(join(dir, "check"), { recursive: true, force: true });
+              runs.get(tool)!.push(m);
+            } finally {
+              await dest.stop();
+            }
+          }
+        }
+        row("store -> registry (push)", runs, "docker");
+      } finally {
+        await dockerd.stop();
+      }
+    }
+    const head = ["copy", "strata s", "peer s", "strata / peer", "strata CPU s", "peer CPU s", "strata RSS MiB", "peer RSS MiB"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
     console.log(`copy of ${LAYERS} x ${MIB} MiB gzip layers (random data) to distribution 2.8 on loopback, median of ${RUNS}`);
     console.log(line(head));
     console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
     for (const r of rows) console.log(line(r));
+    if (skipped) console.log(`store -> registry (strata push vs docker push): skipped: ${skipped}`);
   } finally {
     await source?.stop();
     rmSync(dir, { recursive: true, force: true });
