@@ -717,7 +717,8 @@ export async function rawRequest(url: string, o: HttpSendOptions = {}): Promise<
   for (let redirects = 0; ; redirects++) {
     if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`unsupported URL scheme in ${u.origin}`);
     const conn = new RawConnection();
-    const totalTimeoutMs = deadline === undefined ? undefined : deadline - Date.now();
+    // the first hop gets the whole budget (so a head deadline of the same length fires first); later hops what is left
+    const totalTimeoutMs = deadline === undefined ? undefined : redirects === 0 ? o.totalTimeoutMs : deadline - Date.now();
     const { status, headers: h } = await conn.open(u, { ...o, headers, totalTimeoutMs });
     const location = h.get("location");
     if (!followable.includes(status) || !location) return new RawResponse(status, h, u.href, conn);
