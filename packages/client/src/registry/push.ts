@@ -90,6 +90,22 @@ export class RegistryWriter {
     return Number(len);
   }
 
+  /** Whether the blob's first bytes are `magic` (a ranged GET; a registry ignoring Range has the rest dropped). */
+  async startsWith(digest: Digest, magic: Buffer): Promise<boolean> {
+    const res = await this.client.request(`/v2/${this.repository}/blobs/${digest}`, {
+      repository: this.repository,
+      push: true,
+      headers: { Range: `bytes=0-${magic.length - 1}` },
+      small: true,
+    });
+    if (!res.ok) {
+      await res.body.cancel().catch(() => {});
+      return false;
+    }
+    const head = await res.bytes(magic.length, undefined, false);
+    return head.length === magic.length && head.equals(magic);
+  }
+
   /** Mounts a blob from another repository of the same registry; true when the registry did (201). */
   async mount(digest: Digest, from: string): Promise<boolean> {
     const path = `/v2/${this.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;

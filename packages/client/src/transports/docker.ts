@@ -17,6 +17,8 @@ import { VERIFIED_AS, verifying } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { type BlobRef, type ImageDestination, type ImageSource, type PutBlobExpectation, type SourceTarget, TransportError, TransportUsageError } from "./types.js";
 
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
 export interface RegistryContext {
   insecureRegistries?: readonly string[];
   /** Overrides the stored credentials (tests, `--creds`). */
@@ -122,7 +124,8 @@ export class DockerDestination implements ImageDestination {
     for (const k of known.filter((k) => k.repository.startsWith(prefix)).slice(0, 4)) {
       let size = await this.writer.statBlob(k.digest);
       if (size === undefined && k.repository !== here && (await this.writer.mount(k.digest, k.repository.slice(prefix.length)))) size = await this.writer.statBlob(k.digest);
-      if (size !== undefined) return { digest: k.digest, size };
+      // the store's metadata does not say how a blob was compressed: only a gzip one can stand for the layer
+      if (size !== undefined && (await this.writer.startsWith(k.digest, GZIP_MAGIC))) return { digest: k.digest, size };
     }
     return undefined;
   }
