@@ -283,7 +283,6 @@ export class RegistryWriter {
         if (attempt >= UPLOAD_ATTEMPTS) throw failure;
         await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
         const st = await this.client.request(url, { repository: this.repository, push: true, method: "GET", small: true });
-        await st.body.cancel().catch(() => {});
         if (st.status === 404 || (st.status >= 400 && st.status < 500 && st.status !== 401 && st.status !== 403)) {
           // the registry dropped the session (distribution 2.8 cancels one whose PATCH broke off):
           // a new session from byte 0, when the window still holds every byte read
@@ -296,6 +295,7 @@ export class RegistryWriter {
           continue;
         }
         if (st.status !== 204) throw await this.fail(st, "asking the upload's offset to resume");
+        await st.body.cancel().catch(() => {});
         const loc = st.headers.get("location");
         if (loc) url = this.moveSession(url, this.resolve(loc));
         const m = /^(?:bytes=)?0-(\d+)$/.exec(st.headers.get("range") ?? "");
