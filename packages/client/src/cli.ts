@@ -9,6 +9,7 @@ import { type Fields, formatRows, parseFormat } from "./format.js";
 import type { ProgressReporter } from "./progress.js";
 import type { PullResult } from "./pull.js";
 import type { Credentials } from "./registry/auth.js";
+import { registerPushCommands } from "./commands/push-cli.js";
 import { jsonSafe, print } from "./terminal.js";
 
 export { printError } from "./terminal.js";
@@ -61,6 +62,8 @@ class ExitError extends Error {
 }
 
 export function registerClientCommands(program: Command): void {
+  // push and manifest create (registry writes): commands/push-cli.ts
+  registerPushCommands(program);
   program
     .command("pull")
     .description("pull an image from a registry into the store")
@@ -278,7 +281,7 @@ export function registerClientCommands(program: Command): void {
 
   program
     .command("copy")
-    .description("copy an image between oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] and store:REF")
+    .description("copy an image between oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], store:REF and docker://REF")
     .argument("<source>", "TRANSPORT:NAME to read")
     .argument("<destination>", "TRANSPORT:NAME to write")
     .addOption(rootOption())
@@ -290,7 +293,9 @@ export function registerClientCommands(program: Command): void {
     .option("--max-concurrent <n>", "blobs copied at once", positiveInt, 3)
     .option("-q, --quiet", "print nothing")
     .addOption(new Option("--format <format>", "table (default: a line per blob) or json (one object per line)").choices(["table", "json"]))
-    .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string }) => {
+    .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
+    .option("--referrers", "also copy the referrers (signatures, SBOMs) of what is copied (registry to registry)")
+    .action(async (src: string, dst: string, o: { root: string; all?: boolean; platform?: string; preserveDigests: boolean; destCompress?: "gzip" | "zstd"; maxConcurrent: number; quiet?: boolean; format?: string; insecureRegistry: string[]; referrers?: boolean }) => {
       const [{ copyCommand }, { parsePlatform }] = await Promise.all([import("./commands/copy.js"), import("@strata/core")]);
       let platform;
       try {
@@ -298,7 +303,7 @@ export function registerClientCommands(program: Command): void {
       } catch (e) {
         throw new ExitError((e as Error).message, 2);
       }
-      await copyCommand(src, dst, { ...o, platform, output: o.quiet ? "quiet" : o.format === "json" ? "json" : "text" });
+      await copyCommand(src, dst, { ...o, platform, output: o.quiet ? "quiet" : o.format === "json" ? "json" : "text", registry: { insecureRegistries: o.insecureRegistry } });
     });
 
   program

@@ -2,11 +2,12 @@
  * `strata copy SRC DST`: copies an image between transports (transports/). Output: a line per
  * blob and manifest (text), one JSON object per line (`--format json`), or nothing (`--quiet`).
  */
-import type { Platform } from "@strata/core";
+import type { Digest, Platform } from "@strata/core";
 import { jsonSafe, print } from "../terminal.js";
 import { type CopyEvent, copyImage, type CopyResult } from "../transports/copy.js";
 import { openDestination, openSource } from "../transports/open.js";
 import { TransportUsageError } from "../transports/types.js";
+import type { RegistryContext } from "../transports/docker.js";
 
 export interface CopyCommandOptions {
   root: string;
@@ -16,6 +17,10 @@ export interface CopyCommandOptions {
   destCompress?: "gzip" | "zstd";
   maxConcurrent?: number;
   output: "text" | "json" | "quiet";
+  /** docker:// transports: insecure registries, manifest format (push). */
+  registry?: RegistryContext;
+  /** Also copy the referrers of every manifest copied (registry to registry). */
+  referrers?: boolean;
 }
 
 function short(d: string): string {
@@ -30,15 +35,18 @@ function eventLine(e: CopyEvent): string {
 
 export async function copyCommand(src: string, dst: string, o: CopyCommandOptions): Promise<CopyResult> {
   if (o.all && o.platform) throw new TransportUsageError("--all and --platform cannot be used together");
-  const source = await openSource(src, { root: o.root });
+  if (o.referrers && !(src.startsWith("docker://") && dst.startsWith("docker://"))) throw new TransportUsageError("--referrers copies between registries: docker:// on both sides");
+  const copiedManifests: Digest[] = [];
+  const source = await openSource(src, { root: o.root, registry: o.registry });
   let dest;
   try {
-    dest = await openDestination(dst);
+    dest = await openDestination(dst, o.registry);
   } catch (e) {
     await source.close();
     throw e;
   }
   const onEvent = (e: CopyEvent) => {
+    if (e.kind === "manifest") copiedManifests.push(e.digest);
     if (o.output === "text") print(eventLine(e));
     else if (o.output === "json") print(`${jsonSafe({ event: e.kind, ...e, kind: undefined })}\n`);
   };
@@ -62,6 +70,14 @@ export async function copyCommand(src: string, dst: string, o: CopyCommandOption
   } finally {
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);
+  }
+  if (o.referrers) {
+    // referrers (signatures, SBOMs) of what was copied: transports/referrers.ts
+    const { copyReferrers } = await import("../transports/referrers.js");
+    await copyReferrers(src.slice("docker://".length), dst.slice("docker://".length), copiedManifests, o.registry ?? {}, (d, subject) => {
+      if (o.output === "text") print(`Copied referrer ${d} of ${short(subject)}\n`);
+      else if (o.output === "json") print(`${jsonSafe({ event: "referrer", digest: d, subject })}\n`);
+    });
   }
   if (o.output === "text") print(`Copied ${src} to ${dst}: ${r.digest}\n`);
   else if (o.output === "json") print(`${jsonSafe({ event: "done", source: src, destination: dst, digest: r.digest, mediaType: r.mediaType, images: r.images })}\n`);

@@ -22,7 +22,7 @@ import { baseMediaType, MediaTypes } from "@strata/core/mediatypes";
 import { createVerifier } from "@strata/core/verify";
 import { debug } from "../debug.js";
 import { basicAuthHeader, type Challenge, type Credentials, parseChallenges, redact } from "./auth.js";
-import { BodyTooLarge, type MinRate, type RawResponse, rawGet } from "./rawhttp.js";
+import { BodyTooLarge, type HttpSendOptions, type MinRate, type RawResponse, rawGet, rawRequest, type RequestBody } from "./rawhttp.js";
 import { backoffDelay, DEFAULT_RETRY, isNetworkError, isRetryableStatus, parseRetryAfter, type RetryPolicy, sleep } from "./retry.js";
 
 /** What `withRetry` needs from a response. */
@@ -150,6 +150,24 @@ interface RequestOptions {
   signal?: AbortSignal;
   /** A small response (manifest, config): the whole exchange is bounded by `timeouts.smallBodyMs`. */
   small?: boolean;
+  // --- requests that write (push.ts) ---
+  /** GET when absent. */
+  method?: HttpSendOptions["method"];
+  /** An in-memory body is re-sent by retries and auth refreshes; a streamed one is sent once (no retry). */
+  body?: RequestBody;
+  /** The token scope asks for push as well as pull on `repository`. */
+  push?: boolean;
+  /** Also ask for pull on this repository (a cross-repository mount's source). */
+  alsoPull?: string;
+  /** One attempt: failures are returned or thrown as they are (the caller resumes). */
+  noRetry?: boolean;
+}
+
+/** The token scopes a request needs. */
+function scopesOf(o: Pick<RequestOptions, "repository" | "push" | "alsoPull">): string[] {
+  const out = [`repository:${o.repository}:${o.push ? "pull,push" : "pull"}`];
+  if (o.alsoPull && o.alsoPull !== o.repository) out.push(`repository:${o.alsoPull}:pull`);
+  return out;
 }
 
 export class RegistryClient {
@@ -193,20 +211,20 @@ export class RegistryClient {
     return redact(text, this.creds, this.secrets);
   }
 
-  private scopeKey(repository: string): string {
+  private scopeKey(scopes: readonly string[]): string {
     const c = this.challenge;
-    return `${c?.params.realm ?? ""}|${c?.params.service ?? ""}|repository:${repository}:pull`;
+    return `${c?.params.realm ?? ""}|${c?.params.service ?? ""}|${scopes.join(" ")}`;
   }
 
-  private authHeaderFor(repository: string): string | undefined {
+  private authHeaderFor(scopes: readonly string[]): string | undefined {
     const c = this.challenge;
     if (!c) return undefined;
-    if (c.scheme === "bearer") return this.tokens.get(this.scopeKey(repository));
+    if (c.scheme === "bearer") return this.tokens.get(this.scopeKey(scopes));
     if (c.scheme === "basic" && this.creds) return basicAuthHeader(this.creds);
     return undefined;
   }
 
-  private async fetchToken(repository: string, signal: AbortSignal | undefined): Promise<string> {
+  private async fetchToken(scopes: readonly string[], signal: AbortSignal | undefined): Promise<string> {
     const c = this.challenge!;
     const realm = c.params.realm;
     if (!realm) throw new RegistryError("registry sent a Bearer challenge without a realm", 401, "UNAUTHORIZED");
@@ -217,7 +235,7 @@ export class RegistryClient {
       throw new RegistryError(`registry sent an invalid token realm ${JSON.stringify(realm)}`, 401, "UNAUTHORIZED");
     }
     if (c.params.service) url.searchParams.set("service", c.params.service);
-    url.searchParams.append("scope", `repository:${repository}:pull`);
+    for (const scope of scopes) url.searchParams.append("scope", scope);
     const headers: Record<string, string> = { "User-Agent": this.userAgent, Accept: "application/json" };
     if (this.creds) {
       if (mayReceiveCredentials(url, new URL(this.baseUrl))) {
@@ -258,7 +276,7 @@ export class RegistryClient {
     }
     this.secrets.push(token);
     const header = `Bearer ${token}`;
-    this.tokens.set(this.scopeKey(repository), header);
+    this.tokens.set(this.scopeKey(scopes), header);
     return header;
   }
 
@@ -303,26 +321,31 @@ export class RegistryClient {
    * could be answered): callers check `ok`.
    */
   async request(path: string, o: RequestOptions): Promise<RawResponse> {
-    const url = `${this.baseUrl}${path}`;
+    // `path` may be a URL the registry gave (an upload's Location): its credentials go only to its own origin
+    const url = /^https?:\/\//i.test(path) ? path : `${this.baseUrl}${path}`;
+    const ownOrigin = new URL(url).origin === new URL(this.baseUrl).origin;
     const signal = o.signal ?? this.signal;
+    const scopes = scopesOf(o);
+    const streamed = o.body !== undefined && !Buffer.isBuffer(o.body);
+    const once = o.noRetry || streamed;
     let refreshed = false;
     for (;;) {
       const headers: Record<string, string> = { "User-Agent": this.userAgent, ...o.headers };
-      const auth = this.authHeaderFor(o.repository);
+      const auth = ownOrigin ? this.authHeaderFor(scopes) : undefined;
       if (auth) headers.Authorization = auth;
       const t = this.timeouts;
-      const res = await this.withRetry(
-        () =>
-          rawGet(url, {
-            headers,
-            signal,
-            idleTimeoutMs: t.idleMs,
-            headerTimeoutMs: t.headersMs,
-            totalTimeoutMs: o.small ? t.smallBodyMs : undefined,
-            minRate: t.minRate,
-          }),
-        signal,
-      );
+      const send = () =>
+        rawRequest(url, {
+          method: o.method,
+          body: o.body,
+          headers,
+          signal,
+          idleTimeoutMs: t.idleMs,
+          headerTimeoutMs: t.headersMs,
+          totalTimeoutMs: o.small ? t.smallBodyMs : undefined,
+          minRate: t.minRate,
+        });
+      const res = once ? await send().catch((e: unknown) => Promise.reject(isNetworkError(e) ? Object.assign(this.wrapNetwork(e), { network: true }) : e)) : await this.withRetry(send, signal);
       const from = new URL(res.url);
       if (res.status === 401 && from.origin !== new URL(this.baseUrl).origin) {
         // a host the registry redirected to: the registry's credentials and tokens are not its to have
@@ -333,7 +356,7 @@ export class RegistryClient {
           "UNAUTHORIZED",
         );
       }
-      if (res.status !== 401 || refreshed) {
+      if (res.status !== 401 || refreshed || streamed) {
         if (res.status === 401) {
           await res.body?.cancel().catch(() => {});
           throw new RegistryError(
@@ -351,8 +374,8 @@ export class RegistryClient {
       const basic = challenges.find((c) => c.scheme === "basic");
       if (bearer) {
         this.challenge = bearer;
-        this.tokens.delete(this.scopeKey(o.repository));
-        await this.fetchToken(o.repository, signal);
+        this.tokens.delete(this.scopeKey(scopes));
+        await this.fetchToken(scopes, signal);
       } else if (basic) {
         this.challenge = basic;
         if (this.creds) debug(`credentials for ${this.opts.domain} sent to ${from.origin} (Basic)`);

@@ -10,6 +10,10 @@
  * hands its buffer back for the following reads. At most `MAX_QUEUED` filled chunks wait for the
  * consumer; past that the socket stops reading (backpressure).
  *
+ * Requests (`rawRequest`) carry any method and an optional body (bytes, or a stream with a known
+ * length or chunked); the upload has the same deadlines and its own minimum-throughput rule, and
+ * the head deadline starts once the body is sent.
+ *
  * HTTP/1.1 only, one request per connection (`Connection: close`). Everything the peer sends is
  * bounded: all heads of one exchange together (interim 1xx ones included) at most
  * `MAX_HEAD_BYTES` and `MAX_HEADER_FIELDS` fields each, at most `MAX_INTERIM` interim responses;
@@ -57,8 +61,22 @@ export interface HttpRequestOptions {
   headerTimeoutMs?: number;
   /** The whole exchange, redirects and body included, must end within this long (ms). */
   totalTimeoutMs?: number;
-  /** The minimum-throughput rule for the body (ETIMEDOUT below it). */
+  /** The minimum-throughput rule for the body (ETIMEDOUT below it): the response body, and the request body while it is sent. */
   minRate?: MinRate;
+}
+
+/**
+ * A request body: bytes in memory, or an async iterable of chunks sent as they come (with
+ * `length`: framed by Content-Length and checked against it; without: `Transfer-Encoding:
+ * chunked`). Chunks of an iterable are written before the next is asked for, so an iterable may
+ * reuse its buffers. An iterable can be sent once: a redirect of such a request is not followed.
+ */
+export type RequestBody = Buffer | { readonly stream: AsyncIterable<Uint8Array>; readonly length?: number };
+
+export interface HttpSendOptions extends HttpRequestOptions {
+  /** GET when absent. */
+  method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+  body?: RequestBody;
 }
 
 const BUF_SIZE = 1024 * 1024;
@@ -132,7 +150,7 @@ export class RawResponse {
   async bytes(max: number, withinMs?: number, strict = true): Promise<Buffer> {
     if (withinMs !== undefined) this.conn.limitTime(withinMs);
     const len = this.headers.get("content-length");
-    if (strict && len !== null && Number(len) > max) {
+    if (strict && len !== null && !this.conn.bodyless && Number(len) > max) {
       this.conn.destroy();
       throw new BodyTooLarge(max, Number(len));
     }
@@ -149,7 +167,7 @@ export class RawResponse {
   }
 }
 
-/** One connection carrying one GET: parses the response head, then frames the body into pooled buffers. */
+/** One connection carrying one request: sends it (and its body), parses the response head, then frames the body into pooled buffers. */
 class RawConnection {
   private socket: net.Socket | undefined;
   /** Chunks handed on and not yet released, per buffer; and the buffers behind them. */
@@ -213,7 +231,9 @@ class RawConnection {
   }
 
   /** Connects, sends the request and resolves with the status and headers. */
-  open(u: URL, o: HttpRequestOptions): Promise<{ status: number; headers: ResponseHeaders }> {
+  open(u: URL, o: HttpSendOptions): Promise<{ status: number; headers: ResponseHeaders }> {
+    const method = o.method ?? "GET";
+    this.isHead = method === "HEAD";
     const isHttps = u.protocol === "https:";
     const port = Number(u.port || (isHttps ? 443 : 80));
     const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
@@ -223,12 +243,23 @@ class RawConnection {
         tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"], onread } as tls.ConnectionOptions)
       : net.connect({ host, port, onread });
     this.socket = socket;
-    const headerLines = [`GET ${u.pathname}${u.search} HTTP/1.1`, `Host: ${u.host}`, "Connection: close"];
+    const headerLines = [`${method} ${u.pathname}${u.search} HTTP/1.1`, `Host: ${u.host}`, "Connection: close"];
     for (const [k, v] of Object.entries(o.headers ?? {})) {
       if (/[\r\n]/.test(k) || /[\r\n]/.test(v)) throw new Error("invalid header");
+      if (/^(content-length|transfer-encoding)$/i.test(k)) continue; // framing is this module's
       headerLines.push(`${k}: ${v}`);
     }
-    socket.write(`${headerLines.join("\r\n")}\r\n\r\n`);
+    const body = o.body;
+    if (Buffer.isBuffer(body)) headerLines.push(`Content-Length: ${body.length}`);
+    else if (body) headerLines.push(body.length === undefined ? "Transfer-Encoding: chunked" : `Content-Length: ${body.length}`);
+    else if (method === "POST" || method === "PUT" || method === "PATCH") headerLines.push("Content-Length: 0");
+    const head = `${headerLines.join("\r\n")}\r\n\r\n`;
+    if (Buffer.isBuffer(body)) {
+      // one write: head and body leave together
+      socket.write(body.length <= 64 * 1024 ? Buffer.concat([Buffer.from(head, "latin1"), body]) : head);
+    } else {
+      socket.write(head);
+    }
     socket.on("end", () => this.onEnd());
     socket.on("error", (e) => this.fail(e));
     socket.on("close", () => this.fail(netError("connection closed")));
@@ -239,8 +270,14 @@ class RawConnection {
     }
     if (o.headerTimeoutMs) {
       const ms = o.headerTimeoutMs;
-      this.headTimer = setTimeout(() => socket.destroy(netError(`no response from ${u.origin} within ${ms} ms`, "ETIMEDOUT")), ms);
+      // the peer answers once the request body is in: the head deadline starts after it
+      this.startHeadTimer = () => {
+        this.headTimer = setTimeout(() => socket.destroy(netError(`no response from ${u.origin} within ${ms} ms`, "ETIMEDOUT")), ms);
+      };
     }
+    if (body && !Buffer.isBuffer(body)) void this.sendStream(socket, body.stream, body.length);
+    else if (body && body.length > 64 * 1024) this.sendBuffer(socket, body);
+    else this.requestSent();
     if (o.totalTimeoutMs !== undefined) this.limitTime(o.totalTimeoutMs);
     socket.once("close", () => this.clearTimers());
     if (o.signal) {
@@ -262,6 +299,106 @@ class RawConnection {
     });
   }
 
+  private isHead = false;
+  private headDone = false;
+  /** The response carries no body (HEAD, 204, 304), whatever its Content-Length says. */
+  get bodyless(): boolean {
+    return this.framing.kind === "none";
+  }
+  private startHeadTimer: (() => void) | undefined;
+  /** Request body bytes the socket has taken (flushed to the kernel). */
+  private sentBytes = 0;
+  private sending = false;
+  /** The body source (not the peer) held up the upload during the current window. */
+  private sourceWaitInWindow = false;
+  private uploadTimer: NodeJS.Timeout | undefined;
+
+  /** The request is out: the head deadline runs from now. */
+  private requestSent(): void {
+    this.sending = false;
+    clearInterval(this.uploadTimer);
+    if (!this.headDone) this.startHeadTimer?.();
+  }
+
+  /** The minimum-throughput rule applied to the request body while it is sent. */
+  private startUploadCheck(): void {
+    const rule = this.minRate;
+    this.sending = true;
+    if (!rule || rule.bytesPerSec <= 0 || rule.windowMs <= 0) return;
+    let last = 0;
+    this.uploadTimer = setInterval(() => {
+      if (!this.sending || this.ended || this.failure) return;
+      const got = this.sentBytes - last;
+      last = this.sentBytes;
+      const held = this.sourceWaitInWindow;
+      this.sourceWaitInWindow = false;
+      if (held) return;
+      if (got < (rule.bytesPerSec * rule.windowMs) / 1000) {
+        this.socket?.destroy(netError(`${this.origin} took ${got} bytes in ${rule.windowMs} ms, below the minimum of ${rule.bytesPerSec} bytes/s`, "ETIMEDOUT"));
+      }
+    }, rule.windowMs);
+  }
+
+  /** Writes a large in-memory body in slices, so the upload rule sees its progress. */
+  private sendBuffer(socket: net.Socket, body: Buffer): void {
+    async function* slices(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < body.length; i += BUF_SIZE) yield body.subarray(i, Math.min(body.length, i + BUF_SIZE));
+    }
+    void this.sendStream(socket, slices(), body.length, true);
+  }
+
+  /**
+   * Writes a streamed body: each chunk waits for the socket to take the previous ones
+   * (backpressure; an iterable may reuse its buffer). A body that fails, or whose length differs
+   * from the declared one, destroys the connection (the request fails; nothing is complete).
+   */
+  private async sendStream(socket: net.Socket, stream: AsyncIterable<Uint8Array>, length: number | undefined, framed = false): Promise<void> {
+    this.startUploadCheck();
+    const chunked = length === undefined && !framed;
+    let n = 0;
+    const write = (b: Uint8Array | string) =>
+      new Promise<void>((resolve, reject) => {
+        if (socket.destroyed) {
+          reject(this.failure ?? netError("connection closed while sending the request"));
+          return;
+        }
+        socket.write(b, (e) => (e ? reject(e) : resolve()));
+      });
+    try {
+      const it = stream[Symbol.asyncIterator]();
+      for (;;) {
+        const waitStart = Date.now();
+        const r = await it.next();
+        if (Date.now() - waitStart > 50) this.sourceWaitInWindow = true;
+        if (r.done) break;
+        const c = r.value;
+        if (c.length === 0) continue;
+        if (this.ended || this.failure || socket.destroyed) {
+          // the peer answered (or failed) before the body was complete: stop sending
+          await it.return?.();
+          return;
+        }
+        n += c.length;
+        if (length !== undefined && n > length) throw new Error(`request body longer than its declared ${length} bytes`);
+        if (chunked) await write(`${c.length.toString(16)}\r\n`);
+        await write(c);
+        this.sentBytes += c.length;
+        if (chunked) await write("\r\n");
+      }
+      if (length !== undefined && n !== length) throw new Error(`request body of ${n} bytes, ${length} declared`);
+      if (chunked) await write("0\r\n\r\n");
+      this.requestSent();
+    } catch (e) {
+      this.sending = false;
+      clearInterval(this.uploadTimer);
+      if (this.ended || this.failure) return;
+      const err = e instanceof Error ? e : new Error(String(e));
+      // a failure of the body's source is the caller's error, not the network's
+      socket.destroy();
+      this.fail(err);
+    }
+  }
+
   /** The exchange must be over within `ms` from now (ETIMEDOUT otherwise). */
   limitTime(ms: number): void {
     clearTimeout(this.totalTimer);
@@ -274,6 +411,7 @@ class RawConnection {
     clearTimeout(this.headTimer);
     clearTimeout(this.totalTimer);
     clearInterval(this.rateTimer);
+    clearInterval(this.uploadTimer);
   }
 
   destroy(): void {
@@ -450,7 +588,7 @@ class RawConnection {
   private startBody(status: number, headers: ResponseHeaders, rest: Buffer): void {
     const te = headers.get("transfer-encoding");
     const cl = headers.get("content-length");
-    if (status === 204 || status === 304) this.framing = { kind: "none" };
+    if (status === 204 || status === 304 || this.isHead) this.framing = { kind: "none" };
     else if (te && /(^|,)\s*chunked\s*$/i.test(te)) this.framing = { kind: "chunked" };
     else if (te) throw netError(`unsupported Transfer-Encoding ${te}`);
     else if (cl !== null) {
@@ -459,6 +597,7 @@ class RawConnection {
     } else this.framing = { kind: "close" };
     this.headBuf = EMPTY;
     this.headLen = 0;
+    this.headDone = true;
     clearTimeout(this.headTimer);
     this.startThroughputCheck();
     // body bytes that came with the head: move them into the pooled buffer (before clearing
@@ -560,17 +699,29 @@ class RawConnection {
  * Sends a GET and resolves with the final response (after redirects); see the module comment.
  * `totalTimeoutMs` covers every hop: each redirect gets what is left of it.
  */
-export async function rawGet(url: string, o: HttpRequestOptions = {}): Promise<RawResponse> {
+export function rawGet(url: string, o: HttpRequestOptions = {}): Promise<RawResponse> {
+  return rawRequest(url, o);
+}
+
+/**
+ * Sends a request (GET unless `o.method`) with an optional body and resolves with the final
+ * response. Redirects: GET and HEAD follow 301/302/303/307/308; other methods follow only
+ * 307/308 and only with an in-memory body (or none), since a streamed body cannot be sent twice.
+ */
+export async function rawRequest(url: string, o: HttpSendOptions = {}): Promise<RawResponse> {
+  const method = o.method ?? "GET";
+  const followable = method === "GET" || method === "HEAD" ? [301, 302, 303, 307, 308] : o.body && !Buffer.isBuffer(o.body) ? [] : [307, 308];
   const deadline = o.totalTimeoutMs === undefined ? undefined : Date.now() + o.totalTimeoutMs;
   let u = new URL(url);
   let headers = { ...o.headers };
   for (let redirects = 0; ; redirects++) {
     if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`unsupported URL scheme in ${u.origin}`);
     const conn = new RawConnection();
-    const totalTimeoutMs = deadline === undefined ? undefined : deadline - Date.now();
+    // the first hop gets the whole budget (so a head deadline of the same length fires first); later hops what is left
+    const totalTimeoutMs = deadline === undefined ? undefined : redirects === 0 ? o.totalTimeoutMs : deadline - Date.now();
     const { status, headers: h } = await conn.open(u, { ...o, headers, totalTimeoutMs });
     const location = h.get("location");
-    if (![301, 302, 303, 307, 308].includes(status) || !location) return new RawResponse(status, h, u.href, conn);
+    if (!followable.includes(status) || !location) return new RawResponse(status, h, u.href, conn);
     conn.destroy();
     if (redirects >= MAX_REDIRECTS) throw new Error(`too many redirects from ${u.origin}${u.pathname}`);
     const next = new URL(location, u);

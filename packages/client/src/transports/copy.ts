@@ -168,7 +168,7 @@ class Copier {
 
   /** A blob copied as it is (skipped when the destination has it). */
   private async copyBlob(ref: BlobRef, role: "config" | "layer"): Promise<{ digest: Digest; size: number }> {
-    if (ref.size >= 0 && (await this.dst.hasBlob(ref))) {
+    if (ref.size >= 0 && (await this.dst.hasBlob(ref, { sourceRepository: this.src.sourceRepository }))) {
       this.opts.onEvent?.({ kind: "blob", digest: ref.digest, size: ref.size, status: "exists", role });
       return { digest: ref.digest, size: ref.size };
     }
@@ -193,6 +193,14 @@ class Copier {
     }
     let want: "gzip" | "zstd" | undefined = this.opts.destCompress;
     if (!img.manifest && l.compression === "none") want ??= "gzip";
+    if (want === "gzip" && l.compression === "none" && l.knownBlobs?.length && this.dst.reuseBlob) {
+      // a gzip blob of this layer the destination has or can mount: no rebuild, no upload
+      const r = await this.dst.reuseBlob(l.knownBlobs);
+      if (r) {
+        this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "exists", role: "layer" });
+        return { ...r, mediaType: "", compression: "gzip", changed: true };
+      }
+    }
     if (want === undefined || want === l.compression) {
       const r = await this.copyBlob(l.blob, "layer");
       return { ...r, mediaType: l.blob.mediaType, compression: l.compression, changed: false };

@@ -10,6 +10,12 @@ import { Readable, Transform, type TransformCallback, Writable } from "node:stre
 import { pipeline } from "node:stream/promises";
 import { type Digest, SizeMismatchError, Verifier } from "@strata/core";
 
+/**
+ * On a `verifying` stream: what it checks its bytes against. A consumer that would verify the
+ * same digest again may rely on it instead (the stream fails before its end on a mismatch).
+ */
+export const VERIFIED_AS = Symbol("strata.verifiedAs");
+
 /** Largest manifest, index, config or archive manifest.json read into memory. */
 export const MAX_METADATA_BYTES = 16 * 1024 * 1024;
 
@@ -44,6 +50,7 @@ export function verifying(opts: { digest?: Digest; size?: number }, describe?: (
     },
   });
   Object.defineProperty(t, "digest", { get: () => result });
+  Object.defineProperty(t, VERIFIED_AS, { value: { digest: opts.digest, size: opts.size !== undefined && opts.size >= 0 ? opts.size : undefined } });
   Object.defineProperty(t, "bytes", { get: () => v.bytes });
   if (opts.digest) checked.set(t, opts.digest);
   return t as Transform & { readonly digest: Digest | undefined; readonly bytes: number };

@@ -5,10 +5,10 @@ import { parseTransportName } from "./names.js";
 import { OciArchiveDestination, OciLayoutDestination, ociArchiveSource, ociLayoutSource } from "./oci.js";
 import { storeSource } from "./store.js";
 import { type ImageDestination, type ImageSource, TransportError } from "./types.js";
+// docker:// (registries): transports/docker.ts
+import type { RegistryContext } from "./docker.js";
 
-const NOT_YET = "registries (docker://) are not supported by strata copy yet";
-
-export async function openSource(spec: string, ctx: { root: string }): Promise<ImageSource> {
+export async function openSource(spec: string, ctx: { root: string; registry?: RegistryContext }): Promise<ImageSource> {
   const t = parseTransportName(spec);
   switch (t.kind) {
     case "oci":
@@ -22,11 +22,11 @@ export async function openSource(spec: string, ctx: { root: string }): Promise<I
       return storeSource(spec, await Store.openExisting(resolve(ctx.root)), t.ref);
     }
     case "docker":
-      throw new TransportError(`${spec}: ${NOT_YET}`);
+      return (await import("./docker.js")).dockerSource(spec, t.ref, ctx.registry);
   }
 }
 
-export async function openDestination(spec: string): Promise<ImageDestination> {
+export async function openDestination(spec: string, registry?: RegistryContext): Promise<ImageDestination> {
   const t = parseTransportName(spec);
   switch (t.kind) {
     case "oci":
@@ -38,6 +38,6 @@ export async function openDestination(spec: string): Promise<ImageDestination> {
     case "store":
       throw new TransportError(`${spec}: the store is a source only (strata pull writes into it)`);
     case "docker":
-      throw new TransportError(`${spec}: ${NOT_YET}`);
+      return (await import("./docker.js")).DockerDestination.create(spec, t.ref, registry);
   }
 }

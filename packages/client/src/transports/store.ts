@@ -6,13 +6,29 @@
  */
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { type Digest, MediaTypes } from "@strata/core";
+import { type DiffID, type Digest, MediaTypes, parseReference, tryParseDigest } from "@strata/core";
 import { tarSplitTarSize } from "../commands/save.js";
 import { assembleLayer } from "../layer/assemble.js";
 import { ImageNotFoundError, loadImage, resolveImage } from "../store/images.js";
 import type { LayerRecord, Store } from "../store/store.js";
 import { verifying } from "./files.js";
 import { type BlobRef, type ImageSource, type SourceLayer, type SourceTarget, TransportError } from "./types.js";
+
+/** The blobs the store's distribution metadata (v2metadata-by-diffid) names for a layer, newest first, as "domain/path" repositories. */
+async function knownBlobs(store: Store, diffId: DiffID): Promise<{ digest: Digest; repository: string }[]> {
+  const out: { digest: Digest; repository: string }[] = [];
+  for (const m of (await store.getV2Metadata(diffId)).reverse()) {
+    const digest = tryParseDigest(m.Digest);
+    if (!digest || typeof m.SourceRepository !== "string") continue;
+    try {
+      const r = parseReference(m.SourceRepository);
+      out.push({ digest, repository: `${r.domain}/${r.repository}` });
+    } catch {
+      // an entry Docker or an older strata wrote that names no repository: unusable
+    }
+  }
+  return out;
+}
 
 class StoreSource implements ImageSource {
   private config: { raw: Buffer; digest: Digest } | undefined;
@@ -41,7 +57,7 @@ class StoreSource implements ImageSource {
       if (!rec) throw new TransportError(`${this.name}: layer ${chainId} is missing from the store`);
       const size = await tarSplitTarSize(join(this.store.paths.layer(chainId), "tar-split.json.gz"));
       this.layers.set(rec.diffId, rec);
-      layers.push({ blob: { digest: rec.diffId, size, mediaType: MediaTypes.OciLayer }, compression: "none", diffId: rec.diffId });
+      layers.push({ blob: { digest: rec.diffId, size, mediaType: MediaTypes.OciLayer }, compression: "none", diffId: rec.diffId, knownBlobs: await knownBlobs(this.store, rec.diffId) });
     }
     const c = img.config.config;
     return {

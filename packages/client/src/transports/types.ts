@@ -25,6 +25,12 @@ export interface SourceLayer {
   readonly compression: LayerCompression;
   /** From the image config (absent for artifacts whose config is not an image config). */
   readonly diffId?: DiffID;
+  /**
+   * Compressed (gzip) blobs known to hold this layer and the registry repositories
+   * ("domain/path") they came from (the store's distribution metadata), so a registry
+   * destination can reuse one instead of uploading the layer again.
+   */
+  readonly knownBlobs?: readonly { readonly digest: Digest; readonly repository: string }[];
 }
 
 export interface ManifestBytes {
@@ -48,6 +54,8 @@ export type SourceTarget = { readonly kind: "index"; readonly index: ManifestByt
 export interface ImageSource {
   /** The transport name as given (for messages). */
   readonly name: string;
+  /** A registry source: "domain/repository", so a destination on the same registry can mount its blobs. */
+  readonly sourceRepository?: string;
   /** What the source reference names: an index or one image. */
   resolve(): Promise<SourceTarget>;
   /** A manifest an index names (image manifest or nested index), verified against `desc`. */
@@ -100,6 +108,8 @@ export interface ImageDestination {
    * destination unless the whole blob arrived and matched. Resolves with what was stored.
    */
   putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }>;
+  /** Optional: one of `knownBlobs` made present at the destination (found or mounted), with its size; undefined when none could be. */
+  reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number } | undefined>;
   /**
    * Stores a manifest or index (exact bytes). `top` marks the one the destination reference
    * names (tagged); the others are children of an index. Resolves with its digest.

@@ -1,0 +1,351 @@
+/**
+ * The write side of the distribution API over the client's one HTTP stack (RegistryClient.request):
+ * blob existence (HEAD), cross-repository mount, blob upload, manifest PUT.
+ *
+ * Upload contract (`uploadBlob`):
+ * - The bytes are hashed and counted as they are read from the caller's stream; the session is
+ *   closed with `PUT ?digest=` only when they match the expected digest and size (or with the
+ *   digest computed, when none was expected). A mismatch deletes the session: nothing appears.
+ *   `preverified`: the stream itself fails before its end unless it has the expected digest (a
+ *   source's verifying stream), so it is counted but not hashed a second time.
+ * - A blob known to be small (MONOLITHIC_MAX) goes as POST + one PUT carrying the bytes. Others
+ *   stream in one PATCH as they are read (Content-Length when the size is known, else chunked
+ *   transfer coding), then an empty closing PUT. A PATCH that fails on the network or with a
+ *   5xx is resumed: the session's offset is asked (GET, `Range: 0-N`) and a new PATCH sends from
+ *   there, out of the last RESUME_WINDOW bytes kept, then the rest of the source; a registry that
+ *   dropped the session instead (distribution 2.8 does after a broken PATCH) gets a new one from
+ *   byte 0 while the window still holds the whole blob. Memory: the window, references to the
+ *   source's own chunks (no copy: a Readable never reuses a chunk it emitted).
+ * - The registry's `Docker-Content-Digest` of the closing PUT (and of a manifest PUT) must be the
+ *   digest sent; a push is complete only when the registry acknowledged it (201).
+ */
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { type Digest, digestOf } from "@strata/core/digest";
+import { RegistryError, type RegistryClient } from "./client.js";
+import { isNetworkError, isRetryableStatus } from "./retry.js";
+
+/** Blobs of a known size up to this go in one PUT. */
+export const MONOLITHIC_MAX = 4 * 1024 * 1024;
+/** Bytes sent and kept for a resume: a registry that stored less than all but these cannot be resumed. */
+export const RESUME_WINDOW = 16 * 1024 * 1024;
+/** Attempts of a streamed upload (first send and resumes). */
+const UPLOAD_ATTEMPTS = 5;
+
+export interface BlobExpectation {
+  digest?: Digest;
+  /** -1 or absent: unknown. */
+  size?: number;
+}
+
+export class RegistryWriter {
+  /** Upload sessions opened and not closed (for `abortAll`). */
+  private readonly open = new Set<string>();
+
+  constructor(
+    readonly client: RegistryClient,
+    readonly repository: string,
+  ) {}
+
+  private get domain(): string {
+    return this.client.opts.domain;
+  }
+
+  private async fail(res: Awaited<ReturnType<RegistryClient["request"]>>, what: string): Promise<RegistryError> {
+    let code: string | undefined;
+    let message = "";
+    try {
+      const body = JSON.parse(await res.text()) as { errors?: { code?: string; message?: string }[] };
+      code = body.errors?.[0]?.code;
+      message = body.errors?.[0]?.message ?? "";
+    } catch {
+      // not a JSON error body
+    }
+    const detail = code ? `${code}${message ? `: ${message}` : ""}` : `HTTP ${res.status}`;
+    const hint = res.status === 401 || res.status === 403 ? " (no push access: log in with strata login?)" : "";
+    return new RegistryError(`${this.domain}/${this.repository}: ${what}: ${detail}${hint}`, res.status, code);
+  }
+
+  /** Whether the registry has the blob in this repository (HEAD). */
+  async hasBlob(digest: Digest, size: number): Promise<boolean> {
+    const res = await this.client.request(`/v2/${this.repository}/blobs/${digest}`, { repository: this.repository, push: true, method: "HEAD", small: true });
+    await res.body.cancel().catch(() => {});
+    if (res.status === 404) return false;
+    if (!res.ok) throw await this.fail(res, `checking blob ${digest}`);
+    const len = res.headers.get("content-length");
+    if (size >= 0 && len !== null && Number(len) !== size) {
+      throw new RegistryError(`${this.domain}/${this.repository}: blob ${digest} is there with ${len} bytes, ${size} expected`);
+    }
+    return true;
+  }
+
+  /** The size of a blob the repository has (HEAD), or undefined when it has none. */
+  async statBlob(digest: Digest): Promise<number | undefined> {
+    const res = await this.client.request(`/v2/${this.repository}/blobs/${digest}`, { repository: this.repository, push: true, method: "HEAD", small: true });
+    await res.body.cancel().catch(() => {});
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw await this.fail(res, `checking blob ${digest}`);
+    const len = res.headers.get("content-length");
+    if (len === null || !/^\d+$/.test(len)) throw new RegistryError(`${this.domain}/${this.repository}: blob ${digest} has no size`);
+    return Number(len);
+  }
+
+  /** Whether the blob's first bytes are `magic` (a ranged GET; a registry ignoring Range has the rest dropped). */
+  async startsWith(digest: Digest, magic: Buffer): Promise<boolean> {
+    const res = await this.client.request(`/v2/${this.repository}/blobs/${digest}`, {
+      repository: this.repository,
+      push: true,
+      headers: { Range: `bytes=0-${magic.length - 1}` },
+      small: true,
+    });
+    if (!res.ok) {
+      await res.body.cancel().catch(() => {});
+      return false;
+    }
+    const head = await res.bytes(magic.length, undefined, false);
+    return head.length === magic.length && head.equals(magic);
+  }
+
+  /** Mounts a blob from another repository of the same registry; true when the registry did (201). */
+  async mount(digest: Digest, from: string): Promise<boolean> {
+    const path = `/v2/${this.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+    const res = await this.client.request(path, { repository: this.repository, push: true, alsoPull: from, method: "POST", body: Buffer.alloc(0), small: true });
+    await res.body.cancel().catch(() => {});
+    if (res.status === 201) {
+      const got = res.headers.get("docker-content-digest");
+      if (got && got !== digest) throw new RegistryError(`${this.domain}/${this.repository}: mounting ${digest} answered ${got}`);
+      return true;
+    }
+    if (res.status === 202) {
+      // the registry opened an upload session instead: not needed
+      const loc = res.headers.get("location");
+      if (loc) await this.deleteSession(this.resolve(loc));
+      return false;
+    }
+    return false;
+  }
+
+  private resolve(location: string): string {
+    return new URL(location, this.client.baseUrl).href;
+  }
+
+  private async startSession(): Promise<string> {
+    const res = await this.client.request(`/v2/${this.repository}/blobs/uploads/`, { repository: this.repository, push: true, method: "POST", body: Buffer.alloc(0), small: true });
+    await res.body.cancel().catch(() => {});
+    if (res.status !== 202) throw await this.fail(res, "starting an upload");
+    const loc = res.headers.get("location");
+    if (!loc) throw new RegistryError(`${this.domain}/${this.repository}: the registry opened an upload without a Location`);
+    const url = this.resolve(loc);
+    this.open.add(url);
+    return url;
+  }
+
+  private async deleteSession(url: string): Promise<void> {
+    this.open.delete(url);
+    try {
+      const res = await this.client.request(url, { repository: this.repository, push: true, method: "DELETE", small: true, noRetry: true });
+      await res.body.cancel().catch(() => {});
+    } catch {
+      // best effort: the registry expires abandoned sessions
+    }
+  }
+
+  /** Deletes every upload session still open. */
+  async abortAll(): Promise<void> {
+    await Promise.all([...this.open].map((u) => this.deleteSession(u)));
+  }
+
+  private static withDigest(url: string, digest: Digest): string {
+    const u = new URL(url);
+    u.searchParams.set("digest", digest);
+    return u.href;
+  }
+
+  /** Checks a closing PUT's answer; returns the digest the registry stored. */
+  private async closed(res: Awaited<ReturnType<RegistryClient["request"]>>, digest: Digest): Promise<void> {
+    if (res.status !== 201) throw await this.fail(res, `completing the upload of ${digest}`);
+    await res.body.cancel().catch(() => {});
+    const got = res.headers.get("docker-content-digest");
+    if (got !== null && got !== digest) throw new RegistryError(`${this.domain}/${this.repository}: the registry stored ${got} for blob ${digest}`);
+  }
+
+  /** Streams a blob in (see the module comment). Resolves with its digest and size. */
+  async uploadBlob(data: Readable, expect: BlobExpectation & { preverified?: boolean }): Promise<{ digest: Digest; size: number }> {
+    // a stream that fails before its end unless it matches expect.digest needs no second hash
+    const trusted = expect.preverified === true && expect.digest !== undefined;
+    const hash = trusted ? undefined : createHash("sha256");
+    let size = 0;
+    const known = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
+    const tooLong = () => new RegistryError(`blob ${expect.digest ?? ""}: more than the ${known} bytes expected`);
+    const finalDigest = (): Digest => {
+      if (known !== undefined && size !== known) throw new RegistryError(`blob ${expect.digest ?? ""}: ${size} bytes read, ${known} expected`);
+      if (!hash) return expect.digest!;
+      const d = `sha256:${hash.digest("hex")}` as Digest;
+      if (expect.digest && expect.digest.startsWith("sha256:") && d !== expect.digest) throw new RegistryError(`blob ${expect.digest}: the bytes read have digest ${d}`);
+      return expect.digest && !expect.digest.startsWith("sha256:") ? expect.digest : d;
+    };
+    const source = (data as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let url: string | undefined;
+    try {
+      if (known !== undefined && known <= MONOLITHIC_MAX) {
+        // small: read whole, verify, one PUT
+        const parts: Buffer[] = [];
+        for (;;) {
+          const r = await source.next();
+          if (r.done) break;
+          hash?.update(r.value);
+          size += r.value.length;
+          if (size > known) throw tooLong();
+          parts.push(r.value);
+        }
+        const digest = finalDigest();
+        url = await this.startSession();
+        const res = await this.client.request(RegistryWriter.withDigest(url, digest), {
+          repository: this.repository,
+          push: true,
+          method: "PUT",
+          body: Buffer.concat(parts),
+          headers: { "Content-Type": "application/octet-stream" },
+        });
+        await this.closed(res, digest);
+        this.open.delete(url);
+        return { digest, size };
+      }
+      url = await this.startSession();
+      // the bytes sent and not yet known to be stored: [windowStart, size)
+      const window: Buffer[] = [];
+      let windowStart = 0;
+      let windowBytes = 0;
+      let ended = false;
+      /** Reads one chunk of the source into the window (undefined at its end). */
+      const pull = async (): Promise<Buffer | undefined> => {
+        const r = await source.next();
+        if (r.done) return undefined;
+        const c = r.value;
+        hash?.update(c);
+        size += c.length;
+        if (known !== undefined && size > known) throw tooLong();
+        window.push(c);
+        windowBytes += c.length;
+        while (windowBytes - window[0].length >= RESUME_WINDOW) {
+          windowBytes -= window[0].length;
+          windowStart += window.shift()!.length;
+        }
+        return c;
+      };
+      // the read of a failed attempt's body, which lands in the window before a resume replays it
+      let inflight: Promise<unknown> = Promise.resolve();
+      /** The body of one PATCH: what the window holds from `from`, then the rest of the source. */
+      async function* body(from: number): AsyncGenerator<Buffer> {
+        await inflight;
+        let at = windowStart;
+        for (const b of window) {
+          if (at + b.length > from) yield b.subarray(Math.max(0, from - at));
+          at += b.length;
+        }
+        for (;;) {
+          const p = pull();
+          inflight = p.catch(() => {});
+          const c = await p;
+          if (!c) {
+            ended = true;
+            return;
+          }
+          yield c;
+        }
+      }
+      let offset = 0;
+      for (let attempt = 1; ; attempt++) {
+        let failure: unknown;
+        try {
+          const headers: Record<string, string> = { "Content-Type": "application/octet-stream" };
+          if (known !== undefined) headers["Content-Range"] = `${offset}-${Math.max(offset, known - 1)}`;
+          const res = await this.client.request(url, {
+            repository: this.repository,
+            push: true,
+            method: "PATCH",
+            body: { stream: body(offset), length: known === undefined ? undefined : known - offset },
+            headers,
+          });
+          if (res.status === 202) {
+            await res.body.cancel().catch(() => {});
+            const loc = res.headers.get("location");
+            if (loc) url = this.moveSession(url, this.resolve(loc));
+            if (!ended) throw new RegistryError(`${this.domain}/${this.repository}: the registry acknowledged an upload before its end`);
+            break;
+          }
+          if (!isRetryableStatus(res.status)) throw await this.fail(res, `uploading ${expect.digest ?? "a blob"}`);
+          failure = await this.fail(res, "upload");
+        } catch (e) {
+          if (!(e as { network?: boolean }).network && !isNetworkError(e)) throw e;
+          failure = e;
+        }
+        if (attempt >= UPLOAD_ATTEMPTS) throw failure;
+        await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
+        const st = await this.client.request(url, { repository: this.repository, push: true, method: "GET", small: true });
+        if (st.status === 404 || (st.status >= 400 && st.status < 500 && st.status !== 401 && st.status !== 403)) {
+          // the registry dropped the session (distribution 2.8 cancels one whose PATCH broke off):
+          // a new session from byte 0, when the window still holds every byte read
+          if (windowStart !== 0) throw await this.fail(st, "resuming the upload (the registry dropped the session)");
+          await st.body.cancel().catch(() => {});
+          this.open.delete(url);
+          url = await this.startSession();
+          offset = 0;
+          this.onResume?.(0);
+          continue;
+        }
+        if (st.status !== 204) throw await this.fail(st, "asking the upload's offset to resume");
+        await st.body.cancel().catch(() => {});
+        const loc = st.headers.get("location");
+        if (loc) url = this.moveSession(url, this.resolve(loc));
+        const m = /^(?:bytes=)?0-(\d+)$/.exec(st.headers.get("range") ?? "");
+        // "0-0" is what distribution answers for an empty session too
+        const have = m ? (Number(m[1]) === 0 && size <= 1 ? 0 : Number(m[1]) + 1) : 0;
+        if (have < windowStart || have > size) {
+          throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${windowStart}-${size} can be sent again`);
+        }
+        offset = have;
+        this.onResume?.(have);
+      }
+      const digest = finalDigest();
+      const res = await this.client.request(RegistryWriter.withDigest(url, digest), { repository: this.repository, push: true, method: "PUT", body: Buffer.alloc(0), small: true });
+      await this.closed(res, digest);
+      this.open.delete(url);
+      return { digest, size };
+    } catch (e) {
+      if (url) await this.deleteSession(url);
+      await source.return?.().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Told the offset whenever an upload resumes (tests, progress). */
+  onResume: ((offset: number) => void) | undefined;
+
+  private moveSession(from: string, to: string): string {
+    this.open.delete(from);
+    this.open.add(to);
+    return to;
+  }
+
+  /**
+   * PUTs a manifest under `reference` (tag or digest). The registry's Docker-Content-Digest must
+   * be the sha256 of the bytes sent.
+   */
+  async putManifest(raw: Buffer, mediaType: string, reference: string): Promise<Digest> {
+    const digest = digestOf(raw);
+    const res = await this.client.request(`/v2/${this.repository}/manifests/${reference}`, {
+      repository: this.repository,
+      push: true,
+      method: "PUT",
+      body: raw,
+      headers: { "Content-Type": mediaType },
+      small: true,
+    });
+    if (res.status !== 201 && res.status !== 200) throw await this.fail(res, `writing manifest ${reference}`);
+    await res.body.cancel().catch(() => {});
+    const got = res.headers.get("docker-content-digest");
+    if (got !== null && got !== digest) throw new RegistryError(`${this.domain}/${this.repository}: the registry stored manifest ${got} for ${digest}`);
+    return digest;
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * `docker://` in `strata copy` and `strata manifest create`, against real registries (Debian's
+ * docker-registry = CNCF distribution 2.8, open and behind htpasswd), read back by skopeo:
+ * manifest and index digests kept, blobs verified by skopeo's own pull, same-registry copies
+ * mount every blob (nothing uploaded), a layer larger than one upload chunk goes in PATCHes,
+ * wrong credentials and an unreachable registry fail with one line.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type Distribution, freePort, run, startDistribution } from "./helpers/distribution.js";
+import { bigLayer, smallLayer } from "./helpers/images.js";
+import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
+import { addSignature, SIG_TYPE } from "./helpers/artifact.js";
+import { startCuttingProxy } from "./helpers/cutting-proxy.js";
+import { runCli } from "./helpers/run-cli.js";
+import { missing } from "./helpers/tools.js";
+
+const sha = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+async function skopeo(...args: string[]): Promise<string> {
+  const r = await run("skopeo", args);
+  assert.equal(r.code, 0, `skopeo ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function events(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", { skip: missing("docker-registry", "skopeo") }, () => {
+  let work: string;
+  let layout: string;
+  let reg: Distribution;
+  let single: BuiltImage;
+  let amd: BuiltImage;
+  let arm: BuiltImage;
+  let indexDigest: string;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "strata-dcopy-"));
+    layout = join(work, "src");
+    const b = new OciLayoutBuilder(layout);
+    // 20 MiB of random data: more than one 16 MiB upload chunk (PATCH, then PUT)
+    single = await b.image({ layers: [{ tar: await smallLayer("one") }, { tar: await bigLayer("two", 20 << 20) }] });
+    amd = await b.image({ layers: [{ tar: await smallLayer("amd") }], architecture: "amd64" });
+    arm = await b.image({ layers: [{ tar: await smallLayer("arm") }], architecture: "arm64", variant: "v8" });
+    const { topDigest } = await b.finish("multi", [amd, arm], true);
+    indexDigest = topDigest;
+    const idx = JSON.parse(await readFile(join(layout, "index.json"), "utf8"));
+    idx.manifests.push({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: single.manifestDigest, size: single.manifestSize, annotations: { "org.opencontainers.image.ref.name": "v1" } });
+    await writeFile(join(layout, "index.json"), JSON.stringify(idx));
+    reg = await startDistribution();
+  });
+  after(async () => {
+    await reg?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("oci: to docker:// keeps the manifest digest; skopeo inspects and pulls it", async () => {
+    const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${reg.host}/team/one:v1`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`: ${single.manifestDigest}\\n$`));
+    const inspect = JSON.parse(await skopeo("inspect", "--tls-verify=false", `docker://${reg.host}/team/one:v1`)) as { Digest: string };
+    assert.equal(inspect.Digest, single.manifestDigest);
+    assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/one:v1`)), single.manifestDigest);
+    // skopeo verifies every blob it pulls
+    await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/team/one:v1`, `oci:${join(work, "back")}:x`);
+    // a second copy finds every blob there (HEAD) and uploads nothing
+    const again = await runCli(["copy", "--format", "json", `oci:${layout}:v1`, `docker://${reg.host}/team/one:v2`]);
+    assert.equal(again.code, 0, again.stderr);
+    const blobs = events(again.stdout).filter((e) => e.event === "blob");
+    assert.equal(blobs.length, 3);
+    assert.ok(blobs.every((e) => e.status === "exists"));
+  });
+
+  it("--all copies a two-platform index with its digest; skopeo sees the same index", async () => {
+    const r = await runCli(["copy", "--all", "--quiet", `oci:${layout}:multi`, `docker://${reg.host}/team/multi:m`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/multi:m`)), indexDigest);
+    const armRaw = await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/multi@${arm.manifestDigest}`);
+    assert.equal(sha(armRaw), arm.manifestDigest);
+    // and back from the registry into a layout, index digest kept
+    const back = await runCli(["copy", "--all", "--format", "json", `docker://${reg.host}/team/multi:m`, `oci:${join(work, "multi-back")}:m`]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(events(back.stdout).at(-1)?.digest, indexDigest);
+    assert.equal(sha(await skopeo("inspect", "--raw", `oci:${join(work, "multi-back")}:m`)), indexDigest);
+    void amd;
+  });
+
+  it("docker:// to docker:// on the same registry mounts every blob (a manifest-only copy)", async () => {
+    const r = await runCli(["copy", "--format", "json", `docker://${reg.host}/team/one:v1`, `docker://${reg.host}/other/copy:c`]);
+    assert.equal(r.code, 0, r.stderr);
+    const ev = events(r.stdout);
+    const blobs = ev.filter((e) => e.event === "blob");
+    assert.equal(blobs.length, 3);
+    assert.ok(blobs.every((e) => e.status === "exists"), JSON.stringify(blobs));
+    assert.equal(ev.at(-1)?.digest, single.manifestDigest);
+    // the blobs are really in the new repository: skopeo pulls it
+    await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/other/copy:c`, `oci:${join(work, "mounted")}:x`);
+  });
+
+  it("manifest create builds an OCI index (and a Docker list) of images in the registry; skopeo reads it", async () => {
+    // the two platform images, by digest, from another repository: copied in, then indexed
+    const r = await runCli(["manifest", "create", "--quiet", `${reg.host}/team/made:1`, `${reg.host}/team/multi@${amd.manifestDigest}`, `${reg.host}/team/multi@${arm.manifestDigest}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const raw = await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/made:1`);
+    assert.equal(sha(raw), r.stdout.trim());
+    const idx = JSON.parse(raw) as { mediaType: string; manifests: { digest: string; platform: { architecture: string; variant?: string } }[] };
+    assert.equal(idx.mediaType, "application/vnd.oci.image.index.v1+json");
+    assert.deepEqual(
+      idx.manifests.map((m) => [m.digest, m.platform.architecture, m.platform.variant]),
+      [
+        [amd.manifestDigest, "amd64", undefined],
+        [arm.manifestDigest, "arm64", "v8"],
+      ],
+    );
+    // skopeo resolves the arm64 image through it
+    const armCfg = await skopeo("inspect", "--config", "--raw", "--tls-verify=false", "--override-arch", "arm64", "--override-variant", "v8", `docker://${reg.host}/team/made:1`);
+    assert.equal(sha(armCfg), arm.configDigest);
+    // OCI images cannot go into a Docker manifest list: usage error
+    const bad = await runCli(["manifest", "create", "--format", "docker", `${reg.host}/team/made:2`, `${reg.host}/team/multi@${amd.manifestDigest}`]);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr.trim().split("\n").length, 1);
+  });
+
+  it("docker-archive: -> docker:// (layers gzipped, a Docker schema2 manifest built); skopeo pulls back the same image", async () => {
+    const archive = join(work, "saved.tar");
+    await skopeo("copy", "--quiet", `oci:${layout}:v1`, `docker-archive:${archive}:saved/app:1`);
+    const r = await runCli(["copy", "--format", "json", `docker-archive:${archive}`, `docker://${reg.host}/team/from-archive:1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const raw = JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/from-archive:1`)) as { mediaType: string; config: { digest: string } };
+    assert.equal(raw.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
+    // the same config (so the same image ID and diffIDs) as the archive's
+    assert.equal(raw.config.digest, single.configDigest);
+    const back = join(work, "back.tar");
+    await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/team/from-archive:1`, `docker-archive:${back}:saved/app:1`);
+    const a = JSON.parse(await skopeo("inspect", `docker-archive:${archive}`)) as { Layers: string[] };
+    const c = JSON.parse(await skopeo("inspect", `docker-archive:${back}`)) as { Layers: string[] };
+    assert.deepEqual(c.Layers, a.Layers);
+  });
+
+  it("--referrers copies a signature and writes the fallback tag (distribution 2.8 has no referrers API)", async () => {
+    const sig = await addSignature(layout, { digest: single.manifestDigest, size: single.manifestSize });
+    // the source as a registry without the API keeps it: the artifact, and the index under the fallback tag
+    const put = await runCli(["copy", "--all", "--quiet", `oci:${layout}:${sig.fallbackTag}`, `docker://${reg.host}/team/one:${sig.fallbackTag}`]);
+    assert.equal(put.code, 0, put.stderr);
+    const r = await runCli(["copy", "--referrers", "--format", "json", `docker://${reg.host}/team/one:v1`, `docker://${reg.host}/signed/one:v1`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(events(r.stdout).some((e) => e.event === "referrer" && e.digest === sig.digest && e.subject === single.manifestDigest), r.stdout);
+    // skopeo finds the artifact and the fallback index at the destination
+    assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/signed/one@${sig.digest}`)), sig.digest);
+    const idx = JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/signed/one:${sig.fallbackTag}`)) as { manifests: { digest: string; artifactType: string }[] };
+    assert.deepEqual(
+      idx.manifests.map((m) => [m.digest, m.artifactType]),
+      [[sig.digest, SIG_TYPE]],
+    );
+    // --referrers needs registries on both sides
+    const bad = await runCli(["copy", "--referrers", `oci:${layout}:v1`, `docker://${reg.host}/signed/two:v1`]);
+    assert.equal(bad.code, 2);
+  });
+
+  it("a layout blob that does not match its digest: one line, exit 1, no manifest at the destination", async () => {
+    const bad = join(work, "bad");
+    await cp(layout, bad, { recursive: true });
+    // flip a byte of the small layer: same size, other digest
+    const blob = join(bad, "blobs", "sha256", single.blobDigests[0].slice(7));
+    const bytes = await readFile(blob);
+    bytes[bytes.length - 1] ^= 0xff;
+    await writeFile(blob, bytes);
+    const r = await runCli(["copy", `oci:${bad}:v1`, `docker://${reg.host}/team/bad:v1`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /digest/);
+    const inspect = await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/bad:v1`]);
+    assert.notEqual(inspect.code, 0, "no manifest was written");
+  });
+
+  it("a registry whose Docker-Content-Digest differs from what was sent: the copy fails with one line", async () => {
+    // an HTTP proxy that rewrites the digest header of manifest PUT answers
+    const upstream = reg.port;
+    const srv = http.createServer((req, res) => {
+      const up = http.request({ host: "127.0.0.1", port: upstream, method: req.method, path: req.url, headers: req.headers }, (u) => {
+        const headers = { ...u.headers };
+        if (req.method === "PUT" && /\/manifests\//.test(req.url ?? "")) headers["docker-content-digest"] = `sha256:${"0".repeat(64)}`;
+        res.writeHead(u.statusCode ?? 502, headers);
+        u.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const host = `127.0.0.1:${(srv.address() as { port: number }).port}`;
+      const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${host}/team/lying:v1`]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`stored manifest sha256:0{64} for ${single.manifestDigest}`));
+    } finally {
+      srv.closeAllConnections();
+      srv.close();
+    }
+  });
+
+  it("an unreachable registry fails with one line and exit 1", async () => {
+    const port = await freePort();
+    const r = await runCli(["copy", `oci:${layout}:v1`, `docker://127.0.0.1:${port}/x/y:z`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /127\.0\.0\.1/);
+  });
+});
+
+describe("strata login + copy to distribution behind htpasswd", { skip: missing("docker-registry", "skopeo", "htpasswd") }, () => {
+  let work: string;
+  let layout: string;
+  let reg: Distribution;
+  let img: BuiltImage;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "strata-dauth-"));
+    const htpasswd = join(work, "htpasswd");
+    await writeFile(htpasswd, execFileSync("htpasswd", ["-Bbn", "ci", "s3cret-pw"]));
+    reg = await startDistribution({ htpasswd: { path: htpasswd } });
+    layout = join(work, "src");
+    const b = new OciLayoutBuilder(layout);
+    img = await b.image({ layers: [{ tar: await smallLayer("auth") }] });
+    await b.finish("v1", [img], false);
+    env = { ...process.env, DOCKER_CONFIG: join(work, "docker") };
+  });
+  after(async () => {
+    await reg?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("without credentials the push is refused with one line (exit 1)", async () => {
+    const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${reg.host}/sec/app:1`], { env });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /authentication required|no credentials/);
+  });
+
+  it("wrong credentials: one line, exit 1, the password never printed", async () => {
+    const cfg = join(work, "bad");
+    await writeFile(join(work, "bad.json"), "");
+    await runCli(["login", reg.host, "-u", "ci", "--password-stdin"], { env: { ...env, DOCKER_CONFIG: cfg }, input: "s3cret-pw\n" });
+    // corrupt the stored password
+    const path = join(cfg, "config.json");
+    const c = JSON.parse(await readFile(path, "utf8"));
+    c.auths[reg.host].auth = Buffer.from("ci:wrong-password").toString("base64");
+    await writeFile(path, JSON.stringify(c));
+    const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${reg.host}/sec/app:1`], { env: { ...env, DOCKER_CONFIG: cfg } });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /credentials rejected/);
+    assert.doesNotMatch(r.stdout + r.stderr, /wrong-password/);
+  });
+
+  it("strata login, then copy with the stored credentials; skopeo with the same credentials sees the digest", async () => {
+    const l = await runCli(["login", reg.host, "-u", "ci", "--password-stdin"], { env, input: "s3cret-pw\n" });
+    assert.equal(l.code, 0, l.stderr);
+    const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${reg.host}/sec/app:1`], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout + r.stderr, /s3cret-pw/);
+    const raw = await skopeo("inspect", "--raw", "--tls-verify=false", "--creds", "ci:s3cret-pw", `docker://${reg.host}/sec/app:1`);
+    assert.equal(sha(raw), img.manifestDigest);
+  });
+});
+
+describe("an upload cut mid-way is sent again (distribution 2.8 drops the session)", { skip: missing("docker-registry", "skopeo") }, () => {
+  let work: string;
+  let reg: Distribution;
+  it("the PATCH is cut after 6 MiB; the status GET finds no session; a new one gets the blob from byte 0, intact", async () => {
+    work = await mkdtemp(join(tmpdir(), "strata-dresume-"));
+    reg = await startDistribution();
+    const proxy = await startCuttingProxy(reg.port, 6 << 20, 1);
+    try {
+      const layout = join(work, "src");
+      const b = new OciLayoutBuilder(layout);
+      const img = await b.image({ layers: [{ tar: await bigLayer("cut", 20 << 20), compression: "none" }] });
+      await b.finish("v1", [img], false);
+      const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/cut/img:1`]);
+      assert.equal(r.code, 0, r.stderr);
+      const patches = proxy.lines.filter((l) => l.startsWith("PATCH "));
+      assert.equal(patches.length, 2, proxy.lines.join("\n"));
+      // between the two PATCHes: the upload's status asked (GET on the session), then a new session (POST)
+      const between = proxy.lines.slice(proxy.lines.indexOf(patches[0]) + 1, proxy.lines.indexOf(patches[1]));
+      assert.ok(between.some((l) => /^GET \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      assert.ok(between.some((l) => /^POST \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      // skopeo, straight at the registry, pulls and verifies every blob
+      assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/cut/img:1`)), img.manifestDigest);
+      await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/cut/img:1`, `oci:${join(work, "back")}:x`);
+    } finally {
+      await proxy.stop();
+      await reg.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
