@@ -13,7 +13,7 @@ import { getCredentials } from "../credentials/docker-config.js";
 import { type Credentials } from "../registry/auth.js";
 import { RegistryClient, RegistryError } from "../registry/client.js";
 import { RegistryWriter } from "../registry/push.js";
-import { VERIFIED_AS, verifying } from "./files.js";
+import { alreadyVerified, verifying } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { type BlobRef, type ImageDestination, type ImageSource, type PutBlobExpectation, type SourceTarget, TransportError, TransportUsageError } from "./types.js";
 
@@ -131,9 +131,9 @@ export class DockerDestination implements ImageDestination {
   }
 
   async putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }> {
-    const v = (data as { [VERIFIED_AS]?: { digest?: Digest; size?: number } })[VERIFIED_AS];
     const known = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
-    const preverified = v !== undefined && expect.digest !== undefined && v.digest === expect.digest && v.size === known;
+    // a source's verifying stream for exactly this blob fails before its end unless it matches
+    const preverified = known !== undefined && alreadyVerified(data, { digest: expect.digest, size: known });
     return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified });
   }
 

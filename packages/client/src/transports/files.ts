@@ -19,9 +19,6 @@ export const VERIFIED_AS = Symbol("strata.verifiedAs");
 /** Largest manifest, index, config or archive manifest.json read into memory. */
 export const MAX_METADATA_BYTES = 16 * 1024 * 1024;
 
-/** Streams made by `verifying` with a digest: they fail before their end unless it matches. */
-const checked = new WeakMap<Readable, Digest>();
-
 /**
  * A stream checked against `digest` (and `size` when >= 0): fails before its end when the content
  * differs. `describe` turns the verifier's error into the message the user sees.
@@ -52,8 +49,18 @@ export function verifying(opts: { digest?: Digest; size?: number }, describe?: (
   Object.defineProperty(t, "digest", { get: () => result });
   Object.defineProperty(t, VERIFIED_AS, { value: { digest: opts.digest, size: opts.size !== undefined && opts.size >= 0 ? opts.size : undefined } });
   Object.defineProperty(t, "bytes", { get: () => v.bytes });
-  if (opts.digest) checked.set(t, opts.digest);
   return t as Transform & { readonly digest: Digest | undefined; readonly bytes: number };
+}
+
+/**
+ * Whether `data` is a `verifying` stream for `expect.digest` (and for `expect.size` when that is
+ * given): it then fails before its end unless its bytes are exactly those.
+ */
+export function alreadyVerified(data: Readable, expect: { digest?: Digest; size?: number }): boolean {
+  const v = (data as { [VERIFIED_AS]?: { digest?: Digest; size?: number } })[VERIFIED_AS];
+  if (!v || expect.digest === undefined || v.digest !== expect.digest) return false;
+  const size = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
+  return size === undefined || v.size === size;
 }
 
 /**
@@ -62,7 +69,7 @@ export function verifying(opts: { digest?: Digest; size?: number }, describe?: (
  * the bytes only (no second hash).
  */
 export function checkFor(data: Readable, expect: { digest?: Digest; size?: number }): Transform & { readonly digest: Digest | undefined; readonly bytes: number } {
-  return expect.digest && checked.get(data) === expect.digest ? counting(expect.digest, expect.size) : verifying(expect);
+  return expect.digest && alreadyVerified(data, expect) ? counting(expect.digest, expect.size) : verifying(expect);
 }
 
 /** Passes bytes through, failing when they are more or fewer than `size` (when >= 0). */
