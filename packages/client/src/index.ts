@@ -7,7 +7,8 @@ export { type ImageCheck, type LayerCheck, verifyImage, verifyLayer, verifyStore
 export * from "./containers/index.js";
 export { humanSize, PlainProgress, type ProgressReporter, type PullEvent, silentProgress, TtyProgress } from "./progress.js";
 export { PullError, type PulledLayer, type PullOptions, type PullResult, pull } from "./pull.js";
-export { type Credentials, credentialsFromDockerConfig, parseChallenges, redact } from "./registry/auth.js";
+export { type Credentials, parseChallenges, redact } from "./registry/auth.js";
+export { getCredentials } from "./credentials/docker-config.js";
 export {
   type FetchedManifest,
   isLoopbackHost,

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pull } from "../src/pull.js";
-import { credentialsFromDockerConfig, parseChallenges, redact } from "../src/registry/auth.js";
+import { getCredentials } from "../src/credentials/docker-config.js";
+import { parseChallenges, redact } from "../src/registry/auth.js";
 import { startTokenServer, writeHtpasswd } from "./helpers/auth-servers.js";
 import { type Distribution, pushOciLayout, startDistribution } from "./helpers/distribution.js";
 import { type PushedImage, smallLayer } from "./helpers/images.js";
@@ -83,9 +84,9 @@ describe("basic auth (distribution with htpasswd)", { skip: missing("docker-regi
     await import("node:fs/promises").then((fs) => fs.mkdir(cfgDir, { recursive: true }));
     const path = join(cfgDir, "config.json");
     await writeFile(path, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString("base64") } } }));
-    const creds = await credentialsFromDockerConfig(reg.host, path);
+    const creds = await getCredentials(reg.host, { configDir: cfgDir });
     assert.deepEqual(creds, { username: USER, password: PASSWORD });
-    assert.equal(await credentialsFromDockerConfig("other.example:5000", path), undefined);
+    assert.equal(await getCredentials("other.example:5000", { configDir: cfgDir }), undefined);
     // the CLI picks them up through $DOCKER_CONFIG
     const res = await runCli(["pull", "-q", img.ref, "--root", join(dir, "r3")], { env: { ...process.env, DOCKER_CONFIG: cfgDir } });
     assert.equal(res.code, 0, res.stderr);

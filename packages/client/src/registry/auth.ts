@@ -1,14 +1,10 @@
 /**
  * Registry credentials and the WWW-Authenticate challenge grammar.
  *
- * Credentials come from `--username`/`--password-stdin` or from the `auths` section of the Docker
- * CLI config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), whose `auth` field is
- * base64("user:password"). Credentials are never printed: `redact` scrubs them from any text that
- * could reach a log or an error message.
+ * Credentials come from `--username`/`--password-stdin` or from Docker's CLI config and its
+ * credential helpers (credentials/docker-config.ts, the one reader of config.json). Credentials
+ * are never printed: `redact` scrubs them from any text that could reach a log or an error message.
  */
-import { readFile } from "node:fs/promises";
-import { homedir } from "node:os";
-import { join } from "node:path";
 
 export interface Credentials {
   readonly username: string;
@@ -74,50 +70,6 @@ export function parseChallenges(header: string | null | undefined): Challenge[] 
     }
   }
   return out;
-}
-
-function dockerConfigPath(): string {
-  const dir = process.env.DOCKER_CONFIG ?? join(homedir(), ".docker");
-  return join(dir, "config.json");
-}
-
-/** The keys under which Docker's config may list a registry host. */
-function configKeysFor(domain: string): string[] {
-  if (domain === "docker.io" || domain === "registry-1.docker.io" || domain === "index.docker.io") {
-    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://registry-1.docker.io"];
-  }
-  return [domain, `https://${domain}`, `http://${domain}`, `https://${domain}/v1/`, `https://${domain}/v2/`];
-}
-
-/** Reads credentials for `domain` from the Docker CLI config; undefined when there are none. */
-export async function credentialsFromDockerConfig(domain: string, path = dockerConfigPath()): Promise<Credentials | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch {
-    return undefined;
-  }
-  let cfg: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
-  try {
-    cfg = JSON.parse(text);
-  } catch {
-    throw new Error(`cannot parse ${path}: invalid JSON`);
-  }
-  const auths = cfg.auths ?? {};
-  const normalized = new Map<string, { auth?: string; username?: string; password?: string }>();
-  for (const [k, v] of Object.entries(auths)) normalized.set(k.replace(/\/+$/, "/").toLowerCase(), v);
-  for (const key of configKeysFor(domain)) {
-    const entry = auths[key] ?? normalized.get(key.toLowerCase());
-    if (!entry) continue;
-    if (entry.auth) {
-      const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
-      const colon = decoded.indexOf(":");
-      if (colon <= 0) throw new Error(`invalid auth entry for ${domain} in ${path}`);
-      return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-    }
-    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
-  }
-  return undefined;
 }
 
 export function basicAuthHeader(c: Credentials): string {
