@@ -12,8 +12,17 @@ import type { SecureContextOptions } from "node:tls";
 import type { Logger } from "pino";
 import type { TlsConfig } from "../config.js";
 
-/** TLS 1.2 suites (TLS 1.3 suites are all modern and always on). */
+/**
+ * TLS 1.3 suites first, in the server's order: AES-128-GCM before AES-256-GCM (OpenSSL's
+ * default order puts AES-256 first), as Go's TLS stack (distribution, docker) also does. With
+ * AES-NI it moves blob bytes faster: a 256 MiB blob GET by curl over HTTPS (bench:registry,
+ * STRATA_BENCH_ONLY=tls) went from 397 MB/s (0.67x distribution) to 561 MB/s (1.01x).
+ * Then the TLS 1.2 suites: forward-secret AEAD only.
+ */
 const CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
   "ECDHE-ECDSA-AES128-GCM-SHA256",
   "ECDHE-RSA-AES128-GCM-SHA256",
   "ECDHE-ECDSA-AES256-GCM-SHA384",
