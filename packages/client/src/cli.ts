@@ -252,9 +252,9 @@ export function registerClientCommands(program: Command): void {
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
     .action(async (server: string, o: { username?: string; passwordStdin?: boolean; insecureRegistry: string[] }) => {
       if (!o.username || !o.passwordStdin) throw new ExitError("login needs --username and --password-stdin (passwords are never taken on the command line)", 2);
-      const [{ login }, { fetchPing }] = await Promise.all([import("./credentials/login.js"), import("./credentials/registry-ping.js")]);
+      const [{ login }, { clientPing }] = await Promise.all([import("./credentials/login.js"), import("./credentials/registry-ping.js")]);
       const password = await readStdin();
-      await login(server, { username: o.username, password }, { ping: fetchPing(o.insecureRegistry) });
+      await login(server, { username: o.username, password }, { ping: clientPing(o.insecureRegistry) });
       print("Login Succeeded\n");
     });
 

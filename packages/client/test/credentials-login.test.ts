@@ -244,7 +244,7 @@ describe("strata login / logout against distribution", { skip: missing("docker-r
     const port = await freePort();
     const r = await runCli(["login", `127.0.0.1:${port}`, "-u", USER, "--password-stdin"], { input: PASSWORD, env: { ...env, DOCKER_CONFIG: await configDir() } });
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `strata: login to 127.0.0.1:${port} failed: cannot reach 127.0.0.1:${port}: ECONNREFUSED\n`);
+    assert.equal(r.stderr, `strata: login to 127.0.0.1:${port} failed: cannot reach registry http://127.0.0.1:${port}: ECONNREFUSED\n`);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
- * `strata login` / `strata logout`: the registry check is injected (`PingWithCredentials`), so
- * the HTTP stack can provide it; registry-ping.ts is the default. Credentials are stored only
+ * `strata login` / `strata logout`: the registry check is injected (`PingWithCredentials`);
+ * registry-ping.ts provides it through the client's HTTP stack. Credentials are stored only
  * after the registry accepted them. No message carries the password.
  */
 import { type ConfigOptions, eraseCredentials, type RegistryCredentials, registryKey, storeCredentials } from "./docker-config.js";

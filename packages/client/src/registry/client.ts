@@ -145,7 +145,7 @@ export function registryBaseUrl(domain: string, insecureRegistries: readonly str
 
 interface RequestOptions {
   headers?: Record<string, string>;
-  /** The repository the request is about (for the token scope). */
+  /** The repository the request is about (for the token scope); "" for the registry root (/v2/). */
   repository: string;
   signal?: AbortSignal;
   /** A small response (manifest, config): the whole exchange is bounded by `timeouts.smallBodyMs`. */
@@ -163,8 +163,9 @@ interface RequestOptions {
   noRetry?: boolean;
 }
 
-/** The token scopes a request needs. */
+/** The token scopes a request needs (none for the registry root, repository ""). */
 function scopesOf(o: Pick<RequestOptions, "repository" | "push" | "alsoPull">): string[] {
+  if (o.repository === "") return [];
   const out = [`repository:${o.repository}:${o.push ? "pull,push" : "pull"}`];
   if (o.alsoPull && o.alsoPull !== o.repository) out.push(`repository:${o.alsoPull}:pull`);
   return out;
@@ -320,6 +321,17 @@ export class RegistryClient {
    * One request with auth and retries. Returns the final response (any status except a 401 that
    * could be answered): callers check `ok`.
    */
+  /**
+   * GET /v2/ with the client's credentials (Basic, or a token without scope as `docker login`
+   * asks for): resolves when the registry answers 200, throws a RegistryError otherwise (401:
+   * the credentials were refused).
+   */
+  async ping(signal?: AbortSignal): Promise<void> {
+    const res = await this.request("/v2/", { repository: "", signal, small: true });
+    await res.body?.cancel().catch(() => {});
+    if (res.status !== 200) throw new RegistryError(`${this.opts.domain} answered /v2/ with HTTP ${res.status}`, res.status);
+  }
+
   async request(path: string, o: RequestOptions): Promise<RawResponse> {
     // `path` may be a URL the registry gave (an upload's Location): its credentials go only to its own origin
     const url = /^https?:\/\//i.test(path) ? path : `${this.baseUrl}${path}`;
@@ -360,7 +372,7 @@ export class RegistryClient {
         if (res.status === 401) {
           await res.body?.cancel().catch(() => {});
           throw new RegistryError(
-            `${this.opts.domain}: authentication required for ${o.repository}${this.creds ? " (credentials rejected)" : ""}`,
+            `${this.opts.domain}: authentication required for ${o.repository || "/v2/"}${this.creds ? " (credentials rejected)" : ""}`,
             401,
             "UNAUTHORIZED",
           );
@@ -379,9 +391,9 @@ export class RegistryClient {
       } else if (basic) {
         this.challenge = basic;
         if (this.creds) debug(`credentials for ${this.opts.domain} sent to ${from.origin} (Basic)`);
-        if (!this.creds) throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (no credentials)`, 401, "UNAUTHORIZED");
+        if (!this.creds) throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository || "/v2/"} (no credentials)`, 401, "UNAUTHORIZED");
       } else {
-        throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository} (unsupported challenge)`, 401, "UNAUTHORIZED");
+        throw new RegistryError(`${this.opts.domain}: authentication required for ${o.repository || "/v2/"} (unsupported challenge)`, 401, "UNAUTHORIZED");
       }
     }
   }
