@@ -6,9 +6,10 @@
  * to the digest the registry computes anyway. The headers stay signed; the bytes' integrity is
  * the registry's own digest check (at completion and on every whole read).
  *
- * What it saves: one SHA-256 pass over each part on the event loop. Measured with
- * `npm run bench:s3` (Swift, 256 MiB, same 2-core machine): chunked HTTP push (streamed PATCH +
- * PUT) went from 0.55-0.6x to 0.7-0.8x raw PutObject in one probe (1.12-1.30 s vs 0.89-0.93 s).
+ * What it saves: one SHA-256 pass over each part on the event loop (~0.15-0.3 s per 256 MiB on
+ * the 2-core test machine). Measured against Swift, 256 MiB, chunked HTTP push (one streamed
+ * PATCH + PUT) vs raw PutObject in the same run: 0.55-0.60x -> 0.72-0.80x (best of 3 in a probe
+ * timing only those two), 0.63-0.67x in `npm run bench:s3` (one noisy run each).
  */
 import type { PutObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 
