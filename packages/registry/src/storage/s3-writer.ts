@@ -45,6 +45,7 @@ import { PathNotFoundError, StorageError } from "./driver.js";
 import type { PartBuffers } from "./s3-buffers.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
 import { physicalKeyFor, pointerMetadata } from "./s3-pointers.js";
+import { unsignedPayload } from "./s3-unsigned.js";
 
 /** Marks a writer's internal objects: K + INTERNAL_MARK + "state" / "seg-...". */
 export const INTERNAL_MARK = "~strata-";
@@ -312,7 +313,7 @@ export class S3Writer implements FileWriter {
     const uploadKey = this.uploadKey;
     const p: Promise<void> = s3Call(key, signal, () =>
       client.send(
-        new UploadPartCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length }),
+        unsignedPayload(new UploadPartCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length })),
         { abortSignal: signal },
       ),
     ).then(
@@ -360,7 +361,7 @@ export class S3Writer implements FileWriter {
         const body = this.cur.subarray(this.room, this.filled);
         const seg = { key: `${objectKey}${INTERNAL_MARK}seg-${this.session}-${this.parts.length}-${this.total}`, size: body.length };
         await s3Call(key, signal, () =>
-          client.send(new PutObjectCommand({ Bucket: bucket, Key: seg.key, Body: body, ContentLength: body.length }), { abortSignal: signal }),
+          client.send(unsignedPayload(new PutObjectCommand({ Bucket: bucket, Key: seg.key, Body: body, ContentLength: body.length })), { abortSignal: signal }),
         );
         this.segments.push(seg);
       }
@@ -397,7 +398,7 @@ export class S3Writer implements FileWriter {
       if (this.uploadId === undefined) {
         const body = this.cur ? this.cur.subarray(0, this.filled) : Buffer.alloc(0);
         await s3Call(key, signal, () =>
-          client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length }), { abortSignal: signal }),
+          client.send(unsignedPayload(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length })), { abortSignal: signal }),
         );
       } else {
         if (this.cur && this.filled > 0) {
