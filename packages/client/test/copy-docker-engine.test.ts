@@ -5,7 +5,6 @@
  * Skipped when dockerd is not installed or not running as root.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -14,13 +13,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { type Distribution, run, startDistribution } from "./helpers/distribution.js";
+import { DOCKER, DOCKERD, type Dockerd, startDockerd } from "./helpers/dockerd.js";
 import { bigLayer, type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
 import { runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
 
-const DOCKERD = "/usr/sbin/dockerd";
-const DOCKER = "/usr/bin/docker";
 const available = existsSync(DOCKERD) && existsSync(DOCKER) && process.getuid?.() === 0;
 const sha = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
@@ -28,12 +26,11 @@ describe("strata copy and tag with Docker Engine", { skip: missing("dockerd", "d
   let reg: Distribution;
   let root: string;
   let work: string;
-  let dockerd: ChildProcess | undefined;
-  let sock: string;
+  let dockerd: Dockerd | undefined;
   let pulled: PushedImage;
   let layout: string;
   let built: BuiltImage;
-  const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, ...args]);
+  const docker = (...args: string[]) => dockerd!.docker(...args);
   const skopeo = async (...args: string[]) => {
     const r = await run("skopeo", args);
     assert.equal(r.code, 0, r.stderr);
@@ -55,38 +52,10 @@ describe("strata copy and tag with Docker Engine", { skip: missing("dockerd", "d
     const b = new OciLayoutBuilder(layout);
     built = await b.image({ layers: [{ tar: await smallLayer("load-1") }, { tar: await smallLayer("load-2"), compression: "zstd" }] });
     await b.finish("v1", [built]);
-    sock = join(work, "docker.sock");
-    dockerd = spawn(
-      DOCKERD,
-      [
-        "--iptables=false",
-        "--ip6tables=false",
-        "--bridge=none",
-        "--ip-forward=false",
-        "--ip-masq=false",
-        "--storage-driver=overlay2",
-        "--data-root",
-        root,
-        "--exec-root",
-        join(work, "exec"),
-        "--pidfile",
-        join(work, "docker.pid"),
-        "-H",
-        `unix://${sock}`,
-      ],
-      { stdio: "ignore" },
-    );
-    for (let i = 0; i < 300; i++) {
-      if (existsSync(sock) && (await docker("version")).code === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    dockerd = await startDockerd(root, work);
   });
   after(async () => {
-    if (dockerd && dockerd.exitCode === null) {
-      const exited = new Promise((r) => dockerd!.once("exit", r));
-      dockerd.kill("SIGTERM");
-      await exited;
-    }
+    await dockerd?.stop();
     await reg?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });

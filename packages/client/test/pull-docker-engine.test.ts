@@ -5,7 +5,6 @@
  * Skipped when dockerd is not installed or not running as root.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,26 +15,22 @@ import { verifyStore } from "../src/commands/verify.js";
 import { pull } from "../src/pull.js";
 import { Store } from "../src/store/store.js";
 import { type Distribution, GOLDEN_DIR, pushOciLayout, run, startDistribution } from "./helpers/distribution.js";
+import { DOCKER, DOCKERD, type Dockerd, startDockerd, TINI } from "./helpers/dockerd.js";
 import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { makeTar } from "./helpers/oci-build.js";
 import { checkStore } from "./helpers/store-check.js";
 import { missing } from "./helpers/tools.js";
 
-const DOCKERD = "/usr/sbin/dockerd";
-const DOCKER = "/usr/bin/docker";
-const TINI = "/usr/bin/docker-init"; // statically linked tini
-const RUNC_NORLIMIT = new URL("../../../../scripts/runc-norlimit", import.meta.url).pathname;
 const available = existsSync(DOCKERD) && existsSync(DOCKER) && existsSync(TINI) && process.getuid?.() === 0;
 
 describe("Docker Engine uses a store written by strata pull", { skip: missing("dockerd", "docker", "docker-registry", "skopeo") || (available ? false : "dockerd needs root and docker-init") }, () => {
   let reg: Distribution;
   let root: string;
   let work: string;
-  let dockerd: ChildProcess | undefined;
-  let sock: string;
+  let dockerd: Dockerd | undefined;
   let tini: PushedImage;
   let expected: { image_id: string; manifest_digest: string; layers: { diff_id: string }[] };
-  const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, ...args]);
+  const docker = (...args: string[]) => dockerd!.docker(...args);
 
   before(async () => {
     expected = JSON.parse(await readFile(join(GOLDEN_DIR, "expected.json"), "utf8"));
@@ -52,40 +47,10 @@ describe("Docker Engine uses a store written by strata pull", { skip: missing("d
     work = await mkdtemp(join(tmpdir(), "strata-dockerd-"));
     await pull(`${reg.host}/golden/edge:v1`, { root });
     await pull(tini.ref, { root });
-    sock = join(work, "docker.sock");
-    dockerd = spawn(
-      DOCKERD,
-      [
-        "--iptables=false",
-        "--ip6tables=false",
-        "--bridge=none",
-        "--ip-forward=false",
-        "--ip-masq=false",
-        "--storage-driver=overlay2",
-        "--data-root",
-        root,
-        "--exec-root",
-        join(work, "exec"),
-        "--pidfile",
-        join(work, "docker.pid"),
-        "-H",
-        `unix://${sock}`,
-        "--add-runtime",
-        `runc-norlimit=${RUNC_NORLIMIT}`,
-      ],
-      { stdio: "ignore" },
-    );
-    for (let i = 0; i < 300; i++) {
-      if (existsSync(sock) && (await docker("version")).code === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    dockerd = await startDockerd(root, work);
   });
   after(async () => {
-    if (dockerd && dockerd.exitCode === null) {
-      const exited = new Promise((r) => dockerd!.once("exit", r));
-      dockerd.kill("SIGTERM");
-      await exited;
-    }
+    await dockerd?.stop();
     await reg?.stop();
     if (root) await rm(root, { recursive: true, force: true });
     if (work) await rm(work, { recursive: true, force: true });
@@ -127,9 +92,7 @@ describe("Docker Engine uses a store written by strata pull", { skip: missing("d
     const other = await pushImage(reg.host, "test/by-docker", "v1", [{ tar: await smallLayer("docker-1") }, { tar: await smallLayer("docker-2") }]);
     const p = await docker("pull", other.ref);
     assert.equal(p.code, 0, p.stderr);
-    const exited = new Promise((r) => dockerd!.once("exit", r));
-    dockerd!.kill("SIGTERM");
-    await exited;
+    await dockerd!.stop();
     const store = await Store.open(root);
     const checks = await verifyStore(store, other.ref);
     assert.equal(checks[0].id, other.configDigest);

@@ -5,7 +5,7 @@
  * built here with gcc (no shell in the image). Skipped when dockerd, root or gcc is missing.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -13,14 +13,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Distribution, run, startDistribution } from "./helpers/distribution.js";
+import { DOCKERD, type Dockerd, startDockerd } from "./helpers/dockerd.js";
 import { type PushedImage, pushImage } from "./helpers/images.js";
 import { makeTar } from "./helpers/oci-build.js";
 import { runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
 
-const DOCKERD = "/usr/sbin/dockerd";
-const DOCKER = "/usr/bin/docker";
-const RUNC_NORLIMIT = new URL("../../../../scripts/runc-norlimit", import.meta.url).pathname;
 const CAT_C = `#include <fcntl.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
@@ -48,11 +46,10 @@ describe("strata push of a committed container; Docker Engine pulls and runs it"
   let reg: Distribution;
   let work: string;
   let store: string;
-  let dockerd: ChildProcess | undefined;
-  let sock: string;
+  let dockerd: Dockerd | undefined;
   let base: PushedImage;
   let dockerOk = false;
-  const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, ...args]);
+  const docker = (...args: string[]) => dockerd!.docker(...args);
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "strata-pushd-"));
@@ -67,44 +64,11 @@ describe("strata push of a committed container; Docker Engine pulls and runs it"
       { name: "etc/motd", content: "as built\n" },
     ]);
     base = await pushImage(reg.host, "ci/base", "v1", [{ tar: layer }]);
-    sock = join(work, "docker.sock");
-    dockerd = spawn(
-      DOCKERD,
-      [
-        "--iptables=false",
-        "--ip6tables=false",
-        "--bridge=none",
-        "--ip-forward=false",
-        "--ip-masq=false",
-        "--storage-driver=overlay2",
-        "--data-root",
-        join(work, "docker-root"),
-        "--exec-root",
-        join(work, "exec"),
-        "--pidfile",
-        join(work, "docker.pid"),
-        "-H",
-        `unix://${sock}`,
-        "--add-runtime",
-        `runc-norlimit=${RUNC_NORLIMIT}`,
-      ],
-      { stdio: "ignore" },
-    );
-    for (let i = 0; i < 300; i++) {
-      if (existsSync(sock) && (await docker("version")).code === 0) {
-        dockerOk = true;
-        break;
-      }
-      if (dockerd.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    dockerd = await startDockerd(join(work, "docker-root"), work);
+    dockerOk = dockerd.started;
   });
   after(async () => {
-    if (dockerd && dockerd.exitCode === null) {
-      const exited = new Promise((r) => dockerd!.once("exit", r));
-      dockerd.kill("SIGTERM");
-      await exited;
-    }
+    await dockerd?.stop();
     await reg?.stop();
     if (store) await runCli(["umount", "c1", "--root", store]).catch(() => {});
     if (work) await rm(work, { recursive: true, force: true });

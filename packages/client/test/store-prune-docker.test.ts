@@ -5,66 +5,20 @@
  * Skipped when dockerd is not installed or not running as root.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Distribution, run, startDistribution } from "./helpers/distribution.js";
+import { DOCKER, DOCKERD, startDockerd, TINI } from "./helpers/dockerd.js";
 import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { makeTar } from "./helpers/oci-build.js";
 import { runCli } from "./helpers/run-cli.js";
 import { checkStore } from "./helpers/store-check.js";
 import { missing } from "./helpers/tools.js";
 
-const DOCKERD = "/usr/sbin/dockerd";
-const DOCKER = "/usr/bin/docker";
-const TINI = "/usr/bin/docker-init"; // statically linked tini
-const RUNC_NORLIMIT = new URL("../../../../scripts/runc-norlimit", import.meta.url).pathname;
 const available = existsSync(DOCKERD) && existsSync(DOCKER) && existsSync(TINI) && process.getuid?.() === 0;
-
-/** dockerd on `root` (its own socket and exec root under `work`); stop() waits for it to exit. */
-async function startDockerd(root: string, work: string): Promise<{ docker: (...args: string[]) => ReturnType<typeof run>; stop(): Promise<void> }> {
-  await mkdir(work, { recursive: true });
-  const sock = join(work, "docker.sock");
-  const child: ChildProcess = spawn(
-    DOCKERD,
-    [
-      "--iptables=false",
-      "--ip6tables=false",
-      "--bridge=none",
-      "--ip-forward=false",
-      "--ip-masq=false",
-      "--storage-driver=overlay2",
-      "--data-root",
-      root,
-      "--exec-root",
-      join(work, "exec"),
-      "--pidfile",
-      join(work, "docker.pid"),
-      "-H",
-      `unix://${sock}`,
-      "--add-runtime",
-      `runc-norlimit=${RUNC_NORLIMIT}`,
-    ],
-    { stdio: "ignore" },
-  );
-  const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, ...args]);
-  for (let i = 0; i < 300; i++) {
-    if (existsSync(sock) && (await docker("version")).code === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    docker,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
 
 /** The lines of a prune report as a set, plus its total line. */
 function report(text: string): { items: string[]; total: string } {
