@@ -36,8 +36,8 @@ const STATUS_TEXT: Record<LayerStatus, string> = {
   failed: "Failed",
 };
 
-/** Docker's decimal human size with 3 significant digits ("205kB", "5.57MB"). */
-export function humanSize(bytes: number): string {
+/** Docker's decimal human size, `digits` significant digits ("205kB", "5.57MB" with 3). */
+export function humanSize(bytes: number, digits = 3): string {
   const units = ["B", "kB", "MB", "GB", "TB", "PB"];
   let v = bytes;
   let i = 0;
@@ -45,7 +45,7 @@ export function humanSize(bytes: number): string {
     v /= 1000;
     i++;
   }
-  return `${Number.parseFloat(v.toPrecision(3))}${units[i]}`;
+  return `${Number.parseFloat(v.toPrecision(digits))}${units[i]}`;
 }
 
 export const silentProgress: ProgressReporter = { event() {}, stop() {} };

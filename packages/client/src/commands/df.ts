@@ -1,17 +1,11 @@
 /** `strata system df`: TYPE TOTAL ACTIVE SIZE SHARED RECLAIMABLE, like `docker system df`. */
 import { type Fields, formatRows, type OutputFormat } from "../format.js";
+import { humanSize } from "../progress.js";
 import type { UsageRow } from "../store/prune.js";
 
 /** Docker's `system df` size: decimal units, 4 significant digits (go-units HumanSize). */
 export function dfSize(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number.parseFloat(v.toPrecision(4))}${units[i]}`;
+  return humanSize(bytes, 4);
 }
 
 /** Docker's percentage: truncated to an integer. */
