@@ -15,11 +15,12 @@
  *   STRATA_BENCH_RUNS         rounds; the fastest of each tool is reported (default 2)
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildGzipLayout } from "./layout.js";
 
 const LAYERS = Number(process.env.STRATA_BENCH_COPY_LAYERS ?? 3);
 const MIB = Number(process.env.STRATA_BENCH_COPY_MIB ?? 32);
@@ -27,41 +28,13 @@ const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 2);
 // compiled to build/ts/bench/copy.js
 const STRATA = fileURLToPath(new URL("../../../packages/cli/bin/strata.js", import.meta.url));
 
-const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-/** An OCI layout (tag v1) of LAYERS gzip layers. */
+/** An OCI layout (tag v1) of LAYERS gzip layers, each half random, half text. */
 function buildLayout(dir: string): void {
-  const blobs = join(dir, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (b: Buffer) => {
-    const d = sha256(b);
-    writeFileSync(join(blobs, d.slice(7)), b);
-    return { digest: d, size: b.length };
-  };
-  const layers = [];
-  const diffIds = [];
-  for (let i = 0; i < LAYERS; i++) {
-    const src = join(dir, `..`, `src${i}`);
-    mkdirSync(src);
-    const half = (MIB * 1024 * 1024) / 2;
-    writeFileSync(join(src, `random${i}.bin`), randomBytes(half));
+  const half = (MIB * 1024 * 1024) / 2;
+  buildGzipLayout(dir, LAYERS, (i) => {
     const line = `layer ${i} ${"the quick brown fox jumps over the lazy dog ".repeat(2)}\n`;
-    writeFileSync(join(src, `text${i}.txt`), line.repeat(Math.ceil(half / line.length)).slice(0, half));
-    const tar = execFileSync("tar", ["-C", src, "--numeric-owner", "--mtime=@1700000000", "-cf", "-", "."], { maxBuffer: 2 ** 31 });
-    const gz = execFileSync("gzip", ["-n", "-c"], { input: tar, maxBuffer: 2 ** 31 });
-    rmSync(src, { recursive: true });
-    diffIds.push(sha256(tar));
-    layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(gz) });
-  }
-  const config = put(Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: diffIds } })));
-  const manifest = put(
-    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config }, layers })),
-  );
-  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    join(dir, "index.json"),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": "v1" } }] }),
-  );
+    return { [`random${i}.bin`]: randomBytes(half), [`text${i}.txt`]: line.repeat(Math.ceil(half / line.length)).slice(0, half) };
+  });
 }
 
 interface Measure {

@@ -13,11 +13,12 @@
  *   STRATA_BENCH_RUNS         rounds; the fastest of each tool is reported (default 2)
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildGzipLayout } from "./layout.js";
 import { type Peer, startDistribution } from "./lib.js";
 
 const LAYERS = Number(process.env.STRATA_BENCH_PULL_LAYERS ?? 5);
@@ -26,57 +27,9 @@ const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 2);
 // compiled to build/ts/bench/pull.js
 const STRATA = fileURLToPath(new URL("../../../packages/cli/bin/strata.js", import.meta.url));
 
-const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
+/** `dir`/oci: an OCI layout (tag v1) of LAYERS gzip layers of random data. */
 function buildLayout(dir: string): void {
-  const blobs = join(dir, "oci", "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (b: Buffer) => {
-    const d = sha256(b);
-    writeFileSync(join(blobs, d.slice(7)), b);
-    return { digest: d, size: b.length };
-  };
-  const layers = [];
-  const diffIds = [];
-  for (let i = 0; i < LAYERS; i++) {
-    const src = join(dir, `src${i}`);
-    mkdirSync(src);
-    writeFileSync(join(src, `data${i}.bin`), randomBytes(MIB * 1024 * 1024));
-    const tar = execFileSync("tar", ["-C", src, "--numeric-owner", "--mtime=@1700000000", "-cf", "-", "."], { maxBuffer: 2 ** 31 });
-    const gz = execFileSync("gzip", ["-1", "-n", "-c"], { input: tar, maxBuffer: 2 ** 31 });
-    rmSync(src, { recursive: true });
-    diffIds.push(sha256(tar));
-    layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(gz) });
-  }
-  const config = put(
-    Buffer.from(
-      JSON.stringify({
-        architecture: "amd64",
-        os: "linux",
-        config: {},
-        rootfs: { type: "layers", diff_ids: diffIds },
-        history: diffIds.map(() => ({ created_by: "bench" })),
-      }),
-    ),
-  );
-  const manifest = put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-        layers,
-      }),
-    ),
-  );
-  writeFileSync(join(dir, "oci", "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    join(dir, "oci", "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": "v1" } }],
-    }),
-  );
+  buildGzipLayout(join(dir, "oci"), LAYERS, (i) => ({ [`data${i}.bin`]: randomBytes(MIB * 1024 * 1024) }), { gzipArgs: ["-1"], history: true });
 }
 
 interface Measure {

@@ -21,10 +21,11 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildGzipLayout } from "./layout.js";
 import { type Distribution, startDistribution } from "@strata/client/test-helpers/distribution.js";
 
 const LAYERS = Number(process.env.STRATA_BENCH_PUSH_LAYERS ?? 5);
@@ -37,34 +38,7 @@ const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("h
 
 /** An OCI layout (tag v1) of LAYERS gzip layers of random data; returns the manifest digest. */
 function buildLayout(dir: string): string {
-  const blobs = join(dir, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (b: Buffer) => {
-    const d = sha256(b);
-    writeFileSync(join(blobs, d.slice(7)), b);
-    return { digest: d, size: b.length };
-  };
-  const layers = [];
-  const diffIds = [];
-  for (let i = 0; i < LAYERS; i++) {
-    const src = join(dir, "..", `src${i}`);
-    mkdirSync(src);
-    writeFileSync(join(src, `random${i}.bin`), randomBytes(MIB * 1024 * 1024));
-    const tar = execFileSync("tar", ["-C", src, "--numeric-owner", "--mtime=@1700000000", "-cf", "-", "."], { maxBuffer: 2 ** 31 });
-    const gz = execFileSync("gzip", ["-1", "-n", "-c"], { input: tar, maxBuffer: 2 ** 31 });
-    rmSync(src, { recursive: true });
-    diffIds.push(sha256(tar));
-    layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(gz) });
-  }
-  const config = put(Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: diffIds } })));
-  const raw = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config }, layers }));
-  const manifest = put(raw);
-  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    join(dir, "index.json"),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": "v1" } }] }),
-  );
-  return manifest.digest;
+  return buildGzipLayout(dir, LAYERS, (i) => ({ [`random${i}.bin`]: randomBytes(MIB * 1024 * 1024) }), { gzipArgs: ["-1"] });
 }
 
 interface Measure {
