@@ -8,20 +8,18 @@
  * A missing tool skips its test with one line.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { DOCKER, DOCKERD, startDockerd, TINI } from "@strata/client/test-helpers/dockerd.js";
 import { type BuiltImage, buildOciLayout } from "./helpers/oci-layout.js";
-import { mustRun, REPO_ROOT, run, type StrataServer, startStrata, uniqueName } from "./helpers/strata.js";
+import { mustRun, run, type StrataServer, startStrata, uniqueName } from "./helpers/strata.js";
 
 const has = (p: string) => ["/usr/bin/", "/usr/sbin/", "/bin/", "/usr/local/bin/"].some((d) => existsSync(d + p));
 const missingBase = ["openssl", "htpasswd"].filter((t) => !has(t));
-const DOCKERD = "/usr/sbin/dockerd";
-const DOCKER = "/usr/bin/docker";
-const TINI = "/usr/bin/docker-init";
 const dockerSkip = existsSync(DOCKERD) && existsSync(DOCKER) && existsSync(TINI) && process.getuid?.() === 0 ? false : "needs dockerd, docker, docker-init (docker.io) and root";
 
 /** A CA and a server certificate for 127.0.0.1/localhost signed by it, made with openssl. */
@@ -194,40 +192,11 @@ for (const mode of ["basic", "token"] as const) {
 
     it("docker login + push + pull + run through a private dockerd", { skip: dockerSkip || (has("skopeo") ? false : "needs skopeo") }, async () => {
       const d = join(work, "docker");
-      await mkdir(d);
-      const sock = join(d, "docker.sock");
-      await writeFile(join(d, "daemon.json"), "{}");
-      const dockerd: ChildProcess = spawn(
-        DOCKERD,
-        [
-          "--config-file",
-          join(d, "daemon.json"),
-          "--iptables=false",
-          "--ip6tables=false",
-          "--bridge=none",
-          "--ip-forward=false",
-          "--ip-masq=false",
-          "--storage-driver=overlay2",
-          "--data-root",
-          join(d, "root"),
-          "--exec-root",
-          join(d, "exec"),
-          "--pidfile",
-          join(d, "docker.pid"),
-          "-H",
-          `unix://${sock}`,
-          "--add-runtime",
-          `runc-norlimit=${join(REPO_ROOT, "scripts", "runc-norlimit")}`,
-        ],
-        // Go reads extra trusted roots from SSL_CERT_FILE: the test CA, for this dockerd only.
-        { stdio: "ignore", env: { ...process.env, SSL_CERT_FILE: join(certDir, "ca.crt") } },
-      );
-      const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, "--config", join(d, "client"), ...args], { timeoutMs: 180_000 });
+      // Go reads extra trusted roots from SSL_CERT_FILE: the test CA, for this dockerd only.
+      const dockerd = await startDockerd(join(d, "root"), d, { env: { ...process.env, SSL_CERT_FILE: join(certDir, "ca.crt") } });
+      const docker = dockerd.docker;
       try {
-        for (let i = 0; i < 300; i++) {
-          if (existsSync(sock) && (await docker("version")).code === 0) break;
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        assert.ok(dockerd.started, dockerd.failure);
         const local = `strata-test/${uniqueName("img")}:v1`;
         await mustRun("skopeo", ["copy", `oci:${image.dir}:v1`, `docker-archive:${join(d, "img.tar")}:${local}`]);
         let r = await docker("load", "-i", join(d, "img.tar"));
@@ -236,7 +205,7 @@ for (const mode of ["basic", "token"] as const) {
         assert.notEqual(r.code, 0, "login with a wrong password fails");
         r = await docker("login", "-u", "alice", "-p", "alice-secret", host);
         assert.equal(r.code, 0, r.stderr);
-        const cfg = JSON.parse(await readFile(join(d, "client", "config.json"), "utf8"));
+        const cfg = JSON.parse(await readFile(join(dockerd.clientConfig, "config.json"), "utf8"));
         if (mode === "token") assert.ok(cfg.auths[host].identitytoken, "docker keeps the refresh token as its identity token");
         const ref = `${host}/team/${uniqueName("dk")}:v1`;
         assert.equal((await docker("tag", local, ref)).code, 0);
@@ -254,11 +223,7 @@ for (const mode of ["basic", "token"] as const) {
         // (dockerd then also tries plain HTTP, as it does for every loopback registry, and reports that error)
         assert.notEqual(r.code, 0, "after logout the private repository is refused");
       } finally {
-        if (dockerd.exitCode === null) {
-          const exited = new Promise((res) => dockerd.once("exit", res));
-          dockerd.kill("SIGTERM");
-          await exited;
-        }
+        await dockerd.stop();
       }
     });
   });

@@ -8,18 +8,16 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type BuiltImage, buildOciLayout } from "./helpers/oci-layout.js";
 import { mustRun, run, type StrataServer, startStrata, strata } from "./helpers/strata.js";
+import { DOCKER, DOCKERD, startDockerd } from "@strata/client/test-helpers/dockerd.js";
 import { missing } from "@strata/client/test-helpers/tools.js";
 
-const DOCKERD = "/usr/sbin/dockerd";
-const DOCKER = "/usr/bin/docker";
 const dockerSkip = existsSync(DOCKERD) && existsSync(DOCKER) && process.getuid?.() === 0 ? false : "needs dockerd and docker (docker.io) and root";
 
 describe("lifecycle policies through skopeo and strata gc/usage [filesystem]", { skip: missing("skopeo") }, () => {
@@ -75,22 +73,10 @@ describe("lifecycle policies through skopeo and strata gc/usage [filesystem]", {
 
   it("docker push: an immutable tag cannot be moved, a quota names itself", { skip: dockerSkip }, async () => {
     const d = join(work, "docker");
-    await mkdir(d);
-    const sock = join(d, "docker.sock");
-    await writeFile(join(d, "daemon.json"), "{}");
-    const dockerd: ChildProcess = spawn(
-      DOCKERD,
-      // prettier-ignore
-      ["--config-file", join(d, "daemon.json"), "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false",
-        "--storage-driver=overlay2", "--data-root", join(d, "root"), "--exec-root", join(d, "exec"), "--pidfile", join(d, "docker.pid"), "-H", `unix://${sock}`],
-      { stdio: "ignore" },
-    );
-    const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, "--config", join(d, "client"), ...args], { timeoutMs: 180_000 });
+    const dockerd = await startDockerd(join(d, "root"), d);
+    const docker = dockerd.docker;
     try {
-      for (let i = 0; i < 300; i++) {
-        if (existsSync(sock) && (await docker("version")).code === 0) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      assert.ok(dockerd.started, dockerd.failure);
       const load = async (img: BuiltImage, name: string) => {
         const tar = join(d, `${name}.tar`);
         await mustRun("skopeo", ["copy", `oci:${img.dir}:${img.tag}`, `docker-archive:${tar}:strata-test/${name}:v1`]);
@@ -112,11 +98,7 @@ describe("lifecycle policies through skopeo and strata gc/usage [filesystem]", {
       assert.notEqual(r.code, 0, "docker push over the quota fails");
       assert.match(r.stderr + r.stdout, /quota team\/\*\*/);
     } finally {
-      if (dockerd.exitCode === null) {
-        const exited = new Promise((res) => dockerd.once("exit", res));
-        dockerd.kill("SIGTERM");
-        await exited;
-      }
+      await dockerd.stop();
     }
   });
 

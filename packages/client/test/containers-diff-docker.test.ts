@@ -6,18 +6,15 @@
  * Skipped (one line) without root, overlay mounts or a dockerd that starts.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { overlayChanges } from "../src/containers/changes.js";
 import { containerLayers, createContainer, mountContainer, removeContainer, resolveContainer, unmountContainer } from "../src/containers/store.js";
 import { addImage, cleanupRoot, openStore, overlayProbe, type TarEntrySpec, tempRoot } from "./helpers/containers-images.js";
-import { run } from "./helpers/distribution.js";
+import { DOCKERD, type Dockerd, startDockerd } from "./helpers/dockerd.js";
 
-const DOCKERD = "/usr/sbin/dockerd";
-const DOCKER = "/usr/bin/docker";
-const RUNC_NORLIMIT = new URL("../../../../scripts/runc-norlimit", import.meta.url).pathname;
 const probe = overlayProbe();
 const skip = !probe.ok ? `overlay mounts impossible here: ${probe.reason}` : !fs.existsSync(DOCKERD) ? "dockerd not installed (Debian docker.io)" : false;
 
@@ -52,43 +49,19 @@ function edit(m: string): void {
 
 describe("strata diff matches docker diff", { skip }, () => {
   let root = "";
-  let dockerd: ChildProcess | undefined;
-  let started = "";
-  let sock = "";
-  const docker = (...args: string[]) => run(DOCKER, ["-H", `unix://${sock}`, ...args]);
-
+  let dockerd: Dockerd | undefined;
+  let work = "";
+  const docker = (...args: string[]) => dockerd!.docker(...args);
   before(async () => {
     root = tempRoot("diff-docker");
+    work = `${root}-dockerd`;
     await addImage(await openStore(root), "test/diff:v1", [IMAGE]);
   });
   after(async () => {
-    if (dockerd && dockerd.exitCode === null) {
-      const exited = new Promise((r) => dockerd?.once("exit", r));
-      dockerd.kill("SIGTERM");
-      await exited;
-    }
+    await dockerd?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
     if (root) cleanupRoot(root);
   });
-
-  async function startDockerd(): Promise<string> {
-    const work = join(root, "..", `${root.split("/").pop()}-dockerd`);
-    fs.mkdirSync(work, { recursive: true });
-    sock = join(work, "docker.sock");
-    const args = ["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=overlay2", "--data-root", root];
-    args.push("--exec-root", join(work, "exec"), "--pidfile", join(work, "docker.pid"), "-H", `unix://${sock}`, "--add-runtime", `runc-norlimit=${RUNC_NORLIMIT}`);
-    let log = "";
-    dockerd = spawn(DOCKERD, args, { stdio: ["ignore", "ignore", "pipe"] });
-    dockerd.stderr?.on("data", (d) => {
-      log = (log + d).slice(-2000);
-    });
-    dockerd.once("exit", () => fs.rmSync(work, { recursive: true, force: true }));
-    for (let i = 0; i < 300; i++) {
-      if (dockerd.exitCode !== null) return `dockerd exited: ${log.trim().split("\n").at(-1)}`;
-      if (fs.existsSync(sock) && (await docker("version")).code === 0) return "";
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return "dockerd did not answer within 30 s";
-  }
 
   it("after appending to a lower file, deleting, adding, replacing a directory and a chmod", async (t) => {
     // Strata's container
@@ -103,9 +76,9 @@ describe("strata diff matches docker diff", { skip }, () => {
     assert.ok(ours.includes("C /etc") && ours.includes("C /etc/hello.txt"), ours.join("\n"));
 
     // dockerd's container of the same image, edited through the same kind of mount
-    started = await startDockerd();
-    if (started) {
-      t.skip(started);
+    dockerd = await startDockerd(root, work);
+    if (!dockerd.started) {
+      t.skip(dockerd.failure);
       return;
     }
     const created = await docker("create", "--name", "docker-c", "--runtime", "runc-norlimit", "test/diff:v1", "/none");
