@@ -98,8 +98,8 @@ export async function createRegistry(config: RegistryConfig, opts: CreateRegistr
   const gcState = shared?.gc ?? new MemoryGcState();
   const guard = new GcGuard(locks, gcState);
   const immutable = new ImmutableTags(config.immutable);
-  const manifests = new ManifestStore(driver, blobs, tagIndex, locks, guard, config.cache.manifestBytes, { cacheLinks: !shared, immutable });
   const usage = new UsageService(driver, blobs, config.quotas);
+  const manifests = new ManifestStore(driver, blobs, tagIndex, locks, guard, config.cache.manifestBytes, { cacheLinks: !shared, immutable, quota: usage.enabled ? usage : undefined });
   const uploads = new UploadService(driver, sessions, blobs, repositories, locks, gcState, {
     quota: usage.enabled ? usage : undefined,
     ttlSeconds: config.uploads.ttlSeconds,

@@ -140,6 +140,33 @@ for (const backend of backends().filter((b) => b.name !== "auth")) {
       }
     });
 
+    it("quotas: manifests count; one over the quota is DENIED and not stored, one the quota already counts is free", async () => {
+      const parts = imageParts(1, 100);
+      const raw = ociManifestBytes(parts.configDesc, parts.layerDescs);
+      const h = await startRegistry(backend, (c) => {
+        c.quotas = [{ repositories: ["team/**"], maxBytes: 100 + parts.config.length + raw.length }];
+      });
+      try {
+        await pushParts(h, "team/a", parts);
+        await pushManifest(h, "team/a", "v1", raw, MediaTypes.OciManifest);
+        // the quota is now exactly full; the same manifest elsewhere in it adds nothing
+        await pushParts(h, "team/b", parts);
+        await pushManifest(h, "team/b", "v1", raw, MediaTypes.OciManifest);
+        // the same image in other bytes is another manifest, over the quota
+        const other = Buffer.concat([raw, Buffer.from("\n")]);
+        const res = await h.req("PUT", `/v2/team/a/manifests/v2`, { headers: { "Content-Type": MediaTypes.OciManifest }, body: other });
+        const [err] = expectError(res, 403, "DENIED", "a manifest over the quota");
+        assert.match(err.message ?? "", /quota team\/\*\*/);
+        assert.equal((await h.req("GET", `/v2/team/a/manifests/v2`)).status, 404, "the refused tag does not exist");
+        assert.equal((await h.req("GET", `/v2/team/a/manifests/${sha256(other)}`)).status, 404, "the refused manifest was not stored");
+        // outside the quota the same bytes are accepted
+        await pushParts(h, "solo/x", parts);
+        await pushManifest(h, "solo/x", "v2", other, MediaTypes.OciManifest);
+      } finally {
+        await h.close();
+      }
+    });
+
     it("quotas: a request whose Content-Length exceeds the quota is answered 403 without its body being read", async () => {
       const h = await startRegistry(backend, (c) => {
         c.quotas = [{ repositories: ["team/**"], maxBytes: 1000 }];

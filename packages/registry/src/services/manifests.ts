@@ -21,6 +21,7 @@ import { BlobStore } from "./blobs.js";
 import { ByteLru } from "./cache.js";
 import { type GcGuard, requireStored } from "./gc.js";
 import type { ImmutableTags } from "./retention.js";
+import { type QuotaGate, quotaDenied } from "./usage.js";
 
 export interface StoredManifest {
   readonly digest: Digest;
@@ -82,14 +83,16 @@ export class ManifestStore {
     private readonly locks: Locker,
     private readonly guard: GcGuard,
     cacheBytes: number,
-    opts: { cacheLinks: boolean; immutable?: ImmutableTags } = { cacheLinks: false },
+    opts: { cacheLinks: boolean; immutable?: ImmutableTags; quota?: QuotaGate } = { cacheLinks: false },
   ) {
     this.lru = new ByteLru(cacheBytes);
     this.links = opts.cacheLinks ? new Map() : undefined;
     this.immutable = opts.immutable;
+    this.quota = opts.quota;
   }
 
   private readonly immutable: ImmutableTags | undefined;
+  private readonly quota: QuotaGate | undefined;
 
   private async readLink(key: string): Promise<Digest | undefined> {
     if (this.links?.has(key)) return this.links.get(key);
@@ -166,6 +169,8 @@ export class ManifestStore {
     if (reference.digest && reference.digest !== digest) throw new DigestMismatchError(reference.digest, digest);
     // A refused tag move must leave nothing behind (tag() checks again under the tag's lock).
     if (reference.tag) await this.checkImmutable(repository, reference.tag, digest);
+    const allow = opts.mirrored ? undefined : await this.quota?.allowance(repository, digest);
+    if (allow && raw.length > allow.bytes) throw quotaDenied(allow, repository, raw.length);
     // In flight for the collector from before the first check until after the last write (services/gc.ts).
     return this.guard.push(async (deadline) => {
       const inTime = () => {
@@ -177,6 +182,7 @@ export class ManifestStore {
         await this.blobs.putSmall(digest, raw);
         inTime();
         await this.writeLink(pathFor({ kind: "manifestRevisionLink", name: repository, digest }), digest);
+        this.quota?.linked(repository, digest, raw.length);
       });
       if (m.subject) {
         const desc = referrerDescriptor(m, digest, raw.length);

@@ -4,10 +4,21 @@
  * linked into any repository its globs match (a blob shared by two of them counts once).
  * Both are read from storage when asked (no counter that could drift from it).
  *
- * Enforcement (upload/uploads.ts): a blob that would take a quota's usage past `maxBytes` is
- * refused with DENIED naming the quota, before its data is accepted when its size is known
- * up front (monolithic upload, Content-Length), else at the first chunk that crosses it. A blob
- * already counted by the quota (linked into one of its repositories) never adds to it.
+ * Enforcement (upload/uploads.ts, services/manifests.ts): a blob or manifest that would take a
+ * quota's usage past `maxBytes` is refused with DENIED naming the quota, before its data is
+ * accepted when its size is known up front (monolithic upload, Content-Length, manifest PUT),
+ * else at the first chunk that crosses it. Content already counted by the quota (linked into
+ * one of its repositories) never adds to it.
+ *
+ * Enforcement reads a quota's usage from storage at most once per `QUOTA_VIEW_TTL_MS` (a walk
+ * of every link of its repositories: one listing per repository, which in S3 mode is one or
+ * more LIST calls each), not on every request. Links this process writes are added to the view
+ * at once (`linked`); links written by other replicas, and deletions anywhere, show within the
+ * TTL. Deletions only lower usage, so a stale view refuses early, never lets more through; the
+ * writes of other replicas within one TTL can overshoot by what they pushed in it, as concurrent
+ * uploads of one replica already can (quotas are checked, not reserved). Measured (filesystem,
+ * 300 repositories of 30 links under one quota, 40 blob pushes of 1 kB, load average 9): 830 ms
+ * per push when every push walked the links, 48 ms with the view.
  */
 import { type Digest, tryParseDigest } from "@strata/core";
 import { globToRegExp } from "../auth/policy.js";
@@ -32,6 +43,23 @@ export interface QuotaUsage {
   readonly usedBytes: number;
 }
 
+/** What quotas let a repository still add, and what they learn of this process's writes. */
+export interface QuotaGate {
+  allowance(repository: string, digest?: Digest): Promise<Allowance | undefined>;
+  /** `digest` (of `size` bytes) was just linked into `repository` by this process. */
+  linked(repository: string, digest: Digest, size: number): void;
+}
+
+/** How long a quota's usage read from storage serves enforcement. */
+export const QUOTA_VIEW_TTL_MS = 5_000;
+
+/** A quota's distinct digests and their bytes, as read at `readAt` plus this process's links since. */
+interface QuotaView {
+  readonly digests: Map<Digest, number>;
+  bytes: number;
+  readonly readAt: number;
+}
+
 /** What an upload may still add: undefined when no quota limits it. */
 export interface Allowance {
   readonly bytes: number;
@@ -46,10 +74,13 @@ interface Compiled {
   readonly patterns: RegExp[];
 }
 
-export class UsageService {
+export class UsageService implements QuotaGate {
   private readonly quotas: Compiled[];
   /** Blob sizes by digest (a digest's size never changes). */
   private readonly sizes = new Map<string, number>();
+  private readonly views = new Map<Compiled, QuotaView>();
+  /** Reads in flight, with the links recorded while they run (they may have missed them). */
+  private readonly reading = new Map<Compiled, { view: Promise<QuotaView>; since: Map<Digest, number> }>();
 
   constructor(
     private readonly driver: StorageDriver,
@@ -77,8 +108,8 @@ export class UsageService {
     return out;
   }
 
-  private async bytesOf(digests: Iterable<Digest>): Promise<number> {
-    let total = 0;
+  private async sizesOf(digests: Iterable<Digest>): Promise<Map<Digest, number>> {
+    const out = new Map<Digest, number>();
     for (const d of digests) {
       let size = this.sizes.get(d);
       if (size === undefined) {
@@ -87,8 +118,14 @@ export class UsageService {
         if (this.sizes.size > 100_000) this.sizes.clear();
         this.sizes.set(d, size);
       }
-      total += size;
+      out.set(d, size);
     }
+    return out;
+  }
+
+  private async bytesOf(digests: Iterable<Digest>): Promise<number> {
+    let total = 0;
+    for (const size of (await this.sizesOf(digests)).values()) total += size;
     return total;
   }
 
@@ -123,17 +160,48 @@ export class UsageService {
   async allowance(repository: string, digest?: Digest): Promise<Allowance | undefined> {
     const quotas = this.matching(repository);
     if (quotas.length === 0) return undefined;
-    const repos = await walkRepositories(this.driver);
     let tightest: Allowance | undefined;
     for (const q of quotas) {
-      const all = new Set<Digest>();
-      for (const r of repos) if (q.patterns.some((p) => p.test(r))) for (const d of await this.digests(r)) all.add(d);
-      if (digest !== undefined && all.has(digest)) continue;
-      const used = await this.bytesOf(all);
-      const a: Allowance = { bytes: Math.max(0, q.rule.maxBytes - used), quota: q.name, maxBytes: q.rule.maxBytes, usedBytes: used };
+      const view = await this.view(q);
+      if (digest !== undefined && view.digests.has(digest)) continue;
+      const a: Allowance = { bytes: Math.max(0, q.rule.maxBytes - view.bytes), quota: q.name, maxBytes: q.rule.maxBytes, usedBytes: view.bytes };
       if (tightest === undefined || a.bytes < tightest.bytes) tightest = a;
     }
     return tightest;
+  }
+
+  linked(repository: string, digest: Digest, size: number): void {
+    for (const q of this.matching(repository)) {
+      const v = this.views.get(q);
+      if (v && !v.digests.has(digest)) {
+        v.digests.set(digest, size);
+        v.bytes += size;
+      }
+      this.reading.get(q)?.since.set(digest, size);
+    }
+  }
+
+  /** The quota's view, read again from storage once older than the TTL (one read at a time). */
+  private view(q: Compiled): Promise<QuotaView> {
+    const v = this.views.get(q);
+    if (v && Date.now() - v.readAt < QUOTA_VIEW_TTL_MS) return Promise.resolve(v);
+    const running = this.reading.get(q);
+    if (running) return running.view;
+    const since = new Map<Digest, number>();
+    const view = (async () => {
+      const readAt = Date.now();
+      const all = new Set<Digest>();
+      for (const r of await walkRepositories(this.driver)) if (q.patterns.some((p) => p.test(r))) for (const d of await this.digests(r)) all.add(d);
+      const digests = await this.sizesOf(all);
+      for (const [d, size] of since) digests.set(d, size);
+      let bytes = 0;
+      for (const size of digests.values()) bytes += size;
+      const fresh: QuotaView = { digests, bytes, readAt };
+      this.views.set(q, fresh);
+      return fresh;
+    })().finally(() => this.reading.delete(q));
+    this.reading.set(q, { view, since });
+    return view;
   }
 }
 

@@ -28,7 +28,7 @@ import { BadRequestError, UnavailableError, UnknownError, UploadRangeError } fro
 import type { Lease, Locker } from "../locks.js";
 import type { BlobStore } from "../services/blobs.js";
 import { type GcState, requireStored } from "../services/gc.js";
-import { type Allowance, quotaDenied } from "../services/usage.js";
+import { type Allowance, type QuotaGate, quotaDenied } from "../services/usage.js";
 import { type RepositoryIndex, walkUploads } from "../services/catalog.js";
 import { type FileWriter, isNotFound, type StorageDriver, StorageUnavailableError } from "../storage/driver.js";
 import { blobOfDataKey, pathFor, uploadOfDataKey } from "../storage/paths.js";
@@ -50,11 +50,6 @@ export interface UploadOptions {
   orphanGraceSeconds: number;
   /** Quotas (services/usage.ts); absent: none. */
   quota?: QuotaGate;
-}
-
-/** What quotas let a repository still add (services/usage.ts). */
-export interface QuotaGate {
-  allowance(repository: string, digest?: Digest): Promise<Allowance | undefined>;
 }
 
 export function uploadLocation(repository: string, id: string): string {
@@ -267,6 +262,7 @@ export class UploadService {
    */
   private async linkHeld(repository: string, digest: Digest, size: number): Promise<void> {
     await this.blobs.link(repository, digest, size);
+    this.opts.quota?.linked(repository, digest, size);
     await this.gc.protect(digest);
   }
 
