@@ -220,11 +220,17 @@ export function registerClientCommands(program: Command): void {
     .command("df")
     .description("show the store's disk usage: images, layers, containers, shared and reclaimable bytes")
     .addOption(rootOption())
-    .addOption(formatOption("{{.Type}}, {{.TotalCount}}, {{.Active}}, {{.Size}}, {{.Shared}}, {{.Reclaimable}}"))
-    .action(async (o: { root: string; format?: string }) => {
-      const [{ diskUsage }, { formatDf, DF_FIELDS }] = await Promise.all([import("./store/prune.js"), import("./commands/df.js")]);
-      const fmt = parseFormat(o.format, DF_FIELDS, "system df");
+    .option("-v, --verbose", "one row per image (size, shared, unique, containers) and per container")
+    .addOption(formatOption("{{.Type}}, {{.TotalCount}}, {{.Active}}, {{.Size}}, {{.Shared}}, {{.Reclaimable}}; with -v: table or json"))
+    .action(async (o: { root: string; format?: string; verbose?: boolean }) => {
+      const [{ diskUsage }, { formatDf, formatDfVerbose, dfVerbose, DF_FIELDS }] = await Promise.all([import("./store/prune.js"), import("./commands/df.js")]);
+      if (o.verbose && o.format !== undefined && o.format !== "table" && o.format !== "json") throw new Error(`system df: --format with --verbose takes table or json, got ${JSON.stringify(o.format)}`);
+      const fmt = o.verbose ? undefined : parseFormat(o.format, DF_FIELDS, "system df");
       const store = await openStore(o.root);
+      if (!fmt) {
+        print(formatDfVerbose(await store.withLock(() => dfVerbose(store)), o.format === "json" ? "json" : "table"));
+        return;
+      }
       print(formatDf(await store.withLock(() => diskUsage(store)), fmt));
     });
 

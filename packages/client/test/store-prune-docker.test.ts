@@ -14,6 +14,8 @@ import { type Distribution, run, startDistribution } from "./helpers/distributio
 import { DOCKER, DOCKERD, startDockerd, TINI } from "./helpers/dockerd.js";
 import { type PushedImage, pushImage, smallLayer } from "./helpers/images.js";
 import { makeTar } from "./helpers/oci-build.js";
+import { dfSize } from "../src/commands/df.js";
+import { humanSize } from "../src/progress.js";
 import { runCli } from "./helpers/run-cli.js";
 import { checkStore } from "./helpers/store-check.js";
 import { missing } from "./helpers/tools.js";
@@ -91,6 +93,19 @@ describe("Docker Engine on a store strata pruned", { skip: missing("dockerd", "d
     assert.equal(dockerDf.code, 0, dockerDf.stderr);
     assert.equal(df.stdout.split("\n")[0], dockerDf.stdout.split("\n")[0], `strata: ${df.stdout}\ndocker: ${dockerDf.stdout}`);
     process.stderr.write(`# system df Images row: strata "${df.stdout.split("\n")[0]}", docker "${dockerDf.stdout.split("\n")[0]}"\n`);
+    // per image: the same sizes, shared and unique bytes (the base layer is shared by all three)
+    const dockerV = await docker("system", "df", "-v", "--format", "{{json .}}");
+    assert.equal(dockerV.code, 0, dockerV.stderr);
+    type Row = { Repository: string; Tag: string; Size: string; SharedSize: string; UniqueSize: string; Containers: string };
+    const key = (x: Row) => `${x.Repository}:${x.Tag} ${x.Size} ${x.SharedSize} ${x.UniqueSize} ${x.Containers}`;
+    const theirRows = (JSON.parse(dockerV.stdout) as { Images: Row[] }).Images.map(key).sort();
+    const oursV = await runCli(["system", "df", "-v", "--format", "json", "--root", root]);
+    assert.equal(oursV.code, 0, oursV.stderr);
+    const ourRows = (JSON.parse(oursV.stdout) as { Images: { Repository: string; Tag: string; Size: number; SharedSize: number; UniqueSize: number; Containers: number }[] }).Images.map((x) =>
+      key({ ...x, Size: humanSize(x.Size), SharedSize: dfSize(x.SharedSize), UniqueSize: dfSize(x.UniqueSize), Containers: String(x.Containers) }),
+    );
+    assert.deepEqual(ourRows.sort(), theirRows, dockerV.stdout);
+    process.stderr.write(`# system df -v images: ${theirRows.join("; ")}\n`);
     const r = await docker("run", "--rm", "--network", "none", "--runtime", "runc-norlimit", app.ref, "/bin/tini", "--version");
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^tini version \d+\.\d+\.\d+/);

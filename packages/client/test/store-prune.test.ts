@@ -207,6 +207,46 @@ describe("image prune, system df, layer removal", { skip }, () => {
     assert.match(none.stderr, /^strata: no image store at /);
   });
 
+  it("system df -v: per image (one row per tag) its bytes, the bytes another image shares, and its containers; per container its rw bytes", async () => {
+    const r = await runCli(["system", "df", "-v", "--format", "json", "--root", root]);
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as {
+      Images: { Repository: string; Tag: string; ID: string; Size: number; SharedSize: number; UniqueSize: number; Containers: number }[];
+      Containers: { ID: string; Names: string; Image: string; CreatedAt: string; Size: number; Status: string }[];
+    };
+    const disk = new Map<string, number>();
+    for (const c of layerSet(root)) disk.set(c, duOf(join(root, "overlay2", cacheIdOf(root, c), "diff")));
+    const bytes = (cs: Iterable<string>) => [...new Set(cs)].reduce((n, c) => n + (disk.get(c) ?? Number.NaN), 0);
+    const holders = new Map<string, number>();
+    for (const cs of Object.values(fx.chains)) for (const c of cs) holders.set(c, (holders.get(c) ?? 0) + 1);
+    // tagged images have a row per tag; t/four is known by digest only (<none> tag); t/three and t/six are dangling
+    const expected = Object.entries(fx.chains).map(([k, cs]) => {
+      const shared = bytes(cs.filter((c) => (holders.get(c) ?? 0) > 1));
+      return { ID: fx.ids[k], Size: bytes(cs), SharedSize: shared, UniqueSize: bytes(cs) - shared, Containers: k === "five" ? 1 : 0 };
+    });
+    const got = v.Images.map(({ ID, Size, SharedSize, UniqueSize, Containers }) => ({ ID, Size, SharedSize, UniqueSize, Containers }));
+    const byId = (a: { ID: string }, b: { ID: string }) => a.ID.localeCompare(b.ID);
+    assert.deepEqual(got.sort(byId), expected.sort(byId));
+    assert.deepEqual(v.Images.find((i) => i.ID === fx.ids.one)?.Repository, "t/one");
+    assert.deepEqual(v.Images.find((i) => i.ID === fx.ids.img4)?.Tag, "<none>");
+    assert.deepEqual(
+      v.Containers.map(({ Names, Image, Size, Status }) => ({ Names, Image, Size, Status })),
+      [{ Names: "keeper", Image: "t/five:1", Size: 1234, Status: "Created" }],
+    );
+    assert.match(v.Containers[0].ID, /^[0-9a-f]{64}$/);
+    assert.ok(!Number.isNaN(Date.parse(v.Containers[0].CreatedAt)), v.Containers[0].CreatedAt);
+    const table = await runCli(["system", "df", "-v", "--root", root]);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.split("\n");
+    assert.equal(lines[0], "Images space usage:");
+    assert.match(lines[2], /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\s+SHARED SIZE\s+UNIQUE SIZE\s+CONTAINERS$/);
+    assert.ok(lines.includes("Containers space usage:"), table.stdout);
+    assert.match(table.stdout, /\nCONTAINER ID\s+IMAGE\s+SIZE\s+CREATED\s+STATUS\s+NAMES\n[0-9a-f]{12}\s+t\/five:1\s+1\.234kB\s+.*\s+Created\s+keeper\n$/);
+    const bad = await runCli(["system", "df", "-v", "--format", "{{.Size}}", "--root", root]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^strata: system df: --format with --verbose takes table or json/);
+  });
+
   it("prune removes only dangling images (digest-only references too, not a parent of a kept image) and unused layers", async () => {
     const before = { layers: layerSet(root), dirs: overlayDirs(root), links: links(root) };
     const sizes = new Map(before.layers.map((c) => [c, duOf(join(root, "overlay2", cacheIdOf(root, c), "diff"))]));

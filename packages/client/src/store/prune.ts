@@ -198,3 +198,49 @@ export async function diskUsage(store: Store): Promise<UsageRow[]> {
   const containers: UsageRow = { type: "Containers", total: g.containers.length, active: mounted, size: cSize, shared: 0, reclaimable: cReclaimable };
   return [images, layers, containers];
 }
+
+/** One image's share of the store, as `docker system df -v` reports it. */
+export interface ImageUsage {
+  /** Bytes of all its layers. */
+  size: number;
+  /** Bytes of its layers another image also holds. */
+  shared: number;
+  /** Containers created from it. */
+  containers: number;
+}
+
+/** One container's rw layer, as `docker system df -v` reports it. */
+export interface ContainerUsage {
+  id: string;
+  name: string;
+  /** The image argument it was created from (else its image ID). */
+  image: string;
+  created: string;
+  /** Bytes in its rw layer. */
+  size: number;
+  mounted: boolean;
+}
+
+/** `strata system df -v`: every image's size, shared and unique bytes and containers; every container's rw bytes. */
+export async function diskUsageVerbose(store: Store): Promise<{ images: Map<string, ImageUsage>; containers: ContainerUsage[] }> {
+  const g = await loadGraph(store);
+  const users = new Map<string, number>();
+  for (const img of g.images) for (const c of new Set(img.chainIds)) users.set(c, (users.get(c) ?? 0) + 1);
+  const images = new Map<string, ImageUsage>();
+  for (const img of g.images) {
+    let size = 0;
+    let shared = 0;
+    for (const c of new Set(img.chainIds)) {
+      const n = g.layers.get(c)?.size ?? 0;
+      size += n;
+      if ((users.get(c) ?? 0) > 1) shared += n;
+    }
+    images.set(img.id, { size, shared, containers: g.containers.filter((c) => c.image === img.id).length });
+  }
+  const containers: ContainerUsage[] = [];
+  for (const c of g.containers) {
+    const size = await treeSize(join(store.paths.overlayDir(c.mountId), "diff"));
+    containers.push({ id: c.id, name: c.name, image: c.imageName ?? c.image ?? "", created: c.created ?? "", size, mounted: isContainerMounted(store, c) });
+  }
+  return { images, containers };
+}
