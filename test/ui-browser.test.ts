@@ -211,6 +211,27 @@ describe("web UI in Chromium", { skip }, () => {
     await shot("05-index");
   });
 
+  it("pages a repository's tags: the first 200, then the rest with Show more", async () => {
+    await mustRun("skopeo", ["copy", "--dest-tls-verify=false", "--preserve-digests", `oci:${join(work, "amd")}:v1`, `docker://${srv.host}/many/tags:t000`], { timeoutMs: 120_000 });
+    const got = await fetch(`${srv.url}/v2/many/tags/manifests/t000`, { headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    const raw = Buffer.from(await got.arrayBuffer());
+    const type = got.headers.get("content-type")!;
+    for (let i = 1; i < 205; i++) {
+      const put = await fetch(`${srv.url}/v2/many/tags/manifests/t${String(i).padStart(3, "0")}`, { method: "PUT", headers: { "Content-Type": type }, body: raw });
+      assert.equal(put.status, 201);
+    }
+    await page.goto(`${srv.url}/ui/#/r/many/tags`);
+    await page.locator("#tag-sort").selectOption("name");
+    await page.locator('tr[data-tag="t199"]').waitFor();
+    const tagsShown = () => page.locator("tr[data-tag]").evaluateAll((rs) => rs.map((r) => r.getAttribute("data-tag")));
+    assert.equal((await tagsShown()).length, 200);
+    await page.getByRole("button", { name: "Show more tags" }).click();
+    await page.locator('tr[data-tag="t204"]').waitFor();
+    const all = await tagsShown();
+    assert.deepEqual(all, Array.from({ length: 205 }, (_v, i) => `t${String(i).padStart(3, "0")}`));
+    assert.equal(await page.getByRole("button", { name: "Show more tags" }).count(), 0, "no more pages");
+  });
+
   it("deletes a selected tag after confirmation", async () => {
     await page.goto(`${srv.url}/ui/#/r/team/api`);
     await page.locator('tr[data-tag="old"]').waitFor();

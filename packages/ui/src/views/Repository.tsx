@@ -1,7 +1,8 @@
 /**
  * One repository: its tags with platforms, size, age, last pull and short digest (click to
  * copy), a copy-ready pull command per tag, referrer badges, and multi-select delete of tags
- * or of the manifests they point at (when the registry allows deletes).
+ * or of the manifests they point at (when the registry allows deletes). Tags come TAGS_PAGE at
+ * a time, the next ones with "Show more".
  */
 import { useEffect, useState } from "preact/hooks";
 import { deleteReference, info, type TagRow, tags } from "../api.js";
@@ -11,6 +12,9 @@ import { handleActionError, useLoad } from "../load.js";
 import { href } from "../routes.js";
 
 type Tool = "docker" | "podman";
+
+/** Tags per request: the first page and each "Show more". */
+export const TAGS_PAGE = 200;
 
 export function PullCommand(props: { repository: string; reference: string; tool: Tool; onTool: (t: Tool) => void; idPrefix: string }) {
   const cmd = pullCommand(props.tool, props.repository, props.reference);
@@ -34,7 +38,8 @@ export function PullCommand(props: { repository: string; reference: string; tool
 
 export function RepositoryPage(props: { name: string }) {
   const [sort, setSort] = useState<"pushed" | "name">("pushed");
-  const page = useLoad(() => Promise.all([tags(props.name, sort, undefined, 1000), info()]), [props.name, sort]);
+  const page = useLoad(() => Promise.all([tags(props.name, sort, undefined, TAGS_PAGE), info()]), [props.name, sort]);
+  const [more, setMore] = useState<{ items: TagRow[]; next?: string; error?: string }>({ items: [] });
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [tool, setTool] = useState<Tool>("docker");
   const [busy, setBusy] = useState(false);
@@ -43,9 +48,19 @@ export function RepositoryPage(props: { name: string }) {
   useEffect(() => {
     document.title = `${props.name} · Strata registry`;
   }, [props.name]);
+  useEffect(() => setMore({ items: [] }), [props.name, sort, page.data]);
 
   const [rows, meta] = page.data ?? [{ items: [] as TagRow[] }, { deleteEnabled: false, auth: null }];
-  const all = rows.items;
+  const all = [...rows.items, ...more.items];
+  const next = more.items.length ? more.next : rows.next;
+  const showMore = async () => {
+    try {
+      const p = await tags(props.name, sort, next, TAGS_PAGE);
+      setMore({ items: [...more.items, ...p.items], next: p.next });
+    } catch (e) {
+      setMore({ ...more, error: handleActionError(e) });
+    }
+  };
   const toggle = (tag: string) => {
     const s = new Set(selected);
     if (s.has(tag)) s.delete(tag);
@@ -190,6 +205,12 @@ export function RepositoryPage(props: { name: string }) {
         </tbody>
       </table>
       {!page.loading && all.length === 0 && page.error === undefined ? <p class="muted">No tags.</p> : null}
+      {more.error ? <p class="error">{more.error}</p> : null}
+      {next ? (
+        <button type="button" class="more" onClick={showMore}>
+          Show more tags
+        </button>
+      ) : null}
     </section>
   );
 }
