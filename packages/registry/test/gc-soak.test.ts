@@ -76,7 +76,7 @@ async function verify(url: string, p: Pushed): Promise<string | undefined> {
 
 for (const backend of backends().filter((b) => b.name === "filesystem" || b.name === "s3")) {
   describe(`garbage collection soak [${backend.name}]`, () => {
-    it(`concurrent pushes, deletes and delay-0 collections for ${SOAK_MS / 1000} s lose no successful push`, { timeout: SOAK_MS + 180_000 }, async (t) => {
+    it(`concurrent pushes, deletes and delay-0 collections for ${SOAK_MS / 1000} s lose no successful push`, { timeout: 3 * SOAK_MS + 180_000 }, async (t) => {
       const { config, cleanup } = await backend.make();
       config.uploads.purgeIntervalSeconds = 0;
       const replicas: Replica[] = [];
@@ -89,11 +89,15 @@ for (const backend of backends().filter((b) => b.name === "filesystem" || b.name
         const pool = Array.from({ length: 8 }, (_, i) => randomBytes(1024 + i * 3000));
         const live: Pushed[] = [];
         const stats = { pushes: 0, refused: 0, deletes: 0, runs: 0, blobsFreed: 0, bytesFreed: 0, protectedSkipped: 0, violations: [] as string[] };
+        // at least SOAK_MS; on a loaded machine longer (up to 3x) until enough happened to mean something
         const deadline = Date.now() + SOAK_MS;
+        const cap = Date.now() + 3 * SOAK_MS;
+        const enough = () => stats.pushes > 10 && stats.runs >= 3 && stats.blobsFreed > 0;
+        const running = () => Date.now() < deadline || (Date.now() < cap && !enough());
         let n = 0;
 
         const pusher = async () => {
-          while (Date.now() < deadline) {
+          while (running()) {
             const url = pick(urls);
             const repo = pick(repos);
             const layers = [...new Set([pick(pool), pick(pool), pick(pool)])];
@@ -123,7 +127,7 @@ for (const backend of backends().filter((b) => b.name === "filesystem" || b.name
         };
 
         const deleter = async () => {
-          while (Date.now() < deadline) {
+          while (running()) {
             await new Promise((r) => setTimeout(r, 150));
             if (live.length < 4) continue;
             const victim = live.splice(Math.floor(Math.random() * live.length), 1)[0];
@@ -146,12 +150,12 @@ for (const backend of backends().filter((b) => b.name === "filesystem" || b.name
           stats.protectedSkipped += r.protectedSkipped;
         };
         const collector = async () => {
-          while (Date.now() < deadline) await collect(stats.runs % 2 === 0 ? "delete" : "keep");
+          while (running()) await collect(stats.runs % 2 === 0 ? "delete" : "keep");
         };
 
         const checker = async () => {
           // what was pushed keeps pulling back while collections run
-          while (Date.now() < deadline) {
+          while (running()) {
             await new Promise((r) => setTimeout(r, 500));
             for (const p of [...live].slice(-5)) {
               const wrong = await verify(pick(urls), p);

@@ -10,13 +10,13 @@
  * A link write always follows the write of what it names, so a dangling link is never a write
  * in progress; filesystem debris is removed only once untouched for the grace period.
  */
-import { type Digest, tryParseDigest } from "@strata/core";
+import type { Digest } from "@strata/core";
 import type { StorageDriver } from "../storage/driver.js";
 import { sweepFilesystem } from "../storage/filesystem-fsck.js";
 import { baseName, pathFor } from "../storage/paths.js";
 import { BlobStore } from "./blobs.js";
 import { walkRepositories } from "./catalog.js";
-import { listAll } from "./manifests.js";
+import { digestDirs, listAll } from "./manifests.js";
 import { MemoryDescriptorCache } from "./cache.js";
 
 export interface FsckRepair {
@@ -33,17 +33,6 @@ export interface FsckOptions {
   readonly dryRun?: boolean;
 }
 
-/** The digests named by `<root>/<alg>/<hex>` directories (revisions, layers, referrers). */
-async function digestDirs(driver: StorageDriver, root: string): Promise<{ digest: Digest; dir: string }[]> {
-  const out: { digest: Digest; dir: string }[] = [];
-  for (const alg of (await listAll(driver, root)) ?? []) {
-    for (const dir of (await listAll(driver, alg)) ?? []) {
-      const digest = tryParseDigest(`${baseName(alg)}:${baseName(dir)}`);
-      if (digest) out.push({ digest, dir });
-    }
-  }
-  return out;
-}
 
 export async function fsck(driver: StorageDriver, opts: FsckOptions): Promise<FsckRepair[]> {
   const repairs: FsckRepair[] = [];

@@ -81,7 +81,7 @@ import { baseName, pathFor } from "../storage/paths.js";
 import type { BlobStore } from "./blobs.js";
 import type { DescriptorCache } from "./cache.js";
 import { walkRepositories } from "./catalog.js";
-import { byteOrder, listAll, mapLimit } from "./manifests.js";
+import { byteOrder, digestDirs, listAll, mapLimit } from "./manifests.js";
 
 /** A manifest PUT's in-flight entry expires this long after it began. */
 export const PUSH_TTL_MS = 120_000;
@@ -273,17 +273,6 @@ async function statOrUndefined(driver: StorageDriver, key: string): Promise<File
   }
 }
 
-/** `<root>/<alg>/<hex>` directories below `root`, with the digest each names. */
-async function digestDirs(driver: StorageDriver, root: string): Promise<{ digest: Digest; dir: string }[]> {
-  const out: { digest: Digest; dir: string }[] = [];
-  for (const alg of (await listAll(driver, root)) ?? []) {
-    for (const dir of (await listAll(driver, alg)) ?? []) {
-      const digest = tryParseDigest(`${baseName(alg)}:${baseName(dir)}`);
-      if (digest) out.push({ digest, dir });
-    }
-  }
-  return out;
-}
 
 /** Prometheus metrics of the collector. */
 export class GcMetrics {

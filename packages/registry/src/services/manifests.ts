@@ -12,6 +12,7 @@ import {
   digestOf,
   type ParsedManifest,
   parseManifest,
+  tryParseDigest,
 } from "@strata/core";
 import { DeniedError, ManifestReferenceError, UnavailableError, UnknownError } from "../errors.js";
 import type { Lease, Locker } from "../locks.js";
@@ -429,6 +430,18 @@ export class StorageTagIndex implements TagIndex {
 
 export function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** The `<root>/<alg>/<hex>` directories below `root` (revisions, layers, referrers), with the digest each names. */
+export async function digestDirs(driver: StorageDriver, root: string): Promise<{ digest: Digest; dir: string }[]> {
+  const out: { digest: Digest; dir: string }[] = [];
+  for (const alg of (await listAll(driver, root)) ?? []) {
+    for (const dir of (await listAll(driver, alg)) ?? []) {
+      const digest = tryParseDigest(`${baseName(alg)}:${baseName(dir)}`);
+      if (digest) out.push({ digest, dir });
+    }
+  }
+  return out;
 }
 
 /** Every child key of `key` (all pages), or undefined when `key` does not exist. */
