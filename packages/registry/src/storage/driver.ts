@@ -103,8 +103,8 @@ export interface LocalFile {
 
 /**
  * A key's whole content from an object store, with the identity of the object version it comes
- * from (undefined when the store gave none). The identity of a version never names another
- * version: a rewrite of the object gives it another identity.
+ * from (undefined when the store gave none): a rewrite of the object gives it another identity
+ * (services/verified.ts states what that is trusted for).
  */
 export interface ObjectRead {
   readonly stream: Readable;
