@@ -10,6 +10,8 @@
  *   STRATA_BENCH_S3_PART_MIB  storage.s3.partSize in MiB for the driver and lib-storage (default: the config default)
  *   STRATA_BENCH_RUNS         rounds of all measurements, the fastest of each is reported (default 3)
  *   STRATA_BENCH_BIG_MIB      size of each of the 8 concurrent uploads of the memory table (default 1024)
+ *   STRATA_BENCH_S3_ONLY=get  only blob GET: raw GetObject and the Strata HTTP pull (with the pushes
+ *                             they need), no driver rows, no chunked push, no memory table
  *
  * The measured `strata serve` runs with the Node flags of deploy/Dockerfile (SERVE_NODE_OPTIONS).
  * A second table gives the peak RSS of the `strata serve` process (S3 mode, with Redis) while
@@ -42,6 +44,7 @@ import { type S3Config, s3Schema } from "@strata/registry";
 import { createS3Client, ensureBucket, type S3StorageDriver, s3Driver } from "@strata/registry/s3";
 
 const MiB = 1024 * 1024;
+const ONLY_GET = process.env.STRATA_BENCH_S3_ONLY === "get";
 
 /**
  * Node flags `strata serve` runs with in deploy/Dockerfile, given to the measured server too.
@@ -106,7 +109,7 @@ export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
       other.writeUInt32BE(0xffff0000 + i, 4);
       const otherDigest = `sha256:${createHash("sha256").update(other).digest("hex")}`;
       const pieces = Array.from({ length: Math.ceil(other.length / MiB) }, (_, j) => other.subarray(j * MiB, (j + 1) * MiB));
-      chunked = Math.min(chunked, await timed(() => pushStreamed(srv.url, `bench/s3c-${i}`, Readable.from(pieces), otherDigest)));
+      if (!ONLY_GET) chunked = Math.min(chunked, await timed(() => pushStreamed(srv.url, `bench/s3c-${i}`, Readable.from(pieces), otherDigest)));
       pull = Math.min(
         pull,
         await timed(async () => {
@@ -122,7 +125,7 @@ export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
     { name: "strata HTTP push (POST + PUT with the blob)", kind: "write", bytes: ctx.blob.length, seconds: push },
     { name: "strata HTTP chunked push (streamed PATCH + PUT)", kind: "write", bytes: ctx.blob.length, seconds: chunked },
     { name: "strata HTTP pull (GET blob)", kind: "read", bytes: ctx.blob.length, seconds: pull },
-  ];
+  ].filter((r) => Number.isFinite(r.seconds)) as Row[];
 }
 
 interface RssRow {
@@ -300,6 +303,7 @@ async function objectRows(ctx: BenchContext): Promise<Row[]> {
   ];
   const moveTimes: number[] = [];
   const bestOf = new Map<string, number>();
+  if (ONLY_GET) ops.splice(0, ops.length, ...ops.filter((op) => op.name.startsWith("raw PutObject") || op.name === "raw GetObject"));
   for (let r = 0; r < runs; r++) {
     for (const op of ops) {
       const s = await op.run();
@@ -307,7 +311,7 @@ async function objectRows(ctx: BenchContext): Promise<Row[]> {
     }
   }
   const rows: Row[] = ops.map((op) => ({ name: op.name, kind: op.kind, bytes: n, seconds: bestOf.get(op.name)! }));
-  rows.splice(rows.findIndex((r) => r.name.startsWith("driver push")) + 1, 0, {
+  if (moveTimes.length) rows.splice(rows.findIndex((r) => r.name.startsWith("driver push")) + 1, 0, {
     name: "  of which: move upload -> blob (pointer rewrite)",
     kind: "write",
     bytes: n,
@@ -380,8 +384,10 @@ async function main(): Promise<void> {
     const rows = [...(await objectRows(ctx)), ...(await benchStrataHttp(ctx))];
     console.log(table(rows));
     const bigMiB = Number(process.env.STRATA_BENCH_BIG_MIB || 1024);
-    console.log();
-    console.log(rssTable(await benchRss(ctx, bigMiB), bigMiB));
+    if (!ONLY_GET) {
+      console.log();
+      console.log(rssTable(await benchRss(ctx, bigMiB), bigMiB));
+    }
     if (!rows.some((r) => r.name.startsWith("strata")))
       console.log("(Strata HTTP push/pull rows: benchStrataHttp() in bench/s3.ts is not wired to the registry yet)");
   } finally {

@@ -7,11 +7,11 @@
  * `unlink` needs it, to forget the entry before the link goes (else a stale entry could
  * report the blob after its removal), and fails with it.
  *
- * Every whole-blob read is digest-checked. On a driver with local files (filesystem) the check
- * is remembered per file version (VerifiedFiles): a blob file verified once, by a whole read or
- * when its upload was published, is served again without hashing (and zero-copy where the
- * connection allows, see http/sendfile.ts) for as long as its identity (device, inode, size,
- * modification and change time) is unchanged; any change sends it through verification again.
+ * Every whole-blob read is digest-checked. On a driver with local files (filesystem) or object
+ * versions (S3) the check is remembered per stored version (verified.ts): a blob verified once,
+ * by a whole read or when its upload was published, is served again without hashing (a local
+ * file zero-copy where the connection allows, see http/sendfile.ts) for as long as its identity
+ * is unchanged; any change sends it through verification again.
  */
 import type { FileHandle } from "node:fs/promises";
 import { Readable, Transform, type TransformCallback } from "node:stream";
@@ -20,6 +20,7 @@ import { BlobRangeError, UnavailableError, UnknownError } from "../errors.js";
 import { isNotFound, type StorageDriver } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
 import type { DescriptorCache } from "./cache.js";
+import { sizeBound, VerifiedVersions } from "./verified.js";
 
 export interface BlobRange {
   /** Inclusive first byte. */
@@ -41,38 +42,6 @@ export interface VerifiedFileRange {
 
 /** What a blob GET sends: a (verifying) stream, or a verified file range. */
 export type BlobBody = { readonly stream: Readable; readonly file?: undefined } | { readonly file: VerifiedFileRange; readonly stream?: undefined };
-
-/**
- * Identities of blob files whose content was verified against their digest, by digest; at most
- * `limit` entries, the least recently used dropped first. Process memory only: another
- * replica, or this one after a restart, verifies a file again on its first read.
- */
-export class VerifiedFiles {
-  private readonly map = new Map<Digest, string>();
-  constructor(private readonly limit = 50_000) {}
-
-  matches(digest: Digest, identity: string): boolean {
-    const known = this.map.get(digest);
-    if (known === undefined) return false;
-    if (known !== identity) {
-      this.map.delete(digest);
-      return false;
-    }
-    this.map.delete(digest);
-    this.map.set(digest, known);
-    return true;
-  }
-
-  add(digest: Digest, identity: string): void {
-    this.map.delete(digest);
-    this.map.set(digest, identity);
-    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value!);
-  }
-
-  forget(digest: Digest): void {
-    this.map.delete(digest);
-  }
-}
 
 /**
  * Passes a blob's bytes through while verifying them, holding the last chunk back until the
@@ -128,7 +97,7 @@ function verified(src: Readable, digest: Digest, size: number, onVerified: () =>
 }
 
 export class BlobStore {
-  readonly verifiedFiles = new VerifiedFiles();
+  readonly verifiedVersions = new VerifiedVersions();
 
   constructor(
     private readonly driver: StorageDriver,
@@ -170,15 +139,20 @@ export class BlobStore {
 
   /**
    * Reads a blob. A whole-blob read is verified while streaming: the stream fails before its
-   * end if storage returns other bytes than the digest names.
+   * end if storage returns other bytes than the digest names. On a driver with object versions,
+   * a version verified before (verified.ts) is only held to its size.
    */
   async open(digest: Digest, size: number, range?: BlobRange, signal?: AbortSignal): Promise<Readable> {
+    const key = pathFor({ kind: "blobData", digest });
     if (range) {
       if (range.start > range.end || range.end >= size) throw new BlobRangeError(size);
-      return this.driver.reader(pathFor({ kind: "blobData", digest }), { offset: range.start, length: range.end - range.start + 1, signal });
+      return this.driver.reader(key, { offset: range.start, length: range.end - range.start + 1, signal });
     }
-    const src = await this.driver.reader(pathFor({ kind: "blobData", digest }), { signal });
-    return verified(src, digest, size);
+    if (!this.driver.readObject) return verified(await this.driver.reader(key, { signal }), digest, size);
+    const { stream, identity } = await this.driver.readObject(key, signal);
+    if (identity === undefined) return verified(stream, digest, size);
+    if (this.verifiedVersions.matches(digest, identity)) return sizeBound(stream, size);
+    return verified(stream, digest, size, async () => this.verifiedVersions.add(digest, identity));
   }
 
   /**
@@ -193,7 +167,7 @@ export class BlobStore {
     const file = await this.driver.openFile(pathFor({ kind: "blobData", digest }), signal);
     const start = range?.start ?? 0;
     const length = range ? range.end - range.start + 1 : size;
-    if (file.size === size && this.verifiedFiles.matches(digest, file.identity)) {
+    if (file.size === size && this.verifiedVersions.matches(digest, file.identity)) {
       return { file: { handle: file.handle, start, length, identity: file.identity, reidentify: () => file.identify() } };
     }
     if (length === 0 || start >= file.size) {
@@ -208,18 +182,27 @@ export class BlobStore {
     }
     const stream = verified(src, digest, size, async () => {
       // Remembered only if the file was not changed while it was read.
-      if ((await file.identify()) === file.identity) this.verifiedFiles.add(digest, file.identity);
+      if ((await file.identify()) === file.identity) this.verifiedVersions.add(digest, file.identity);
     });
     stream.once("close", () => void file.handle.close().catch(() => {}));
     return { stream };
   }
 
-  /** Records the stored file of a blob whose content was just verified (upload publication). */
+  /**
+   * Records the stored version of a blob whose content was just verified (upload publication):
+   * one HEAD (two for a pointer) on an object store, an open and fstat on local files.
+   */
   async noteVerified(digest: Digest): Promise<void> {
+    const key = pathFor({ kind: "blobData", digest });
+    if (this.driver.identify) {
+      const identity = await this.driver.identify(key);
+      if (identity !== undefined) this.verifiedVersions.add(digest, identity);
+      return;
+    }
     if (!this.driver.openFile) return;
-    const file = await this.driver.openFile(pathFor({ kind: "blobData", digest }));
+    const file = await this.driver.openFile(key);
     try {
-      this.verifiedFiles.add(digest, file.identity);
+      this.verifiedVersions.add(digest, file.identity);
     } finally {
       await file.handle.close();
     }

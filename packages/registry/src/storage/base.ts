@@ -60,5 +60,17 @@ export function checkedDriver(inner: StorageDriver): StorageDriver {
       return inner.openFile!(key, signal);
     };
   }
+  if (inner.readObject) {
+    wrapped.readObject = async (key, signal) => {
+      check(key);
+      return inner.readObject!(key, signal);
+    };
+  }
+  if (inner.identify) {
+    wrapped.identify = async (key, signal) => {
+      check(key);
+      return inner.identify!(key, signal);
+    };
+  }
   return wrapped;
 }

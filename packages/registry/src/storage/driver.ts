@@ -101,6 +101,18 @@ export interface LocalFile {
   identify(): Promise<string | undefined>;
 }
 
+/**
+ * A key's whole content from an object store, with the identity of the object version it comes
+ * from (undefined when the store gave none): a rewrite of the object gives it another identity
+ * (services/verified.ts states what that is trusted for).
+ */
+export interface ObjectRead {
+  readonly stream: Readable;
+  /** The size the store announced for the version. */
+  readonly size: number;
+  readonly identity: string | undefined;
+}
+
 export interface StorageDriver {
   readonly name: string;
   getContent(key: string, signal?: AbortSignal): Promise<Buffer>;
@@ -115,6 +127,10 @@ export interface StorageDriver {
   redirectURL?(key: string, opts: { method: "GET" | "HEAD"; expiresInSeconds: number }): Promise<string | undefined>;
   /** Local-file drivers: opens the key's file for reading (PathNotFoundError when missing); the caller closes `handle`. */
   openFile?(key: string, signal?: AbortSignal): Promise<LocalFile>;
+  /** Object-store drivers: reads the key's whole content with its version's identity (PathNotFoundError when missing). */
+  readObject?(key: string, signal?: AbortSignal): Promise<ObjectRead>;
+  /** Object-store drivers: the identity `readObject` would report for the key now (undefined when missing or unknown). */
+  identify?(key: string, signal?: AbortSignal): Promise<string | undefined>;
   /** Releases connections and handles. */
   close?(): Promise<void>;
 }

@@ -21,6 +21,7 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -31,7 +32,7 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { S3Config } from "../config.js";
 import { checkedDriver } from "./base.js";
-import type { FileInfo, FileWriter, ListOptions, ListResult, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
+import type { FileInfo, FileWriter, ListOptions, ListResult, ObjectRead, ReadOptions, StorageDriver, WriterOptions } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import { classifyS3Error, createS3Client, DRIVER_NAME, ensureBucket, errorName, s3Call, statusOf } from "./s3-client.js";
 import { MAX_SINGLE_PUT, S3PutWriter } from "./s3-putwriter.js";
@@ -78,6 +79,18 @@ const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
 const COPY_PART_SIZE = 512 * 1024 * 1024;
 const COPY_CONCURRENCY = 4;
 const DELETE_BATCH = 1000;
+/** Bytes a reader buffers ahead of its consumer. */
+const READ_AHEAD = 4 * 1024 * 1024;
+
+/**
+ * Identity of an object version: its key, ETag, size and Last-Modified. S3 gives every write of
+ * an object a new Last-Modified and the ETag of the new content, so a replaced object has
+ * another identity (see services/verified.ts for what a matching identity is trusted for).
+ */
+function versionOf(objectKey: string, res: { ETag?: string; ContentLength?: number; LastModified?: Date }): string | undefined {
+  if (!res.ETag || !res.LastModified || res.ContentLength === undefined) return undefined;
+  return `${objectKey}|${res.ETag}|${res.ContentLength}|${res.LastModified.getTime()}`;
+}
 
 /** Runs `fn` over items with at most `n` at a time. */
 async function parallel<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -145,7 +158,6 @@ class S3DriverImpl {
     signal?.throwIfAborted();
     const offset = opts.offset ?? 0;
     const length = opts.length;
-    const objectKey = this.objectKey(key);
     if (length === 0) {
       if ((await this.stat(key, signal)).isDir) throw new PathNotFoundError(DRIVER_NAME, key);
       return Readable.from([]);
@@ -153,12 +165,47 @@ class S3DriverImpl {
     let range: string | undefined;
     if (length !== undefined) range = `bytes=${offset}-${offset + length - 1}`;
     else if (offset > 0) range = `bytes=${offset}-`;
-    const get = async (k: string): Promise<{ body?: Readable; pointer?: Pointer }> => {
+    const got = await this.getFollowing(key, range, signal);
+    return got ? this.piped(got.body, key, signal) : Readable.from([]);
+  }
+
+  /**
+   * The whole content of `key` and the identity of the object version it comes from (see
+   * `versionOf`); undefined identity when S3 gave no ETag or Last-Modified.
+   */
+  async readObject(key: string, signal?: AbortSignal): Promise<ObjectRead> {
+    signal?.throwIfAborted();
+    const got = await this.getFollowing(key, undefined, signal);
+    if (!got) return { stream: Readable.from([]), size: 0, identity: undefined };
+    const { res } = got;
+    return { stream: this.piped(got.body, key, signal), size: res.ContentLength ?? 0, identity: versionOf(got.objectKey, res) };
+  }
+
+  /** The identity `readObject` would report for `key` now, or undefined when it has none. */
+  async identify(key: string, signal?: AbortSignal): Promise<string | undefined> {
+    const objectKey = this.objectKey(key);
+    let at = objectKey;
+    let head = await this.headObject(key, objectKey, signal);
+    const pointer = pointerFrom(head?.Metadata);
+    if (pointer) {
+      at = pointer.target;
+      head = await this.headObject(key, at, signal);
+    }
+    return head ? versionOf(at, head) : undefined;
+  }
+
+  /**
+   * GetObject of `key`, following a pointer to its physical object; undefined when the range
+   * starts at or past the end of the content.
+   */
+  private async getFollowing(key: string, range: string | undefined, signal?: AbortSignal): Promise<{ body: Readable; res: GetObjectCommandOutput; objectKey: string } | undefined> {
+    const objectKey = this.objectKey(key);
+    const get = async (k: string): Promise<{ body?: Readable; res?: GetObjectCommandOutput; pointer?: Pointer }> => {
       try {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k, Range: range }), { abortSignal: signal });
         const pointer = k === objectKey ? pointerFrom(res.Metadata) : undefined;
         if (pointer) (res.Body as Readable).destroy();
-        return pointer ? { pointer } : { body: res.Body as Readable };
+        return pointer ? { pointer } : { body: res.Body as Readable, res };
       } catch (e) {
         // 416: the object exists and the range starts at or past its end (a pointer's body is
         // empty, so a ranged read of a pointer lands here too).
@@ -169,11 +216,18 @@ class S3DriverImpl {
         throw classifyS3Error(e, key, signal);
       }
     };
+    let at = objectKey;
     let got = await get(objectKey);
-    if (got.pointer) got = await get(got.pointer.target);
-    if (!got.body) return Readable.from([]);
-    const body = got.body;
-    const out = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+    if (got.pointer) {
+      at = got.pointer.target;
+      got = await get(at);
+    }
+    return got.body && got.res ? { body: got.body, res: got.res, objectKey: at } : undefined;
+  }
+
+  /** `body` behind a read-ahead buffer, its errors classified, released with the result. */
+  private piped(body: Readable, key: string, signal?: AbortSignal): Readable {
+    const out = new PassThrough({ highWaterMark: READ_AHEAD });
     body.on("error", (e) => out.destroy(classifyS3Error(e, key, signal)));
     body.pipe(out);
     if (signal) {
@@ -419,7 +473,11 @@ class S3DriverImpl {
   }
 
   /** HeadObject, or undefined when the object does not exist. */
-  private async headObject(key: string, objectKey: string, signal?: AbortSignal): Promise<{ Metadata?: Record<string, string>; ContentLength?: number } | undefined> {
+  private async headObject(
+    key: string,
+    objectKey: string,
+    signal?: AbortSignal,
+  ): Promise<{ Metadata?: Record<string, string>; ContentLength?: number; ETag?: string; LastModified?: Date } | undefined> {
     try {
       return await s3Call(key, signal, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: signal }));
     } catch (e) {
