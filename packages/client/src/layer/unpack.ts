@@ -6,10 +6,9 @@
 // block the caller's event loop and several layers unpack on several cores.
 // unpackRemoteLayer goes one step further: the worker also downloads the blob (see
 // unpack-worker.ts remoteTar), so a layer's bytes never cross threads. Workers are kept idle for
-// reuse, can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
+// reuse (worker-pool.ts), can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
-import { Worker } from "node:worker_threads";
 // subpaths: importing this module (to start workers early) should not load all of core (zod)
 import { type DiffID, type Digest, parseDiffID } from "@strata/core/digest";
 import { DigestMismatchError, SizeMismatchError } from "@strata/core/verify";
@@ -17,6 +16,9 @@ import { type ExtractResult, extractLayer, LayerTooLargeError, UnsafeLayerError 
 import { RegistryClient, RegistryError, type RegistrySession } from "../registry/client.js";
 import { TarFormatError } from "./tar.js";
 import { type CompressedBlob, verifiedTar } from "./verified.js";
+import { acquireWorker, releaseWorker } from "./worker-pool.js";
+
+export { prewarmUnpackWorkers, stopIdleUnpackWorkers } from "./worker-pool.js";
 
 export { LayerTooLargeError, UnsafeLayerError } from "./extract.js";
 
@@ -135,58 +137,6 @@ async function* counted(src: AsyncIterable<Buffer | string>, onRead: (bytes: num
     yield c;
   }
   onRead(n, true);
-}
-
-// Idle workers kept for reuse (module loading and JIT warm-up are paid once per worker).
-const idle: Worker[] = [];
-const MAX_IDLE = 4;
-
-function newWorker(): Worker {
-  return new Worker(new URL("./unpack-worker.js", import.meta.url), {
-    // the worker needs no flags, and some of the parent's (--input-type, --eval) are invalid for it
-    execArgv: [],
-  });
-}
-
-function acquireWorker(): Worker {
-  const w = idle.pop();
-  if (w) {
-    w.ref();
-    return w;
-  }
-  return newWorker();
-}
-
-/**
- * Starts up to `n` workers now (idle, reused by the next unpacks), so their start-up (a thread,
- * module loading) overlaps the caller's own work instead of delaying the first layer.
- */
-export function prewarmUnpackWorkers(n: number): void {
-  if (process.env.STRATA_UNPACK_INLINE === "1") return;
-  for (let i = idle.length; i < Math.min(n, MAX_IDLE); i++) releaseWorker(newWorker(), true);
-}
-
-/** Stops the idle workers (they stop in their own threads, meanwhile the caller goes on). */
-export function stopIdleUnpackWorkers(): void {
-  for (const w of idle.splice(0)) void w.terminate();
-}
-
-function releaseWorker(w: Worker, healthy: boolean): void {
-  w.removeAllListeners("message");
-  w.removeAllListeners("error");
-  w.removeAllListeners("exit");
-  if (healthy && idle.length < MAX_IDLE) {
-    // an idle worker must not keep the process alive; discard it if it dies while idle
-    w.on("error", () => {});
-    w.on("exit", () => {
-      const i = idle.indexOf(w);
-      if (i >= 0) idle.splice(i, 1);
-    });
-    w.unref();
-    idle.push(w);
-  } else {
-    void w.terminate();
-  }
 }
 
 async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }, opts: UnpackOptions & Pick<RemoteUnpackOptions, "onResume">): Promise<ExtractResult> {
