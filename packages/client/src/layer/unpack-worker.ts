@@ -1,4 +1,5 @@
-// Worker-thread side of unpackLayer. A worker runs one extraction at a time and is reused.
+// Worker-thread side of unpackLayer. A worker runs one or more extractions at a time (each a job
+// with an id chosen by the caller, carried by every message below) and is reused.
 // Protocol (main -> worker): {type:"start", opts, compressed?} then {type:"chunk", data: Uint8Array}
 // (or, for a blob, {type:"chunks", data: Uint8Array[]}, joined into one chunk)...
 // and {type:"end"} or {type:"abort"}; (worker -> main): {type:"ack", bytes, buf?} after each chunk
@@ -24,13 +25,14 @@ const port = parentPort;
 if (!port) throw new Error("unpack-worker must run in a worker thread");
 
 interface Job {
+  id: number;
   queue: Array<Buffer | null>;
   aborted: boolean;
   wake?: () => void;
   /** Cancels the download of a remote job. */
   download?: AbortController;
 }
-let job: Job | undefined;
+const jobs = new Map<number, Job>();
 
 // One client per session, kept while jobs use the same one (its keep-alive connections are reused).
 let cached: { key: string; client: RegistryClient } | undefined;
@@ -52,8 +54,8 @@ async function* source(j: Job, reuse: boolean): AsyncGenerator<Buffer> {
     if (c === null || c === undefined) return;
     yield c;
     // extractLayer runs with releaseChunks, so the buffer is free again: hand it back for reuse
-    if (reuse) port?.postMessage({ type: "ack", bytes: c.length, buf: c.buffer }, [c.buffer as ArrayBuffer]);
-    else port?.postMessage({ type: "ack", bytes: c.length });
+    if (reuse) port?.postMessage({ id: j.id, type: "ack", bytes: c.length, buf: c.buffer }, [c.buffer as ArrayBuffer]);
+    else port?.postMessage({ id: j.id, type: "ack", bytes: c.length });
   }
 }
 
@@ -70,7 +72,7 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
   if (j.aborted) ac.abort();
   const chunks = clientFor(remote.session).blobChunks(remote.repository, blob, {
     signal: ac.signal,
-    onResume: (offset) => port?.postMessage({ type: "resume", offset }),
+    onResume: (offset) => port?.postMessage({ id: j.id, type: "resume", offset }),
   });
   let n = 0;
   let reported = 0;
@@ -82,7 +84,7 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
     const now = Date.now();
     if (now - reported >= 100) {
       reported = now;
-      port?.postMessage({ type: "read", bytes: n });
+      port?.postMessage({ id: j.id, type: "read", bytes: n });
     }
     return r.value;
   };
@@ -107,7 +109,7 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
       // decompressor, fed with copies (it may hold on to its input)
       const copies = async function* () {
         for (let c = await read(); c !== undefined; c = await read()) yield Buffer.from(c);
-        port?.postMessage({ type: "read", bytes: n, done: true });
+        port?.postMessage({ id: j.id, type: "read", bytes: n, done: true });
       };
       const { verifiedTar } = await import("./verified.js");
       yield* verifiedTar(copies(), blob);
@@ -131,7 +133,7 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
         yield r.value;
       }
     }
-    port?.postMessage({ type: "read", bytes: n, done: true });
+    port?.postMessage({ id: j.id, type: "read", bytes: n, done: true });
     verifier.end();
     try {
       dec?.end();
@@ -144,6 +146,7 @@ async function* remoteTar(j: Job, remote: { session: RegistrySession; repository
 }
 
 port.on("message", (m: {
+  id: number;
   type: string;
   data?: Uint8Array | Uint8Array[];
   opts?: ExtractOptions;
@@ -151,8 +154,8 @@ port.on("message", (m: {
   remote?: { session: RegistrySession; repository: string };
 }) => {
   if (m.type === "start" && m.opts) {
-    const j: Job = { queue: [], aborted: false };
-    job = j;
+    const j: Job = { id: m.id, queue: [], aborted: false };
+    jobs.set(j.id, j);
     const opts = m.opts;
     const compressed = m.compressed;
     const run = m.remote && compressed
@@ -162,7 +165,7 @@ port.on("message", (m: {
         : extractLayer(source(j, true), { ...opts, releaseChunks: true });
     // A reader still waiting for chunks of a finished job (the blob reader reads ahead) stops.
     const finish = () => {
-      job = undefined;
+      jobs.delete(j.id);
       j.aborted = true;
       j.queue.length = 0;
       const w = j.wake;
@@ -172,11 +175,12 @@ port.on("message", (m: {
     run.then(
       (result) => {
         finish();
-        port.postMessage({ type: "done", result });
+        port.postMessage({ id: j.id, type: "done", result });
       },
       (e: NodeJS.ErrnoException & { expected?: unknown; actual?: unknown; exceeded?: unknown; status?: number }) => {
         finish();
         port.postMessage({
+          id: j.id,
           type: "error",
           error: {
             name: e?.name,
@@ -195,7 +199,7 @@ port.on("message", (m: {
     );
     return;
   }
-  const j = job;
+  const j = jobs.get(m.id);
   if (!j) return;
   if (m.type === "chunk" && m.data && !Array.isArray(m.data)) j.queue.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
   else if (m.type === "chunks" && Array.isArray(m.data)) j.queue.push(m.data.length === 1 ? Buffer.from(m.data[0].buffer) : Buffer.concat(m.data));

@@ -139,9 +139,16 @@ async function* counted(src: AsyncIterable<Buffer | string>, onRead: (bytes: num
   onRead(n, true);
 }
 
+let nextJobId = 1;
+
+/** What a worker reports about one job. */
+type WorkerMessage = { id: number; type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] };
+
 async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }, opts: UnpackOptions & Pick<RemoteUnpackOptions, "onResume">): Promise<ExtractResult> {
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   const worker = acquireWorker();
+  // the worker may run other jobs at once: this job's messages carry its id
+  const id = nextJobId++;
   const free: ArrayBuffer[] = [];
   let inFlight = 0;
   let ackWaiter: (() => void) | undefined;
@@ -152,9 +159,12 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
     ackWaiter = undefined;
     w?.();
   };
+  let onMessage!: (m: WorkerMessage) => void;
+  let onError!: (e: Error) => void;
+  let onExit!: (code: number) => void;
   const outcome = new Promise<ExtractResult>((resolve, reject) => {
-    type Message = { type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] };
-    worker.on("message", (m: Message) => {
+    onMessage = (m: WorkerMessage) => {
+      if (m.id !== id) return;
       if (m.type === "read") {
         opts.onRead?.(m.bytes ?? 0, m.done === true);
         return;
@@ -172,25 +182,35 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
         reject(reviveError(m.error as Parameters<typeof reviveError>[0]));
       }
       wakeFeeder();
-    });
-    worker.on("error", (e) => {
+    };
+    onError = (e: Error) => {
       settled = true;
       healthy = false;
       reject(e);
       wakeFeeder();
-    });
-    worker.on("exit", (code) => {
+    };
+    onExit = (code: number) => {
       healthy = false;
       if (!settled) {
         settled = true;
         reject(new Error(`layer unpack worker exited with code ${code}`));
       }
       wakeFeeder();
-    });
+    };
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.on("exit", onExit);
   });
+  const release = () => {
+    worker.off("message", onMessage);
+    worker.off("error", onError);
+    worker.off("exit", onExit);
+    releaseWorker(worker, healthy);
+  };
   outcome.catch(() => {});
   const remote = "remote" in input ? input.remote : undefined;
   worker.postMessage({
+    id,
     type: "start",
     opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes, durable: opts.durable },
     compressed: remote ? remote.blob : opts.compressed,
@@ -198,7 +218,7 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
   });
   if (remote) {
     // the worker downloads: wait for its verdict, and pass an abort on
-    const onAbort = () => worker.postMessage({ type: "abort" });
+    const onAbort = () => worker.postMessage({ id, type: "abort" });
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();
     try {
@@ -209,7 +229,7 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
       throw e;
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
-      releaseWorker(worker, healthy);
+      release();
     }
   }
   const tar = (input as { tar: Readable }).tar;
@@ -229,12 +249,12 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
   const post = () => {
     if (fill === 0) return;
     if (batched) {
-      worker.postMessage({ type: "chunks", data: batch }, transfer);
+      worker.postMessage({ id, type: "chunks", data: batch }, transfer);
       batch = [];
       transfer = [];
     } else {
       const data = new Uint8Array(buf.buffer, buf.byteOffset, fill);
-      worker.postMessage({ type: "chunk", data }, [buf.buffer as ArrayBuffer]);
+      worker.postMessage({ id, type: "chunk", data }, [buf.buffer as ArrayBuffer]);
       buf = newBuf();
     }
     inFlight += fill;
@@ -273,20 +293,20 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
     if (!settled) opts.onRead?.(tarSize, true);
     if (!settled) {
       post();
-      worker.postMessage({ type: "end" });
+      worker.postMessage({ id, type: "end" });
     }
     return await outcome;
   } catch (e) {
     if (!settled) {
       // Let the worker clean up (open file, partial tar-split) before reporting.
-      worker.postMessage({ type: "abort" });
+      worker.postMessage({ id, type: "abort" });
       await outcome.catch(() => {});
     }
     fs.rmSync(opts.tarSplitPath, { force: true });
     throw e;
   } finally {
     if (!settled) await outcome.catch(() => {});
-    releaseWorker(worker, healthy);
+    release();
   }
 }
 
