@@ -23,26 +23,11 @@ import { mknod, setxattr, startWriteback, syncfs } from "../native.js";
 const WRITEBACK_STEP = 8 << 20;
 const WRITEBACK_MIN = 1 << 20;
 import { Crc64 } from "./crc64.js";
+import { LayerTooLargeError, UnsafeLayerError } from "./errors.js";
 import { type TarHeader, TarScanner } from "./tar.js";
 import { fileLine, goClean, segmentLine } from "./tarsplit.js";
 
-/** The layer tar tried something the extractor refuses (escape, collision, forbidden type...). */
-export class UnsafeLayerError extends Error {
-  readonly code = "ELAYERUNSAFE";
-  constructor(message: string) {
-    super(`refusing layer: ${message}`);
-    this.name = "UnsafeLayerError";
-  }
-}
-
-/** The layer is larger than the caller's bound. */
-export class LayerTooLargeError extends Error {
-  readonly code = "ELAYERTOOLARGE";
-  constructor(limit: number) {
-    super(`layer exceeds the size limit of ${limit} bytes`);
-    this.name = "LayerTooLargeError";
-  }
-}
+export { LayerTooLargeError, UnsafeLayerError } from "./errors.js";
 
 type Kind = "dir" | "idir" | "file" | "symlink" | "fifo" | "char" | "block" | "whiteout";
 
