@@ -352,15 +352,11 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
 export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackOptions): Promise<UnpackResult> {
   let r: ExtractResult;
   if (runsInline(opts)) {
+    // the workers' path (remote-tar.ts: no copy or allocation per chunk), on this thread
     const client = RegistryClient.fromSession(remote.session, opts.signal);
-    const src = client.blobStream(remote.repository, remote.blob, { signal: opts.signal, onResume: opts.onResume });
-    try {
-      const { extractLayer } = await import("./extract.js");
-      const { verifiedTar } = await import("./verified.js");
-      r = await extractLayer(verifiedTar(opts.onRead ? counted(src, opts.onRead) : src, remote.blob), opts);
-    } finally {
-      src.destroy();
-    }
+    const [{ extractLayer }, { remoteTar }] = await Promise.all([import("./extract.js"), import("./remote-tar.js")]);
+    const tar = remoteTar(client, remote.repository, remote.blob, { signal: opts.signal, onRead: opts.onRead, onResume: opts.onResume });
+    r = await extractLayer(tar, { ...opts, releaseChunks: true });
   } else {
     r = await unpackInWorker({ remote }, opts);
   }
