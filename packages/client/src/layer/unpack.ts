@@ -5,8 +5,9 @@
 // The work runs in a worker thread, so the synchronous file-system calls, hashing and CRCs do not
 // block the caller's event loop and several layers unpack on several cores.
 // unpackRemoteLayer goes one step further: the worker also downloads the blob (see
-// unpack-worker.ts remoteTar), so a layer's bytes never cross threads. Workers are kept idle for
-// reuse (worker-pool.ts), can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
+// remote-tar.ts), so a layer's bytes never cross threads. The workers (at most one per core, a
+// worker running several jobs when more layers unpack at once) are kept idle for reuse
+// (worker-pool.ts), can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
 // subpaths: importing this module (to start workers early) should not load all of core (zod)
