@@ -8,8 +8,11 @@
 // its modules, ~20 ms) and the unpack work is CPU-bound (two SHA-256 passes, inflate, CRC-64),
 // so more workers than cores only add start-up. When more layers unpack at once than there are
 // workers (pull's default of 3 on a 2-core machine), a worker runs several jobs, interleaved
-// at their network reads. Measured on the 2-core bench machine: a pull of 5 tiny layers uses
-// ~0.05 s less CPU with 2 workers than with 3 (0.48 s).
+// at their network reads.
+// Saves, measured on the 2-core bench machine: a pull of 5 tiny layers 0.56 -> 0.47 s of CPU
+// (median wall 0.69 -> 0.54 s, 6 runs each, load 10-11, with the early start above); a pull of
+// 5 x 64 MiB layers with 2 workers against 3: median 3.12 against 3.38 s wall, 1.23 against
+// 1.31 s CPU (8 runs each, alternating, load 10-12).
 // Idle workers are kept for reuse (module loading and JIT warm-up are paid once per worker).
 // STRATA_UNPACK_WORKERS=<n> overrides the number of cores (tests run several jobs per worker).
 import { availableParallelism } from "node:os";
