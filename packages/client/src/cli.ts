@@ -112,9 +112,10 @@ export function registerClientCommands(program: Command): void {
         // `table` is the default: progress, then Digest/Status lines
         const parsed = parseFormat(o.format, PULL_FIELDS, "pull");
         const fmt = parsed.kind === "table" ? undefined : parsed;
+        // the unpack workers start first (worker-pool.ts loads nothing else), on another core,
+        // while this thread loads the store, core and the pull code
+        (await import("./layer/worker-pool.js")).prewarmUnpackWorkers(o.maxConcurrent);
         await openStore(o.root, { create: true });
-        // the unpack workers start first, on another core, while this thread loads the pull code
-        (await import("./layer/unpack.js")).prewarmUnpackWorkers(o.maxConcurrent);
         const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { getCredentials }] = await Promise.all([
           import("./pull.js"),
           import("@strata/core"),

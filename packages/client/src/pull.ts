@@ -319,6 +319,8 @@ async function unpackLayer(
       throw new PullError(`layer ${desc.digest}: diffID mismatch: the config lists ${r.diffIds[i]} but the content is ${result.diffId}`);
     }
     store.markFlushed(pending);
+    // what the commit writes that needs no parent is written now, while other layers download
+    await store.stageLayer(pending, { diffId: result.diffId, parent: i > 0 ? r.chains[i - 1] : undefined, size: result.size });
     return { pending, size: result.size };
   } catch (e) {
     progress.event({ type: "layer", id, status: "failed" });
@@ -334,8 +336,13 @@ async function commitImage(p: Pull, r: Resolved, store: Store, layers: PulledLay
   let upToDate = layers.every((l) => l.status === "exists");
   const imageId = await store.withLock(async () => {
     const before = await store.readRepositories();
-    const id = await store.putImageConfig(r.configRaw);
-    for (let i = 0; i < layers.length; i++) await store.addV2Metadata(r.diffIds[i], layers[i].digest, familiarRepo);
+    // the config and the distribution metadata concurrently (their fsyncs share journal
+    // commits), both durable before repositories.json names the image
+    const config = store.putImageConfig(r.configRaw);
+    const metadata = store.addV2MetadataAll(layers.map((l, i) => ({ diffId: r.diffIds[i], blob: l.digest, sourceRepository: familiarRepo })));
+    await Promise.allSettled([config, metadata]);
+    const id = await config;
+    await metadata;
     const tagKey = ref.tag && !ref.digest ? `${familiarRepo}:${ref.tag}` : undefined;
     const digestKey = `${familiarRepo}@${topDigest}`;
     if (upToDate) {

@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { type Digest, DigestMismatchError, parseDigest, SizeMismatchError } from "@strata/core";
-import { type UnpackResult, unpackLayer } from "../src/layer/unpack.js";
+import { stopIdleUnpackWorkers, type UnpackResult, unpackLayer } from "../src/layer/unpack.js";
 import { GOLDEN } from "./layer-helpers.js";
 import { missing } from "./helpers/tools.js";
 
@@ -95,3 +95,33 @@ for (const inline of [false, true]) {
     });
   });
 }
+
+describe("unpack jobs sharing one worker thread", () => {
+  test("blobs unpacked at once on a single worker each get their own result, a failing one not disturbing the others", async () => {
+    const prev = process.env.STRATA_UNPACK_WORKERS;
+    process.env.STRATA_UNPACK_WORKERS = "1";
+    stopIdleUnpackWorkers();
+    try {
+      const good = { compression: "gzip" as const, digest: parseDigest(layer1.blob_digest), size: gzBlob.length };
+      const bad = Buffer.from(gzBlob);
+      bad[bad.length - 100] ^= 0xff;
+      const jobs = [unpackBlob(gzBlob, good, false), unpackBlob(bad, good, false), unpackBlob(gzBlob, good, false), unpackBlob(gzBlob, good, false)];
+      const results = await Promise.allSettled(jobs);
+      for (const i of [0, 2, 3]) {
+        const r = results[i];
+        assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
+        if (r.status === "fulfilled") {
+          assert.equal(r.value.result.diffId, layer1.diff_id);
+          assert.equal(r.value.result.tarSize, tar.length);
+        }
+      }
+      const failed = results[1];
+      assert.equal(failed.status, "rejected");
+      if (failed.status === "rejected") assert.ok(failed.reason instanceof DigestMismatchError, String(failed.reason));
+    } finally {
+      if (prev === undefined) delete process.env.STRATA_UNPACK_WORKERS;
+      else process.env.STRATA_UNPACK_WORKERS = prev;
+      stopIdleUnpackWorkers();
+    }
+  });
+});

@@ -13,36 +13,22 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import * as fs from "node:fs";
 import { createGzip } from "node:zlib";
-import { mknod, setxattr, startWriteback, syncfs } from "../native.js";
+import { mknod, setxattr, startWriteback } from "../native.js";
 
 /**
  * Durable extractions start the writeback of big files while writing them (every WRITEBACK_STEP
  * bytes, and for a last part of at least WRITEBACK_MIN when the file is complete), so the final
- * syncfs finds little left to write.
+ * flush (flush.ts) finds little left to write.
  */
 const WRITEBACK_STEP = 8 << 20;
 const WRITEBACK_MIN = 1 << 20;
 import { Crc64 } from "./crc64.js";
+import { LayerTooLargeError, UnsafeLayerError } from "./errors.js";
+import { LayerFlush } from "./flush.js";
 import { type TarHeader, TarScanner } from "./tar.js";
 import { fileLine, goClean, segmentLine } from "./tarsplit.js";
 
-/** The layer tar tried something the extractor refuses (escape, collision, forbidden type...). */
-export class UnsafeLayerError extends Error {
-  readonly code = "ELAYERUNSAFE";
-  constructor(message: string) {
-    super(`refusing layer: ${message}`);
-    this.name = "UnsafeLayerError";
-  }
-}
-
-/** The layer is larger than the caller's bound. */
-export class LayerTooLargeError extends Error {
-  readonly code = "ELAYERTOOLARGE";
-  constructor(limit: number) {
-    super(`layer exceeds the size limit of ${limit} bytes`);
-    this.name = "LayerTooLargeError";
-  }
-}
+export { LayerTooLargeError, UnsafeLayerError } from "./errors.js";
 
 type Kind = "dir" | "idir" | "file" | "symlink" | "fifo" | "char" | "block" | "whiteout";
 
@@ -90,6 +76,8 @@ class Extractor {
   private readonly sgidDirs = new Set<string>();
   size = 0;
   contentBytes = 0;
+  /** What makes the layer durable at the end (flush.ts). */
+  readonly flush = new LayerFlush();
 
   // current entry
   private cur: TarHeader | undefined;
@@ -113,7 +101,7 @@ class Extractor {
     diffDir: string,
     private readonly out: (s: string) => void,
     private readonly maxBytes: number,
-    /** Start writing big files to disk as soon as they are complete (the caller will syncfs). */
+    /** Start writing big files to disk as soon as they are complete (the caller will flush). */
     private readonly writeback = false,
   ) {
     this.root = diffDir.replace(/\/+$/, "") || "/";
@@ -312,6 +300,7 @@ class Extractor {
       if ((i < 0 ? d : d.slice(i + 1)).startsWith(WH)) throw new UnsafeLayerError(`directory name ${show(d)} uses the reserved whiteout prefix`);
       const p = this.abs(d);
       fs.mkdirSync(p, 0o755);
+      this.flush.add(p);
       if (this.isRoot) fs.lchownSync(p, 0, 0);
       fs.chmodSync(p, 0o755);
       this.kinds.set(d, "idir");
@@ -361,6 +350,7 @@ class Extractor {
       if (this.kinds.has(origRel)) throw new UnsafeLayerError(`whiteout ${show(rel)} collides with ${show(origRel)} in the same layer`);
       const p = this.abs(origRel);
       mknod(p as string | Buffer, S_IFCHR, 0, 0);
+      this.flush.wholeFilesystem();
       if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
       this.kinds.set(origRel, "whiteout");
       return;
@@ -377,6 +367,7 @@ class Extractor {
     switch (h.type) {
       case "0": {
         this.fd = fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, perm);
+        this.flush.add(p);
         this.fileWritten = this.wbStart = 0;
         this.curRel = rel;
         this.curSgidParent = this.sgidDirs.has(parent);
@@ -386,6 +377,7 @@ class Extractor {
       }
       case "5": {
         if (existing === undefined) fs.mkdirSync(p, 0o700);
+        if (existing === undefined) this.flush.add(p);
         this.kinds.set(rel, "dir");
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
@@ -401,6 +393,7 @@ class Extractor {
       case "2": {
         const target = h.linkname.toString("latin1");
         fs.symlinkSync(isAscii(target) ? target : h.linkname, p);
+        this.flush.wholeFilesystem();
         this.kinds.set(rel, "symlink");
         this.size += h.linkname.length;
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
@@ -430,6 +423,7 @@ class Extractor {
         if (kind !== "fifo" && !this.isRoot) throw new UnsafeLayerError(`device node ${show(rel)} refused: not running as root`);
         const ftype = kind === "char" ? S_IFCHR : kind === "block" ? S_IFBLK : S_IFIFO;
         mknod(p as string | Buffer, ftype | perm, kind === "fifo" ? 0 : h.devmajor, kind === "fifo" ? 0 : h.devminor);
+        this.flush.wholeFilesystem();
         this.kinds.set(rel, kind);
         if (this.isRoot) fs.lchownSync(p, h.uid, h.gid);
         this.xattrs(rel, h);
@@ -490,8 +484,9 @@ export interface ExtractOptions {
   /** Write out file data before taking the next chunk, so no chunk is referenced after it was consumed (lets the caller reuse chunk buffers). */
   releaseChunks?: boolean;
   /**
-   * Make everything written durable before returning: fsync of the tar-split file, then syncfs of
-   * the filesystem holding the diff dir (blocks the thread; meant for worker threads).
+   * Make everything written durable before returning: the layer's files (flush.ts: an fsync of each
+   * when they are few, else syncfs of the filesystem), then the tar-split file (blocks the thread;
+   * meant for worker threads).
    */
   durable?: boolean;
 }
@@ -538,9 +533,8 @@ export async function extractLayer(source: AsyncIterable<Buffer | string>, opts:
     gz.end();
     await fileDone;
     if (opts.durable) {
-      // syncfs first: it writes the layer's data and commits the journal once; the fsync after it
-      // finds nothing left when the tar-split is on the same filesystem (and covers it when not)
-      syncfs(opts.diffDir);
+      // the layer first (flush.ts: its own files' fsyncs, or syncfs), then the tar-split
+      ex.flush.run(opts.diffDir);
       const fd = fs.openSync(opts.tarSplitPath, "r");
       try {
         fs.fsyncSync(fd);

@@ -7,12 +7,9 @@
 // headers and their data, the header) is one segment; the end-of-archive blocks (with the
 // padding before them) are one segment; bytes after the end-of-archive marker are "trailing".
 
-export class TarFormatError extends Error {
-  constructor(message: string) {
-    super(`invalid layer tar: ${message}`);
-    this.name = "TarFormatError";
-  }
-}
+import { TarFormatError } from "./errors.js";
+
+export { TarFormatError } from "./errors.js";
 
 /** Largest GNU long name / pax header data accepted (Go's archive/tar limit). */
 export const MAX_META_SIZE = 1 << 20;

@@ -1,4 +1,5 @@
-// Worker-thread side of unpackLayer. A worker runs one extraction at a time and is reused.
+// Worker-thread side of unpackLayer. A worker runs one or more extractions at a time (each a job
+// with an id chosen by the caller, carried by every message below) and is reused.
 // Protocol (main -> worker): {type:"start", opts, compressed?} then {type:"chunk", data: Uint8Array}
 // (or, for a blob, {type:"chunks", data: Uint8Array[]}, joined into one chunk)...
 // and {type:"end"} or {type:"abort"}; (worker -> main): {type:"ack", bytes, buf?} after each chunk
@@ -8,14 +9,12 @@
 // With `compressed`, the chunks are the layer blob: the worker verifies its size and digest and
 // decompresses it (verifiedTar) before extracting.
 // With `remote` (and `compressed`) no chunks come: the worker downloads the blob itself with a
-// RegistryClient continuing the caller's session (see remoteTar), and reports {type:"read", bytes, done} (at most
+// RegistryClient continuing the caller's session (see remote-tar.ts), and reports {type:"read", bytes, done} (at most
 // every 100 ms, and at the end of the blob) and {type:"resume", offset}; {type:"abort"} cancels.
 import { parentPort } from "node:worker_threads";
-import { Verifier } from "@strata/core/verify";
-import { nativeAvailable } from "../native.js";
 import { RegistryClient, type RegistrySession } from "../registry/client.js";
-import { GzipDecoder } from "./gunzip.js";
 import { type ExtractOptions, extractLayer } from "./extract.js";
+import { remoteTar } from "./remote-tar.js";
 // verified.ts (stream decompressors, fzstd) is imported only by the jobs that need it: a worker
 // starts faster without it, and the common case (a gzip or plain layer from a registry) does not.
 import type { CompressedBlob } from "./verified.js";
@@ -24,13 +23,14 @@ const port = parentPort;
 if (!port) throw new Error("unpack-worker must run in a worker thread");
 
 interface Job {
+  id: number;
   queue: Array<Buffer | null>;
   aborted: boolean;
   wake?: () => void;
   /** Cancels the download of a remote job. */
   download?: AbortController;
 }
-let job: Job | undefined;
+const jobs = new Map<number, Job>();
 
 // One client per session, kept while jobs use the same one (its keep-alive connections are reused).
 let cached: { key: string; client: RegistryClient } | undefined;
@@ -52,98 +52,25 @@ async function* source(j: Job, reuse: boolean): AsyncGenerator<Buffer> {
     if (c === null || c === undefined) return;
     yield c;
     // extractLayer runs with releaseChunks, so the buffer is free again: hand it back for reuse
-    if (reuse) port?.postMessage({ type: "ack", bytes: c.length, buf: c.buffer }, [c.buffer as ArrayBuffer]);
-    else port?.postMessage({ type: "ack", bytes: c.length });
+    if (reuse) port?.postMessage({ id: j.id, type: "ack", bytes: c.length, buf: c.buffer }, [c.buffer as ArrayBuffer]);
+    else port?.postMessage({ id: j.id, type: "ack", bytes: c.length });
   }
 }
 
-/**
- * A remote job's tar stream: downloads the blob (chunks in reused buffers), verifies its size and
- * digest, and for gzip decodes it into one reused output buffer, so every chunk yielded is valid
- * only until the next is asked for (extractLayer runs with releaseChunks). The verifier's verdict
- * comes before the end of the tar stream; when decoding fails, the rest of the blob is still read
- * and a size/digest mismatch reported in preference (it is the cause).
- */
-async function* remoteTar(j: Job, remote: { session: RegistrySession; repository: string }, blob: CompressedBlob): AsyncGenerator<Buffer> {
+/** A remote job's tar stream (remote-tar.ts), reported to the caller and cancelled by its abort. */
+function jobTar(j: Job, remote: { session: RegistrySession; repository: string }, blob: CompressedBlob): AsyncGenerator<Buffer> {
   const ac = new AbortController();
   j.download = ac;
   if (j.aborted) ac.abort();
-  const chunks = clientFor(remote.session).blobChunks(remote.repository, blob, {
+  return remoteTar(clientFor(remote.session), remote.repository, blob, {
     signal: ac.signal,
-    onResume: (offset) => port?.postMessage({ type: "resume", offset }),
+    onRead: (bytes, done) => port?.postMessage({ id: j.id, type: "read", bytes, done }),
+    onResume: (offset) => port?.postMessage({ id: j.id, type: "resume", offset }),
   });
-  let n = 0;
-  let reported = 0;
-  /** The next chunk of the blob, counted and reported (at most every 100 ms). */
-  const read = async (): Promise<Buffer | undefined> => {
-    const r = await chunks.next();
-    if (r.done) return undefined;
-    n += r.value.length;
-    const now = Date.now();
-    if (now - reported >= 100) {
-      reported = now;
-      port?.postMessage({ type: "read", bytes: n });
-    }
-    return r.value;
-  };
-  const verifier = new Verifier({ digest: blob.digest, size: blob.size });
-  const next = async (): Promise<Buffer | undefined> => {
-    const c = await read();
-    if (c !== undefined) verifier.update(c);
-    return c;
-  };
-  const verdict = async (cause: unknown): Promise<unknown> => {
-    try {
-      while ((await next()) !== undefined);
-      verifier.end();
-    } catch (e) {
-      return e;
-    }
-    return cause;
-  };
-  try {
-    if (blob.compression === "zstd" || (blob.compression === "gzip" && !nativeAvailable())) {
-      // zstd (or gzip without the native addon): verifiedTar verifies and runs the stream
-      // decompressor, fed with copies (it may hold on to its input)
-      const copies = async function* () {
-        for (let c = await read(); c !== undefined; c = await read()) yield Buffer.from(c);
-        port?.postMessage({ type: "read", bytes: n, done: true });
-      };
-      const { verifiedTar } = await import("./verified.js");
-      yield* verifiedTar(copies(), blob);
-      return;
-    }
-    const dec = blob.compression === "gzip" ? new GzipDecoder() : undefined;
-    for (let c = await next(); c !== undefined; c = await next()) {
-      if (!dec) {
-        yield c;
-        continue;
-      }
-      const outs = dec.decode(c);
-      for (;;) {
-        let r: IteratorResult<Buffer>;
-        try {
-          r = outs.next();
-        } catch (e) {
-          throw await verdict(e);
-        }
-        if (r.done) break;
-        yield r.value;
-      }
-    }
-    port?.postMessage({ type: "read", bytes: n, done: true });
-    verifier.end();
-    try {
-      dec?.end();
-    } catch (e) {
-      throw await verdict(e);
-    }
-  } finally {
-    await chunks.return(undefined);
-  }
 }
 
 port.on("message", (m: {
+  id: number;
   type: string;
   data?: Uint8Array | Uint8Array[];
   opts?: ExtractOptions;
@@ -151,18 +78,18 @@ port.on("message", (m: {
   remote?: { session: RegistrySession; repository: string };
 }) => {
   if (m.type === "start" && m.opts) {
-    const j: Job = { queue: [], aborted: false };
-    job = j;
+    const j: Job = { id: m.id, queue: [], aborted: false };
+    jobs.set(j.id, j);
     const opts = m.opts;
     const compressed = m.compressed;
     const run = m.remote && compressed
-      ? extractLayer(remoteTar(j, m.remote, compressed), { ...opts, releaseChunks: true })
+      ? extractLayer(jobTar(j, m.remote, compressed), { ...opts, releaseChunks: true })
       : compressed
         ? import("./verified.js").then(({ verifiedTar }) => extractLayer(verifiedTar(source(j, false), compressed), { ...opts, releaseChunks: false }))
         : extractLayer(source(j, true), { ...opts, releaseChunks: true });
     // A reader still waiting for chunks of a finished job (the blob reader reads ahead) stops.
     const finish = () => {
-      job = undefined;
+      jobs.delete(j.id);
       j.aborted = true;
       j.queue.length = 0;
       const w = j.wake;
@@ -172,11 +99,12 @@ port.on("message", (m: {
     run.then(
       (result) => {
         finish();
-        port.postMessage({ type: "done", result });
+        port.postMessage({ id: j.id, type: "done", result });
       },
       (e: NodeJS.ErrnoException & { expected?: unknown; actual?: unknown; exceeded?: unknown; status?: number }) => {
         finish();
         port.postMessage({
+          id: j.id,
           type: "error",
           error: {
             name: e?.name,
@@ -195,7 +123,7 @@ port.on("message", (m: {
     );
     return;
   }
-  const j = job;
+  const j = jobs.get(m.id);
   if (!j) return;
   if (m.type === "chunk" && m.data && !Array.isArray(m.data)) j.queue.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
   else if (m.type === "chunks" && Array.isArray(m.data)) j.queue.push(m.data.length === 1 ? Buffer.from(m.data[0].buffer) : Buffer.concat(m.data));

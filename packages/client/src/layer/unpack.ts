@@ -5,20 +5,26 @@
 // The work runs in a worker thread, so the synchronous file-system calls, hashing and CRCs do not
 // block the caller's event loop and several layers unpack on several cores.
 // unpackRemoteLayer goes one step further: the worker also downloads the blob (see
-// unpack-worker.ts remoteTar), so a layer's bytes never cross threads. Workers are kept idle for
-// reuse, can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
+// remote-tar.ts), so a layer's bytes never cross threads. The workers (at most one per core, a
+// worker running several jobs when more layers unpack at once) are kept idle for reuse
+// (worker-pool.ts), can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
-import { Worker } from "node:worker_threads";
 // subpaths: importing this module (to start workers early) should not load all of core (zod)
 import { type DiffID, type Digest, parseDiffID } from "@strata/core/digest";
 import { DigestMismatchError, SizeMismatchError } from "@strata/core/verify";
-import { type ExtractResult, extractLayer, LayerTooLargeError, UnsafeLayerError } from "./extract.js";
 import { RegistryClient, RegistryError, type RegistrySession } from "../registry/client.js";
-import { TarFormatError } from "./tar.js";
-import { type CompressedBlob, verifiedTar } from "./verified.js";
+import { LayerTooLargeError, TarFormatError, UnsafeLayerError } from "./errors.js";
+// Only types from the extractor and the stream decompressors: this thread loads them (extract.ts,
+// tar.ts, verified.ts with fzstd, ~80 KB of source, ~15 ms of CPU) only to unpack inline; a pull
+// unpacks in workers and never needs them here.
+import type { ExtractResult } from "./extract.js";
+import type { CompressedBlob } from "./verified.js";
+import { acquireWorker, releaseWorker } from "./worker-pool.js";
 
-export { LayerTooLargeError, UnsafeLayerError } from "./extract.js";
+export { prewarmUnpackWorkers, stopIdleUnpackWorkers } from "./worker-pool.js";
+
+export { LayerTooLargeError, UnsafeLayerError } from "./errors.js";
 
 export interface UnpackResult {
   diffId: DiffID;
@@ -137,61 +143,16 @@ async function* counted(src: AsyncIterable<Buffer | string>, onRead: (bytes: num
   onRead(n, true);
 }
 
-// Idle workers kept for reuse (module loading and JIT warm-up are paid once per worker).
-const idle: Worker[] = [];
-const MAX_IDLE = 4;
+let nextJobId = 1;
 
-function newWorker(): Worker {
-  return new Worker(new URL("./unpack-worker.js", import.meta.url), {
-    // the worker needs no flags, and some of the parent's (--input-type, --eval) are invalid for it
-    execArgv: [],
-  });
-}
-
-function acquireWorker(): Worker {
-  const w = idle.pop();
-  if (w) {
-    w.ref();
-    return w;
-  }
-  return newWorker();
-}
-
-/**
- * Starts up to `n` workers now (idle, reused by the next unpacks), so their start-up (a thread,
- * module loading) overlaps the caller's own work instead of delaying the first layer.
- */
-export function prewarmUnpackWorkers(n: number): void {
-  if (process.env.STRATA_UNPACK_INLINE === "1") return;
-  for (let i = idle.length; i < Math.min(n, MAX_IDLE); i++) releaseWorker(newWorker(), true);
-}
-
-/** Stops the idle workers (they stop in their own threads, meanwhile the caller goes on). */
-export function stopIdleUnpackWorkers(): void {
-  for (const w of idle.splice(0)) void w.terminate();
-}
-
-function releaseWorker(w: Worker, healthy: boolean): void {
-  w.removeAllListeners("message");
-  w.removeAllListeners("error");
-  w.removeAllListeners("exit");
-  if (healthy && idle.length < MAX_IDLE) {
-    // an idle worker must not keep the process alive; discard it if it dies while idle
-    w.on("error", () => {});
-    w.on("exit", () => {
-      const i = idle.indexOf(w);
-      if (i >= 0) idle.splice(i, 1);
-    });
-    w.unref();
-    idle.push(w);
-  } else {
-    void w.terminate();
-  }
-}
+/** What a worker reports about one job. */
+type WorkerMessage = { id: number; type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] };
 
 async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }, opts: UnpackOptions & Pick<RemoteUnpackOptions, "onResume">): Promise<ExtractResult> {
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   const worker = acquireWorker();
+  // the worker may run other jobs at once: this job's messages carry its id
+  const id = nextJobId++;
   const free: ArrayBuffer[] = [];
   let inFlight = 0;
   let ackWaiter: (() => void) | undefined;
@@ -202,9 +163,12 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
     ackWaiter = undefined;
     w?.();
   };
+  let onMessage!: (m: WorkerMessage) => void;
+  let onError!: (e: Error) => void;
+  let onExit!: (code: number) => void;
   const outcome = new Promise<ExtractResult>((resolve, reject) => {
-    type Message = { type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] };
-    worker.on("message", (m: Message) => {
+    onMessage = (m: WorkerMessage) => {
+      if (m.id !== id) return;
       if (m.type === "read") {
         opts.onRead?.(m.bytes ?? 0, m.done === true);
         return;
@@ -222,25 +186,35 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
         reject(reviveError(m.error as Parameters<typeof reviveError>[0]));
       }
       wakeFeeder();
-    });
-    worker.on("error", (e) => {
+    };
+    onError = (e: Error) => {
       settled = true;
       healthy = false;
       reject(e);
       wakeFeeder();
-    });
-    worker.on("exit", (code) => {
+    };
+    onExit = (code: number) => {
       healthy = false;
       if (!settled) {
         settled = true;
         reject(new Error(`layer unpack worker exited with code ${code}`));
       }
       wakeFeeder();
-    });
+    };
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.on("exit", onExit);
   });
+  const release = () => {
+    worker.off("message", onMessage);
+    worker.off("error", onError);
+    worker.off("exit", onExit);
+    releaseWorker(worker, healthy);
+  };
   outcome.catch(() => {});
   const remote = "remote" in input ? input.remote : undefined;
   worker.postMessage({
+    id,
     type: "start",
     opts: { diffDir: opts.diffDir, tarSplitPath: opts.tarSplitPath, maxBytes, durable: opts.durable },
     compressed: remote ? remote.blob : opts.compressed,
@@ -248,7 +222,7 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
   });
   if (remote) {
     // the worker downloads: wait for its verdict, and pass an abort on
-    const onAbort = () => worker.postMessage({ type: "abort" });
+    const onAbort = () => worker.postMessage({ id, type: "abort" });
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();
     try {
@@ -259,7 +233,7 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
       throw e;
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
-      releaseWorker(worker, healthy);
+      release();
     }
   }
   const tar = (input as { tar: Readable }).tar;
@@ -279,12 +253,12 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
   const post = () => {
     if (fill === 0) return;
     if (batched) {
-      worker.postMessage({ type: "chunks", data: batch }, transfer);
+      worker.postMessage({ id, type: "chunks", data: batch }, transfer);
       batch = [];
       transfer = [];
     } else {
       const data = new Uint8Array(buf.buffer, buf.byteOffset, fill);
-      worker.postMessage({ type: "chunk", data }, [buf.buffer as ArrayBuffer]);
+      worker.postMessage({ id, type: "chunk", data }, [buf.buffer as ArrayBuffer]);
       buf = newBuf();
     }
     inFlight += fill;
@@ -323,20 +297,20 @@ async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }
     if (!settled) opts.onRead?.(tarSize, true);
     if (!settled) {
       post();
-      worker.postMessage({ type: "end" });
+      worker.postMessage({ id, type: "end" });
     }
     return await outcome;
   } catch (e) {
     if (!settled) {
       // Let the worker clean up (open file, partial tar-split) before reporting.
-      worker.postMessage({ type: "abort" });
+      worker.postMessage({ id, type: "abort" });
       await outcome.catch(() => {});
     }
     fs.rmSync(opts.tarSplitPath, { force: true });
     throw e;
   } finally {
     if (!settled) await outcome.catch(() => {});
-    releaseWorker(worker, healthy);
+    release();
   }
 }
 
@@ -362,6 +336,8 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
   if (runsInline(opts)) {
     let src = await inSource(tar, opts.signal);
     if (opts.onRead) src = counted(src, opts.onRead);
+    const { extractLayer } = await import("./extract.js");
+    const { verifiedTar } = await import("./verified.js");
     r = await extractLayer(opts.compressed ? verifiedTar(src, opts.compressed) : src, opts);
   } else {
     r = await unpackInWorker({ tar }, opts);
@@ -377,13 +353,11 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
 export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackOptions): Promise<UnpackResult> {
   let r: ExtractResult;
   if (runsInline(opts)) {
+    // the workers' path (remote-tar.ts: no copy or allocation per chunk), on this thread
     const client = RegistryClient.fromSession(remote.session, opts.signal);
-    const src = client.blobStream(remote.repository, remote.blob, { signal: opts.signal, onResume: opts.onResume });
-    try {
-      r = await extractLayer(verifiedTar(opts.onRead ? counted(src, opts.onRead) : src, remote.blob), opts);
-    } finally {
-      src.destroy();
-    }
+    const [{ extractLayer }, { remoteTar }] = await Promise.all([import("./extract.js"), import("./remote-tar.js")]);
+    const tar = remoteTar(client, remote.repository, remote.blob, { signal: opts.signal, onRead: opts.onRead, onResume: opts.onResume });
+    r = await extractLayer(tar, { ...opts, releaseChunks: true });
   } else {
     r = await unpackInWorker({ remote }, opts);
   }

@@ -213,3 +213,12 @@ export function syncFilesystem(path: string): Promise<void> {
 export function isErrno(e: unknown, code: string): boolean {
   return (e as NodeJS.ErrnoException)?.code === code;
 }
+
+/**
+ * Like Promise.all, but settles only when every operation has: a failure is thrown after the
+ * others finished, so nothing is still writing when the caller cleans up or releases a lock.
+ */
+export async function allSettled(ops: readonly (Promise<unknown> | undefined)[]): Promise<void> {
+  const results = await Promise.allSettled(ops);
+  for (const r of results) if (r.status === "rejected") throw r.reason;
+}
