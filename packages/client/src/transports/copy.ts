@@ -172,7 +172,10 @@ class Copier {
       this.opts.onEvent?.({ kind: "blob", digest: ref.digest, size: ref.size, status: "exists", role });
       return { digest: ref.digest, size: ref.size };
     }
-    const r = await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType });
+    const r =
+      ref.size >= 0 && this.src.blobChunks && this.dst.putBlobChunks
+        ? await this.dst.putBlobChunks(await this.src.blobChunks(ref), ref)
+        : await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType });
     this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role });
     return r;
   }

@@ -13,6 +13,7 @@ import { getCredentials } from "../credentials/docker-config.js";
 import { type Credentials } from "../registry/auth.js";
 import { RegistryClient, RegistryError } from "../registry/client.js";
 import { RegistryWriter } from "../registry/push.js";
+import { verifiedChunks } from "./chunks.js";
 import { alreadyVerified, verifying } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { type BlobRef, type ImageDestination, type ImageSource, type PutBlobExpectation, type SourceTarget, TransportError, TransportUsageError } from "./types.js";
@@ -83,6 +84,10 @@ class DockerSource implements ImageSource {
     return src.pipe(check);
   }
 
+  async blobChunks(ref: BlobRef): Promise<AsyncIterable<Buffer>> {
+    return verifiedChunks(this.client.blobChunks(this.ref.repository, ref), ref, (e) => new TransportError(`${this.name}: blob ${ref.digest}: ${e.message}`));
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -135,6 +140,10 @@ export class DockerDestination implements ImageDestination {
     // a source's verifying stream for exactly this blob fails before its end unless it matches
     const preverified = known !== undefined && alreadyVerified(data, { digest: expect.digest, size: known });
     return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified });
+  }
+
+  async putBlobChunks(chunks: AsyncIterable<Buffer>, expect: BlobRef): Promise<{ digest: Digest; size: number }> {
+    return this.writer.uploadBlob(chunks, { digest: expect.digest, size: expect.size, preverified: true, reusedChunks: true });
   }
 
   async putManifest(m: { raw: Buffer; mediaType: string }, opts: { top: boolean }): Promise<Digest> {

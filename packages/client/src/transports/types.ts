@@ -62,6 +62,11 @@ export interface ImageSource {
   child(desc: { digest: Digest; size: number; mediaType: string }): Promise<SourceTarget>;
   /** A blob's bytes; the stream errors before its end unless they match `ref`. */
   blob(ref: BlobRef): Promise<Readable>;
+  /**
+   * Optional: the same bytes as chunks of reused buffers (transports/chunks.ts): a chunk is valid
+   * until the iterator's next `next()`; the iteration throws before its end unless they match `ref`.
+   */
+  blobChunks?(ref: BlobRef): Promise<AsyncIterable<Buffer>>;
   close(): Promise<void>;
 }
 
@@ -108,6 +113,12 @@ export interface ImageDestination {
    * destination unless the whole blob arrived and matched. Resolves with what was stored.
    */
   putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }>;
+  /**
+   * Optional: `putBlob` for `ImageSource.blobChunks(ref)` of a `ref` with a known size: the chunks
+   * are the source's, verified by it against `ref` (the iteration fails before its end otherwise),
+   * so they are counted, not hashed again; each is used before the next is asked for, or copied.
+   */
+  putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef): Promise<{ digest: Digest; size: number }>;
   /** Optional: one of `knownBlobs` made present at the destination (found or mounted), with its size; undefined when none could be. */
   reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number } | undefined>;
   /**
