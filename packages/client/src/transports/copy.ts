@@ -137,7 +137,7 @@ class Copier {
   }
 
   private async image(img: SourceImage, top: boolean): Promise<Written> {
-    const configOut = await this.copyBlob(img.config, "config");
+    const configOut = await this.copyBlob(img.config, "config", img.configRaw);
     const out: { digest: Digest; size: number; mediaType: string; compression: LayerCompression; changed: boolean }[] = new Array(img.layers.length);
     const tasks = img.layers.map((l, i) => async () => {
       out[i] = await this.layer(img, l);
@@ -166,14 +166,21 @@ class Copier {
     return { digest, size: raw.length, mediaType, images: 1 };
   }
 
-  /** A blob copied as it is (skipped when the destination has it). */
-  private async copyBlob(ref: BlobRef, role: "config" | "layer"): Promise<{ digest: Digest; size: number }> {
+  /** A blob copied as it is (skipped when the destination has it); `raw`: its bytes, already read and verified (a config). */
+  private async copyBlob(ref: BlobRef, role: "config" | "layer", raw?: Buffer): Promise<{ digest: Digest; size: number }> {
     if (ref.size >= 0 && (await this.dst.hasBlob(ref, { sourceRepository: this.src.sourceRepository }))) {
       this.opts.onEvent?.({ kind: "blob", digest: ref.digest, size: ref.size, status: "exists", role });
       return { digest: ref.digest, size: ref.size };
     }
     const r =
-      ref.size >= 0 && this.src.blobChunks && this.dst.putBlobChunks
+      raw && raw.length === ref.size && this.dst.putBlobChunks
+        ? await this.dst.putBlobChunks(
+            (async function* () {
+              yield raw;
+            })(),
+            ref,
+          )
+        : ref.size >= 0 && this.src.blobChunks && this.dst.putBlobChunks
         ? await this.dst.putBlobChunks(await this.src.blobChunks(ref), ref)
         : await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType });
     this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role });

@@ -114,9 +114,10 @@ export interface ImageDestination {
    */
   putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }>;
   /**
-   * Optional: `putBlob` for `ImageSource.blobChunks(ref)` of a `ref` with a known size: the chunks
-   * are the source's, verified by it against `ref` (the iteration fails before its end otherwise),
-   * so they are counted, not hashed again; each is used before the next is asked for, or copied.
+   * Optional: `putBlob` for `ImageSource.blobChunks(ref)` of a `ref` with a known size (or for
+   * bytes the source already verified, such as `SourceImage.configRaw`): the chunks are verified
+   * against `ref` (the iteration fails before its end otherwise), so they are counted, not hashed
+   * again; each is used before the next is asked for, or copied.
    */
   putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef): Promise<{ digest: Digest; size: number }>;
   /** Optional: one of `knownBlobs` made present at the destination (found or mounted), with its size; undefined when none could be. */
