@@ -291,8 +291,16 @@ export class RegistryWriter {
         const loc = st.headers.get("location");
         if (loc) url = this.moveSession(url, this.resolve(loc));
         const m = /^(?:bytes=)?0-(\d+)$/.exec(st.headers.get("range") ?? "");
-        // "0-0" is what distribution answers for an empty session too
-        const have = m ? (Number(m[1]) === 0 && size <= 1 ? 0 : Number(m[1]) + 1) : 0;
+        if (m && Number(m[1]) === 0 && window.start === 0) {
+          // "0-0" is what registries answer for an empty session as well as for one byte: a new
+          // session from byte 0 is right either way
+          await this.deleteSession(url);
+          url = await this.startSession();
+          offset = 0;
+          this.onResume?.(0);
+          continue;
+        }
+        const have = m ? Number(m[1]) + 1 : 0;
         if (have < window.start || have > size) {
           throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${window.start}-${size} can be sent again`);
         }
