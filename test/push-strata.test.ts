@@ -88,7 +88,7 @@ describe("strata login + copy docker:// against strata serve (token auth)", { sk
     const blobs = ev.filter((e) => e.event === "blob");
     assert.equal(blobs.length, 3);
     assert.ok(
-      blobs.every((e) => e.status === "exists"),
+      blobs.every((e) => e.status === "mounted"),
       r.stdout,
     );
     assert.equal(sha(await inspectRaw(`${srv.host}/team/two:v1`)), single.manifestDigest);

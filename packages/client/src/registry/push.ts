@@ -171,7 +171,7 @@ export class RegistryWriter {
   }
 
   /** Streams a blob in (see the module comment). Resolves with its digest and size. */
-  async uploadBlob(data: AsyncIterable<Buffer>, expect: BlobExpectation & { preverified?: boolean; reusedChunks?: boolean }): Promise<{ digest: Digest; size: number }> {
+  async uploadBlob(data: AsyncIterable<Buffer>, expect: BlobExpectation & { preverified?: boolean; reusedChunks?: boolean; onProgress?: (bytes: number) => void }): Promise<{ digest: Digest; size: number }> {
     // chunks of a source that reuses its buffers are copied wherever they are kept
     const copy = expect.reusedChunks === true;
     // a stream that fails before its end unless it matches expect.digest needs no second hash
@@ -227,6 +227,7 @@ export class RegistryWriter {
         size += c.length;
         if (known !== undefined && size > known) throw tooLong();
         window.append(c, copy);
+        expect.onProgress?.(size);
         return c;
       };
       // the read of a failed attempt's body, which lands in the window before a resume replays it

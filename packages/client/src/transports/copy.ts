@@ -35,9 +35,18 @@ export interface CopyOptions {
   onEvent?: (e: CopyEvent) => void;
 }
 
+/**
+ * What a copy reports, in order per blob: `blob-start` (the source blob named by `source`), then
+ * `blob-progress` while its bytes go out (as far as the destination tells), then `blob` with what
+ * the destination holds: `copied` (sent), `exists` (there already), `mounted` (linked by the
+ * registry from the repository `from`, nothing sent). `digest` differs from `source` when the
+ * layer was compressed or decompressed on the way.
+ */
 export type CopyEvent =
-  | { kind: "blob"; digest: Digest; size: number; status: "copied" | "exists"; role: "config" | "layer" }
-  | { kind: "manifest"; digest: Digest; mediaType: string; top: boolean };
+  | { kind: "blob-start"; source: Digest; size: number; role: "config" | "layer" }
+  | { kind: "blob-progress"; source: Digest; current: number; total: number; role: "config" | "layer" }
+  | { kind: "blob"; source: Digest; digest: Digest; size: number; status: "copied" | "exists" | "mounted"; from?: string; role: "config" | "layer" }
+  | { kind: "manifest"; digest: Digest; size: number; mediaType: string; top: boolean };
 
 export interface CopyResult {
   /** Digest of the manifest or index the destination reference now names. */
@@ -94,6 +103,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
 
 class Copier {
   private readonly preserve: boolean;
+  private readonly startedBlobs = new Set<Digest>();
   constructor(
     private readonly src: ImageSource,
     private readonly dst: ImageDestination,
@@ -132,7 +142,7 @@ class Copier {
       raw = Buffer.from(JSON.stringify(body));
     }
     const digest = await this.dst.putManifest({ raw, mediaType: idx.mediaType }, { top });
-    this.opts.onEvent?.({ kind: "manifest", digest, mediaType: idx.mediaType, top });
+    this.emit({ kind: "manifest", digest, size: raw.length, mediaType: idx.mediaType, top });
     return { digest, size: raw.length, mediaType: idx.mediaType, images };
   }
 
@@ -162,14 +172,29 @@ class Copier {
       mediaType = built.mediaType;
     }
     const digest = await this.dst.putManifest({ raw, mediaType }, { top });
-    this.opts.onEvent?.({ kind: "manifest", digest, mediaType, top });
+    this.emit({ kind: "manifest", digest, size: raw.length, mediaType, top });
     return { digest, size: raw.length, mediaType, images: 1 };
+  }
+
+  private emit(e: CopyEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  /** Reports a blob's start; returns the callback for the bytes sent. */
+  private started(ref: BlobRef, role: "config" | "layer"): (bytes: number) => void {
+    if (!this.startedBlobs.has(ref.digest)) this.emit({ kind: "blob-start", source: ref.digest, size: ref.size, role });
+    this.startedBlobs.add(ref.digest);
+    if (!this.opts.onEvent) return () => {};
+    return (current) => this.emit({ kind: "blob-progress", source: ref.digest, current, total: ref.size, role });
   }
 
   /** A blob copied as it is (skipped when the destination has it); `raw`: its bytes, already read and verified (a config). */
   private async copyBlob(ref: BlobRef, role: "config" | "layer", raw?: Buffer): Promise<{ digest: Digest; size: number }> {
-    if (ref.size >= 0 && (await this.dst.hasBlob(ref, { sourceRepository: this.src.sourceRepository }))) {
-      this.opts.onEvent?.({ kind: "blob", digest: ref.digest, size: ref.size, status: "exists", role });
+    const onProgress = this.started(ref, role);
+    const there = ref.size >= 0 ? await this.dst.hasBlob(ref, { sourceRepository: this.src.sourceRepository }) : false;
+    if (there) {
+      const mounted = typeof there === "object" ? { status: "mounted" as const, from: there.mountedFrom } : { status: "exists" as const };
+      this.emit({ kind: "blob", source: ref.digest, digest: ref.digest, size: ref.size, ...mounted, role });
       return { digest: ref.digest, size: ref.size };
     }
     const r =
@@ -179,11 +204,12 @@ class Copier {
               yield raw;
             })(),
             ref,
+            onProgress,
           )
         : ref.size >= 0 && this.src.blobChunks && this.dst.putBlobChunks
-        ? await this.dst.putBlobChunks(await this.src.blobChunks(ref), ref)
-        : await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType });
-    this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role });
+        ? await this.dst.putBlobChunks(await this.src.blobChunks(ref), ref, onProgress)
+        : await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType, onProgress });
+    this.emit({ kind: "blob", source: ref.digest, digest: r.digest, size: r.size, status: "copied", role });
     return r;
   }
 
@@ -196,18 +222,21 @@ class Copier {
         const r = await this.copyBlob(l.blob, "layer");
         return { ...r, mediaType: l.blob.mediaType, compression: "none", changed: false };
       }
+      const onProgress = this.started(l.blob, "layer");
       const stream = chain(await this.src.blob(l.blob), decompressor(l.compression));
-      const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer });
-      this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role: "layer" });
+      const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer, onProgress });
+      this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
       return { ...r, mediaType: MediaTypes.OciLayer, compression: "none", changed: true };
     }
     let want: "gzip" | "zstd" | undefined = this.opts.destCompress;
     if (!img.manifest && l.compression === "none") want ??= "gzip";
     if (want === "gzip" && l.compression === "none" && l.knownBlobs?.length && this.dst.reuseBlob) {
       // a gzip blob of this layer the destination has or can mount: no rebuild, no upload
+      this.started(l.blob, "layer");
       const r = await this.dst.reuseBlob(l.knownBlobs);
       if (r) {
-        this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "exists", role: "layer" });
+        const mounted = r.mountedFrom ? { status: "mounted" as const, from: r.mountedFrom } : { status: "exists" as const };
+        this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, ...mounted, role: "layer" });
         return { ...r, mediaType: "", compression: "gzip", changed: true };
       }
     }
@@ -221,9 +250,10 @@ class Copier {
     const parts: NodeJS.ReadWriteStream[] = [];
     if (l.compression !== "none") parts.push(decompressor(l.compression));
     parts.push(compressor(want));
+    const onProgress = this.started(l.blob, "layer");
     const stream = chain(await this.src.blob(l.blob), ...parts);
-    const r = await this.dst.putBlob(stream, { mediaType: "" });
-    this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role: "layer" });
+    const r = await this.dst.putBlob(stream, { mediaType: "", onProgress });
+    this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
     return { ...r, mediaType: "", compression: want, changed: true };
   }
 }

@@ -75,6 +75,8 @@ export interface PutBlobExpectation {
   readonly digest?: Digest;
   readonly size?: number;
   readonly mediaType: string;
+  /** Told the bytes read so far, as they go out. */
+  readonly onProgress?: (bytes: number) => void;
 }
 
 /**
@@ -104,9 +106,10 @@ export interface ImageDestination {
   readonly acceptsIndex: boolean;
   /**
    * Whether the blob is already there, so the copy can skip it. A registry answers this with
-   * HEAD, or by mounting it from `hints.sourceRepository` on the same registry.
+   * HEAD, or by mounting it from `hints.sourceRepository` on the same registry (then it says
+   * which repository it came from).
    */
-  hasBlob(ref: BlobRef, hints?: { sourceRepository?: string }): Promise<boolean>;
+  hasBlob(ref: BlobRef, hints?: { sourceRepository?: string }): Promise<boolean | { mountedFrom: string }>;
   /**
    * Streams a blob in. With `expect.digest` the bytes are verified (digest, and size when >= 0)
    * while they are written; without it the digest is computed. Nothing is visible at the
@@ -119,9 +122,9 @@ export interface ImageDestination {
    * against `ref` (the iteration fails before its end otherwise), so they are counted, not hashed
    * again; each is used before the next is asked for, or copied.
    */
-  putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef): Promise<{ digest: Digest; size: number }>;
+  putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef, onProgress?: (bytes: number) => void): Promise<{ digest: Digest; size: number }>;
   /** Optional: one of `knownBlobs` made present at the destination (found or mounted), with its size; undefined when none could be. */
-  reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number } | undefined>;
+  reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number; mountedFrom?: string } | undefined>;
   /**
    * Stores a manifest or index (exact bytes). `top` marks the one the destination reference
    * names (tagged); the others are children of an index. Resolves with its digest.
