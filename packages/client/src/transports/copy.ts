@@ -44,7 +44,7 @@ export interface CopyOptions {
  */
 export type CopyEvent =
   | { kind: "blob-start"; source: Digest; size: number; role: "config" | "layer" }
-  | { kind: "blob-progress"; source: Digest; current: number; total: number; role: "config" | "layer" }
+  | { kind: "blob-progress"; source: Digest; current: number; /** -1: unknown */ total: number; role: "config" | "layer" }
   | { kind: "blob"; source: Digest; digest: Digest; size: number; status: "copied" | "exists" | "mounted"; from?: string; role: "config" | "layer" }
   | { kind: "manifest"; digest: Digest; size: number; mediaType: string; top: boolean };
 
@@ -180,12 +180,15 @@ class Copier {
     this.opts.onEvent?.(e);
   }
 
-  /** Reports a blob's start; returns the callback for the bytes sent. */
-  private started(ref: BlobRef, role: "config" | "layer"): (bytes: number) => void {
+  /**
+   * Reports a blob's start; returns the callback for the bytes sent. `sentSize`: the size of what
+   * goes out, -1 when the layer is recompressed on the way (then unknown).
+   */
+  private started(ref: BlobRef, role: "config" | "layer", sentSize = ref.size): (bytes: number) => void {
     if (!this.startedBlobs.has(ref.digest)) this.emit({ kind: "blob-start", source: ref.digest, size: ref.size, role });
     this.startedBlobs.add(ref.digest);
     if (!this.opts.onEvent) return () => {};
-    return (current) => this.emit({ kind: "blob-progress", source: ref.digest, current, total: ref.size, role });
+    return (current) => this.emit({ kind: "blob-progress", source: ref.digest, current, total: sentSize, role });
   }
 
   /** A blob copied as it is (skipped when the destination has it); `raw`: its bytes, already read and verified (a config). */
@@ -222,7 +225,7 @@ class Copier {
         const r = await this.copyBlob(l.blob, "layer");
         return { ...r, mediaType: l.blob.mediaType, compression: "none", changed: false };
       }
-      const onProgress = this.started(l.blob, "layer");
+      const onProgress = this.started(l.blob, "layer", -1);
       const stream = chain(await this.src.blob(l.blob), decompressor(l.compression));
       const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer, onProgress });
       this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
@@ -250,7 +253,7 @@ class Copier {
     const parts: NodeJS.ReadWriteStream[] = [];
     if (l.compression !== "none") parts.push(decompressor(l.compression));
     parts.push(compressor(want));
-    const onProgress = this.started(l.blob, "layer");
+    const onProgress = this.started(l.blob, "layer", -1);
     const stream = chain(await this.src.blob(l.blob), ...parts);
     const r = await this.dst.putBlob(stream, { mediaType: "", onProgress });
     this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
