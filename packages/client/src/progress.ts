@@ -7,7 +7,8 @@
  * - `PlainProgress`: one line per layer status change (non-TTY);
  * - `silentProgress`: nothing (--quiet, --format json).
  */
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type cliProgress from "cli-progress";
 import { terminalSafe } from "./terminal.js";
 
 export type LayerStatus =
@@ -143,7 +144,9 @@ export class TtyProgress implements ProgressReporter {
   private readonly started = new Map<string, number>();
 
   constructor(stream: NodeJS.WritableStream = process.stdout) {
-    this.multi = new cliProgress.MultiBar(
+    // loaded when bars are drawn (about 20 files a run without a terminal does not need)
+    const bars = createRequire(import.meta.url)("cli-progress") as typeof cliProgress;
+    this.multi = new bars.MultiBar(
       {
         stream,
         format: (_opts, params, payload: { id: string; status: string; detail: string; showBar: boolean }) => {
@@ -159,7 +162,7 @@ export class TtyProgress implements ProgressReporter {
         fps: 8,
         forceRedraw: false,
       },
-      cliProgress.Presets.legacy,
+      bars.Presets.legacy,
     );
   }
 

@@ -15,8 +15,6 @@
  */
 import { pipeline, type Readable } from "node:stream";
 import { type Descriptor, type Digest, formatPlatform, hostPlatform, type LayerCompression, MediaTypes, type Platform, platformMatches } from "@strata/core";
-import { decompressor } from "../layer/decompress.js";
-import { compressor } from "./gzip.js";
 import { buildManifest, layerMediaType } from "./manifests.js";
 import type { BlobRef, ImageDestination, ImageSource, SourceImage, SourceLayer, SourceTarget } from "./types.js";
 import { TransportError, TransportUsageError } from "./types.js";
@@ -30,7 +28,7 @@ export interface CopyOptions {
   preserveDigests?: boolean;
   /** Compression of layers written compressed (default gzip; existing compressed layers are kept). */
   destCompress?: "gzip" | "zstd";
-  /** Blobs copied at once (default 3). */
+  /** Blobs copied at once (default DEFAULT_CONCURRENCY). */
   maxConcurrent?: number;
   onEvent?: (e: CopyEvent) => void;
 }
@@ -55,6 +53,13 @@ export interface CopyResult {
   /** Images (manifests) copied. */
   images: number;
 }
+
+/**
+ * Blobs copied at once by default: as many as skopeo copies (docker push sends 5). Measured on
+ * bench:push (5 x 64 MiB, registry to registry, medians of 6 under load ~11): 3.84 s with 3 at
+ * once, 2.93 s with 6; from an OCI layout 2.19 s and 2.10 s.
+ */
+export const DEFAULT_CONCURRENCY = 6;
 
 interface Written {
   digest: Digest;
@@ -147,12 +152,18 @@ class Copier {
   }
 
   private async image(img: SourceImage, top: boolean): Promise<Written> {
-    const configOut = await this.copyBlob(img.config, "config", img.configRaw);
+    // the config goes alongside the layers, in the same pool
+    let configOut: { digest: Digest; size: number } = { digest: img.config.digest, size: img.config.size };
     const out: { digest: Digest; size: number; mediaType: string; compression: LayerCompression; changed: boolean }[] = new Array(img.layers.length);
-    const tasks = img.layers.map((l, i) => async () => {
-      out[i] = await this.layer(img, l);
-    });
-    await pool(tasks, this.opts.maxConcurrent ?? 3);
+    const tasks = [
+      async () => {
+        configOut = await this.copyBlob(img.config, "config", img.configRaw);
+      },
+      ...img.layers.map((l, i) => async () => {
+        out[i] = await this.layer(img, l);
+      }),
+    ];
+    await pool(tasks, this.opts.maxConcurrent ?? DEFAULT_CONCURRENCY);
     const unchanged = img.manifest !== undefined && configOut.digest === img.config.digest && out.every((o) => !o.changed);
     let raw: Buffer;
     let mediaType: string;
@@ -226,6 +237,7 @@ class Copier {
         return { ...r, mediaType: l.blob.mediaType, compression: "none", changed: false };
       }
       const onProgress = this.started(l.blob, "layer", -1);
+      const { decompressor } = await import("../layer/decompress.js");
       const stream = chain(await this.src.blob(l.blob), decompressor(l.compression));
       const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer, onProgress });
       this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
@@ -250,6 +262,8 @@ class Copier {
     if (img.manifest && this.preserve) {
       throw new TransportUsageError(`--dest-compress ${want} would change the digest of ${img.manifest.digest} (its layers are ${l.compression}); add --no-preserve-digests to allow it`);
     }
+    // (de)compression code is loaded when a layer needs it
+    const [{ decompressor }, { compressor }] = await Promise.all([import("../layer/decompress.js"), import("./gzip.js")]);
     const parts: NodeJS.ReadWriteStream[] = [];
     if (l.compression !== "none") parts.push(decompressor(l.compression));
     parts.push(compressor(want));
