@@ -5,7 +5,8 @@
  * A chunk the source will not touch again is kept by reference (no copy). A chunk of a source that
  * reuses its buffers (transports/chunks.ts) is copied into 1 MiB segments recycled across
  * uploads. Saves: what reused source buffers save (see chunks.ts) at the price of one memcpy
- * (about 30 ms for 320 MiB); without recycling the segments would be fresh memory again.
+ * (57-132 ms of CPU-profile samples for 320 MiB under load ~9); without recycling the segments
+ * would be fresh memory again.
  */
 
 const SEGMENT = 1024 * 1024;
