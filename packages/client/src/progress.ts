@@ -150,7 +150,7 @@ export class TtyProgress implements ProgressReporter {
       {
         stream,
         format: (_opts, params, payload: { id: string; status: string; detail: string; showBar: boolean }) => {
-          if (!payload.showBar) return `${payload.id}: ${payload.status}`;
+          if (!payload.showBar) return `${payload.id}: ${payload.status}${payload.detail ? ` ${payload.detail}` : ""}`;
           const width = 40;
           const filled = Math.round(params.progress * width);
           const bar = `[${"=".repeat(Math.max(0, filled - 1))}${filled > 0 ? ">" : ""}${" ".repeat(width - filled)}]`;
@@ -198,8 +198,9 @@ export class TtyProgress implements ProgressReporter {
           const total = e.total ?? 0;
           const secs = Math.max(0.001, (Date.now() - this.started.get(e.id)!) / 1000);
           if (total > 0) b.setTotal(total);
+          // an unknown total (a layer compressed on the way): bytes and rate, no bar
           const of = total > 0 ? `/${humanSize(total)}` : "";
-          b.update(cur, { id: e.id, status: STATUS_TEXT[e.status], detail: `${humanSize(cur)}${of} ${humanSize(cur / secs)}/s`, showBar: true });
+          b.update(cur, { id: e.id, status: STATUS_TEXT[e.status], detail: `${humanSize(cur)}${of} ${humanSize(cur / secs)}/s`, showBar: total > 0 });
         } else {
           b.update(e.status === "complete" || e.status === "pushed" || e.status === "copied" ? b.getTotal() : b.getProgress() * b.getTotal(), {
             id: e.id,

@@ -89,8 +89,11 @@ describe("progress", () => {
     const p = new TtyProgress(s.stream);
     p.event({ type: "layer", id: "aaaaaaaaaaaa", status: "pushing", current: 1_000_000, total: 2_000_000 });
     p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "mounted", from: "evil\u001b[2Jrepo" });
+    // a layer compressed on the way: its size is not known, so bytes and rate without a bar
+    p.event({ type: "layer", id: "cccccccccccc", status: "pushing", current: 5_000_000, total: -1 });
     (p as unknown as { multi: { update(): void } }).multi.update();
     const mid = s.text();
+    assert.match(mid, /cccccccccccc: Pushing 5MB [\d.]+[kMG]?B\/s/);
     assert.match(mid, /aaaaaaaaaaaa: Pushing \[=+>\s+\] 1MB\/2MB [\d.]+[kMG]?B\/s/);
     assert.match(mid, /bbbbbbbbbbbb: Mounted from evil/);
     assert.doesNotMatch(mid, /\u001b\[2J/);
