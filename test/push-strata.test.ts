@@ -88,10 +88,33 @@ describe("strata login + copy docker:// against strata serve (token auth)", { sk
     const blobs = ev.filter((e) => e.event === "blob");
     assert.equal(blobs.length, 3);
     assert.ok(
-      blobs.every((e) => e.status === "exists"),
+      blobs.every((e) => e.status === "mounted"),
       r.stdout,
     );
     assert.equal(sha(await inspectRaw(`${srv.host}/team/two:v1`)), single.manifestDigest);
+  });
+
+  it('an upload cut before any of its bytes reached the registry ("Range: 0-0") goes again from byte 0 in a new session', async () => {
+    // 200 bytes: inside the PATCH's head (its Authorization alone is longer), so the session stays empty
+    const proxy = await startCuttingProxy(Number(srv.host.split(":")[1]), 200, 1);
+    try {
+      const l = await strata(["login", proxy.host, "-u", "alice", "--password-stdin"], { env, input: "alice-secret\n" });
+      assert.equal(l.code, 0, l.stderr);
+      proxy.lines.length = 0;
+      proxy.heads.length = 0;
+      const c = await strata(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/team/zero:v1`], { env });
+      assert.equal(c.code, 0, c.stderr);
+      const at = proxy.heads.flatMap((h, i) => (h.startsWith("PATCH ") ? [i] : []));
+      assert.equal(at.length, 2, proxy.lines.join("\n"));
+      // between the two: the status asked (GET on the session), then a new session (POST); the second PATCH starts at 0
+      const between = proxy.lines.slice(at[0] + 1, at[1]);
+      assert.ok(between.some((l) => /^GET \/v2\/team\/zero\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      assert.ok(between.some((l) => /^POST \/v2\/team\/zero\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      assert.match(proxy.heads[at[1]], /\r\ncontent-range: 0-/i);
+      assert.equal(sha(await inspectRaw(`${srv.host}/team/zero:v1`)), single.manifestDigest);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it("an upload cut mid-way resumes at the offset the registry reports (GET status, Range)", async () => {

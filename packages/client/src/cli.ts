@@ -297,7 +297,7 @@ export function registerClientCommands(program: Command): void {
     .option("--preserve-digests", "refuse anything that would change a manifest digest (default)", true)
     .option("--no-preserve-digests", "allow manifests to change (e.g. with --dest-compress)")
     .addOption(new Option("--dest-compress <kind>", "compression of layers written compressed").choices(["gzip", "zstd"]))
-    .option("--max-concurrent <n>", "blobs copied at once", positiveInt, 3)
+    .option("--max-concurrent <n>", "blobs copied at once", positiveInt, 6)
     .option("-q, --quiet", "print nothing")
     .addOption(new Option("--format <format>", "table (default: a line per blob) or json (one object per line)").choices(["table", "json"]))
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])

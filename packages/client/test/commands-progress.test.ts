@@ -55,6 +55,53 @@ describe("progress", () => {
     );
   });
 
+  it("push statuses: plain lines as docker push prints them (Preparing, Pushing once, Pushed / Layer already exists / Mounted from REPO)", () => {
+    const s = sink(false);
+    const p = new PlainProgress(s.stream);
+    p.event({ type: "message", text: "The push refers to repository [r.example/x/y]" });
+    p.event({ type: "layer", id: "aaaaaaaaaaaa", status: "preparing" });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "preparing" });
+    p.event({ type: "layer", id: "cccccccccccc", status: "preparing" });
+    p.event({ type: "layer", id: "aaaaaaaaaaaa", status: "pushing", current: 1, total: 10 });
+    p.event({ type: "layer", id: "aaaaaaaaaaaa", status: "pushing", current: 9, total: 10 });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "layer-exists" });
+    p.event({ type: "layer", id: "cccccccccccc", status: "mounted", from: "lib/base" });
+    p.event({ type: "layer", id: "aaaaaaaaaaaa", status: "pushed" });
+    p.stop();
+    assert.equal(
+      s.text(),
+      [
+        "The push refers to repository [r.example/x/y]",
+        "aaaaaaaaaaaa: Preparing",
+        "bbbbbbbbbbbb: Preparing",
+        "cccccccccccc: Preparing",
+        "aaaaaaaaaaaa: Pushing",
+        "bbbbbbbbbbbb: Layer already exists",
+        "cccccccccccc: Mounted from lib/base",
+        "aaaaaaaaaaaa: Pushed",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("push bars on a terminal: pushing with bytes and rate; a repository name from a registry is made terminal safe", () => {
+    const s = sink(true);
+    const p = new TtyProgress(s.stream);
+    p.event({ type: "layer", id: "aaaaaaaaaaaa", status: "pushing", current: 1_000_000, total: 2_000_000 });
+    p.event({ type: "layer", id: "bbbbbbbbbbbb", status: "mounted", from: "evil\u001b[2Jrepo" });
+    // a layer compressed on the way: its size is not known, so bytes and rate without a bar
+    p.event({ type: "layer", id: "cccccccccccc", status: "pushing", current: 5_000_000, total: -1 });
+    (p as unknown as { multi: { update(): void } }).multi.update();
+    const mid = s.text();
+    assert.match(mid, /cccccccccccc: Pushing 5MB [\d.]+[kMG]?B\/s/);
+    assert.match(mid, /aaaaaaaaaaaa: Pushing \[=+>\s+\] 1MB\/2MB [\d.]+[kMG]?B\/s/);
+    assert.match(mid, /bbbbbbbbbbbb: Mounted from evil/);
+    assert.doesNotMatch(mid, /\u001b\[2J/);
+    p.event({ type: "layer", id: "aaaaaaaaaaaa", status: "pushed" });
+    p.stop();
+    assert.match(s.text(), /aaaaaaaaaaaa: Pushed/);
+  });
+
   it("per-layer bars on a terminal: downloading with bytes and rate, then done / already exists", () => {
     const s = sink(true);
     const p = new TtyProgress(s.stream);

@@ -97,8 +97,8 @@ describe("strata push of a committed container; Docker Engine pulls and runs it"
       .filter((e) => e.event === "done" || e.event === "blob");
     const pushed = done.at(-1)!;
     assert.equal(pushed.event, "done");
-    // the base layer was there already (HEAD); the new layer and the config were uploaded
-    assert.deepEqual(done.filter((e) => e.event === "blob").map((e) => `${e.role}:${e.status}`).sort(), ["config:copied", "layer:copied", "layer:exists"]);
+    // the base layer was mounted from the repository it was pulled from; the new layer and the config were uploaded
+    assert.deepEqual(done.filter((e) => e.event === "blob").map((e) => `${e.role}:${e.status}`).sort(), ["config:copied", "layer:copied", "layer:mounted"]);
     // the manifest is Docker schema2, as docker push writes it
     const raw = await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${target}`]);
     assert.equal(JSON.parse(raw.stdout).mediaType, "application/vnd.docker.distribution.manifest.v2+json");
@@ -138,7 +138,7 @@ describe("strata push of a committed container; Docker Engine pulls and runs it"
       .split("\n")
       .map((l) => JSON.parse(l) as { event: string; status?: string; role?: string })
       .filter((e) => e.event === "blob");
-    assert.deepEqual(blobs.map((e) => `${e.role}:${e.status}`).sort(), ["config:copied", "layer:exists", "layer:exists"]);
+    assert.deepEqual(blobs.map((e) => `${e.role}:${e.status}`).sort(), ["config:copied", "layer:mounted", "layer:mounted"]);
     const oci = JSON.parse((await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/other/app:oci`])).stdout) as { mediaType: string; layers: { digest: string; mediaType: string }[] };
     const docker2 = JSON.parse(first.stdout) as { layers: { digest: string }[] };
     assert.equal(oci.mediaType, "application/vnd.oci.image.manifest.v1+json");

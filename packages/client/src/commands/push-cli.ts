@@ -44,7 +44,7 @@ export function registerPushCommands(program: Command): void {
     .argument("[destination]", "registry reference (default: the image's name)")
     .addOption(rootOption())
     .option("--format <format>", "docker (schema2, default) or oci manifest; json or table output (repeatable)", collect, [] as string[])
-    .option("--max-concurrent <n>", "layers pushed at once", positiveInt, 3)
+    .option("--max-concurrent <n>", "layers pushed at once", positiveInt, 6)
     .option("-q, --quiet", "print nothing")
     .option("--insecure-registry <host>", "registry reached over plain HTTP (repeatable)", collect, [] as string[])
     .action(async (image: string, dest: string | undefined, o: { root: string; format: string[]; maxConcurrent: number; quiet?: boolean; insecureRegistry: string[] }) => {

@@ -5,9 +5,10 @@
  * (reproducibly) unless the registry already has it. Docker schema2 manifest by default, OCI
  * with `--format oci`.
  *
- * Afterwards, as docker push does, the store's distribution metadata (v2metadata-by-diffid) notes
- * which blob holds each layer in the destination repository, so the next push of the same layers
- * finds them with a HEAD (or mounts them) instead of rebuilding them.
+ * Afterwards, as docker push does, the image's RepoDigests name the pushed manifest
+ * (`repo@digest` in repositories.json), and the store's distribution metadata
+ * (v2metadata-by-diffid) notes which blob holds each layer in the destination repository, so the
+ * next push of the same layers finds them with a HEAD (or mounts them) instead of rebuilding them.
  */
 import { resolve } from "node:path";
 import { type DiffID, type Digest, familiarName, parseManifest, parseReference } from "@strata/core";
@@ -39,7 +40,7 @@ export async function pushCommand(image: string, dest: string | undefined, o: Pu
     throw new TransportUsageError(`invalid destination ${JSON.stringify(target)}: ${(e as Error).message}`);
   }
   const registry = { format: o.format, insecureRegistries: o.insecureRegistries };
-  const r = await copyCommand(`store:${image}`, `docker://${target}`, { root: o.root, maxConcurrent: o.maxConcurrent, output: o.output, registry });
+  const r = await copyCommand(`store:${image}`, `docker://${target}`, { root: o.root, maxConcurrent: o.maxConcurrent, output: o.output, registry, verb: "push" });
   try {
     await recordPushedLayers(o.root, image, target, r.digest, o.insecureRegistries);
   } catch (e) {
@@ -49,17 +50,28 @@ export async function pushCommand(image: string, dest: string | undefined, o: Pu
   return r;
 }
 
-/** Notes, for each layer of `image`, the blob the pushed manifest `digest` names in `target`'s repository. */
+/**
+ * Records the push in the store as docker push does: the image's RepoDigests get
+ * `<repo>@<digest>` (repositories.json: `"<repo>@<digest>": "<image id>"`, the entry pull writes),
+ * and each layer of `image` notes the blob the pushed manifest names in `target`'s repository.
+ */
 async function recordPushedLayers(root: string, image: string, target: string, digest: Digest, insecureRegistries: string[] | undefined): Promise<void> {
   const { ref, client } = await registryOf(target, { insecureRegistries });
+  const store = await Store.openExisting(resolve(root));
+  const id = (await resolveImage(store, image)).id;
+  const repo = familiarName(ref);
+  await store.withLock(() =>
+    store.updateRepositories((repos) => {
+      repos[repo] ??= {};
+      repos[repo][`${repo}@${digest}`] = id;
+    }),
+  );
   const m = await client.getManifest(ref.repository, digest);
   const parsed = parseManifest(m.raw, m.contentType);
   if (parsed.kind !== "manifest") return;
-  const store = await Store.openExisting(resolve(root));
-  const img = await loadImage(store, (await resolveImage(store, image)).id);
+  const img = await loadImage(store, id);
   const diffIds = img?.config.config.rootfs.diff_ids ?? [];
   if (diffIds.length !== parsed.layers.length) return;
-  const repo = familiarName(ref);
   await store.withLock(async () => {
     for (let i = 0; i < diffIds.length; i++) await store.addV2Metadata(diffIds[i] as DiffID, parsed.layers[i].digest, repo);
   });

@@ -14,16 +14,17 @@
  *   5xx is resumed: the session's offset is asked (GET, `Range: 0-N`) and a new PATCH sends from
  *   there, out of the last RESUME_WINDOW bytes kept, then the rest of the source; a registry that
  *   dropped the session instead (distribution 2.8 does after a broken PATCH) gets a new one from
- *   byte 0 while the window still holds the whole blob. Memory: the window, references to the
- *   source's own chunks (no copy: a Readable never reuses a chunk it emitted).
+ *   byte 0 while the window still holds the whole blob. Memory: the window (registry/window.ts):
+ *   references to a Readable's chunks (it never reuses one it emitted), copies of the chunks of a
+ *   source that reuses its buffers (`reusedChunks`).
  * - The registry's `Docker-Content-Digest` of the closing PUT (and of a manifest PUT) must be the
  *   digest sent; a push is complete only when the registry acknowledged it (201).
  */
 import { createHash } from "node:crypto";
-import type { Readable } from "node:stream";
 import { type Digest, digestOf } from "@strata/core/digest";
 import { RegistryError, type RegistryClient } from "./client.js";
 import { isNetworkError, isRetryableStatus } from "./retry.js";
+import { ResendWindow } from "./window.js";
 
 /** Blobs of a known size up to this go in one PUT. */
 export const MONOLITHIC_MAX = 4 * 1024 * 1024;
@@ -170,7 +171,9 @@ export class RegistryWriter {
   }
 
   /** Streams a blob in (see the module comment). Resolves with its digest and size. */
-  async uploadBlob(data: Readable, expect: BlobExpectation & { preverified?: boolean }): Promise<{ digest: Digest; size: number }> {
+  async uploadBlob(data: AsyncIterable<Buffer>, expect: BlobExpectation & { preverified?: boolean; reusedChunks?: boolean; onProgress?: (bytes: number) => void }): Promise<{ digest: Digest; size: number }> {
+    // chunks of a source that reuses its buffers are copied wherever they are kept
+    const copy = expect.reusedChunks === true;
     // a stream that fails before its end unless it matches expect.digest needs no second hash
     const trusted = expect.preverified === true && expect.digest !== undefined;
     const hash = trusted ? undefined : createHash("sha256");
@@ -184,7 +187,7 @@ export class RegistryWriter {
       if (expect.digest && expect.digest.startsWith("sha256:") && d !== expect.digest) throw new RegistryError(`blob ${expect.digest}: the bytes read have digest ${d}`);
       return expect.digest && !expect.digest.startsWith("sha256:") ? expect.digest : d;
     };
-    const source = (data as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    const source = data[Symbol.asyncIterator]();
     let url: string | undefined;
     try {
       if (known !== undefined && known <= MONOLITHIC_MAX) {
@@ -196,7 +199,7 @@ export class RegistryWriter {
           hash?.update(r.value);
           size += r.value.length;
           if (size > known) throw tooLong();
-          parts.push(r.value);
+          parts.push(copy ? Buffer.from(r.value) : r.value);
         }
         const digest = finalDigest();
         url = await this.startSession();
@@ -212,10 +215,8 @@ export class RegistryWriter {
         return { digest, size };
       }
       url = await this.startSession();
-      // the bytes sent and not yet known to be stored: [windowStart, size)
-      const window: Buffer[] = [];
-      let windowStart = 0;
-      let windowBytes = 0;
+      // the bytes sent and not yet known to be stored: [window.start, size)
+      const window = new ResendWindow(RESUME_WINDOW);
       let ended = false;
       /** Reads one chunk of the source into the window (undefined at its end). */
       const pull = async (): Promise<Buffer | undefined> => {
@@ -225,12 +226,8 @@ export class RegistryWriter {
         hash?.update(c);
         size += c.length;
         if (known !== undefined && size > known) throw tooLong();
-        window.push(c);
-        windowBytes += c.length;
-        while (windowBytes - window[0].length >= RESUME_WINDOW) {
-          windowBytes -= window[0].length;
-          windowStart += window.shift()!.length;
-        }
+        window.append(c, copy);
+        expect.onProgress?.(size);
         return c;
       };
       // the read of a failed attempt's body, which lands in the window before a resume replays it
@@ -238,11 +235,7 @@ export class RegistryWriter {
       /** The body of one PATCH: what the window holds from `from`, then the rest of the source. */
       async function* body(from: number): AsyncGenerator<Buffer> {
         await inflight;
-        let at = windowStart;
-        for (const b of window) {
-          if (at + b.length > from) yield b.subarray(Math.max(0, from - at));
-          at += b.length;
-        }
+        yield* window.since(from);
         for (;;) {
           const p = pull();
           inflight = p.catch(() => {});
@@ -286,7 +279,7 @@ export class RegistryWriter {
         if (st.status === 404 || (st.status >= 400 && st.status < 500 && st.status !== 401 && st.status !== 403)) {
           // the registry dropped the session (distribution 2.8 cancels one whose PATCH broke off):
           // a new session from byte 0, when the window still holds every byte read
-          if (windowStart !== 0) throw await this.fail(st, "resuming the upload (the registry dropped the session)");
+          if (window.start !== 0) throw await this.fail(st, "resuming the upload (the registry dropped the session)");
           await st.body.cancel().catch(() => {});
           this.open.delete(url);
           url = await this.startSession();
@@ -299,10 +292,18 @@ export class RegistryWriter {
         const loc = st.headers.get("location");
         if (loc) url = this.moveSession(url, this.resolve(loc));
         const m = /^(?:bytes=)?0-(\d+)$/.exec(st.headers.get("range") ?? "");
-        // "0-0" is what distribution answers for an empty session too
-        const have = m ? (Number(m[1]) === 0 && size <= 1 ? 0 : Number(m[1]) + 1) : 0;
-        if (have < windowStart || have > size) {
-          throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${windowStart}-${size} can be sent again`);
+        if (m && Number(m[1]) === 0 && window.start === 0) {
+          // "0-0" is what registries answer for an empty session as well as for one byte: a new
+          // session from byte 0 is right either way
+          await this.deleteSession(url);
+          url = await this.startSession();
+          offset = 0;
+          this.onResume?.(0);
+          continue;
+        }
+        const have = m ? Number(m[1]) + 1 : 0;
+        if (have < window.start || have > size) {
+          throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${window.start}-${size} can be sent again`);
         }
         offset = have;
         this.onResume?.(have);
@@ -311,6 +312,7 @@ export class RegistryWriter {
       const res = await this.client.request(RegistryWriter.withDigest(url, digest), { repository: this.repository, push: true, method: "PUT", body: Buffer.alloc(0), small: true });
       await this.closed(res, digest);
       this.open.delete(url);
+      window.release();
       return { digest, size };
     } catch (e) {
       if (url) await this.deleteSession(url);

@@ -15,8 +15,6 @@
  */
 import { pipeline, type Readable } from "node:stream";
 import { type Descriptor, type Digest, formatPlatform, hostPlatform, type LayerCompression, MediaTypes, type Platform, platformMatches } from "@strata/core";
-import { decompressor } from "../layer/decompress.js";
-import { compressor } from "./gzip.js";
 import { buildManifest, layerMediaType } from "./manifests.js";
 import type { BlobRef, ImageDestination, ImageSource, SourceImage, SourceLayer, SourceTarget } from "./types.js";
 import { TransportError, TransportUsageError } from "./types.js";
@@ -30,14 +28,23 @@ export interface CopyOptions {
   preserveDigests?: boolean;
   /** Compression of layers written compressed (default gzip; existing compressed layers are kept). */
   destCompress?: "gzip" | "zstd";
-  /** Blobs copied at once (default 3). */
+  /** Blobs copied at once (default DEFAULT_CONCURRENCY). */
   maxConcurrent?: number;
   onEvent?: (e: CopyEvent) => void;
 }
 
+/**
+ * What a copy reports, in order per blob: `blob-start` (the source blob named by `source`), then
+ * `blob-progress` while its bytes go out (as far as the destination tells), then `blob` with what
+ * the destination holds: `copied` (sent), `exists` (there already), `mounted` (linked by the
+ * registry from the repository `from`, nothing sent). `digest` differs from `source` when the
+ * layer was compressed or decompressed on the way.
+ */
 export type CopyEvent =
-  | { kind: "blob"; digest: Digest; size: number; status: "copied" | "exists"; role: "config" | "layer" }
-  | { kind: "manifest"; digest: Digest; mediaType: string; top: boolean };
+  | { kind: "blob-start"; source: Digest; size: number; role: "config" | "layer" }
+  | { kind: "blob-progress"; source: Digest; current: number; /** -1: unknown */ total: number; role: "config" | "layer" }
+  | { kind: "blob"; source: Digest; digest: Digest; size: number; status: "copied" | "exists" | "mounted"; from?: string; role: "config" | "layer" }
+  | { kind: "manifest"; digest: Digest; size: number; mediaType: string; top: boolean };
 
 export interface CopyResult {
   /** Digest of the manifest or index the destination reference now names. */
@@ -46,6 +53,14 @@ export interface CopyResult {
   /** Images (manifests) copied. */
   images: number;
 }
+
+/**
+ * Blobs copied at once by default: as many as skopeo copies (docker push sends 5), so every blob
+ * of a typical image is in flight and no last round runs alone. On bench:push (5 x 64 MiB, 2
+ * shared cores under load 11-12) two sessions of 5-6 interleaved runs did not separate 3 from 6
+ * (registry to registry: 3.84 s vs 2.93 s, then 2.64 s vs 2.98 s).
+ */
+export const DEFAULT_CONCURRENCY = 6;
 
 interface Written {
   digest: Digest;
@@ -94,6 +109,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
 
 class Copier {
   private readonly preserve: boolean;
+  private readonly startedBlobs = new Set<Digest>();
   constructor(
     private readonly src: ImageSource,
     private readonly dst: ImageDestination,
@@ -132,17 +148,23 @@ class Copier {
       raw = Buffer.from(JSON.stringify(body));
     }
     const digest = await this.dst.putManifest({ raw, mediaType: idx.mediaType }, { top });
-    this.opts.onEvent?.({ kind: "manifest", digest, mediaType: idx.mediaType, top });
+    this.emit({ kind: "manifest", digest, size: raw.length, mediaType: idx.mediaType, top });
     return { digest, size: raw.length, mediaType: idx.mediaType, images };
   }
 
   private async image(img: SourceImage, top: boolean): Promise<Written> {
-    const configOut = await this.copyBlob(img.config, "config");
+    // the config goes alongside the layers, in the same pool
+    let configOut: { digest: Digest; size: number } = { digest: img.config.digest, size: img.config.size };
     const out: { digest: Digest; size: number; mediaType: string; compression: LayerCompression; changed: boolean }[] = new Array(img.layers.length);
-    const tasks = img.layers.map((l, i) => async () => {
-      out[i] = await this.layer(img, l);
-    });
-    await pool(tasks, this.opts.maxConcurrent ?? 3);
+    const tasks = [
+      async () => {
+        configOut = await this.copyBlob(img.config, "config", img.configRaw);
+      },
+      ...img.layers.map((l, i) => async () => {
+        out[i] = await this.layer(img, l);
+      }),
+    ];
+    await pool(tasks, this.opts.maxConcurrent ?? DEFAULT_CONCURRENCY);
     const unchanged = img.manifest !== undefined && configOut.digest === img.config.digest && out.every((o) => !o.changed);
     let raw: Buffer;
     let mediaType: string;
@@ -162,18 +184,47 @@ class Copier {
       mediaType = built.mediaType;
     }
     const digest = await this.dst.putManifest({ raw, mediaType }, { top });
-    this.opts.onEvent?.({ kind: "manifest", digest, mediaType, top });
+    this.emit({ kind: "manifest", digest, size: raw.length, mediaType, top });
     return { digest, size: raw.length, mediaType, images: 1 };
   }
 
-  /** A blob copied as it is (skipped when the destination has it). */
-  private async copyBlob(ref: BlobRef, role: "config" | "layer"): Promise<{ digest: Digest; size: number }> {
-    if (ref.size >= 0 && (await this.dst.hasBlob(ref, { sourceRepository: this.src.sourceRepository }))) {
-      this.opts.onEvent?.({ kind: "blob", digest: ref.digest, size: ref.size, status: "exists", role });
+  private emit(e: CopyEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  /**
+   * Reports a blob's start; returns the callback for the bytes sent. `sentSize`: the size of what
+   * goes out, -1 when the layer is recompressed on the way (then unknown).
+   */
+  private started(ref: BlobRef, role: "config" | "layer", sentSize = ref.size): (bytes: number) => void {
+    if (!this.startedBlobs.has(ref.digest)) this.emit({ kind: "blob-start", source: ref.digest, size: ref.size, role });
+    this.startedBlobs.add(ref.digest);
+    if (!this.opts.onEvent) return () => {};
+    return (current) => this.emit({ kind: "blob-progress", source: ref.digest, current, total: sentSize, role });
+  }
+
+  /** A blob copied as it is (skipped when the destination has it); `raw`: its bytes, already read and verified (a config). */
+  private async copyBlob(ref: BlobRef, role: "config" | "layer", raw?: Buffer): Promise<{ digest: Digest; size: number }> {
+    const onProgress = this.started(ref, role);
+    const there = ref.size >= 0 ? await this.dst.hasBlob(ref, { sourceRepository: this.src.sourceRepository }) : false;
+    if (there) {
+      const mounted = typeof there === "object" ? { status: "mounted" as const, from: there.mountedFrom } : { status: "exists" as const };
+      this.emit({ kind: "blob", source: ref.digest, digest: ref.digest, size: ref.size, ...mounted, role });
       return { digest: ref.digest, size: ref.size };
     }
-    const r = await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType });
-    this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role });
+    const r =
+      raw && raw.length === ref.size && this.dst.putBlobChunks
+        ? await this.dst.putBlobChunks(
+            (async function* () {
+              yield raw;
+            })(),
+            ref,
+            onProgress,
+          )
+        : ref.size >= 0 && this.src.blobChunks && this.dst.putBlobChunks
+        ? await this.dst.putBlobChunks(await this.src.blobChunks(ref), ref, onProgress)
+        : await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType, onProgress });
+    this.emit({ kind: "blob", source: ref.digest, digest: r.digest, size: r.size, status: "copied", role });
     return r;
   }
 
@@ -186,18 +237,22 @@ class Copier {
         const r = await this.copyBlob(l.blob, "layer");
         return { ...r, mediaType: l.blob.mediaType, compression: "none", changed: false };
       }
+      const onProgress = this.started(l.blob, "layer", -1);
+      const { decompressor } = await import("../layer/decompress.js");
       const stream = chain(await this.src.blob(l.blob), decompressor(l.compression));
-      const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer });
-      this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role: "layer" });
+      const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer, onProgress });
+      this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
       return { ...r, mediaType: MediaTypes.OciLayer, compression: "none", changed: true };
     }
     let want: "gzip" | "zstd" | undefined = this.opts.destCompress;
     if (!img.manifest && l.compression === "none") want ??= "gzip";
     if (want === "gzip" && l.compression === "none" && l.knownBlobs?.length && this.dst.reuseBlob) {
       // a gzip blob of this layer the destination has or can mount: no rebuild, no upload
+      this.started(l.blob, "layer");
       const r = await this.dst.reuseBlob(l.knownBlobs);
       if (r) {
-        this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "exists", role: "layer" });
+        const mounted = r.mountedFrom ? { status: "mounted" as const, from: r.mountedFrom } : { status: "exists" as const };
+        this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, ...mounted, role: "layer" });
         return { ...r, mediaType: "", compression: "gzip", changed: true };
       }
     }
@@ -208,12 +263,15 @@ class Copier {
     if (img.manifest && this.preserve) {
       throw new TransportUsageError(`--dest-compress ${want} would change the digest of ${img.manifest.digest} (its layers are ${l.compression}); add --no-preserve-digests to allow it`);
     }
+    // (de)compression code is loaded when a layer needs it
+    const [{ decompressor }, { compressor }] = await Promise.all([import("../layer/decompress.js"), import("./gzip.js")]);
     const parts: NodeJS.ReadWriteStream[] = [];
     if (l.compression !== "none") parts.push(decompressor(l.compression));
     parts.push(compressor(want));
+    const onProgress = this.started(l.blob, "layer", -1);
     const stream = chain(await this.src.blob(l.blob), ...parts);
-    const r = await this.dst.putBlob(stream, { mediaType: "" });
-    this.opts.onEvent?.({ kind: "blob", digest: r.digest, size: r.size, status: "copied", role: "layer" });
+    const r = await this.dst.putBlob(stream, { mediaType: "", onProgress });
+    this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
     return { ...r, mediaType: "", compression: want, changed: true };
   }
 }

@@ -13,6 +13,7 @@ import { getCredentials } from "../credentials/docker-config.js";
 import { type Credentials } from "../registry/auth.js";
 import { RegistryClient, RegistryError } from "../registry/client.js";
 import { RegistryWriter } from "../registry/push.js";
+import { verifiedChunks } from "./chunks.js";
 import { alreadyVerified, verifying } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { type BlobRef, type ImageDestination, type ImageSource, type PutBlobExpectation, type SourceTarget, TransportError, TransportUsageError } from "./types.js";
@@ -83,6 +84,10 @@ class DockerSource implements ImageSource {
     return src.pipe(check);
   }
 
+  async blobChunks(ref: BlobRef): Promise<AsyncIterable<Buffer>> {
+    return verifiedChunks(this.client.blobChunks(this.ref.repository, ref), ref, (e) => new TransportError(`${this.name}: blob ${ref.digest}: ${e.message}`));
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -107,25 +112,30 @@ export class DockerDestination implements ImageDestination {
     return new DockerDestination(name, ref, await clientFor(ref, ctx), ctx.format ?? "docker");
   }
 
-  async hasBlob(ref: BlobRef, hints?: { sourceRepository?: string }): Promise<boolean> {
+  async hasBlob(ref: BlobRef, hints?: { sourceRepository?: string }): Promise<boolean | { mountedFrom: string }> {
     if (await this.writer.hasBlob(ref.digest, ref.size)) return true;
     const from = hints?.sourceRepository;
     const prefix = `${this.ref.domain}/`;
     if (from && from.startsWith(prefix) && from !== fullName(this.ref)) {
-      return this.writer.mount(ref.digest, from.slice(prefix.length));
+      const repo = from.slice(prefix.length);
+      return (await this.writer.mount(ref.digest, repo)) ? { mountedFrom: repo } : false;
     }
     return false;
   }
 
-  async reuseBlob(known: readonly { digest: Digest; repository: string }[]): Promise<{ digest: Digest; size: number } | undefined> {
+  async reuseBlob(known: readonly { digest: Digest; repository: string }[]): Promise<{ digest: Digest; size: number; mountedFrom?: string } | undefined> {
     const prefix = `${this.ref.domain}/`;
     const here = fullName(this.ref);
     // blobs from this registry only (at most 4 tried, as many registries limit mount attempts)
     for (const k of known.filter((k) => k.repository.startsWith(prefix)).slice(0, 4)) {
       let size = await this.writer.statBlob(k.digest);
-      if (size === undefined && k.repository !== here && (await this.writer.mount(k.digest, k.repository.slice(prefix.length)))) size = await this.writer.statBlob(k.digest);
+      let mountedFrom: string | undefined;
+      if (size === undefined && k.repository !== here && (await this.writer.mount(k.digest, k.repository.slice(prefix.length)))) {
+        mountedFrom = k.repository.slice(prefix.length);
+        size = await this.writer.statBlob(k.digest);
+      }
       // the store's metadata does not say how a blob was compressed: only a gzip one can stand for the layer
-      if (size !== undefined && (await this.writer.startsWith(k.digest, GZIP_MAGIC))) return { digest: k.digest, size };
+      if (size !== undefined && (await this.writer.startsWith(k.digest, GZIP_MAGIC))) return { digest: k.digest, size, ...(mountedFrom ? { mountedFrom } : {}) };
     }
     return undefined;
   }
@@ -134,7 +144,11 @@ export class DockerDestination implements ImageDestination {
     const known = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
     // a source's verifying stream for exactly this blob fails before its end unless it matches
     const preverified = known !== undefined && alreadyVerified(data, { digest: expect.digest, size: known });
-    return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified });
+    return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified, onProgress: expect.onProgress });
+  }
+
+  async putBlobChunks(chunks: AsyncIterable<Buffer>, expect: BlobRef, onProgress?: (bytes: number) => void): Promise<{ digest: Digest; size: number }> {
+    return this.writer.uploadBlob(chunks, { digest: expect.digest, size: expect.size, preverified: true, reusedChunks: true, onProgress });
   }
 
   async putManifest(m: { raw: Buffer; mediaType: string }, opts: { top: boolean }): Promise<Digest> {

@@ -12,6 +12,7 @@ import { pipeline } from "node:stream/promises";
 import { type Digest, digestAlgorithm, digestHex, digestOf, MediaTypes, parseManifest } from "@strata/core";
 import tar from "tar-stream";
 import { fsyncPath, isErrno, syncFilesystem, writeFileAtomic } from "../store/fsutil.js";
+import { fileChunks } from "./chunks.js";
 import { checkFor, fileSink, MAX_METADATA_BYTES, placeFile, readBounded, verifying, writeVerifiedTemp } from "./files.js";
 import { targetFromManifest } from "./manifests.js";
 import { StoreLock } from "../store/lock.js";
@@ -26,6 +27,8 @@ interface LayoutFiles {
   read(path: string, max: number): Promise<Buffer | undefined>;
   /** A file's stream and size, or undefined when missing. */
   open(path: string): Promise<{ stream: Readable; size: number } | undefined>;
+  /** Where a file's bytes are: a file on disk and the range in it, or undefined when missing. */
+  locate(path: string): Promise<{ file: string; start: number; size: number } | undefined>;
 }
 
 class DirFiles implements LayoutFiles {
@@ -51,6 +54,17 @@ class DirFiles implements LayoutFiles {
     if (!st.isFile()) return undefined;
     return { stream: createReadStream(p, { highWaterMark: 1 << 20 }), size: st.size };
   }
+  async locate(path: string): Promise<{ file: string; start: number; size: number } | undefined> {
+    const p = join(this.dir, path);
+    let st;
+    try {
+      st = await stat(p);
+    } catch (e) {
+      if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return undefined;
+      throw e;
+    }
+    return st.isFile() ? { file: p, start: 0, size: st.size } : undefined;
+  }
 }
 
 class TarFiles implements LayoutFiles {
@@ -64,6 +78,10 @@ class TarFiles implements LayoutFiles {
   async open(path: string): Promise<{ stream: Readable; size: number } | undefined> {
     const e = this.index.get(path);
     return e ? { stream: this.index.stream(e), size: e.size } : undefined;
+  }
+  async locate(path: string): Promise<{ file: string; start: number; size: number } | undefined> {
+    const e = this.index.get(path);
+    return e ? { file: this.index.path, start: e.offset, size: e.size } : undefined;
   }
 }
 
@@ -141,6 +159,13 @@ class OciLayoutSource implements ImageSource {
     const check = verifying({ digest: ref.digest, size: ref.size }, (e) => new TransportError(`${this.name}: blob ${ref.digest}: ${e.message}`));
     f.stream.on("error", (e) => check.destroy(e));
     return f.stream.pipe(check);
+  }
+
+  async blobChunks(ref: BlobRef): Promise<AsyncIterable<Buffer>> {
+    const f = await this.files.locate(blobPath(ref.digest));
+    if (!f) throw new TransportError(`${this.name}: blob ${ref.digest} is missing from the layout`);
+    if (ref.size >= 0 && f.size !== ref.size) throw new TransportError(`${this.name}: blob ${ref.digest} has ${f.size} bytes, its descriptor says ${ref.size}`);
+    return fileChunks(f.file, f.start, f.size, ref, (e) => new TransportError(`${this.name}: blob ${ref.digest}: ${e.message}`));
   }
 
   close(): Promise<void> {

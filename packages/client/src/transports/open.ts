@@ -1,24 +1,24 @@
-/** Opens the source or destination a transport name designates. */
+/**
+ * Opens the source or destination a transport name designates. Each transport's module is
+ * imported when it is named (a short-lived CLI loads only what it uses: an OCI layout to a
+ * registry skips tar-stream, zstd and the store's layer code, about 20 files).
+ */
 import { resolve } from "node:path";
-import { dockerArchiveSource, DockerArchiveDestination } from "./docker-archive.js";
 import { parseTransportName } from "./names.js";
-import { OciArchiveDestination, OciLayoutDestination, ociArchiveSource, ociLayoutSource } from "./oci.js";
-import { storeSource } from "./store.js";
 import { type ImageDestination, type ImageSource, TransportError } from "./types.js";
-// docker:// (registries): transports/docker.ts
 import type { RegistryContext } from "./docker.js";
 
 export async function openSource(spec: string, ctx: { root: string; registry?: RegistryContext }): Promise<ImageSource> {
   const t = parseTransportName(spec);
   switch (t.kind) {
     case "oci":
-      return ociLayoutSource(spec, resolve(t.path), t.tag);
+      return (await import("./oci.js")).ociLayoutSource(spec, resolve(t.path), t.tag);
     case "oci-archive":
-      return ociArchiveSource(spec, resolve(t.path), t.tag);
+      return (await import("./oci.js")).ociArchiveSource(spec, resolve(t.path), t.tag);
     case "docker-archive":
-      return dockerArchiveSource(spec, resolve(t.path), t.ref);
+      return (await import("./docker-archive.js")).dockerArchiveSource(spec, resolve(t.path), t.ref);
     case "store": {
-      const { Store } = await import("../store/store.js");
+      const [{ Store }, { storeSource }] = await Promise.all([import("../store/store.js"), import("./store.js")]);
       return storeSource(spec, await Store.openExisting(resolve(ctx.root)), t.ref);
     }
     case "docker":
@@ -30,11 +30,11 @@ export async function openDestination(spec: string, registry?: RegistryContext):
   const t = parseTransportName(spec);
   switch (t.kind) {
     case "oci":
-      return OciLayoutDestination.create(spec, resolve(t.path), t.tag);
+      return (await import("./oci.js")).OciLayoutDestination.create(spec, resolve(t.path), t.tag);
     case "oci-archive":
-      return OciArchiveDestination.create(spec, resolve(t.path), t.tag);
+      return (await import("./oci.js")).OciArchiveDestination.create(spec, resolve(t.path), t.tag);
     case "docker-archive":
-      return DockerArchiveDestination.create(spec, resolve(t.path), t.ref);
+      return (await import("./docker-archive.js")).DockerArchiveDestination.create(spec, resolve(t.path), t.ref);
     case "store":
       throw new TransportError(`${spec}: the store is a source only (strata pull writes into it)`);
     case "docker":

@@ -62,6 +62,11 @@ export interface ImageSource {
   child(desc: { digest: Digest; size: number; mediaType: string }): Promise<SourceTarget>;
   /** A blob's bytes; the stream errors before its end unless they match `ref`. */
   blob(ref: BlobRef): Promise<Readable>;
+  /**
+   * Optional: the same bytes as chunks of reused buffers (transports/chunks.ts): a chunk is valid
+   * until the iterator's next `next()`; the iteration throws before its end unless they match `ref`.
+   */
+  blobChunks?(ref: BlobRef): Promise<AsyncIterable<Buffer>>;
   close(): Promise<void>;
 }
 
@@ -70,6 +75,8 @@ export interface PutBlobExpectation {
   readonly digest?: Digest;
   readonly size?: number;
   readonly mediaType: string;
+  /** Told the bytes read so far, as they go out. */
+  readonly onProgress?: (bytes: number) => void;
 }
 
 /**
@@ -99,17 +106,25 @@ export interface ImageDestination {
   readonly acceptsIndex: boolean;
   /**
    * Whether the blob is already there, so the copy can skip it. A registry answers this with
-   * HEAD, or by mounting it from `hints.sourceRepository` on the same registry.
+   * HEAD, or by mounting it from `hints.sourceRepository` on the same registry (then it says
+   * which repository it came from).
    */
-  hasBlob(ref: BlobRef, hints?: { sourceRepository?: string }): Promise<boolean>;
+  hasBlob(ref: BlobRef, hints?: { sourceRepository?: string }): Promise<boolean | { mountedFrom: string }>;
   /**
    * Streams a blob in. With `expect.digest` the bytes are verified (digest, and size when >= 0)
    * while they are written; without it the digest is computed. Nothing is visible at the
    * destination unless the whole blob arrived and matched. Resolves with what was stored.
    */
   putBlob(data: Readable, expect: PutBlobExpectation): Promise<{ digest: Digest; size: number }>;
+  /**
+   * Optional: `putBlob` for `ImageSource.blobChunks(ref)` of a `ref` with a known size (or for
+   * bytes the source already verified, such as `SourceImage.configRaw`): the chunks are verified
+   * against `ref` (the iteration fails before its end otherwise), so they are counted, not hashed
+   * again; each is used before the next is asked for, or copied.
+   */
+  putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef, onProgress?: (bytes: number) => void): Promise<{ digest: Digest; size: number }>;
   /** Optional: one of `knownBlobs` made present at the destination (found or mounted), with its size; undefined when none could be. */
-  reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number } | undefined>;
+  reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number; mountedFrom?: string } | undefined>;
   /**
    * Stores a manifest or index (exact bytes). `top` marks the one the destination reference
    * names (tagged); the others are children of an index. Resolves with its digest.
