@@ -11,7 +11,9 @@
  * persisted state stays the only source of truth and another replica can always continue.
  *
  * An entry is taken by the first writer that resumes the key (a second one reads the state
- * from S3), and entries are small (the part list: number, ETag, size), bounded in count and age.
+ * from S3). Entries hold the part list (number, ETag, size: ~150 bytes a part); all entries
+ * together hold at most `maxParts` parts (64k: ~10 MB) and are dropped after `maxAgeMs`, the
+ * oldest first.
  *
  * What it saves: GetObject(state) + ListParts, replaced by one HeadObject, at the start of every
  * request of an upload after its first on the same replica. Measured against Swift (s3api) on
@@ -42,30 +44,40 @@ export interface ParkedState {
 
 export class ParkedWriters {
   private readonly entries = new Map<string, { state: ParkedState; at: number }>();
+  private parts = 0;
 
   constructor(
-    private readonly maxEntries = 1024,
+    private readonly maxParts = 65_536,
     private readonly maxAgeMs = 15 * 60_000,
   ) {}
 
   /** Remembers the state a writer for `objectKey` just persisted (replacing an older one). */
   park(objectKey: string, state: ParkedState): void {
-    this.entries.delete(objectKey);
+    this.drop(objectKey);
+    if (state.parts.length > this.maxParts) return;
     this.entries.set(objectKey, { state, at: Date.now() });
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.parts += state.parts.length;
+    const now = Date.now();
+    for (const [k, e] of this.entries) {
+      if (this.parts <= this.maxParts && now - e.at <= this.maxAgeMs) break;
+      this.drop(k);
+    }
   }
 
   /** The parked state of `objectKey`, removed from here; undefined when none or too old. */
   take(objectKey: string): ParkedState | undefined {
     const e = this.entries.get(objectKey);
     if (!e) return undefined;
-    this.entries.delete(objectKey);
+    this.drop(objectKey);
     return Date.now() - e.at <= this.maxAgeMs ? e.state : undefined;
   }
 
   /** Forgets the state of `objectKey` (its writer committed or was cancelled). */
   drop(objectKey: string): void {
+    const e = this.entries.get(objectKey);
+    if (!e) return;
     this.entries.delete(objectKey);
+    this.parts -= e.state.parts.length;
   }
 
   get size(): number {
