@@ -195,6 +195,47 @@ export async function pushStreamed(base: string, repo: string, body: Readable, d
   if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
 }
 
+/**
+ * Chunked push (OCI "chunked upload"): PATCH requests of `chunkBytes` each (Content-Length and
+ * Content-Range, the last one shorter), each streamed from `body`, then PUT ?digest=.
+ */
+export async function pushChunked(base: string, repo: string, body: Readable, size: number, chunkBytes: number, digest: string): Promise<void> {
+  const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);
+  if (start.status !== 202) throw new Error(`POST ${start.status} ${start.text}`);
+  let loc = new URL(String(start.headers.location), base);
+  const source = body[Symbol.asyncIterator]();
+  let pending: Buffer | undefined;
+  for (let off = 0; off < size; ) {
+    const len = Math.min(chunkBytes, size - off);
+    let left = len;
+    const piece = Readable.from(
+      (async function* () {
+        while (left > 0) {
+          const c = pending ?? ((await source.next()).value as Buffer | undefined);
+          pending = undefined;
+          if (!c) throw new Error("body ended early");
+          const take = c.subarray(0, Math.min(left, c.length));
+          if (take.length < c.length) pending = c.subarray(take.length);
+          left -= take.length;
+          yield take;
+        }
+      })(),
+      { objectMode: false },
+    );
+    const patch = await http("PATCH", loc.toString(), piece, {
+      "Content-Type": "application/octet-stream",
+      "Content-Length": String(len),
+      "Content-Range": `${off}-${off + len - 1}`,
+    });
+    if (patch.status !== 202) throw new Error(`PATCH ${patch.status} ${patch.text}`);
+    loc = new URL(String(patch.headers.location), base);
+    off += len;
+  }
+  loc.searchParams.set("digest", digest);
+  const put = await http("PUT", loc.toString(), Buffer.alloc(0));
+  if (put.status !== 201) throw new Error(`PUT ${put.status} ${put.text}`);
+}
+
 /** Monolithic push of a streamed body of known size: POST to start, then PUT ?digest= with Content-Length. */
 export async function pushStreamedSized(base: string, repo: string, body: Readable, size: number, digest: string): Promise<void> {
   const start = await http("POST", `${base}/v2/${repo}/blobs/uploads/`);

@@ -134,6 +134,36 @@ if (!probe) {
       await a.delete("/v2");
     });
 
+    it("an instance resuming what it closed itself sees what another instance appended or cancelled in between", async () => {
+      const key = "/v2/repositories/r/_uploads/u7/data";
+      const a = make();
+      const b = make();
+      const pieces = [randomBytes(6 * MiB), randomBytes(5 * MiB + 7), randomBytes(3 * MiB), randomBytes(2 * MiB + 1)];
+      const order = [a, a, b, a];
+      let size = 0;
+      for (const [i, piece] of pieces.entries()) {
+        const w = await order[i].writer(key, { append: i > 0 });
+        assert.equal(w.size, size, `size at the start of session ${i}`);
+        await writeChunked(w, piece);
+        size += piece.length;
+        if (i < pieces.length - 1) await w.close();
+        else await w.commit();
+      }
+      assert.equal(sha(await a.getContent(key)), sha(Buffer.concat(pieces)));
+      assert.deepEqual(await rawKeys(a, "v2/repositories/r/_uploads/u7/"), [key.slice(1)], "only the object itself remains (no writer state)");
+
+      const other = "/v2/repositories/r/_uploads/u8/data";
+      const w1 = await a.writer(other);
+      await w1.write(randomBytes(6 * MiB));
+      await w1.close();
+      const gone = await b.writer(other, { append: true });
+      await gone.cancel();
+      const w2 = await a.writer(other, { append: true });
+      assert.equal(w2.size, 0, "a cancelled upload resumes empty in the instance that closed it");
+      await w2.cancel();
+      await a.delete("/v2");
+    });
+
     it("a session that dies after uploading a part, without close, leaves the last closed state usable", async () => {
       const key = "/v2/repositories/r/_uploads/u6/data";
       const d = make();

@@ -13,12 +13,13 @@
  *   and then writes the pointer at the writer's key, which makes the object appear at the key
  *   atomically (and lets `move` relocate it without copying). A writer that never filled a
  *   part commits with one PutObject at its key instead.
- * - `close()` waits for the uploaded parts, stores the bytes written since the last part as a
- *   new "segment" object, and records the state (upload id, part count, segment list, size)
- *   in a small JSON "state" object. A later `writer(key, {append: true})`, in any process,
- *   reads the state and lists the upload's parts, and continues with an exact size. Segment
- *   bytes are read back only when they go into a part, so a session that appends a small
- *   chunk uploads only that chunk.
+ * - `close()` waits for the uploaded parts, uploads the bytes written since the last part as
+ *   one more part when they reach S3's minimum part size (else stores them as a new "segment"
+ *   object), and records the state (upload id, part count, segment list, size) in a small JSON
+ *   "state" object. A later `writer(key, {append: true})`, in any process, reads the state and
+ *   lists the upload's parts, and continues with an exact size (in the process that closed it,
+ *   from the state it parked, see s3-parked.ts). Segment bytes are read back only when they go
+ *   into a part, so a session that appends a small chunk uploads only that chunk.
  * - `cancel()` aborts the multipart upload and removes the internal objects.
  *
  * Internal objects of a writer for object key K are named K + INTERNAL_MARK + "...". "~" is
@@ -34,6 +35,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
@@ -44,6 +46,7 @@ import type { FileWriter } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import type { PartBuffers } from "./s3-buffers.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
+import type { ParkedState, ParkedWriters } from "./s3-parked.js";
 import { physicalKeyFor, pointerMetadata } from "./s3-pointers.js";
 import { unsignedPayload } from "./s3-unsigned.js";
 
@@ -92,6 +95,8 @@ export interface WriterContext {
   /** The driver's key prefix in the bucket ("" or "prefix/"), for physical object keys. */
   readonly root: string;
   readonly signal?: AbortSignal;
+  /** States of writers this driver closed, for a cheaper resume (s3-parked.ts). */
+  readonly parked?: ParkedWriters;
 }
 
 /** The state object of the writer for object key `objectKey`. */
@@ -112,6 +117,24 @@ async function readBody(body: unknown): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Every internal object of the writer for `objectKey`. */
+async function listWriterObjects(client: S3Client, bucket: string, key: string, objectKey: string): Promise<string[]> {
+  const found: string[] = [];
+  let token: string | undefined;
+  do {
+    const res = await s3Call(key, undefined, () =>
+      client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: objectKey + INTERNAL_MARK, ContinuationToken: token })),
+    );
+    for (const c of res.Contents ?? []) if (c.Key) found.push(c.Key);
+    token = res.IsTruncated ? res.NextContinuationToken : undefined;
+  } while (token);
+  return found;
+}
+
+async function deleteKeys(client: S3Client, bucket: string, key: string, keys: readonly string[]): Promise<void> {
+  await Promise.all(keys.map((k) => s3Call(key, undefined, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: k })))));
+}
+
 /** Deletes every internal object of the writer for `objectKey` except those in `keep`. */
 export async function deleteWriterObjects(
   client: S3Client,
@@ -120,16 +143,26 @@ export async function deleteWriterObjects(
   objectKey: string,
   keep: ReadonlySet<string> = new Set(),
 ): Promise<void> {
-  const doomed: string[] = [];
-  let token: string | undefined;
-  do {
-    const res = await s3Call(key, undefined, () =>
-      client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: objectKey + INTERNAL_MARK, ContinuationToken: token })),
-    );
-    for (const c of res.Contents ?? []) if (c.Key && !keep.has(c.Key)) doomed.push(c.Key);
-    token = res.IsTruncated ? res.NextContinuationToken : undefined;
-  } while (token);
-  await Promise.all(doomed.map((k) => s3Call(key, undefined, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: k })))));
+  await deleteKeys(client, bucket, key, (await listWriterObjects(client, bucket, key, objectKey)).filter((k) => !keep.has(k)));
+}
+
+/**
+ * Runs `write` (which makes a new state or the object itself durable) while the writer's
+ * internal objects are listed, then deletes those not in `keep` (all when `keep` is absent).
+ * The deletes wait for `write`: what they remove is only unreferenced once it succeeded.
+ *
+ * What it saves: the ListObjectsV2 round trip at every close() and commit() runs beside the
+ * write instead of after it (18-30 ms per call against Swift on the 2-core test machine under
+ * load 5-10).
+ */
+async function writeThenClean<T>(ctx: WriterContext, write: Promise<T>, keep?: ReadonlySet<string>): Promise<T> {
+  const { client, bucket, key, objectKey } = ctx;
+  const listed = listWriterObjects(client, bucket, key, objectKey);
+  listed.catch(() => {}); // awaited below, after `write`
+  const out = await write;
+  const found = await listed;
+  await deleteKeys(client, bucket, key, keep ? found.filter((k) => !keep.has(k)) : found);
+  return out;
 }
 
 export class S3Writer implements FileWriter {
@@ -169,6 +202,8 @@ export class S3Writer implements FileWriter {
 
   /** Continues the state a closed writer left for the same key; empty when there is none. */
   static async resume(ctx: WriterContext): Promise<S3Writer> {
+    const fast = await S3Writer.fromParked(ctx);
+    if (fast) return fast;
     const w = new S3Writer(ctx);
     const { client, bucket, key, signal } = ctx;
     let state: WriterState;
@@ -213,6 +248,29 @@ export class S3Writer implements FileWriter {
     if (w.total !== state.size) {
       throw new StorageError(DRIVER_NAME, key, `resumable upload state is inconsistent (recorded ${state.size} bytes, found ${w.total})`);
     }
+    return w;
+  }
+
+  /**
+   * The writer this driver's last close() of the key parked (s3-parked.ts), when the state
+   * object still carries the ETag that close() got for it; otherwise undefined.
+   */
+  private static async fromParked(ctx: WriterContext): Promise<S3Writer | undefined> {
+    const p = ctx.parked?.take(ctx.objectKey);
+    if (!p) return undefined;
+    const { client, bucket, key, signal } = ctx;
+    const head = await s3Call(key, signal, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: stateKeyOf(ctx.objectKey) }), { abortSignal: signal })).catch(
+      () => undefined,
+    );
+    if (head?.ETag !== p.stateETag) return undefined;
+    const w = new S3Writer(ctx);
+    w.uploadKey = p.uploadKey;
+    if (p.uploadId !== null) w.uploadId = p.uploadId;
+    w.parts.push(...p.parts);
+    w.nextPart = p.parts.length + 1;
+    w.segments = [...p.segments];
+    w.segmentBytes = w.segments.reduce((n, s) => n + s.size, 0);
+    w.total = p.size;
     return w;
   }
 
@@ -357,7 +415,16 @@ export class S3Writer implements FileWriter {
       this.done = true;
       await this.drain();
       const { client, bucket, key, objectKey, signal } = this.ctx;
-      if (this.cur && this.filled > this.room) {
+      if (this.cur && this.filled > this.room && this.filled >= MIN_PART_SIZE) {
+        // A tail that may be a part goes out as one (parts need not have equal sizes): no
+        // segment object, and a completion right after needs no read-back and no upload of it.
+        await this.loadSegments();
+        const buf = this.cur;
+        const length = this.filled;
+        this.cur = undefined;
+        await this.startPart(buf, length);
+        await this.drain();
+      } else if (this.cur && this.filled > this.room) {
         const body = this.cur.subarray(this.room, this.filled);
         const seg = { key: `${objectKey}${INTERNAL_MARK}seg-${this.session}-${this.parts.length}-${this.total}`, size: body.length };
         await s3Call(key, signal, () =>
@@ -376,13 +443,24 @@ export class S3Writer implements FileWriter {
       };
       const stateKey = stateKeyOf(objectKey);
       const body = Buffer.from(JSON.stringify(state));
-      await s3Call(key, signal, () =>
+      const put = s3Call(key, signal, () =>
         client.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: body, ContentLength: body.length, ContentType: "application/json" }), {
           abortSignal: signal,
         }),
       );
       // Segments that went into parts, and leftovers of earlier writers for the key.
-      await deleteWriterObjects(client, bucket, key, objectKey, new Set([stateKey, ...this.segments.map((s) => s.key)]));
+      const { ETag } = await writeThenClean(this.ctx, put, new Set([stateKey, ...this.segments.map((s) => s.key)]));
+      if (ETag && this.ctx.parked) {
+        const parked: ParkedState = {
+          stateETag: ETag,
+          uploadId: state.uploadId,
+          uploadKey: this.uploadKey,
+          parts: [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber),
+          segments: [...this.segments],
+          size: this.total,
+        };
+        this.ctx.parked.park(objectKey, parked);
+      }
     } finally {
       this.releasePart();
     }
@@ -393,13 +471,15 @@ export class S3Writer implements FileWriter {
     try {
       this.done = true;
       const { client, bucket, objectKey, key, signal } = this.ctx;
+      this.ctx.parked?.drop(objectKey);
       if (!this.cur && this.segmentBytes > 0) await this.takePart(this.segmentBytes);
       if (this.cur) await this.loadSegments();
       if (this.uploadId === undefined) {
         const body = this.cur ? this.cur.subarray(0, this.filled) : Buffer.alloc(0);
-        await s3Call(key, signal, () =>
+        const put = s3Call(key, signal, () =>
           client.send(unsignedPayload(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length })), { abortSignal: signal }),
         );
+        await writeThenClean(this.ctx, put);
       } else {
         if (this.cur && this.filled > 0) {
           const buf = this.cur;
@@ -410,19 +490,20 @@ export class S3Writer implements FileWriter {
         const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber).map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag }));
         const uploadId = this.uploadId;
         const uploadKey = this.uploadKey;
-        await s3Call(key, signal, () =>
-          client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
-            abortSignal: signal,
-          }),
-        );
-        if (uploadKey !== objectKey) {
+        const publish = async () => {
+          await s3Call(key, signal, () =>
+            client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+              abortSignal: signal,
+            }),
+          );
+          if (uploadKey === objectKey) return;
           const Metadata = pointerMetadata({ target: uploadKey, size: this.total });
           await s3Call(key, signal, () =>
             client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: Buffer.alloc(0), ContentLength: 0, Metadata }), { abortSignal: signal }),
           );
-        }
+        };
+        await writeThenClean(this.ctx, publish());
       }
-      await deleteWriterObjects(client, bucket, key, objectKey);
     } finally {
       this.releasePart();
     }
@@ -432,6 +513,7 @@ export class S3Writer implements FileWriter {
     if (this.done && this.failure === undefined) throw new StorageError(DRIVER_NAME, this.ctx.key, "writer already closed");
     this.done = true;
     this.releasePart();
+    this.ctx.parked?.drop(this.ctx.objectKey);
     while (this.inflight.size) await Promise.allSettled(this.inflight);
     const { client, bucket, objectKey, key } = this.ctx;
     if (this.uploadId !== undefined) {

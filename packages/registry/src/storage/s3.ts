@@ -37,6 +37,7 @@ import { PathNotFoundError, StorageError } from "./driver.js";
 import { classifyS3Error, createS3Client, DRIVER_NAME, ensureBucket, errorName, s3Call, statusOf } from "./s3-client.js";
 import { MAX_SINGLE_PUT, S3PutWriter } from "./s3-putwriter.js";
 import { PartBuffers } from "./s3-buffers.js";
+import { ParkedWriters } from "./s3-parked.js";
 import { deleteWriterObjects, INTERNAL_MARK, MIN_PART_SIZE, S3Writer } from "./s3-writer.js";
 import {
   isPhysicalKey,
@@ -108,6 +109,7 @@ class S3DriverImpl {
   private readonly root: string;
   private multiDelete = true;
   private readonly buffers: PartBuffers;
+  private readonly parked = new ParkedWriters();
 
   constructor(private readonly cfg: S3Config) {
     this.client = createS3Client(cfg);
@@ -253,6 +255,7 @@ class S3DriverImpl {
       objectKey: this.objectKey(key),
       root: this.root,
       signal: opts.signal,
+      parked: this.parked,
     };
     if (!opts.append && opts.size !== undefined && opts.size > 0 && opts.size <= MAX_SINGLE_PUT) {
       return new S3PutWriter(this.client, this.bucket, ctx.objectKey, key, opts.size, opts.signal);
