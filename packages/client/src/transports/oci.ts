@@ -43,16 +43,8 @@ class DirFiles implements LayoutFiles {
     return readBounded(f.stream, max, path);
   }
   async open(path: string): Promise<{ stream: Readable; size: number } | undefined> {
-    const p = join(this.dir, path);
-    let st;
-    try {
-      st = await stat(p);
-    } catch (e) {
-      if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return undefined;
-      throw e;
-    }
-    if (!st.isFile()) return undefined;
-    return { stream: createReadStream(p, { highWaterMark: 1 << 20 }), size: st.size };
+    const f = await this.locate(path);
+    return f && { stream: createReadStream(f.file, { highWaterMark: 1 << 20 }), size: f.size };
   }
   async locate(path: string): Promise<{ file: string; start: number; size: number } | undefined> {
     const p = join(this.dir, path);
