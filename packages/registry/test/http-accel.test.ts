@@ -9,7 +9,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseConfig } from "../src/config.js";
 import { type RunningServer, startServer } from "../src/server.js";
+import { rawGet } from "./helpers/raw-get.js";
 
 const NGINX = "/usr/sbin/nginx";
 const noNginx = existsSync(NGINX) ? false : "needs nginx (Debian package nginx)";
@@ -24,25 +24,6 @@ const MiB = 1024 * 1024;
 const PREFIX = "/_strata_blobs";
 
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-interface Got {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  complete: boolean;
-}
-
-function get(url: string, headers: Record<string, string> = {}, method = "GET"): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const r = httpRequest(url, { method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("close", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: res.complete }));
-    });
-    r.on("error", reject);
-    r.end();
-  });
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -112,7 +93,7 @@ describe("blob GET offloaded to nginx (X-Accel-Redirect) [filesystem]", { skip: 
     front = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {
       try {
-        if ((await get(`${front}/v2/`)).status === 200) break;
+        if ((await rawGet(`${front}/v2/`)).status === 200) break;
       } catch {
         /* not yet */
       }
@@ -132,11 +113,11 @@ describe("blob GET offloaded to nginx (X-Accel-Redirect) [filesystem]", { skip: 
     const digest = sha256(blob);
     const put = await fetch(`${front}/v2/acc/a/blobs/uploads/?digest=${digest}`, { method: "POST", body: blob, headers: { "Content-Type": "application/octet-stream" } });
     assert.equal(put.status, 201);
-    const direct = await get(`${srv.url}/v2/acc/a/blobs/${digest}`);
+    const direct = await rawGet(`${srv.url}/v2/acc/a/blobs/${digest}`);
     assert.equal(direct.status, 200);
     assert.equal(direct.body.length, 0);
     assert.equal(direct.headers["x-accel-redirect"], `${PREFIX}/v2/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}/data`);
-    const res = await get(`${front}/v2/acc/a/blobs/${digest}`);
+    const res = await rawGet(`${front}/v2/acc/a/blobs/${digest}`);
     assert.equal(res.status, 200);
     assert.ok(res.complete && res.body.equals(blob), "nginx sent other bytes");
     assert.equal(res.headers["content-length"], String(blob.length));
@@ -144,10 +125,10 @@ describe("blob GET offloaded to nginx (X-Accel-Redirect) [filesystem]", { skip: 
     assert.equal(res.headers["etag"], `"${digest}"`);
     assert.equal(res.headers["x-accel-redirect"], undefined);
     // Ranges and HEAD are answered by Strata itself, through nginx unchanged.
-    const part = await get(`${front}/v2/acc/a/blobs/${digest}`, { Range: "bytes=100-199" });
+    const part = await rawGet(`${front}/v2/acc/a/blobs/${digest}`, { Range: "bytes=100-199" });
     assert.equal(part.status, 206);
     assert.ok(part.body.equals(blob.subarray(100, 200)));
-    const head = await get(`${front}/v2/acc/a/blobs/${digest}`, {}, "HEAD");
+    const head = await rawGet(`${front}/v2/acc/a/blobs/${digest}`, {}, "HEAD");
     assert.equal(head.status, 200);
     assert.equal(head.headers["content-length"], String(blob.length));
   });
@@ -160,10 +141,10 @@ describe("blob GET offloaded to nginx (X-Accel-Redirect) [filesystem]", { skip: 
     const tampered = Buffer.from(blob);
     tampered[7] ^= 1;
     await writeFile(join(root, "v2", "blobs", "sha256", digest.slice(7, 9), digest.slice(7), "data"), tampered);
-    const direct = await get(`${srv.url}/v2/acc/b/blobs/${digest}`);
+    const direct = await rawGet(`${srv.url}/v2/acc/b/blobs/${digest}`);
     assert.equal(direct.headers["x-accel-redirect"], undefined);
     assert.ok(!(direct.complete && direct.body.length === blob.length), "the changed file was served whole");
-    const res = await get(`${front}/v2/acc/b/blobs/${digest}`);
+    const res = await rawGet(`${front}/v2/acc/b/blobs/${digest}`);
     assert.ok(!(res.complete && res.body.length === blob.length && res.status === 200), "the changed file was served whole through nginx");
   });
 });

@@ -7,7 +7,6 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { S3Config } from "../src/config.js";
@@ -17,37 +16,10 @@ import { pathFor } from "../src/storage/paths.js";
 import { createS3Client, type S3StorageDriver, s3Driver } from "../src/storage/s3.js";
 import { dropRedisPrefix, testRedisUrl } from "./helpers/backends.js";
 import { dropS3TestBucket, s3SkipReason, s3TestConfig } from "./helpers/s3-server.js";
+import { rawGet } from "./helpers/raw-get.js";
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-interface Got {
-  status: number;
-  body: Buffer;
-  /** The response ended cleanly with as many bytes as announced. */
-  complete: boolean;
-}
-
-function get(url: string): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const r = request(url, { agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      let done = false;
-      const finish = (complete: boolean) => {
-        if (done) return;
-        done = true;
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), complete });
-      };
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => finish(res.complete));
-      res.on("error", () => finish(false));
-      res.on("aborted", () => finish(false));
-      res.on("close", () => finish(res.complete));
-    });
-    r.on("error", reject);
-    r.end();
-  });
-}
 
 /** Monolithic push (POST ?digest= with the body). */
 async function pushWhole(base: string, repo: string, blob: Buffer): Promise<string> {
@@ -116,7 +88,7 @@ describe("blob GET from S3 without re-hashing [s3]", { skip: cfg ? false : s3Ski
       const digest = how === "monolithic" ? await pushWhole(srv.url, repo, blob) : await pushChunked(srv.url, repo, blob, 2 * MiB);
       const url = `${srv.url}/v2/${repo}/blobs/${digest}`;
       for (let i = 0; i < 2; i++) {
-        const ok = await get(url);
+        const ok = await rawGet(url);
         assert.equal(ok.status, 200);
         assert.ok(ok.complete && ok.body.equals(blob), "the pushed blob is served whole");
       }
@@ -125,12 +97,12 @@ describe("blob GET from S3 without re-hashing [s3]", { skip: cfg ? false : s3Ski
       tampered[blob.length - 3] ^= 0xff;
       await replace(key, tampered);
       for (let i = 0; i < 2; i++) {
-        const res = await get(url);
+        const res = await rawGet(url);
         assert.ok(!(res.status === 200 && res.complete && res.body.length === blob.length), "the replaced object was served whole");
         assert.ok(!res.body.equals(tampered));
       }
       await replace(key, blob);
-      const back = await get(url);
+      const back = await rawGet(url);
       assert.equal(back.status, 200);
       assert.ok(back.complete && back.body.equals(blob), "the original bytes are verified again and served");
     });

@@ -9,7 +9,6 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, rm, stat, utimes, writeFile } from "node:fs/promises";
-import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,42 +19,13 @@ import { promisify } from "node:util";
 import { parseConfig, type RegistryConfigInput } from "../src/config.js";
 import { sendfileStats } from "../src/http/sendfile.js";
 import { type RunningServer, startServer } from "../src/server.js";
+import { rawGet } from "./helpers/raw-get.js";
 
 const MiB = 1024 * 1024;
 const linux = process.platform === "linux" ? false : "sendfile is used on Linux only";
 const noOpenssl = ["/usr/bin/openssl", "/bin/openssl"].some((p) => existsSync(p)) ? false : "needs openssl";
 
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-interface Got {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  /** The response ended cleanly with as many bytes as announced. */
-  complete: boolean;
-}
-
-function get(url: string, headers: Record<string, string> = {}, method = "GET"): Promise<Got> {
-  const req = url.startsWith("https:") ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const r = req(url, { method, headers, rejectUnauthorized: false, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      let done = false;
-      const finish = (complete: boolean) => {
-        if (done) return;
-        done = true;
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
-      };
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => finish(res.complete));
-      res.on("error", () => finish(false));
-      res.on("aborted", () => finish(false));
-      res.on("close", () => finish(res.complete));
-    });
-    r.on("error", reject);
-    r.end();
-  });
-}
 
 async function push(base: string, repo: string, blob: Buffer): Promise<string> {
   const digest = sha256(blob);
@@ -101,7 +71,7 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
   it("serves a large blob byte for byte natively, with the usual headers", async () => {
     const before = { ...sendfileStats };
     for (let i = 0; i < 2; i++) {
-      const res = await get(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
+      const res = await rawGet(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
       assert.equal(res.status, 200);
       assert.ok(res.complete);
       assert.equal(res.headers["content-length"], String(large.length));
@@ -118,10 +88,10 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
     const empty = Buffer.alloc(0);
     const emptyDigest = await push(srv.url, "sf/a", empty);
     const before = sendfileStats.responses;
-    const res = await get(`${srv.url}/v2/sf/a/blobs/${smallDigest}`);
+    const res = await rawGet(`${srv.url}/v2/sf/a/blobs/${smallDigest}`);
     assert.equal(res.status, 200);
     assert.ok(res.body.equals(small));
-    const e = await get(`${srv.url}/v2/sf/a/blobs/${emptyDigest}`);
+    const e = await rawGet(`${srv.url}/v2/sf/a/blobs/${emptyDigest}`);
     assert.equal(e.status, 200);
     assert.equal(e.body.length, 0);
     assert.equal(e.headers["content-length"], "0");
@@ -145,7 +115,7 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
 
   it("leaves HEAD and Range answers as they were (206, Content-Range, exact slices)", async () => {
     const url = `${srv.url}/v2/sf/a/blobs/${largeDigest}`;
-    const head = await get(url, {}, "HEAD");
+    const head = await rawGet(url, {}, "HEAD");
     assert.equal(head.status, 200);
     assert.equal(head.body.length, 0);
     assert.equal(head.headers["content-length"], String(large.length));
@@ -156,12 +126,12 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
       ["bytes=5000000-5000099", 5000000, 5000099],
     ];
     for (const [range, a, b] of cases) {
-      const res = await get(url, { Range: range });
+      const res = await rawGet(url, { Range: range });
       assert.equal(res.status, 206, range);
       assert.equal(res.headers["content-range"], `bytes ${a}-${b}/${large.length}`);
       assert.ok(res.body.equals(large.subarray(a, b + 1)), `body of ${range}`);
     }
-    const bad = await get(url, { Range: `bytes=${large.length}-` });
+    const bad = await rawGet(url, { Range: `bytes=${large.length}-` });
     assert.equal(bad.status, 416);
   });
 
@@ -169,13 +139,13 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
     const blob = randomBytes(3 * MiB);
     const digest = await push(srv.url, "sf/t", blob);
     const url = `${srv.url}/v2/sf/t/blobs/${digest}`;
-    assert.ok((await get(url)).body.equals(blob), "served before the change");
+    assert.ok((await rawGet(url)).body.equals(blob), "served before the change");
     const file = blobFile(root, digest);
     const tampered = Buffer.from(blob);
     tampered[12345] ^= 0xff;
     await writeFile(file, tampered);
     for (let i = 0; i < 2; i++) {
-      const res = await get(url);
+      const res = await rawGet(url);
       assert.ok(!(res.status === 200 && res.complete && res.body.length === blob.length), "the changed file was served whole");
       assert.ok(!res.body.equals(tampered));
     }
@@ -183,11 +153,11 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
     const st = await stat(file);
     await writeFile(file, tampered);
     await utimes(file, st.atime, st.mtime);
-    const res = await get(url);
+    const res = await rawGet(url);
     assert.ok(!(res.complete && res.body.length === blob.length), "the changed file was served whole");
     // Restored content is verified again and served.
     await writeFile(file, blob);
-    const ok = await get(url);
+    const ok = await rawGet(url);
     assert.equal(ok.status, 200);
     assert.ok(ok.complete && ok.body.equals(blob));
   });
@@ -224,7 +194,7 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
       now = openFds();
     }
     assert.ok(now <= baseline, `open descriptors: ${now}, before: ${baseline}`);
-    const res = await get(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
+    const res = await rawGet(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
     assert.ok(res.complete && res.body.equals(large), "still serves afterwards");
   });
 });
@@ -244,7 +214,7 @@ describe("blob GET in the other modes [filesystem]", () => {
       const blob = randomBytes(MiB + 1);
       const digest = await push(srv.url, "auto/a", blob);
       const before = { ...sendfileStats };
-      const res = await get(`${srv.url}/v2/auto/a/blobs/${digest}`);
+      const res = await rawGet(`${srv.url}/v2/auto/a/blobs/${digest}`);
       assert.ok(res.complete && res.body.equals(blob));
       assert.equal(sendfileStats.copied - before.copied, 1);
     } finally {
@@ -258,10 +228,10 @@ describe("blob GET in the other modes [filesystem]", () => {
       const blob = randomBytes(5 * MiB + 3);
       const digest = await push(srv.url, "off/a", blob);
       const before = sendfileStats.responses;
-      const res = await get(`${srv.url}/v2/off/a/blobs/${digest}`);
+      const res = await rawGet(`${srv.url}/v2/off/a/blobs/${digest}`);
       assert.equal(res.status, 200);
       assert.ok(res.complete && res.body.equals(blob));
-      const part = await get(`${srv.url}/v2/off/a/blobs/${digest}`, { Range: "bytes=10-19" });
+      const part = await rawGet(`${srv.url}/v2/off/a/blobs/${digest}`, { Range: "bytes=10-19" });
       assert.ok(part.body.equals(blob.subarray(10, 20)));
       assert.equal(sendfileStats.responses, before, "sendfile was not used");
     } finally {
@@ -296,7 +266,7 @@ describe("blob GET in the other modes [filesystem]", () => {
         assert.equal(up, 201);
         const before = sendfileStats.responses;
         for (let i = 0; i < 2; i++) {
-          const res = await get(`${srv.url}/v2/tls/a/blobs/${digest}`);
+          const res = await rawGet(`${srv.url}/v2/tls/a/blobs/${digest}`);
           assert.equal(res.status, 200);
           assert.ok(res.complete && res.body.equals(blob));
         }
