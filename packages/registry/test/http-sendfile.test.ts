@@ -39,6 +39,22 @@ async function push(base: string, repo: string, blob: Buffer): Promise<string> {
 }
 
 const openFds = () => readdirSync("/proc/self/fd").length;
+const run = promisify(execFile);
+
+/** Drops `file`'s pages from the page cache (GNU dd: nocache with count=0 covers the whole file). */
+async function evict(file: string): Promise<void> {
+  await run("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"]);
+}
+
+/** Bytes of `file` in the page cache (util-linux fincore), or -1 where fincore is missing. */
+async function residentBytes(file: string): Promise<number> {
+  try {
+    const { stdout } = await run("fincore", ["--bytes", "--noheadings", "--output", "RES", file]);
+    return Number(stdout.trim());
+  } catch {
+    return -1;
+  }
+}
 
 async function withServer(root: string, extra: Partial<RegistryConfigInput> = {}): Promise<RunningServer> {
   return startServer(parseConfig({ addr: "127.0.0.1:0", log: { level: "silent" }, storage: { driver: "filesystem", filesystem: { root } }, ...extra }));
@@ -82,6 +98,25 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
     assert.equal(sendfileStats.responses - before.responses, 2, "both GETs went out natively");
     assert.equal(sendfileStats.bytes - before.bytes, 2 * large.length);
     assert.equal(sendfileStats.copied - before.copied, mode === "copy" ? 2 : 0, "by the mode configured");
+  });
+
+  it("reads a blob that is not in the page cache on the thread pool, then sends it whole", async (t) => {
+    const file = blobFile(root, largeDigest);
+    await evict(file);
+    const resident = await residentBytes(file);
+    if (resident !== 0) return t.skip(`cannot drop the blob file from the page cache here (${resident} bytes stay)`);
+    const before = { ...sendfileStats };
+    const res = await rawGet(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
+    assert.equal(res.status, 200);
+    assert.ok(res.complete && res.body.equals(large), "body differs from the pushed blob");
+    const prefetched = sendfileStats.prefetched - before.prefetched;
+    assert.ok(prefetched >= large.length / 2, `only ${prefetched} of ${large.length} bytes were read ahead on the pool`);
+    assert.ok(prefetched <= large.length, `${prefetched} bytes read ahead for a ${large.length}-byte blob`);
+    // Now cached: the residency check lets it go straight out.
+    const again = { ...sendfileStats };
+    const res2 = await rawGet(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
+    assert.ok(res2.complete && res2.body.equals(large));
+    assert.equal(sendfileStats.prefetched - again.prefetched, 0, "a cached blob is read ahead again");
   });
 
   it("serves small and empty blobs, and pipelined GETs, with exact framing", async () => {

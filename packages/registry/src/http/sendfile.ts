@@ -25,9 +25,11 @@
  * held back until the file's identity has been checked again, so a file changed during the
  * transfer is never served whole: the connection is cut one byte short instead.
  *
- * The transfer runs on the event loop; a file not in the page cache makes it wait for the disk
- * (blobs just written or recently read are cached). A client that stops reading for IDLE_MS is
- * disconnected.
+ * The transfer runs on the event loop but never waits there for the disk: each 4 MiB window is
+ * checked with mincore(2) first, and a window not in the page cache is read into it on libuv's
+ * thread pool (the next window is read ahead while one is sent), so an uncached blob does not
+ * stall every other request. `sendfileStats.prefetched` counts the bytes read that way. A
+ * client that stops reading for IDLE_MS is disconnected.
  */
 import type { ServerResponse } from "node:http";
 import { createRequire } from "node:module";
@@ -39,6 +41,8 @@ interface Transfer {
   start(): void;
   cancel(): void;
   readonly sent: number;
+  /** Bytes read into the page cache on the thread pool before being sent. */
+  readonly prefetched: number;
 }
 
 interface SendfileAddon {
@@ -59,8 +63,12 @@ const addon: SendfileAddon | undefined = (() => {
 const IDLE_MS = 60_000;
 const READ_CHUNK = 1024 * 1024;
 
-/** Responses whose body went out natively (sendfile or native copy), their bytes, and how many by copy (process totals). */
-export const sendfileStats = { responses: 0, bytes: 0, copied: 0 };
+/**
+ * Responses whose body went out natively (sendfile or native copy), their bytes, how many by
+ * copy, and bytes that were not in the page cache and were read on the thread pool first
+ * (process totals).
+ */
+export const sendfileStats = { responses: 0, bytes: 0, copied: 0, prefetched: 0 };
 
 export type SendMode = "auto" | "sendfile" | "copy" | "stream";
 
@@ -111,6 +119,7 @@ export function fileBody(res: ServerResponse, file: VerifiedFileRange, mode: Sen
       const T = addon!.Transfer!;
       let lastSent = 0;
       const t = new T(socketFd, file.handle.fd, offset, length, (errno, sent) => {
+        sendfileStats.prefetched += t.prefetched;
         if (idle) clearInterval(idle);
         idle = undefined;
         transfer = undefined;
