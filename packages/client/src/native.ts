@@ -21,6 +21,7 @@ interface Addon {
   inflateCreate(): InflateHandle;
   inflateStep(h: InflateHandle, input: Uint8Array, inOff: number, out: Uint8Array, outOff: number, res: Float64Array): void;
   inflateReset(h: InflateHandle): void;
+  hugeArena(bytes: number): ArrayBuffer;
 }
 
 /** An inflate stream owned by the addon (freed when garbage collected). */
@@ -140,4 +141,14 @@ export function syncfs(path: PathArg): void {
 /** Starts writeback of a range of an open file's dirty pages without waiting (sync_file_range SYNC_FILE_RANGE_WRITE; length 0: to the end). */
 export function startWriteback(fd: number, offset: number, length: number): void {
   load().startWriteback(fd, offset, length);
+}
+
+/**
+ * `bytes` (a multiple of 2 MiB) of memory advised for transparent huge pages (native/src/hugepages.c),
+ * or undefined without the addon.
+ */
+export function hugeArena(bytes: number): ArrayBuffer | undefined {
+  if (!nativeAvailable()) return undefined;
+  const a = load();
+  return typeof a.hugeArena === "function" ? a.hugeArena(bytes) : undefined;
 }

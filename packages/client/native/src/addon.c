@@ -18,6 +18,7 @@
 #include "napi_check.h"
 #include "crc64.h"
 #include "inflate.h"
+#include "hugepages.h"
 
 
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
@@ -326,6 +327,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   strata_register_inflate(env, exports);
+  strata_register_hugepages(env, exports);
   return exports;
 }
 

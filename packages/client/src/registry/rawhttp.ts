@@ -27,6 +27,7 @@
  */
 import net from "node:net";
 import tls from "node:tls";
+import { giveBuffer, lendable, POOL_BUFFER, poolBufferOf, takeBuffer } from "./lease.js";
 
 /**
  * Response headers by lower-case name (repeated headers joined with ", "). The global `Headers`
@@ -79,7 +80,7 @@ export interface HttpSendOptions extends HttpRequestOptions {
   body?: RequestBody;
 }
 
-const BUF_SIZE = 1024 * 1024;
+const BUF_SIZE = POOL_BUFFER;
 /** A read needs at least this much room; a fuller buffer is handed on. */
 const MIN_READ = 64 * 1024;
 const MAX_QUEUED = 3;
@@ -96,9 +97,6 @@ export const MAX_ERROR_BODY = 64 * 1024;
 const ERROR_BODY_MS = 30_000;
 const EMPTY = Buffer.alloc(0);
 
-/** Buffers no connection uses, kept for the next one (their pages are already faulted in). */
-const spare: Buffer[] = [];
-const MAX_SPARE = 8;
 
 /** A failure of the exchange, as a network error (retryable); `transport` marks it as described here. */
 function netError(message: string, code = "ECONNRESET"): Error {
@@ -171,8 +169,8 @@ export class RawResponse {
 class RawConnection {
   private socket: net.Socket | undefined;
   /** Chunks handed on and not yet released, per buffer; and the buffers behind them. */
-  private readonly refs = new Map<ArrayBufferLike, number>();
-  private readonly owners = new Map<ArrayBufferLike, Buffer>();
+  private readonly refs = new Map<Buffer, number>();
+  private readonly owners = new Set<Buffer>();
   private cur: Buffer;
   /** Start of the bytes of `cur` not yet handed on, and end of the bytes written into it. */
   private start = 0;
@@ -183,6 +181,8 @@ class RawConnection {
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private paused = false;
+  /** The iterator has ended: `cur` is no longer filled. */
+  private drained = false;
 
   // head parsing: every head of the exchange (interim ones too) in one fixed buffer
   private headBuf: Buffer = EMPTY;
@@ -211,24 +211,33 @@ class RawConnection {
   }
 
   private takeBuffer(): Buffer {
-    const b = spare.pop() ?? Buffer.allocUnsafeSlow(BUF_SIZE);
-    this.owners.set(b.buffer, b);
+    // buffers from the pool shared with the file reader and the upload window (lease.ts)
+    const b = takeBuffer();
+    this.owners.add(b);
+    lendable(b, this.lender);
     return b;
   }
 
   /** Gives a buffer back once it is neither being filled nor referenced by a chunk. */
-  private settle(ab: ArrayBufferLike): void {
-    if ((this.refs.get(ab) ?? 0) > 0 || this.cur.buffer === ab) return;
-    const b = this.owners.get(ab);
-    this.owners.delete(ab);
-    if (b && spare.length < MAX_SPARE) spare.push(b);
+  private settle(b: Buffer): void {
+    if ((this.refs.get(b) ?? 0) > 0 || (this.cur === b && !this.drained)) return;
+    if (this.owners.delete(b)) giveBuffer(b);
   }
 
   private release(chunk: Buffer): void {
-    const ab = chunk.buffer;
-    this.refs.set(ab, (this.refs.get(ab) ?? 1) - 1);
-    this.settle(ab);
+    this.unref(poolBufferOf(chunk)!);
   }
+
+  private unref(b: Buffer): void {
+    this.refs.set(b, (this.refs.get(b) ?? 1) - 1);
+    this.settle(b);
+  }
+
+  /** A consumer keeping a chunk past `next()` (lease.ts) holds a reference like a queued chunk. */
+  private readonly lender = {
+    retain: (b: Buffer) => this.refs.set(b, (this.refs.get(b) ?? 0) + 1),
+    release: (b: Buffer) => this.unref(b),
+  };
 
   /** Connects, sends the request and resolves with the status and headers. */
   open(u: URL, o: HttpSendOptions): Promise<{ status: number; headers: ResponseHeaders }> {
@@ -445,7 +454,7 @@ class RawConnection {
       const old = this.cur;
       this.cur = this.takeBuffer();
       this.start = this.fill = 0;
-      this.settle(old.buffer);
+      this.settle(old);
     }
     return this.cur.subarray(this.fill);
   }
@@ -454,7 +463,7 @@ class RawConnection {
   private handOn(): void {
     if (this.fill > this.start) {
       this.queue.push(this.cur.subarray(this.start, this.fill));
-      this.refs.set(this.cur.buffer, (this.refs.get(this.cur.buffer) ?? 0) + 1);
+      this.refs.set(this.cur, (this.refs.get(this.cur) ?? 0) + 1);
       this.wakeUp();
     }
     this.start = this.fill;
@@ -689,8 +698,9 @@ class RawConnection {
       // what the consumer never took is not referenced by anyone
       for (const c of this.queue.splice(0)) this.release(c);
       if (!this.ended) this.destroy();
-      const last = this.cur;
-      if ((this.refs.get(last.buffer) ?? 0) === 0 && spare.length < MAX_SPARE && !spare.includes(last)) spare.push(last);
+      // the buffer being filled goes back too, now or when the last chunk retained from it does
+      this.drained = true;
+      this.settle(this.cur);
     }
   }
 }

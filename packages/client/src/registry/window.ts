@@ -3,22 +3,22 @@
  * be resumed from the registry's offset (registry/push.ts).
  *
  * A chunk the source will not touch again is kept by reference (no copy). A chunk of a source that
- * reuses its buffers (transports/chunks.ts) is copied into 1 MiB segments recycled across
- * uploads. Saves: what reused source buffers save (see chunks.ts) at the price of one memcpy
- * (57-132 ms of CPU-profile samples for 320 MiB under load ~9); without recycling the segments
- * would be fresh memory again.
+ * reuses its buffers is kept by reference too when its producer lends it (lease.ts: the file
+ * reader and the registry client's bodies do), and given back when it leaves the window; any
+ * other is copied into 1 MiB segments of the shared pool (lease.ts). Saves: what reused source
+ * buffers save (see chunks.ts), without the memcpy into segments.
  */
+import { giveBuffer, POOL_BUFFER, retain, takeBuffer } from "./lease.js";
 
-const SEGMENT = 1024 * 1024;
-/** Segments no window uses (3 uploads' windows of 16 MiB), kept with their pages faulted in. */
-const spare: Buffer[] = [];
-const MAX_SPARE = 52;
+const SEGMENT = POOL_BUFFER;
 
 interface Part {
   buf: Buffer;
   len: number;
-  /** A recycled segment (owned), not a reference to the source's chunk. */
+  /** A pooled segment (owned), not a reference to the source's chunk. */
   owned: boolean;
+  /** Gives a lent chunk back to its producer. */
+  release?: () => void;
 }
 
 export class ResendWindow {
@@ -36,14 +36,15 @@ export class ResendWindow {
 
   /** Adds the next bytes sent: by reference, or copied when the caller's buffer will be reused. */
   append(c: Buffer, copy: boolean): void {
-    if (!copy) {
-      this.parts.push({ buf: c, len: c.length, owned: false });
+    const release = copy ? retain(c) : undefined;
+    if (!copy || release) {
+      this.parts.push({ buf: c, len: c.length, owned: false, release });
     } else {
       let at = 0;
       while (at < c.length) {
         let last = this.parts[this.parts.length - 1];
         if (!last || !last.owned || last.len === SEGMENT) {
-          last = { buf: spare.pop() ?? Buffer.allocUnsafeSlow(SEGMENT), len: 0, owned: true };
+          last = { buf: takeBuffer(), len: 0, owned: true };
           this.parts.push(last);
         }
         const n = Math.min(SEGMENT - last.len, c.length - at);
@@ -77,6 +78,7 @@ export class ResendWindow {
   }
 
   private recycle(p: Part): void {
-    if (p.owned && spare.length < MAX_SPARE) spare.push(p.buf);
+    if (p.owned) giveBuffer(p.buf);
+    p.release?.();
   }
 }

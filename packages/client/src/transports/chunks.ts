@@ -13,20 +13,7 @@
  */
 import { type FileHandle, open } from "node:fs/promises";
 import { type Digest, Verifier } from "@strata/core";
-
-/** Bytes per file read. */
-const CHUNK = 1024 * 1024;
-/** Buffers no reader uses, kept for the next one (their pages are already faulted in). */
-const spare: Buffer[] = [];
-const MAX_SPARE = 8;
-
-function take(): Buffer {
-  return spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
-}
-
-function giveBack(b: Buffer): void {
-  if (spare.length < MAX_SPARE) spare.push(b);
-}
+import { giveBuffer, lendable, takeBuffer } from "../registry/lease.js";
 
 export interface ChunkExpectation {
   readonly digest: Digest;
@@ -58,10 +45,33 @@ export async function* verifiedChunks(chunks: AsyncIterable<Buffer>, expect: Chu
 /**
  * The bytes `[start, start + length)` of the file at `path`, verified against `expect`, read into
  * two alternating buffers: the read of the next chunk runs while the consumer handles this one.
+ * Chunks are lent (registry/lease.ts): a buffer a consumer retained is replaced by another one
+ * from the pool, and goes back to the pool when given back.
  */
 export async function* fileChunks(path: string, start: number, length: number, expect: ChunkExpectation, describe: (e: Error) => Error): AsyncGenerator<Buffer> {
   const fh: FileHandle = await open(path, "r");
-  const bufs = [take(), take()];
+  /** Chunks retained per buffer (registry/lease.ts). */
+  const held = new Map<Buffer, number>();
+  let bufs: Buffer[] = [];
+  const lender = {
+    retain: (b: Buffer) => held.set(b, (held.get(b) ?? 0) + 1),
+    release: (b: Buffer) => {
+      const n = (held.get(b) ?? 1) - 1;
+      if (n > 0) {
+        held.set(b, n);
+        return;
+      }
+      held.delete(b);
+      // a buffer still in the reader's pair is its own again; any other goes back to the pool
+      if (!bufs.includes(b)) giveBuffer(b);
+    },
+  };
+  const fresh = (): Buffer => {
+    const b = takeBuffer();
+    lendable(b, lender);
+    return b;
+  };
+  bufs = [fresh(), fresh()];
   const v = new Verifier({ digest: expect.digest, size: expect.size >= 0 ? expect.size : undefined });
   const readAt = (b: Buffer, at: number): Promise<number> =>
     at >= length ? Promise.resolve(0) : fh.read(b, 0, Math.min(b.length, length - at), start + at).then((r) => r.bytesRead);
@@ -83,6 +93,8 @@ export async function* fileChunks(path: string, start: number, length: number, e
       }
       i ^= 1;
       // the other buffer was handed out last time; the consumer asked for more, so it is free
+      // unless the consumer retained its chunk
+      if (held.has(bufs[i])) bufs[i] = fresh();
       pending = readAt(bufs[i], pos);
       yield chunk;
     }
@@ -95,6 +107,8 @@ export async function* fileChunks(path: string, start: number, length: number, e
     // a read still in flight writes into its buffer: the buffers go back only once it is done
     await pending?.catch(() => {});
     await fh.close().catch(() => {});
-    for (const b of bufs) giveBack(b);
+    const mine = bufs;
+    bufs = [];
+    for (const b of mine) if (!held.has(b)) giveBuffer(b);
   }
 }
