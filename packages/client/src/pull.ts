@@ -154,7 +154,7 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
     };
     p.progress.event({ type: "start", reference: formatFamiliar(ref), repository: ref.repository, tagOrDigest: ref.digest ?? ref.tag ?? "latest" });
     // the unpack workers start while the manifest and config are fetched
-    prewarmUnpackWorkers(Math.max(1, opts.maxConcurrent ?? 3));
+    prewarmUnpackWorkers(Math.max(1, opts.maxConcurrent ?? 3), { callerThread: true });
     const resolved = await resolve(p);
     const { store, exists } = await plan(p, resolved);
     const layers = await fetchLayers(p, resolved, store, exists);
@@ -305,6 +305,8 @@ async function unpackLayer(
         signal,
         // the worker flushes the layer to disk itself (syncfs there, not a child process here)
         durable: true,
+        // one layer at a time unpacks on this thread, which otherwise only waits (caller-slot.ts)
+        callerThread: true,
         onResume: (offset) => progress.event({ type: "resume", id, offset }),
         // progress at most every 100 ms, and when the whole blob is downloaded
         onRead: (n, done) => {
