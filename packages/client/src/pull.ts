@@ -210,14 +210,21 @@ async function resolve(p: Pull): Promise<Resolved> {
 /** Step 2: the store, its leftovers recovered, and which layers it already has (every layer below the highest present chain). */
 async function plan(p: Pull, r: Resolved): Promise<{ store: Store; exists: boolean[] }> {
   const store = await Store.open(p.opts.root);
-  await store.withLock(() => store.recover(), p.signal);
   const exists: boolean[] = r.manifest.layers.map(() => false);
-  for (let i = r.chains.length - 1; i >= 0; i--) {
-    if (await store.reuseLayer(r.chains[i], p.signal)) {
-      for (let j = 0; j <= i; j++) exists[j] = true;
-      break;
+  // One lock section for the recovery and the search for the highest present chain (leased when
+  // found, as reuseLayer does), not one per chain: the first blob request waits for this step.
+  // Measured on the 2-core bench machine (fresh store, 5 layers, load 12, 16 runs each): this
+  // step took 10 ms at best with six lock sections, 5 ms with one (medians ~29 ms both, noise).
+  await store.withLock(async () => {
+    await store.recover();
+    for (let i = r.chains.length - 1; i >= 0; i--) {
+      if (await store.hasLayer(r.chains[i])) {
+        await store.holdLayers([r.chains[i]]);
+        for (let j = 0; j <= i; j++) exists[j] = true;
+        break;
+      }
     }
-  }
+  }, p.signal);
   p.progress.event({ type: "layers", layers: r.manifest.layers.map((l, i) => ({ id: shortId(l.digest), size: l.size, exists: exists[i] })) });
   return { store, exists };
 }
