@@ -8,6 +8,8 @@
 // remote-tar.ts), so a layer's bytes never cross threads. The workers (at most one per core, a
 // worker running several jobs when more layers unpack at once) are kept idle for reuse
 // (worker-pool.ts), can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
+// With `callerThread` (pull), one remote layer at a time unpacks on the calling thread instead,
+// which blocks its event loop while it does (caller-slot.ts), and the pool keeps one worker fewer.
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
 // subpaths: importing this module (to start workers early) should not load all of core (zod)
