@@ -2,9 +2,11 @@
  * Manifests, indexes and image configs. Parsers keep the exact bytes they were given: a
  * digest is always computed over the bytes as received, never over a re-serialisation.
  */
-import { z } from "zod";
-import { type DiffID, type Digest, type DigestAlgorithm, digestOf, InvalidDigestError, parseDigest } from "./digest.js";
+import { type Digest, type DigestAlgorithm, digestOf, InvalidDigestError } from "./digest.js";
+import { checkImageConfig, checkImageManifest, checkIndex, type Descriptor, type ImageConfig, type Platform, ShapeError } from "./manifest-check.js";
 import { baseMediaType, MediaTypes } from "./mediatypes.js";
+
+export type { Descriptor, HistoryEntry, ImageConfig, ImageManifestBody, IndexBody, Platform } from "./manifest-check.js";
 
 export class InvalidManifestError extends Error {
   constructor(message: string) {
@@ -12,62 +14,6 @@ export class InvalidManifestError extends Error {
     this.name = "InvalidManifestError";
   }
 }
-
-const digestSchema = z.string().transform((s, ctx) => {
-  try {
-    return parseDigest(s);
-  } catch (e) {
-    ctx.addIssue({ code: "custom", message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-
-const mediaTypeSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/, "invalid media type");
-const annotationsSchema = z.record(z.string(), z.string());
-
-export const platformSchema = z.object({
-  architecture: z.string(),
-  os: z.string(),
-  "os.version": z.string().optional(),
-  "os.features": z.array(z.string()).optional(),
-  variant: z.string().optional(),
-  features: z.array(z.string()).optional(),
-});
-export type Platform = z.infer<typeof platformSchema>;
-
-export const descriptorSchema = z.object({
-  mediaType: mediaTypeSchema,
-  digest: digestSchema,
-  size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-  urls: z.array(z.string()).optional(),
-  annotations: annotationsSchema.optional(),
-  data: z.string().optional(),
-  artifactType: mediaTypeSchema.optional(),
-  platform: platformSchema.optional(),
-});
-export type Descriptor = z.infer<typeof descriptorSchema>;
-
-const imageManifestSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: mediaTypeSchema.optional(),
-  config: descriptorSchema,
-  layers: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: annotationsSchema.optional(),
-});
-
-const indexSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: mediaTypeSchema.optional(),
-  manifests: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: annotationsSchema.optional(),
-});
-
-export type ImageManifestBody = z.infer<typeof imageManifestSchema>;
-export type IndexBody = z.infer<typeof indexSchema>;
 
 interface ParsedBase {
   /** The exact bytes received. */
@@ -92,11 +38,14 @@ export interface ParsedIndex extends ParsedBase {
 
 export type ParsedManifest = ParsedImageManifest | ParsedIndex;
 
-function describeZod(err: z.ZodError): string {
-  return err.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-    .join("; ");
+/** `check(json)`, a ShapeError turned into InvalidManifestError(`${what}: ${path}: ${message}`). */
+function checked<T>(check: (v: unknown) => T, json: unknown, what: string): T {
+  try {
+    return check(json);
+  } catch (e) {
+    if (e instanceof ShapeError) throw new InvalidManifestError(`${what}: ${e.message}`);
+    throw e;
+  }
 }
 
 /**
@@ -162,34 +111,32 @@ export function parseManifest(raw: Uint8Array, contentType?: string): ParsedMani
   switch (mediaType) {
     case MediaTypes.OciManifest:
     case MediaTypes.DockerManifest: {
-      const r = imageManifestSchema.safeParse(obj);
-      if (!r.success) throw new InvalidManifestError(`invalid image manifest: ${describeZod(r.error)}`);
-      if (mediaType === MediaTypes.DockerManifest && r.data.mediaType !== MediaTypes.DockerManifest) {
+      const data = checked(checkImageManifest, obj, "invalid image manifest");
+      if (mediaType === MediaTypes.DockerManifest && data.mediaType !== MediaTypes.DockerManifest) {
         throw new InvalidManifestError("Docker schema2 manifests must carry their mediaType");
       }
       return {
         kind: "manifest",
         raw: bytes,
         mediaType,
-        artifactType: r.data.artifactType,
-        subject: r.data.subject,
-        annotations: r.data.annotations,
-        config: r.data.config,
-        layers: r.data.layers,
+        artifactType: data.artifactType,
+        subject: data.subject,
+        annotations: data.annotations,
+        config: data.config,
+        layers: data.layers,
       };
     }
     case MediaTypes.OciIndex:
     case MediaTypes.DockerManifestList: {
-      const r = indexSchema.safeParse(obj);
-      if (!r.success) throw new InvalidManifestError(`invalid index: ${describeZod(r.error)}`);
+      const data = checked(checkIndex, obj, "invalid index");
       return {
         kind: "index",
         raw: bytes,
         mediaType,
-        artifactType: r.data.artifactType,
-        subject: r.data.subject,
-        annotations: r.data.annotations,
-        manifests: r.data.manifests,
+        artifactType: data.artifactType,
+        subject: data.subject,
+        annotations: data.annotations,
+        manifests: data.manifests,
       };
     }
     default:
@@ -205,36 +152,6 @@ export function manifestDigest(m: Pick<ParsedBase, "raw">, algorithm: DigestAlgo
 // ---------------------------------------------------------------------------------------
 // Image config
 
-const diffIdSchema = digestSchema.transform((d) => d as DiffID);
-
-export const imageConfigSchema = z
-  .object({
-    architecture: z.string(),
-    os: z.string(),
-    variant: z.string().optional(),
-    "os.version": z.string().optional(),
-    created: z.string().optional(),
-    author: z.string().optional(),
-    config: z.record(z.string(), z.unknown()).nullable().optional(),
-    rootfs: z.object({ type: z.literal("layers"), diff_ids: z.array(diffIdSchema) }),
-    history: z
-      .array(
-        z
-          .object({
-            created: z.string().optional(),
-            created_by: z.string().optional(),
-            author: z.string().optional(),
-            comment: z.string().optional(),
-            empty_layer: z.boolean().optional(),
-          })
-          .loose(),
-      )
-      .optional(),
-  })
-  .loose();
-
-export type ImageConfig = z.infer<typeof imageConfigSchema>;
-
 export interface ParsedImageConfig {
   readonly raw: Buffer;
   readonly config: ImageConfig;
@@ -243,9 +160,7 @@ export interface ParsedImageConfig {
 export function parseImageConfig(raw: Uint8Array): ParsedImageConfig {
   const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   const json = parseBoundedJson(bytes.toString("utf8"), "image config");
-  const r = imageConfigSchema.safeParse(json);
-  if (!r.success) throw new InvalidManifestError(`invalid image config: ${describeZod(r.error)}`);
-  return { raw: bytes, config: r.data };
+  return { raw: bytes, config: checked(checkImageConfig, json, "invalid image config") };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 // remote-tar.ts), so a layer's bytes never cross threads. The workers (at most one per core, a
 // worker running several jobs when more layers unpack at once) are kept idle for reuse
 // (worker-pool.ts), can be started ahead of need (prewarmUnpackWorkers) and stopped (stopIdleUnpackWorkers).
+// With `callerThread` (pull), one remote layer at a time unpacks on the calling thread instead,
+// which blocks its event loop while it does (caller-slot.ts), and the pool keeps one worker fewer.
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
 // subpaths: importing this module (to start workers early) should not load all of core (zod)
@@ -20,6 +22,7 @@ import { LayerTooLargeError, TarFormatError, UnsafeLayerError } from "./errors.j
 // unpacks in workers and never needs them here.
 import type { ExtractResult } from "./extract.js";
 import type { CompressedBlob } from "./verified.js";
+import { claimCallerSlot } from "./caller-slot.js";
 import { acquireWorker, releaseWorker } from "./worker-pool.js";
 
 export { prewarmUnpackWorkers, stopIdleUnpackWorkers } from "./worker-pool.js";
@@ -69,6 +72,11 @@ export interface RemoteLayer {
 export interface RemoteUnpackOptions extends Omit<UnpackOptions, "compressed"> {
   /** Told the offset whenever the download resumes after a network failure. */
   onResume?: (offset: number) => void;
+  /**
+   * The calling thread is one of the unpack executors (caller-slot.ts): the layer unpacks on it
+   * when no other layer does, else in a worker of a pool one worker smaller.
+   */
+  callerThread?: boolean;
 }
 
 const MESSAGE_SIZE = 1024 * 1024;
@@ -148,9 +156,12 @@ let nextJobId = 1;
 /** What a worker reports about one job. */
 type WorkerMessage = { id: number; type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] };
 
-async function unpackInWorker(input: { tar: Readable } | { remote: RemoteLayer }, opts: UnpackOptions & Pick<RemoteUnpackOptions, "onResume">): Promise<ExtractResult> {
+async function unpackInWorker(
+  input: { tar: Readable } | { remote: RemoteLayer },
+  opts: UnpackOptions & Pick<RemoteUnpackOptions, "onResume" | "callerThread">,
+): Promise<ExtractResult> {
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
-  const worker = acquireWorker();
+  const worker = acquireWorker(opts.callerThread);
   // the worker may run other jobs at once: this job's messages carry its id
   const id = nextJobId++;
   const free: ArrayBuffer[] = [];
@@ -348,16 +359,22 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
 /**
  * Downloads a layer blob from a registry and unpacks it like `unpackLayer` with `compressed`
  * (verified against `remote.blob`, decompressed, extracted into `diffDir`), all in one worker
- * thread (on the calling thread when inline).
+ * thread (on the calling thread when inline, or with `callerThread` while its slot is free).
  */
 export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackOptions): Promise<UnpackResult> {
   let r: ExtractResult;
-  if (runsInline(opts)) {
-    // the workers' path (remote-tar.ts: no copy or allocation per chunk), on this thread
-    const client = RegistryClient.fromSession(remote.session, opts.signal);
-    const [{ extractLayer }, { remoteTar }] = await Promise.all([import("./extract.js"), import("./remote-tar.js")]);
-    const tar = remoteTar(client, remote.repository, remote.blob, { signal: opts.signal, onRead: opts.onRead, onResume: opts.onResume });
-    r = await extractLayer(tar, { ...opts, releaseChunks: true });
+  const inline = runsInline(opts);
+  const slot = !inline && opts.callerThread ? claimCallerSlot() : undefined;
+  if (inline || slot) {
+    try {
+      // the workers' path (remote-tar.ts: no copy or allocation per chunk), on this thread
+      const client = RegistryClient.fromSession(remote.session, opts.signal);
+      const [{ extractLayer }, { remoteTar }] = await Promise.all([import("./extract.js"), import("./remote-tar.js")]);
+      const tar = remoteTar(client, remote.repository, remote.blob, { signal: opts.signal, onRead: opts.onRead, onResume: opts.onResume });
+      r = await extractLayer(tar, { ...opts, releaseChunks: true });
+    } finally {
+      slot?.release();
+    }
   } else {
     r = await unpackInWorker({ remote }, opts);
   }

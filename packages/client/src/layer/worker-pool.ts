@@ -15,6 +15,8 @@
 // 1.31 s CPU (8 runs each, alternating, load 10-12).
 // Idle workers are kept for reuse (module loading and JIT warm-up are paid once per worker).
 // STRATA_UNPACK_WORKERS=<n> overrides the number of cores (tests run several jobs per worker).
+// A caller that unpacks on its own thread too (pull, caller-slot.ts) asks for one worker fewer
+// than cores (at least one), so that all its threads together are one per core.
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 
@@ -27,10 +29,14 @@ interface Entry {
 const live: Entry[] = [];
 const MAX_IDLE = 4;
 
-/** Most workers at once: STRATA_UNPACK_WORKERS, else the number of cores. */
-function maxWorkers(): number {
+/**
+ * Most workers at once: STRATA_UNPACK_WORKERS, else the number of cores (one fewer, at least
+ * one, when the calling thread unpacks too).
+ */
+function maxWorkers(callerThread = false): number {
   const n = Number(process.env.STRATA_UNPACK_WORKERS);
-  return Number.isInteger(n) && n > 0 ? n : Math.max(1, availableParallelism());
+  if (Number.isInteger(n) && n > 0) return n;
+  return Math.max(1, availableParallelism() - (callerThread ? 1 : 0));
 }
 
 function spawnWorker(): Entry {
@@ -56,9 +62,9 @@ function drop(e: Entry): void {
  * A worker for one more job: an idle one, else a new one while fewer than one per core run,
  * else the one with the fewest jobs. Give it back with releaseWorker.
  */
-export function acquireWorker(): Worker {
+export function acquireWorker(callerThread = false): Worker {
   let e = live.find((x) => x.jobs === 0);
-  if (!e && live.length < maxWorkers()) e = spawnWorker();
+  if (!e && live.length < maxWorkers(callerThread)) e = spawnWorker();
   e ??= live.reduce((a, b) => (b.jobs < a.jobs ? b : a));
   if (e.jobs++ === 0) e.worker.ref();
   return e.worker;
@@ -67,11 +73,12 @@ export function acquireWorker(): Worker {
 /**
  * Starts workers for `n` jobs now (at most one per core; idle, reused by the next unpacks), so
  * their start-up (a thread, module loading) overlaps the caller's own work instead of delaying
- * the first layer.
+ * the first layer. With `callerThread`, the caller runs one of the jobs itself (caller-slot.ts).
  */
-export function prewarmUnpackWorkers(n: number): void {
+export function prewarmUnpackWorkers(n: number, opts: { callerThread?: boolean } = {}): void {
   if (process.env.STRATA_UNPACK_INLINE === "1") return;
-  const want = Math.min(n, maxWorkers(), MAX_IDLE);
+  const callerThread = opts.callerThread === true;
+  const want = Math.min(callerThread ? n - 1 : n, maxWorkers(callerThread), MAX_IDLE);
   while (live.length < want) spawnWorker();
 }
 
