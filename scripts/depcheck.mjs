@@ -10,7 +10,7 @@ import { builtinModules } from "node:module";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
-const CORE_ALLOWED = new Set(["zod"]);
+const CORE_ALLOWED = new Set();
 const rules = {
   core: (spec) => spec.startsWith("node:") || builtinModules.includes(spec) || CORE_ALLOWED.has(spec) || spec.startsWith("."),
   registry: (spec) => !/^@strata\/client/.test(spec) && !/packages\/client|\.\.\/\.\.\/client/.test(spec),
@@ -55,4 +55,4 @@ if (bad.length) {
   console.error(`dependency check failed:\n  ${bad.join("\n  ")}`);
   process.exit(1);
 }
-console.log("dependency check: ok (core -> builtins+zod; registry and client independent; ui -> preact)");
+console.log("dependency check: ok (core -> builtins only; registry and client independent; ui -> preact)");

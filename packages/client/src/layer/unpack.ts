@@ -12,7 +12,7 @@
 // which blocks its event loop while it does (caller-slot.ts), and the pool keeps one worker fewer.
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
-// subpaths: importing this module (to start workers early) should not load all of core (zod)
+// subpaths: importing this module (to start workers early) should not load all of core
 import { type DiffID, type Digest, parseDiffID } from "@strata/core/digest";
 import { DigestMismatchError, SizeMismatchError } from "@strata/core/verify";
 import { RegistryClient, RegistryError, type RegistrySession } from "../registry/client.js";

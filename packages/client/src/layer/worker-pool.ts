@@ -1,7 +1,7 @@
 // The pool of layer unpack workers (unpack-worker.ts), kept apart from the unpack code so that
 // starting workers costs the caller nothing but the threads: this module imports only
 // node:worker_threads and node:os, where unpack.ts loads the extractor, the registry client and
-// core's digests. `strata pull` starts the workers first, before it loads the store, core (zod)
+// core's digests. `strata pull` starts the workers first, before it loads the store, core
 // and the pull code, so the workers' own start runs on another core meanwhile.
 //
 // At most one worker per core: a worker costs ~50 ms of CPU to start (a V8 isolate, ~30 ms, and

@@ -16,7 +16,7 @@
  */
 import { Readable } from "node:stream";
 import type { Descriptor } from "@strata/core";
-// subpaths: this module also runs in the unpack worker threads, which should not load all of core (zod)
+// subpaths: this module also runs in the unpack worker threads, which should not load all of core
 import { type Digest, digestAlgorithm, digestOf, parseDigest, tryParseDigest } from "@strata/core/digest";
 import { baseMediaType, MediaTypes } from "@strata/core/mediatypes";
 import { createVerifier } from "@strata/core/verify";
