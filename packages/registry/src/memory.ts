@@ -8,7 +8,9 @@
  *
  * What it saves: idle RSS of `strata serve` in S3 mode with Redis (--max-semi-space-size=2),
  * measured right after start: 89-93 -> 77-81 MB (heap 33 -> 22 MiB) on the 2-core test machine
- * at load 13; it costs 0.1-0.9 s of start-up, spent before the port opens.
+ * at load 13 (the idle row of bench/s3.ts's memory table, 1 GiB runs at load 8-12: 88 -> 81 MB;
+ * the upload peaks stay within run-to-run noise); it costs 0.1-0.9 s of start-up, spent before
+ * the port opens.
  */
 import { createRequire } from "node:module";
 
