@@ -15,9 +15,9 @@
  *   STRATA_BENCH_PATCH_MIB    size of each PATCH of the memory table's chunked mode (default 64)
  *   STRATA_BENCH_RSS_MODES    memory table modes, comma-separated (default streamed,chunked,monolithic)
  *   STRATA_BENCH_ONLY         "speed": the throughput table only; "rss": the memory table only
- *   STRATA_BENCH_SERVE_FLAGS  Node flags of the measured `strata serve` (default SERVE_NODE_OPTIONS)
+ *   STRATA_BENCH_SERVE_FLAGS  Node flags of the measured `strata serve` (default SERVE_NODE_FLAGS)
  *
- * The measured `strata serve` runs with the Node flags of deploy/Dockerfile (SERVE_NODE_OPTIONS).
+ * The measured `strata serve` runs with the Node flags of deploy/Dockerfile (SERVE_NODE_FLAGS).
  * A second table gives the peak RSS of the `strata serve` process (S3 mode, with Redis) while
  * 8 uploads stream into it at once, chunked (PATCH, Transfer-Encoding: chunked) and monolithic
  * (PUT with Content-Length), measured in the same run.
@@ -51,24 +51,19 @@ const MiB = 1024 * 1024;
 const ONLY_GET = process.env.STRATA_BENCH_S3_ONLY === "get";
 
 /**
- * Node flags `strata serve` runs with in deploy/Dockerfile, given to the measured server too.
+ * Node flags `strata serve` runs with in deploy/Dockerfile, given to the measured server too
+ * (on its command line: V8 flags such as --optimize-for-size are refused in NODE_OPTIONS).
  * --max-semi-space-size=2 (MiB, V8's default grows it to 16) keeps the young generation small,
  * so the 64 KiB socket read buffers of fast uploads are collected sooner. Measured (8 concurrent
  * uploads, S3 mode, peak RSS): 1 GiB each, monolithic 218-234 -> 192-204 MB, chunked 189-210 ->
  * 174-193 MB; 384 MiB each, 224-232 -> 180 MB and 192-215 -> 160 MB; throughput unchanged.
  */
-export const SERVE_NODE_OPTIONS = "--max-semi-space-size=2";
+export const SERVE_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
 
-/** startStrata with SERVE_NODE_OPTIONS in the spawned server's environment. */
-async function startServe(opts: Parameters<typeof startStrata>[0]): ReturnType<typeof startStrata> {
-  const before = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = [before, process.env.STRATA_BENCH_SERVE_FLAGS ?? SERVE_NODE_OPTIONS].filter(Boolean).join(" ");
-  try {
-    return await startStrata(opts);
-  } finally {
-    if (before === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = before;
-  }
+/** startStrata with SERVE_NODE_FLAGS (or STRATA_BENCH_SERVE_FLAGS) on the server's command line. */
+async function startServe(config: Parameters<typeof startStrata>[0]): ReturnType<typeof startStrata> {
+  const flags = process.env.STRATA_BENCH_SERVE_FLAGS;
+  return startStrata(config, { nodeArgs: flags === undefined ? SERVE_NODE_FLAGS : flags.split(/\s+/).filter(Boolean) });
 }
 
 export interface Row {

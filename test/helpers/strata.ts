@@ -65,14 +65,18 @@ function httpsStatus(url: string, ca: Buffer, client?: { cert: Buffer; key: Buff
 /**
  * Starts `strata serve --config FILE` with `config` (addr is filled in) and waits for /v2/
  * (200, or 401 when auth is on). With `ca`, the server speaks HTTPS with a certificate `ca` signed
- * (`client`: the certificate to present when it requires one).
+ * (`client`: the certificate to present when it requires one). `nodeArgs`: Node flags before the
+ * script (V8 flags such as --optimize-for-size are refused in NODE_OPTIONS).
  */
-export async function startStrata(config: Record<string, unknown>, opts: { ca?: Buffer; client?: { cert: Buffer; key: Buffer } } = {}): Promise<StrataServer> {
+export async function startStrata(
+  config: Record<string, unknown>,
+  opts: { ca?: Buffer; client?: { cert: Buffer; key: Buffer }; nodeArgs?: readonly string[] } = {},
+): Promise<StrataServer> {
   const dir = await mkdtemp(join(tmpdir(), "strata-srv-"));
   const port = await freePort();
   const configFile = join(dir, "config.yml");
   await writeFile(configFile, stringify({ log: { level: "warn" }, ...config, addr: `127.0.0.1:${port}` }));
-  const child = spawn(process.execPath, [STRATA_BIN, "serve", "--config", configFile], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), STRATA_BIN, "serve", "--config", configFile], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => {
     out += d.toString();

@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { createRegistry } from "./app.js";
 import { type LoadConfigOptions, loadConfig, type RegistryConfig, redisConfigured, splitAddr } from "./config.js";
 import { createTlsServer } from "./http/tls.js";
+import { compactHeap } from "./memory.js";
 
 export interface RunningServer {
   readonly url: string;
@@ -12,8 +13,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Starts a registry HTTP server for a config (tests and `serve`). */
-export async function startServer(config: RegistryConfig): Promise<RunningServer> {
+/**
+ * Starts a registry HTTP server for a config (tests and `serve`). `compact`: return the heap's
+ * start-up garbage to the OS before listening (memory.ts; `serve` does).
+ */
+export async function startServer(config: RegistryConfig, opts: { compact?: boolean } = {}): Promise<RunningServer> {
   const logger = pino({ level: config.log.level });
   const reg = await createRegistry(config, { logger });
   const tls = config.tls ? await createTlsServer(config.tls, reg.app.callback(), logger).catch(async (e) => {
@@ -23,6 +27,7 @@ export async function startServer(config: RegistryConfig): Promise<RunningServer
   const server = tls?.server ?? createServer(reg.app.callback());
   Object.assign(server, { keepAliveTimeout: 65_000, requestTimeout: 0 });
   const { host, port } = splitAddr(config.addr);
+  if (opts.compact) compactHeap();
   if (!config.auth && !isLoopback(host)) logger.warn({ addr: config.addr }, "no auth configured: anyone who can reach this address can push, overwrite and delete");
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -52,7 +57,7 @@ function isLoopback(host: string): boolean {
 export async function serve(opts: LoadConfigOptions): Promise<void> {
   const config = await loadConfig(opts);
   const logger = pino({ level: config.log.level });
-  const running = await startServer(config);
+  const running = await startServer(config, { compact: true });
   logger.info({ url: running.url, storage: config.storage.driver, redis: redisConfigured(config) ? "on" : "off" }, "strata registry listening");
   let stopping = false;
   const stop = (signal: string) => {
