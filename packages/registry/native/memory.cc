@@ -5,7 +5,11 @@
 //                       event loop for a few hundred milliseconds (0.8 s on a 2-core machine
 //                       at load 13), so it is for moments when nothing is being served.
 //
-// Node-API has no way to ask for this, so this one call uses V8's C++ API directly
+//   pressure(): void    V8's moderate memory-pressure notification: starts an incremental
+//                       collection (if none runs) that marks while JavaScript runs, so dropped
+//                       Buffers and their external memory are freed soon, without a long pause.
+//
+// Node-API has no way to ask for either, so this one call uses V8's C++ API directly
 // (v8::Isolate::LowMemoryNotification, present in every Node release). The addon is built
 // against the Node that installs it, like the others.
 #include <napi.h>
@@ -19,8 +23,15 @@ Napi::Value LowMemory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Pressure(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate != nullptr) isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kModerate);
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lowMemory", Napi::Function::New(env, LowMemory, "lowMemory"));
+  exports.Set("pressure", Napi::Function::New(env, Pressure, "pressure"));
   return exports;
 }
 

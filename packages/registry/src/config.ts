@@ -344,6 +344,17 @@ export const configSchema = z.object({
   groups: z.record(z.string(), z.array(z.string().min(1))).default({}),
   /** Serve HTTPS (TLS 1.2+, HTTP/2 with HTTP/1.1 fallback); files are reloaded when they change. */
   tls: tlsSchema.optional(),
+  /** Memory of the serving process. */
+  memory: z
+    .object({
+      /**
+       * When the bytes held by Buffers (request bodies on their way to storage, part buffers)
+       * exceed this, V8 is asked to collect at once (memory.ts `governBuffers`), so dropped
+       * request Buffers do not pile up until its own external-memory trigger. 0: never.
+       */
+      bufferLimitBytes: z.number().int().min(0).default(48 * MiB),
+    })
+    .default({ bufferLimitBytes: 48 * MiB }),
   /** How blob bodies leave the server. */
   http: z
     .object({

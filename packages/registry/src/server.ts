@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { createRegistry } from "./app.js";
 import { type LoadConfigOptions, loadConfig, type RegistryConfig, redisConfigured, splitAddr } from "./config.js";
 import { createTlsServer } from "./http/tls.js";
-import { compactHeap } from "./memory.js";
+import { compactHeap, governBuffers } from "./memory.js";
 
 export interface RunningServer {
   readonly url: string;
@@ -33,6 +33,7 @@ export async function startServer(config: RegistryConfig, opts: { compact?: bool
     server.once("error", reject);
     server.listen(port, host, () => resolve());
   });
+  const ungovern = config.memory.bufferLimitBytes > 0 ? governBuffers(config.memory.bufferLimitBytes) : () => {};
   const addr = server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;
   const shownHost = host.includes(":") ? `[${host}]` : host;
@@ -40,6 +41,7 @@ export async function startServer(config: RegistryConfig, opts: { compact?: bool
     url: `${tls ? "https" : "http"}://${shownHost}:${actualPort}`,
     server,
     async close() {
+      ungovern();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         tls?.stop();

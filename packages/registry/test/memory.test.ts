@@ -1,7 +1,7 @@
-/** compactHeap: the heap's garbage goes back to the operating system. */
+/** compactHeap: the heap's garbage goes back to the operating system; governBuffers: dropped Buffers are collected once over the limit. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { compactHeap } from "../src/memory.js";
+import { compactHeap, governBuffers, governorStats } from "../src/memory.js";
 
 describe("start-up compaction", () => {
   it("returns the pages of a heap full of garbage: the committed heap shrinks", () => {
@@ -15,5 +15,47 @@ describe("start-up compaction", () => {
     compactHeap();
     const after = process.memoryUsage().heapTotal;
     assert.ok(after < grown - 20 * 1024 * 1024, `heap ${grown} -> ${after} bytes`);
+  });
+});
+
+describe("buffer governor", () => {
+  /** Holds `mib` 1 MiB Buffers through enough allocation for V8 to promote them; they are garbage once it returns. */
+  const promoteAndDrop = async (mib: number) => {
+    const held = Array.from({ length: mib }, () => Buffer.alloc(1024 * 1024, 1));
+    for (let round = 0; round < 20; round++) {
+      Array.from({ length: 50_000 }, (_, j) => ({ j }));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(held.length, mib);
+  };
+  const waitFor = async (ok: () => boolean, ms: number) => {
+    for (const end = Date.now() + ms; Date.now() < end && !ok(); ) await new Promise((r) => setTimeout(r, 50));
+    return ok();
+  };
+
+  it("has V8 collect dropped Buffers once they hold more than the limit", async () => {
+    const base = process.memoryUsage().arrayBuffers;
+    const before = governorStats.collections;
+    const stop = governBuffers(base + 8 * 1024 * 1024, 20);
+    try {
+      await promoteAndDrop(40);
+      const freed = await waitFor(() => process.memoryUsage().arrayBuffers < base + 16 * 1024 * 1024, 5000);
+      assert.ok(governorStats.collections > before, "no collection was asked for");
+      assert.ok(freed, `dropped Buffers still held: ${process.memoryUsage().arrayBuffers - base} bytes above the start`);
+    } finally {
+      stop();
+    }
+  });
+
+  it("asks for nothing while Buffers stay under the limit", async () => {
+    const before = governorStats.collections;
+    const stop = governBuffers(process.memoryUsage().arrayBuffers + 64 * 1024 * 1024, 20);
+    try {
+      await promoteAndDrop(8);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(governorStats.collections, before);
+    } finally {
+      stop();
+    }
   });
 });
