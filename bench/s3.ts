@@ -16,6 +16,9 @@
  *   STRATA_BENCH_RSS_MODES    memory table modes, comma-separated (default streamed,chunked,monolithic)
  *   STRATA_BENCH_ONLY         "speed": the throughput table only; "rss": the memory table only
  *   STRATA_BENCH_SERVE_FLAGS  Node flags of the measured `strata serve` (default SERVE_NODE_FLAGS)
+ *   STRATA_BENCH_SEND         `http.send` of the measured `strata serve` (default its default, auto;
+ *                             `stream` sends verified S3 bodies through JavaScript streams instead
+ *                             of the native relay, http/relay.ts)
  *
  * The measured `strata serve` runs with the Node flags of deploy/Dockerfile (SERVE_NODE_FLAGS).
  * A second table gives the peak RSS of the `strata serve` process (S3 mode, with Redis) while
@@ -93,7 +96,8 @@ export interface BenchContext {
 export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
   const keyPrefix = `strata-bench:${randomBytes(4).toString("hex")}:`;
   const redisUrl = process.env.STRATA_TEST_REDIS_URL || "redis://127.0.0.1:6379";
-  const srv = await startServe({ storage: { driver: "s3", s3: ctx.cfg }, redis: { url: redisUrl, keyPrefix }, log: { level: "warn" } });
+  const send = process.env.STRATA_BENCH_SEND ? { http: { send: process.env.STRATA_BENCH_SEND } } : {};
+  const srv = await startServe({ storage: { driver: "s3", s3: ctx.cfg }, redis: { url: redisUrl, keyPrefix }, log: { level: "warn" }, ...send });
   let push = Infinity;
   let chunked = Infinity;
   let pull = Infinity;
@@ -123,7 +127,7 @@ export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
   return [
     { name: "strata HTTP push (POST + PUT with the blob)", kind: "write", bytes: ctx.blob.length, seconds: push },
     { name: "strata HTTP chunked push (streamed PATCH + PUT)", kind: "write", bytes: ctx.blob.length, seconds: chunked },
-    { name: "strata HTTP pull (GET blob)", kind: "read", bytes: ctx.blob.length, seconds: pull },
+    { name: `strata HTTP pull (GET blob${process.env.STRATA_BENCH_SEND ? `, http.send ${process.env.STRATA_BENCH_SEND}` : ""})`, kind: "read", bytes: ctx.blob.length, seconds: pull },
   ].filter((r) => Number.isFinite(r.seconds)) as Row[];
 }
 

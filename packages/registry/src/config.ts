@@ -363,6 +363,9 @@ export const configSchema = z.object({
        * `sendfile` (zero-copy, sendfile(2)), `copy` (native pread/write through one 32 KiB
        * buffer), `auto` (copy to loopback clients, whose own copy then reads a cache-hot buffer;
        * sendfile to everyone else), `stream` (through JavaScript streams, as TLS always is).
+       * S3 storage over plain HTTP: a verified version's GetObject response is relayed from
+       * socket to socket natively (http/relay.ts), by splice(2) except with `copy` (read/write
+       * through one 256 KiB buffer); `stream` sends it through JavaScript streams.
        */
       send: z.enum(["auto", "sendfile", "copy", "stream"]).default("auto"),
       /**

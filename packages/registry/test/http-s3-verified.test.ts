@@ -2,7 +2,8 @@
  * Blob GET from S3 storage without re-hashing (services/verified.ts): a blob is served
  * unhashed only while its object is the version verified at push or at a whole read; an object
  * replaced in the bucket afterwards (same size, other bytes) is never served whole, and the
- * driver's version identity follows pointers and changes with every rewrite.
+ * driver's version identity follows pointers and changes with every rewrite. A verified version
+ * goes out through the native relay (http/relay.ts).
  * Real registry over a socket, real S3 server (Swift s3api) and Redis.
  */
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { S3Config } from "../src/config.js";
 import { parseConfig } from "../src/config.js";
+import { relayStats } from "../src/http/relay.js";
 import { type RunningServer, startServer } from "../src/server.js";
 import { pathFor } from "../src/storage/paths.js";
 import { createS3Client, type S3StorageDriver, s3Driver } from "../src/storage/s3.js";
@@ -87,20 +89,24 @@ describe("blob GET from S3 without re-hashing [s3]", { skip: cfg ? false : s3Ski
       const repo = `verified/${how}`;
       const digest = how === "monolithic" ? await pushWhole(srv.url, repo, blob) : await pushChunked(srv.url, repo, blob, 2 * MiB);
       const url = `${srv.url}/v2/${repo}/blobs/${digest}`;
+      const relayed = relayStats.responses;
       for (let i = 0; i < 2; i++) {
         const ok = await rawGet(url);
         assert.equal(ok.status, 200);
         assert.ok(ok.complete && ok.body.equals(blob), "the pushed blob is served whole");
       }
+      assert.equal(relayStats.responses, relayed + 2, "the verified version went out through the native relay");
       const key = await bytesKey(digest);
       const tampered = Buffer.from(blob);
       tampered[blob.length - 3] ^= 0xff;
       await replace(key, tampered);
+      const relayedBefore = relayStats.responses;
       for (let i = 0; i < 2; i++) {
         const res = await rawGet(url);
         assert.ok(!(res.status === 200 && res.complete && res.body.length === blob.length), "the replaced object was served whole");
         assert.ok(!res.body.equals(tampered));
       }
+      assert.equal(relayStats.responses, relayedBefore, "a replaced object is hashed, never relayed");
       await replace(key, blob);
       const back = await rawGet(url);
       assert.equal(back.status, 200);

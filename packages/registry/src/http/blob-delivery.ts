@@ -5,7 +5,8 @@
  * - `redirectToStorage`: a 307 to a presigned storage URL (S3 with `storage.s3.redirect`);
  * - `accelRedirect`: nginx sends the verified local file (`http.accelRedirect`, filesystem);
  * - `sendBlob`: the registry sends the body itself, a verified local file natively
- *   (http/sendfile.ts) or a stream from storage (verified while streaming, services/blobs.ts).
+ *   (http/sendfile.ts), a verified object-store response natively (http/relay.ts), or a stream
+ *   from storage (verified while streaming, services/blobs.ts).
  */
 import type { Readable } from "node:stream";
 import type { Context } from "koa";
@@ -16,6 +17,7 @@ import type { BlobBody, BlobRange } from "../services/blobs.js";
 import type { Services } from "../services/index.js";
 import { pathFor } from "../storage/paths.js";
 import { nsQuery } from "./params.js";
+import { relayBody } from "./relay.js";
 import { fileBody } from "./sendfile.js";
 
 const OCTET = "application/octet-stream";
@@ -89,7 +91,8 @@ export async function accelRedirect(ctx: Context, s: Services, body: BlobBody, d
 
 /** The registry sends `body` itself: a verified file natively, else the storage stream. */
 export function sendBlob(ctx: Context, s: Services, body: BlobBody, length: number): void {
-  ctx.body = body.file ? fileBody(ctx.res, body.file, s.config.http.send) : body.stream;
+  const send = s.config.http.send;
+  ctx.body = body.file ? fileBody(ctx.res, body.file, send) : body.response ? relayBody(ctx.res, body.response, send) : body.stream;
   ctx.length = length;
   ctx.type = OCTET;
 }

@@ -17,7 +17,7 @@ import type { FileHandle } from "node:fs/promises";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { type Digest, parseDigest, Verifier } from "@strata/core";
 import { BlobRangeError, UnavailableError, UnknownError } from "../errors.js";
-import { isNotFound, type StorageDriver } from "../storage/driver.js";
+import { isNotFound, type ObjectRead, type StorageDriver } from "../storage/driver.js";
 import { pathFor } from "../storage/paths.js";
 import type { DescriptorCache } from "./cache.js";
 import { sizeBound, VerifiedVersions } from "./verified.js";
@@ -40,8 +40,21 @@ export interface VerifiedFileRange {
   readonly reidentify: () => Promise<string | undefined>;
 }
 
-/** What a blob GET sends: a (verifying) stream, or a verified file range. */
-export type BlobBody = { readonly stream: Readable; readonly file?: undefined } | { readonly file: VerifiedFileRange; readonly stream?: undefined };
+/** An object-store response that goes to the client unchanged (a verified version, see `read`). */
+export interface VerifiedResponse {
+  /** The store's response body, nothing read from it yet. */
+  readonly response: Readable;
+  /** The blob's size, exactly what the client is sent. */
+  readonly size: number;
+  /** The body as a stream held to `size`, for when the response cannot be sent on natively. */
+  fallback(): Readable;
+}
+
+/** What a blob GET sends: a (verifying) stream, a verified file range, or a verified object-store response. */
+export type BlobBody =
+  | { readonly stream: Readable; readonly file?: undefined; readonly response?: undefined }
+  | { readonly file: VerifiedFileRange; readonly stream?: undefined; readonly response?: undefined }
+  | { readonly response: VerifiedResponse; readonly stream?: undefined; readonly file?: undefined };
 
 /**
  * Passes a blob's bytes through while verifying them, holding the last chunk back until the
@@ -149,7 +162,12 @@ export class BlobStore {
       return this.driver.reader(key, { offset: range.start, length: range.end - range.start + 1, signal });
     }
     if (!this.driver.readObject) return verified(await this.driver.reader(key, { signal }), digest, size);
-    const { stream, identity } = await this.driver.readObject(key, signal);
+    return this.openedObject(await this.driver.readObject(key, signal), digest, size);
+  }
+
+  /** A whole object read, verified unless its version was verified before (then held to its size). */
+  private openedObject(read: ObjectRead, digest: Digest, size: number): Readable {
+    const { stream, identity } = read;
     if (identity === undefined) return verified(stream, digest, size);
     if (this.verifiedVersions.matches(digest, identity)) return sizeBound(stream, size);
     return verified(stream, digest, size, async () => this.verifiedVersions.add(digest, identity));
@@ -163,7 +181,15 @@ export class BlobStore {
    */
   async read(digest: Digest, size: number, range?: BlobRange, signal?: AbortSignal): Promise<BlobBody> {
     if (range && (range.start > range.end || range.end >= size)) throw new BlobRangeError(size);
-    if (!this.driver.openFile) return { stream: await this.open(digest, size, range, signal) };
+    if (!this.driver.openFile) {
+      if (range || !this.driver.readObject) return { stream: await this.open(digest, size, range, signal) };
+      // A version verified before goes out as the store sent it (held to its size).
+      const read = await this.driver.readObject(pathFor({ kind: "blobData", digest }), signal);
+      if (read.identity !== undefined && read.response && this.verifiedVersions.matches(digest, read.identity)) {
+        return { response: { response: read.response, size, fallback: () => sizeBound(read.stream, size) } };
+      }
+      return { stream: this.openedObject(read, digest, size) };
+    }
     const file = await this.driver.openFile(pathFor({ kind: "blobData", digest }), signal);
     const start = range?.start ?? 0;
     const length = range ? range.end - range.start + 1 : size;

@@ -3,8 +3,8 @@
  * blob's digest, so that serving that same version again needs no hashing.
  *
  * What it saves: SHA-256 of every byte of a whole-blob GET, on the event loop next to the socket
- * I/O. Local files then go out zero-copy (http/sendfile.ts); object-store (S3) bodies stream
- * without hashing. Measured on a shared 2-core machine (load average 12-17; registry in S3 mode,
+ * I/O. Local files then go out zero-copy (http/sendfile.ts); object-store (S3) bodies go out
+ * without hashing, relayed natively where the connections allow (http/relay.ts). Measured on a shared 2-core machine (load average 12-17; registry in S3 mode,
  * Swift s3api on loopback, 256 MiB blob): CPU time of the registry per GET 0.37-0.57 s -> 0.25-0.31 s
  * (the hash was about a third of it); `STRATA_BENCH_S3_ONLY=get npm run bench:s3`, before and
  * after alternating, 3 runs each: GET 0.40x (0.28-0.46) -> 0.65x (0.50-0.77) of raw GetObject.

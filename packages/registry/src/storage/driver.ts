@@ -107,7 +107,13 @@ export interface LocalFile {
  * (services/verified.ts states what that is trusted for).
  */
 export interface ObjectRead {
+  /** The content, buffered ahead and its errors classified (created on first access). */
   readonly stream: Readable;
+  /**
+   * The store's own response body, nothing read from it, for a caller that sends it on
+   * unchanged (http/relay.ts) instead of reading `stream`: a caller takes one of the two.
+   */
+  readonly response?: Readable;
   /** The size the store announced for the version. */
   readonly size: number;
   readonly identity: string | undefined;

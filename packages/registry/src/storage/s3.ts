@@ -179,8 +179,17 @@ class S3DriverImpl {
     signal?.throwIfAborted();
     const got = await this.getFollowing(key, undefined, signal);
     if (!got) return { stream: Readable.from([]), size: 0, identity: undefined };
-    const { res } = got;
-    return { stream: this.piped(got.body, key, signal), size: res.ContentLength ?? 0, identity: versionOf(got.objectKey, res) };
+    const { res, body } = got;
+    let stream: Readable | undefined;
+    const piped = () => (stream ??= this.piped(body, key, signal));
+    return {
+      get stream() {
+        return piped();
+      },
+      response: body,
+      size: res.ContentLength ?? 0,
+      identity: versionOf(got.objectKey, res),
+    };
   }
 
   /** The identity `readObject` would report for `key` now, or undefined when it has none. */
