@@ -30,6 +30,8 @@
 #include <unistd.h>
 #endif
 
+#include "loop-done.h"
+
 namespace {
 
 #ifdef __linux__
@@ -37,7 +39,9 @@ namespace {
 constexpr size_t TURN_BYTES = 16 * 1024 * 1024;
 constexpr int PIPE_BYTES = 1024 * 1024;
 
-class Relay : public Napi::ObjectWrap<Relay> {
+class Relay : public Napi::ObjectWrap<Relay>, public LoopDone<Relay> {
+  friend class LoopDone<Relay>;
+
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Relay",
@@ -105,12 +109,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   }
 
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    cancelled_ = true;
-    if (!finished_) {
-      finished_ = true;
-      Release();
-      Unref();
-    }
+    CancelNow();
     return info.Env().Undefined();
   }
 
@@ -196,36 +195,6 @@ class Relay : public Napi::ObjectWrap<Relay> {
     if (r != 0) Finish(-r, sync);
   }
 
-  void Finish(int err, bool sync) {
-    if (finished_) return;
-    finished_ = true;
-    err_ = err;
-    Release();
-    if (sync) {
-      // Never call back into JS from inside start(): report on the next loop turn instead.
-      auto* idle = new uv_idle_t;
-      idle->data = this;
-      uv_idle_init(loop_, idle);
-      uv_idle_start(idle, [](uv_idle_t* h) {
-        uv_idle_stop(h);
-        auto* self = static_cast<Relay*>(h->data);
-        uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) { delete reinterpret_cast<uv_idle_t*>(hh); });
-        self->Report();
-      });
-      return;
-    }
-    Report();
-  }
-
-  void Report() {
-    Napi::Env env = done_.Env();
-    Napi::HandleScope scope(env);
-    if (!cancelled_) {
-      done_.MakeCallback(env.Global(), {Napi::Number::New(env, err_), Napi::Number::New(env, static_cast<double>(sent_))}, *context_);
-    }
-    done_.Reset();
-    Unref();
-  }
 
   // Stops and closes a poll handle, then closes its descriptor (after the handle is closed).
   static void ClosePoll(uv_poll_t* p, int fd) {
@@ -263,12 +232,9 @@ class Relay : public Napi::ObjectWrap<Relay> {
     if (!self_.IsEmpty()) self_.Reset();
   }
 
-  uv_loop_t* loop_ = nullptr;
   uv_poll_t* srcPoll_ = nullptr;
   uv_poll_t* dstPoll_ = nullptr;
-  Napi::FunctionReference done_;
   Napi::ObjectReference self_;
-  Napi::AsyncContext* context_ = nullptr;
   std::unique_ptr<char[]> buffer_;
   uint32_t copyBytes_ = 0;
   size_t bufferOffset_ = 0;
@@ -278,11 +244,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   int pipe_[2] = {-1, -1};
   uint64_t remaining_ = 0;
   size_t pending_ = 0;
-  uint64_t sent_ = 0;
-  int err_ = 0;
   bool started_ = false;
-  bool finished_ = false;
-  bool cancelled_ = false;
 };
 
 #endif

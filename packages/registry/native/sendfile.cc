@@ -47,6 +47,8 @@
 #include <vector>
 #endif
 
+#include "loop-done.h"
+
 namespace {
 
 #ifdef __linux__
@@ -72,7 +74,9 @@ bool Resident(int fd, uint64_t off, uint64_t len) {
   return all;
 }
 
-class Transfer : public Napi::ObjectWrap<Transfer> {
+class Transfer : public Napi::ObjectWrap<Transfer>, public LoopDone<Transfer> {
+  friend class LoopDone<Transfer>;
+
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Transfer",
@@ -143,12 +147,7 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
   }
 
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    cancelled_ = true;
-    if (!finished_) {
-      finished_ = true;
-      Release();
-      Unref();
-    }
+    CancelNow();
     return info.Env().Undefined();
   }
 
@@ -278,36 +277,6 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
     if (self->ready_ - self->readLen_ <= static_cast<uint64_t>(self->offset_)) self->Turn(false);
   }
 
-  void Finish(int err, bool sync) {
-    if (finished_) return;
-    finished_ = true;
-    err_ = err;
-    Release();
-    if (sync) {
-      // Never call back into JS from inside start(): report on the next loop turn instead.
-      auto* idle = new uv_idle_t;
-      idle->data = this;
-      uv_idle_init(loop_, idle);
-      uv_idle_start(idle, [](uv_idle_t* h) {
-        uv_idle_stop(h);
-        auto* self = static_cast<Transfer*>(h->data);
-        uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) { delete reinterpret_cast<uv_idle_t*>(hh); });
-        self->Report();
-      });
-      return;
-    }
-    Report();
-  }
-
-  void Report() {
-    Napi::Env env = done_.Env();
-    Napi::HandleScope scope(env);
-    if (!cancelled_) {
-      done_.MakeCallback(env.Global(), {Napi::Number::New(env, err_), Napi::Number::New(env, static_cast<double>(sent_))}, *context_);
-    }
-    done_.Reset();
-    Unref();
-  }
 
   // Copy mode: one pread into the small reused buffer and one write of it; advances by what the
   // socket took (the rest is read again next time). -1 with errno as write/pread, -2 at EOF.
@@ -359,12 +328,9 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
     if (!self_.IsEmpty()) self_.Reset();
   }
 
-  uv_loop_t* loop_ = nullptr;
   uv_poll_t* poll_ = nullptr;
   uv_work_t work_{};
-  Napi::FunctionReference done_;
   Napi::ObjectReference self_;
-  Napi::AsyncContext* context_ = nullptr;
   std::unique_ptr<char[]> buffer_;
   uint32_t copyBytes_ = 0;
   int dup_ = -1;
@@ -380,11 +346,7 @@ class Transfer : public Napi::ObjectWrap<Transfer> {
   bool reading_ = false;
   bool unrefPending_ = false;
   uint64_t remaining_ = 0;
-  uint64_t sent_ = 0;
-  int err_ = 0;
   bool started_ = false;
-  bool finished_ = false;
-  bool cancelled_ = false;
 };
 
 #endif

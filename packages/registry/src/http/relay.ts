@@ -27,17 +27,13 @@ import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { VerifiedResponse } from "../services/blobs.js";
+import { flushed, type NativeDone, type NativeTransfer, WatchedTransfers } from "./native-run.js";
 import { type SendMode, sendfileSocket } from "./sendfile.js";
 
-interface Relay {
-  start(): void;
-  cancel(): void;
-  readonly sent: number;
-}
 
 interface RelayAddon {
   supported: boolean;
-  Relay?: new (srcFd: number, dstFd: number, length: number, done: (errno: number, sent: number) => void, copyBytes?: number) => Relay;
+  Relay?: new (srcFd: number, dstFd: number, length: number, done: NativeDone, copyBytes?: number) => NativeTransfer;
 }
 
 const addon: RelayAddon | undefined = (() => {
@@ -98,51 +94,12 @@ function takeConnection(msg: Readable, size: number): { fd: number; socket: Take
  * otherwise. Destroying it releases the S3 response.
  */
 export function relayBody(res: ServerResponse, source: VerifiedResponse, mode: SendMode = "auto"): Readable {
-  let relay: Relay | undefined;
-  let idle: NodeJS.Timeout | undefined;
   let fallback: Readable | undefined;
   let started = false;
 
-  const stopRelay = () => {
-    relay?.cancel();
-    relay = undefined;
-    if (idle) clearInterval(idle);
-    idle = undefined;
-  };
-
+  const transfers = new WatchedTransfers(IDLE_MS, (m) => new RelayError(`relay: ${m}`));
   const run = (srcFd: number, dstFd: number, length: number, copyBytes: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      let lastSent = 0;
-      const r = new addon!.Relay!(srcFd, dstFd, length, (errno, sent) => {
-        if (idle) clearInterval(idle);
-        idle = undefined;
-        relay = undefined;
-        if (errno === 0 && sent === length) resolve();
-        else reject(new RelayError(`relay stopped after ${sent} of ${length} bytes (errno ${errno})`));
-      }, copyBytes);
-      relay = r;
-      idle = setInterval(() => {
-        if (r.sent !== lastSent) {
-          lastSent = r.sent;
-          return;
-        }
-        stopRelay();
-        reject(new RelayError(`no progress for ${IDLE_MS / 1000} s`));
-      }, IDLE_MS);
-      idle.unref();
-      r.start();
-    });
-
-  /** Waits until everything Node was given for the client's socket reached the kernel. */
-  const flushed = async (socket: Socket): Promise<void> => {
-    const deadline = Date.now() + IDLE_MS;
-    while (socket.writableLength > 0 || socket.writableCorked > 0) {
-      if (socket.destroyed) throw new RelayError("socket closed before the body");
-      if (Date.now() > deadline) throw new RelayError(`client read nothing for ${IDLE_MS / 1000} s`);
-      if (socket.writableCorked > 0) await new Promise<void>((r) => setImmediate(r));
-      else await new Promise<void>((r) => setTimeout(r, 2));
-    }
-  };
+    transfers.run((done) => new addon!.Relay!(srcFd, dstFd, length, done, copyBytes), length);
 
   /** Relays the body when both ends qualify; false (nothing sent, nothing taken) otherwise. */
   const native = async (body: Readable): Promise<boolean> => {
@@ -157,7 +114,7 @@ export function relayBody(res: ServerResponse, source: VerifiedResponse, mode: S
       if (headBytes > source.size) throw new RelayError(`store sent ${headBytes} bytes, more than ${source.size}`);
       res.flushHeaders();
       for (const c of taken.head) res.write(c);
-      await flushed(socket);
+      await flushed(socket, IDLE_MS, (m) => new RelayError(m));
       relayStats.responses++;
       if (body.destroyed) return true;
       await run(taken.fd, dstFd, source.size - headBytes, mode === "copy" ? COPY_BYTES : 0);
@@ -193,7 +150,7 @@ export function relayBody(res: ServerResponse, source: VerifiedResponse, mode: S
       );
     },
     destroy(err, cb) {
-      stopRelay();
+      transfers.cancel();
       if (fallback) fallback.destroy();
       else source.response.destroy();
       cb(err);

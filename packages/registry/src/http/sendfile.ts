@@ -36,18 +36,16 @@ import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { VerifiedFileRange } from "../services/blobs.js";
+import { flushed, type NativeDone, type NativeTransfer, WatchedTransfers } from "./native-run.js";
 
-interface Transfer {
-  start(): void;
-  cancel(): void;
-  readonly sent: number;
+interface Transfer extends NativeTransfer {
   /** Bytes read into the page cache on the thread pool before being sent. */
   readonly prefetched: number;
 }
 
 interface SendfileAddon {
   supported: boolean;
-  Transfer?: new (socketFd: number, fileFd: number, offset: number, length: number, done: (errno: number, sent: number) => void, copyBytes?: number) => Transfer;
+  Transfer?: new (socketFd: number, fileFd: number, offset: number, length: number, done: NativeDone, copyBytes?: number) => Transfer;
 }
 
 const addon: SendfileAddon | undefined = (() => {
@@ -100,56 +98,18 @@ class SendfileError extends Error {
  * when it ends or is destroyed.
  */
 export function fileBody(res: ServerResponse, file: VerifiedFileRange, mode: SendMode = "auto"): Readable {
-  let transfer: Transfer | undefined;
-  let idle: NodeJS.Timeout | undefined;
   let started = false;
   let position = file.start;
   const end = file.start + file.length;
 
-  const stopTransfer = () => {
-    transfer?.cancel();
-    transfer = undefined;
-    if (idle) clearInterval(idle);
-    idle = undefined;
-  };
-
+  const transfers = new WatchedTransfers(IDLE_MS, (m) => new SendfileError(`sendfile: ${m}`));
   let copyBytes = 0;
   const send = (socketFd: number, offset: number, length: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const T = addon!.Transfer!;
-      let lastSent = 0;
-      const t = new T(socketFd, file.handle.fd, offset, length, (errno, sent) => {
-        sendfileStats.prefetched += t.prefetched;
-        if (idle) clearInterval(idle);
-        idle = undefined;
-        transfer = undefined;
-        if (errno === 0 && sent === length) resolve();
-        else reject(new SendfileError(`sendfile stopped after ${sent} of ${length} bytes (errno ${errno})`));
-      }, copyBytes);
-      transfer = t;
-      idle = setInterval(() => {
-        if (t.sent !== lastSent) {
-          lastSent = t.sent;
-          return;
-        }
-        stopTransfer();
-        reject(new SendfileError(`client read nothing for ${IDLE_MS / 1000} s`));
-      }, IDLE_MS);
-      idle.unref();
-      t.start();
-    });
-
-  /** Waits until everything Node was given for the socket (the response head) reached the kernel. */
-  const flushed = async (socket: Socket): Promise<void> => {
-    const deadline = Date.now() + IDLE_MS;
-    while (socket.writableLength > 0 || socket.writableCorked > 0) {
-      if (socket.destroyed) throw new SendfileError("socket closed before the body");
-      if (Date.now() > deadline) throw new SendfileError(`client read nothing for ${IDLE_MS / 1000} s`);
-      // A cork is lifted on the next tick; earlier bytes still queued drain as the client reads.
-      if (socket.writableCorked > 0) await new Promise<void>((r) => setImmediate(r));
-      else await new Promise<void>((r) => setTimeout(r, 2));
-    }
-  };
+    transfers.run(
+      (done) => new addon!.Transfer!(socketFd, file.handle.fd, offset, length, done, copyBytes),
+      length,
+      (t) => (sendfileStats.prefetched += t.prefetched),
+    );
 
   const zeroCopy = async (body: Readable): Promise<boolean> => {
     const fd = mode === "stream" ? undefined : sendfileSocket(res, res.req.httpVersionMajor);
@@ -157,7 +117,7 @@ export function fileBody(res: ServerResponse, file: VerifiedFileRange, mode: Sen
     if (fd === undefined || !socket || (socket as { _httpMessage?: unknown })._httpMessage !== res) return false;
     copyBytes = mode === "copy" || (mode === "auto" && isLoopback(socket.remoteAddress)) ? COPY_BYTES : 0;
     res.flushHeaders();
-    await flushed(socket);
+    await flushed(socket, IDLE_MS, (m) => new SendfileError(m));
     sendfileStats.responses++;
     if (copyBytes) sendfileStats.copied++;
     if (file.length > 1) await send(fd, file.start, file.length - 1);
@@ -204,7 +164,7 @@ export function fileBody(res: ServerResponse, file: VerifiedFileRange, mode: Sen
       );
     },
     destroy(err, cb) {
-      stopTransfer();
+      transfers.cancel();
       file.handle.close().then(
         () => cb(err),
         () => cb(err),
