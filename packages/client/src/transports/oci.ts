@@ -418,6 +418,8 @@ export class OciArchiveDestination implements ImageDestination {
   private readonly written = new Map<string, number>();
   private top: IndexEntry | undefined;
   private spoolDir: string | undefined;
+  /** Settles once spoolDir exists; every blob that spools waits for it (they may arrive at once). */
+  private spoolMade: Promise<void> | undefined;
   private constructor(
     readonly name: string,
     private readonly file: string,
@@ -456,8 +458,9 @@ export class OciArchiveDestination implements ImageDestination {
     }
     if (!this.spoolDir) {
       this.spoolDir = join(dirname(this.file), `.${basename(this.file)}.strata-spool-${process.pid}-${randomBytes(4).toString("hex")}`);
-      await mkdir(this.spoolDir, { mode: 0o700 });
+      this.spoolMade = mkdir(this.spoolDir, { mode: 0o700 }).then(() => {});
     }
+    await this.spoolMade;
     const r = await writeVerifiedTemp(this.spoolDir, data, expect, { sync: false });
     try {
       if (!this.written.has(r.digest)) {
