@@ -3,7 +3,21 @@
  * one native transfer at a time under a progress watchdog, and the wait until the response head
  * has reached the kernel before native code writes to the same socket.
  */
+import { createRequire } from "node:module";
 import type { Socket } from "node:net";
+
+/**
+ * The addon `native/build/Release/<name>.node`, or undefined off Linux or where it was not
+ * built (callers then stream in JavaScript).
+ */
+export function loadLinuxAddon<T>(name: string): T | undefined {
+  if (process.platform !== "linux") return undefined;
+  try {
+    return createRequire(import.meta.url)(`../../../native/build/Release/${name}.node`) as T;
+  } catch {
+    return undefined;
+  }
+}
 
 /** A transfer object of the project's addons: started once, cancelled at most once. */
 export interface NativeTransfer {

@@ -23,11 +23,10 @@
  * client never sees a whole body that is not the blob's size.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { VerifiedResponse } from "../services/blobs.js";
-import { flushed, type NativeDone, type NativeTransfer, WatchedTransfers } from "./native-run.js";
+import { flushed, loadLinuxAddon, type NativeDone, type NativeTransfer, WatchedTransfers } from "./native-run.js";
 import { type SendMode, sendfileSocket } from "./sendfile.js";
 
 
@@ -36,14 +35,7 @@ interface RelayAddon {
   Relay?: new (srcFd: number, dstFd: number, length: number, done: NativeDone, copyBytes?: number) => NativeTransfer;
 }
 
-const addon: RelayAddon | undefined = (() => {
-  if (process.platform !== "linux") return undefined;
-  try {
-    return createRequire(import.meta.url)("../../../native/build/Release/strata_relay.node") as RelayAddon;
-  } catch {
-    return undefined;
-  }
-})();
+const addon = loadLinuxAddon<RelayAddon>("strata_relay");
 
 /** A relay that makes no progress for this long is abandoned and both connections closed. */
 const IDLE_MS = 60_000;

@@ -32,11 +32,10 @@
  * client that stops reading for IDLE_MS is disconnected.
  */
 import type { ServerResponse } from "node:http";
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { VerifiedFileRange } from "../services/blobs.js";
-import { flushed, type NativeDone, type NativeTransfer, WatchedTransfers } from "./native-run.js";
+import { flushed, loadLinuxAddon, type NativeDone, type NativeTransfer, WatchedTransfers } from "./native-run.js";
 
 interface Transfer extends NativeTransfer {
   /** Bytes read into the page cache on the thread pool before being sent. */
@@ -48,14 +47,7 @@ interface SendfileAddon {
   Transfer?: new (socketFd: number, fileFd: number, offset: number, length: number, done: NativeDone, copyBytes?: number) => Transfer;
 }
 
-const addon: SendfileAddon | undefined = (() => {
-  if (process.platform !== "linux") return undefined;
-  try {
-    return createRequire(import.meta.url)("../../../native/build/Release/strata_sendfile.node") as SendfileAddon;
-  } catch {
-    return undefined;
-  }
-})();
+const addon = loadLinuxAddon<SendfileAddon>("strata_sendfile");
 
 /** A transfer that makes no progress for this long is abandoned and its connection closed. */
 const IDLE_MS = 60_000;
