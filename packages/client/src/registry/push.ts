@@ -12,13 +12,17 @@
  *   is sent while the bytes are read; the PUT only once they are verified). Others stream in one
  *   PATCH as they are read (Content-Length when the size is known, else chunked transfer coding),
  *   then an empty closing PUT; the source's first read (a registry source's GET) runs while the
- *   POST is answered. A PATCH that fails on the network or with a 5xx is resumed: the session's
- *   offset is asked (GET, `Range: 0-N`) and a new PATCH sends from there, out of the last
- *   RESUME_WINDOW bytes kept, then the rest of the source; a registry that dropped the session
- *   instead (distribution 2.8 does after a broken PATCH) gets a new one from byte 0 while the
- *   window still holds the whole blob. Memory: the window (registry/window.ts):
- *   references to a Readable's chunks (it never reuses one it emitted), copies of the chunks of a
- *   source that reuses its buffers (`reusedChunks`).
+ *   POST is answered. Saves the source's time to first byte before each PATCH: registry to
+ *   registry, 5 x 64 MiB, PATCH connect to its first body byte 98-133 ms -> 0.3-10 ms, first
+ *   request to the last PATCH's first byte 445-580 ms -> 345-380 ms (medians of 6-8 interleaved
+ *   runs, load 6-9).
+ * - A PATCH that fails on the network or with a 5xx is resumed: the session's offset is asked
+ *   (GET, `Range: 0-N`) and a new PATCH sends from there, out of the last RESUME_WINDOW bytes
+ *   kept, then the rest of the source; a registry that dropped the session instead
+ *   (distribution 2.8 does after a broken PATCH) gets a new one from byte 0 while the window
+ *   still holds the whole blob. Memory: the window (registry/window.ts): references to a
+ *   Readable's chunks (it never reuses one it emitted), copies of the chunks of a source that
+ *   reuses its buffers (`reusedChunks`).
  * - The registry's `Docker-Content-Digest` of the closing PUT (and of a manifest PUT) must be the
  *   digest sent; a push is complete only when the registry acknowledged it (201).
  */
