@@ -176,12 +176,24 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     const bytes = await readFile(blob);
     bytes[bytes.length - 1] ^= 0xff;
     await writeFile(blob, bytes);
-    const r = await runCli(["copy", `oci:${bad}:v1`, `docker://${reg.host}/team/bad:v1`]);
+    // through a proxy that records the requests (it cuts nothing)
+    const proxy = await startCuttingProxy(reg.port, 0, 0);
+    let r;
+    try {
+      r = await runCli(["copy", `oci:${bad}:v1`, `docker://${proxy.host}/team/bad:v1`]);
+    } finally {
+      await proxy.stop();
+    }
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, /digest/);
     const inspect = await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/bad:v1`]);
     assert.notEqual(inspect.code, 0, "no manifest was written");
+    // every upload session opened was completed or deleted, the bad blob's (opened while its bytes were read) too
+    const count = (re: RegExp) => proxy.lines.filter((l) => re.test(l)).length;
+    const opened = count(/^POST \/v2\/team\/bad\/blobs\/uploads\/ /);
+    assert.ok(opened >= 2, proxy.lines.join("\n"));
+    assert.equal(count(/^(PUT|DELETE) \/v2\/team\/bad\/blobs\/uploads\/[^?]+\?/), opened, proxy.lines.join("\n"));
   });
 
   it("a registry whose Docker-Content-Digest differs from what was sent: the copy fails with one line", async () => {

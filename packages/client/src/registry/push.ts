@@ -8,15 +8,21 @@
  *   digest computed, when none was expected). A mismatch deletes the session: nothing appears.
  *   `preverified`: the stream itself fails before its end unless it has the expected digest (a
  *   source's verifying stream), so it is counted but not hashed a second time.
- * - A blob known to be small (MONOLITHIC_MAX) goes as POST + one PUT carrying the bytes. Others
- *   stream in one PATCH as they are read (Content-Length when the size is known, else chunked
- *   transfer coding), then an empty closing PUT. A PATCH that fails on the network or with a
- *   5xx is resumed: the session's offset is asked (GET, `Range: 0-N`) and a new PATCH sends from
- *   there, out of the last RESUME_WINDOW bytes kept, then the rest of the source; a registry that
- *   dropped the session instead (distribution 2.8 does after a broken PATCH) gets a new one from
- *   byte 0 while the window still holds the whole blob. Memory: the window (registry/window.ts):
- *   references to a Readable's chunks (it never reuses one it emitted), copies of the chunks of a
- *   source that reuses its buffers (`reusedChunks`).
+ * - A blob known to be small (MONOLITHIC_MAX) goes as POST + one PUT carrying the bytes (the POST
+ *   is sent while the bytes are read; the PUT only once they are verified). Others stream in one
+ *   PATCH as they are read (Content-Length when the size is known, else chunked transfer coding),
+ *   then an empty closing PUT; the source's first read (a registry source's GET) runs while the
+ *   POST is answered. Saves the source's time to first byte before each PATCH: registry to
+ *   registry, 5 x 64 MiB, PATCH connect to its first body byte 98-133 ms -> 0.3-10 ms, first
+ *   request to the last PATCH's first byte 445-580 ms -> 345-380 ms (medians of 6-8 interleaved
+ *   runs, load 6-9).
+ * - A PATCH that fails on the network or with a 5xx is resumed: the session's offset is asked
+ *   (GET, `Range: 0-N`) and a new PATCH sends from there, out of the last RESUME_WINDOW bytes
+ *   kept, then the rest of the source; a registry that dropped the session instead
+ *   (distribution 2.8 does after a broken PATCH) gets a new one from byte 0 while the window
+ *   still holds the whole blob. Memory: the window (registry/window.ts): references to a
+ *   Readable's chunks (it never reuses one it emitted), copies of the chunks of a source that
+ *   reuses its buffers (`reusedChunks`).
  * - The registry's `Docker-Content-Digest` of the closing PUT (and of a manifest PUT) must be the
  *   digest sent; a push is complete only when the registry acknowledged it (201).
  */
@@ -189,9 +195,13 @@ export class RegistryWriter {
     };
     const source = data[Symbol.asyncIterator]();
     let url: string | undefined;
+    // a small blob's session, opened while its bytes are read
+    let opening: Promise<string> | undefined;
     try {
       if (known !== undefined && known <= MONOLITHIC_MAX) {
-        // small: read whole, verify, one PUT
+        // small: read whole, verify, one PUT; the session is opened while the bytes are read
+        opening = this.startSession();
+        opening.catch(() => {});
         const parts: Buffer[] = [];
         for (;;) {
           const r = await source.next();
@@ -202,7 +212,7 @@ export class RegistryWriter {
           parts.push(copy ? Buffer.from(r.value) : r.value);
         }
         const digest = finalDigest();
-        url = await this.startSession();
+        url = await opening;
         const res = await this.client.request(RegistryWriter.withDigest(url, digest), {
           repository: this.repository,
           push: true,
@@ -214,13 +224,19 @@ export class RegistryWriter {
         this.open.delete(url);
         return { digest, size };
       }
+      // the source's first read (from a registry: its GET, up to the first bytes) runs while the
+      // registry opens the session; the chunk is used before the source is asked for another
+      let first: Promise<IteratorResult<Buffer>> | undefined = source.next();
+      first.catch(() => {});
       url = await this.startSession();
       // the bytes sent and not yet known to be stored: [window.start, size)
       const window = new ResendWindow(RESUME_WINDOW);
       let ended = false;
       /** Reads one chunk of the source into the window (undefined at its end). */
       const pull = async (): Promise<Buffer | undefined> => {
-        const r = await source.next();
+        const next = first ?? source.next();
+        first = undefined;
+        const r = await next;
         if (r.done) return undefined;
         const c = r.value;
         hash?.update(c);
@@ -315,7 +331,9 @@ export class RegistryWriter {
       window.release();
       return { digest, size };
     } catch (e) {
+      url ??= await opening?.catch(() => undefined);
       if (url) await this.deleteSession(url);
+      // (an async generator's return waits for a read still pending, then ends it)
       await source.return?.().catch(() => {});
       throw e;
     }
