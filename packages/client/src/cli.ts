@@ -113,8 +113,9 @@ export function registerClientCommands(program: Command): void {
         const parsed = parseFormat(o.format, PULL_FIELDS, "pull");
         const fmt = parsed.kind === "table" ? undefined : parsed;
         // the unpack workers start first (worker-pool.ts loads nothing else), on another core,
-        // while this thread loads the store, core and the pull code (pull opens the store)
+        // while this thread loads the store, core and the pull code
         (await import("./layer/worker-pool.js")).prewarmUnpackWorkers(o.maxConcurrent, { callerThread: true });
+        await openStore(o.root, { create: true });
         const [{ pull }, { parsePlatform, parseReference }, { PlainProgress, silentProgress, TtyProgress }, { getCredentials }] = await Promise.all([
           import("./pull.js"),
           import("@strata/core"),

@@ -3,8 +3,7 @@
  *
  * 1. `resolve`: the manifest (an index resolved to this platform's), the layer-count limit, the
  *    config (verified, size-bounded) and its agreement with the manifest;
- * 2. `openStore` (while step 1 runs): the store opened and recovered; `plan`: the layers it
- *    already has found ("Already exists");
+ * 2. `plan`: the store opened and recovered, the layers it already has found ("Already exists");
  * 3. `unpackLayer` (for each missing layer, at most `maxConcurrent` at once): in a worker thread
  *    the blob is downloaded (resumable), its size and digest verified, decompressed and
  *    extracted (overlay2 diff dir, tar-split, diffID, size); the diffID must equal the config's;
@@ -156,21 +155,8 @@ export async function pull(input: string, opts: PullOptions): Promise<PullResult
     p.progress.event({ type: "start", reference: formatFamiliar(ref), repository: ref.repository, tagOrDigest: ref.digest ?? ref.tag ?? "latest" });
     // the unpack workers start while the manifest and config are fetched
     prewarmUnpackWorkers(Math.max(1, opts.maxConcurrent ?? 3), { callerThread: true });
-    // the store is opened and recovered (step 2a) while the manifest and config are fetched
-    const opened = openStore(p);
-    // a store that cannot be opened ends the pull at once, with its own error
-    opened.catch((e: unknown) => p.fail(e));
-    let resolved: Resolved;
-    try {
-      resolved = await resolve(p);
-    } catch (e) {
-      p.fail(e);
-      // a recovery under way finishes (a lock wait is aborted) before the error is reported
-      await opened.catch(() => {});
-      throw signal.reason ?? e;
-    }
-    const store = await opened;
-    const exists = await plan(p, resolved, store);
+    const resolved = await resolve(p);
+    const { store, exists } = await plan(p, resolved);
     const layers = await fetchLayers(p, resolved, store, exists);
     return await commitImage(p, resolved, store, layers);
   } finally {
@@ -221,21 +207,16 @@ async function resolve(p: Pull): Promise<Resolved> {
   return { top, manifest, configRaw, platform, diffIds, chains: chainIds(diffIds), compressions };
 }
 
-/** Step 2a, while step 1 runs: the store, created when missing, and its leftovers recovered. */
-async function openStore(p: Pull): Promise<Store> {
+/** Step 2: the store, its leftovers recovered, and which layers it already has (every layer below the highest present chain). */
+async function plan(p: Pull, r: Resolved): Promise<{ store: Store; exists: boolean[] }> {
   const store = await Store.open(p.opts.root);
-  await store.withLock(() => store.recover(), p.signal);
-  return store;
-}
-
-/** Step 2b: which layers the store already has (every layer below the highest present chain). */
-async function plan(p: Pull, r: Resolved, store: Store): Promise<boolean[]> {
   const exists: boolean[] = r.manifest.layers.map(() => false);
-  // One lock section for the search for the highest present chain (leased when found, as
-  // reuseLayer does), not one per chain: the first blob request waits for this step.
+  // One lock section for the recovery and the search for the highest present chain (leased when
+  // found, as reuseLayer does), not one per chain: the first blob request waits for this step.
   // Measured on the 2-core bench machine (fresh store, 5 layers, load 12, 16 runs each): this
   // step took 10 ms at best with six lock sections, 5 ms with one (medians ~29 ms both, noise).
   await store.withLock(async () => {
+    await store.recover();
     for (let i = r.chains.length - 1; i >= 0; i--) {
       if (await store.hasLayer(r.chains[i])) {
         await store.holdLayers([r.chains[i]]);
@@ -245,7 +226,7 @@ async function plan(p: Pull, r: Resolved, store: Store): Promise<boolean[]> {
     }
   }, p.signal);
   p.progress.event({ type: "layers", layers: r.manifest.layers.map((l, i) => ({ id: shortId(l.digest), size: l.size, exists: exists[i] })) });
-  return exists;
+  return { store, exists };
 }
 
 /**
