@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import "../dist/src/main.js";
+// The bundled CLI (scripts/bundle.mjs; `npm run build` makes it): a few files to load instead
+// of every module of every package.
+import "../dist/bundle/main.js";
