@@ -60,8 +60,12 @@ const ONLY_GET = process.env.STRATA_BENCH_S3_ONLY === "get";
  * so the 64 KiB socket read buffers of fast uploads are collected sooner. Measured (8 concurrent
  * uploads, S3 mode, peak RSS): 1 GiB each, monolithic 218-234 -> 192-204 MB, chunked 189-210 ->
  * 174-193 MB; 384 MiB each, 224-232 -> 180 MB and 192-215 -> 160 MB; throughput unchanged.
+ * --heap-growing-percent=200: V8 counts Buffers allocated since the last full collection against
+ * the old generation's headroom (1.1-1.6x the live ~21 MB by default), so the dead request
+ * Buffers of one fast upload started a full collection every ~10 MB; with 3x, 256 MiB S3 push,
+ * server CPU: chunked 1.33-2.13 -> 0.76-1.10 s, monolithic 1.38-2.13 -> 0.65-1.08 s (load 6-7).
  */
-export const SERVE_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+export const SERVE_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2", "--heap-growing-percent=200"];
 
 /** startStrata with SERVE_NODE_FLAGS (or STRATA_BENCH_SERVE_FLAGS) on the server's command line. */
 async function startServe(config: Parameters<typeof startStrata>[0]): ReturnType<typeof startStrata> {
@@ -76,7 +80,13 @@ export interface Row {
   kind: "write" | "read";
   bytes: number;
   seconds: number;
+  /** The row this one is compared with (default: raw PutObject for writes, raw GetObject for reads). */
+  base?: string;
 }
+
+/** The raw rows measured in the HTTP rounds, which the HTTP rows are compared with. */
+const HTTP_RAW_PUT = "raw PutObject (in the HTTP rounds)";
+const HTTP_RAW_GET = "raw GetObject (in the HTTP rounds)";
 
 /** What a measurement may use: the server, a bucket of its own, and the blob. */
 export interface BenchContext {
@@ -92,6 +102,9 @@ export interface BenchContext {
  * Strata push and pull over HTTP with the registry in S3 mode (the bucket exists): ctx.blob
  * pushed monolithically (POST + PUT with the body) and chunked (one streamed PATCH, then
  * PUT ?digest=, which completes the upload: a pointer rewrite, no copy), and pulled back.
+ * Every round also times a raw PutObject and GetObject of the same size, and the HTTP rows are
+ * compared with those: on a shared machine the load of the object-level rounds (run earlier)
+ * may differ from this phase's.
  */
 export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
   const keyPrefix = `strata-bench:${randomBytes(4).toString("hex")}:`;
@@ -101,11 +114,24 @@ export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
   let push = Infinity;
   let chunked = Infinity;
   let pull = Infinity;
+  let rawPut = Infinity;
+  let rawGet = Infinity;
+  const { client, cfg } = ctx;
   try {
     for (let i = 0; i < ctx.runs; i++) {
       // a distinct blob per round, so that every push really stores its bytes
       const blob = Buffer.from(ctx.blob);
       blob.writeUInt32BE(i + 1, 0);
+      rawPut = Math.min(rawPut, await timed(() => client.send(new PutObjectCommand({ Bucket: cfg.bucket, Key: "raw/http-put", Body: blob, ContentLength: blob.length })).then(() => {})));
+      rawGet = Math.min(
+        rawGet,
+        await timed(async () => {
+          const res = await client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: "raw/http-put" }));
+          const got = await drain(res.Body as AsyncIterable<Uint8Array>);
+          if (got.bytes !== blob.length) throw new Error(`raw GetObject returned ${got.bytes} bytes`);
+        }),
+      );
+      await client.send(new DeleteObjectCommand({ Bucket: cfg.bucket, Key: "raw/http-put" }));
       const digest = `sha256:${createHash("sha256").update(blob).digest("hex")}`;
       push = Math.min(push, await timed(() => pushMonolithic(srv.url, `bench/s3-${i}`, blob, digest)));
       const other = Buffer.from(blob);
@@ -124,11 +150,21 @@ export async function benchStrataHttp(ctx: BenchContext): Promise<Row[]> {
   } finally {
     await srv.stop();
   }
-  return [
-    { name: "strata HTTP push (POST + PUT with the blob)", kind: "write", bytes: ctx.blob.length, seconds: push },
-    { name: "strata HTTP chunked push (streamed PATCH + PUT)", kind: "write", bytes: ctx.blob.length, seconds: chunked },
-    { name: `strata HTTP pull (GET blob${process.env.STRATA_BENCH_SEND ? `, http.send ${process.env.STRATA_BENCH_SEND}` : ""})`, kind: "read", bytes: ctx.blob.length, seconds: pull },
-  ].filter((r) => Number.isFinite(r.seconds)) as Row[];
+  const n = ctx.blob.length;
+  const rows: Row[] = [
+    { name: HTTP_RAW_PUT, kind: "write", bytes: n, seconds: rawPut, base: HTTP_RAW_PUT },
+    { name: HTTP_RAW_GET, kind: "read", bytes: n, seconds: rawGet, base: HTTP_RAW_GET },
+    { name: "strata HTTP push (POST + PUT with the blob)", kind: "write", bytes: n, seconds: push, base: HTTP_RAW_PUT },
+    { name: "strata HTTP chunked push (streamed PATCH + PUT)", kind: "write", bytes: n, seconds: chunked, base: HTTP_RAW_PUT },
+    {
+      name: `strata HTTP pull (GET blob${process.env.STRATA_BENCH_SEND ? `, http.send ${process.env.STRATA_BENCH_SEND}` : ""})`,
+      kind: "read",
+      bytes: n,
+      seconds: pull,
+      base: HTTP_RAW_GET,
+    },
+  ];
+  return rows.filter((r) => Number.isFinite(r.seconds));
 }
 
 interface RssRow {
@@ -343,7 +379,10 @@ async function objectRows(ctx: BenchContext): Promise<Row[]> {
   return rows;
 }
 
-/** Markdown table; writes are compared with raw PutObject and raw Upload, reads with raw GetObject. */
+/**
+ * Markdown table; writes are compared with raw PutObject and raw Upload, reads with raw GetObject
+ * (rows with a `base` with that row instead: the HTTP rows with the raw calls of their rounds).
+ */
 function table(rows: Row[]): string {
   const put = rows.find((r) => r.name.startsWith("raw PutObject"));
   const upload = rows.find((r) => r.name.startsWith("raw lib-storage Upload"));
@@ -353,7 +392,8 @@ function table(rows: Row[]): string {
   const lines = [["operation", "MiB", "seconds", "MiB/s", "x raw PutObject / GetObject", "x raw Upload"]];
   for (const r of rows) {
     const write = r.kind === "write";
-    lines.push([r.name, (r.bytes / MiB).toFixed(0), r.seconds.toFixed(2), mibs(r).toFixed(1), ratio(r, write ? put : get), write ? ratio(r, upload) : "-"]);
+    const base = r.base ? rows.find((b) => b.name === r.base) : write ? put : get;
+    lines.push([r.name, (r.bytes / MiB).toFixed(0), r.seconds.toFixed(2), mibs(r).toFixed(1), ratio(r, base), write ? ratio(r, upload) : "-"]);
   }
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   const fmt = (l: string[]) => `| ${l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;

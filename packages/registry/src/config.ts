@@ -38,7 +38,8 @@ export const s3Schema = z.object({
     .default(8 * MiB),
   /**
    * Memory for multipart parts of all uploads together; uploads beyond it wait for a part to
-   * finish (their clients are slowed, the heap does not grow).
+   * finish (their clients are slowed, the heap does not grow). Parts are larger than partSize
+   * while this holds two of them for every upload filling parts (storage/s3-buffers.ts).
    */
   partBufferBytes: z
     .number()

@@ -60,4 +60,43 @@ describe("S3 part buffers", () => {
     assert.equal(pool.inUse, 0);
     pool.give(await pool.take(4));
   });
+
+  it("part size: the capacity shared out two parts per joined writer, a power-of-two multiple of base, never below base", () => {
+    const pool = new PartBuffers(4, 32);
+    assert.equal(pool.partSize(), 16, "no writer counts as one");
+    const a = pool.join();
+    assert.equal(pool.partSize(), 16);
+    const b = pool.join();
+    assert.equal(pool.partSize(), 8);
+    const c = pool.join();
+    assert.equal(pool.partSize(), 4, "32 / 6 rounds down to base");
+    const more = Array.from({ length: 5 }, () => pool.join());
+    assert.equal(pool.partSize(), 4, "never below base");
+    for (const leave of [c, ...more]) leave();
+    b();
+    b();
+    assert.equal(pool.partSize(), 16, "leaving twice counts once");
+    a();
+    assert.equal(pool.partSize(), 16);
+  });
+
+  it("buffers of any size are reused by requests of that size while held and free bytes stay within the capacity", async () => {
+    const pool = new PartBuffers(4, 16);
+    const a = await pool.take(8);
+    const b = await pool.take(8);
+    pool.give(a);
+    pool.give(b);
+    const x = await pool.take(8);
+    const y = await pool.take(8);
+    assert.ok([a, b].includes(x) && [a, b].includes(y) && x !== y, "both 8-byte buffers were kept and reused");
+    pool.give(x);
+    pool.give(y);
+    const s = await pool.take(4);
+    assert.ok(s !== a && s !== b && s.length === 4, "another size is a new buffer");
+    const z = await pool.take(8);
+    assert.ok([a, b].includes(z), "one 8-byte buffer is still free");
+    pool.give(s);
+    assert.equal(await pool.take(4), s, "the 4-byte buffer is reused");
+    assert.equal(pool.inUse, 12);
+  });
 });

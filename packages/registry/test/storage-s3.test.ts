@@ -42,9 +42,10 @@ if (!probe) {
   await dropS3TestBucket(probe);
 
   // A small part size and a key prefix, so that the suite crosses part boundaries and proves
-  // that prefixed keys behave like unprefixed ones.
+  // that prefixed keys behave like unprefixed ones. The part pool holds two such parts, so a
+  // lone writer's parts keep that size (PartBuffers.partSize).
   driverConformanceSuite("s3", async () => {
-    const cfg = await s3TestConfig({ partSize: 5 * MiB, prefix: "conformance/root" });
+    const cfg = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB, prefix: "conformance/root" });
     assert.ok(cfg, "S3 server vanished");
     return { driver: s3Driver(cfg), cleanup: () => dropS3TestBucket(cfg) };
   });
@@ -69,7 +70,8 @@ if (!probe) {
       ((await d.client.send(new ListObjectsV2Command({ Bucket: d.bucket, Prefix: prefix }))).Contents ?? []).map((c) => c.Key).sort();
 
     before(async () => {
-      const c = await s3TestConfig({ partSize: 5 * MiB });
+      // parts of exactly 5 MiB: a pool of two (PartBuffers.partSize)
+      const c = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB });
       assert.ok(c, "S3 server vanished");
       cfg = c;
     });

@@ -3,13 +3,22 @@
  * part's bytes in a buffer taken from here and gives it back once the part is uploaded (or
  * the writer ends), so all uploads of a process together hold at most `capacity` bytes of
  * parts. Beyond it `take` waits, and the waiting writer's client is slowed down by TCP
- * backpressure instead of growing the heap. Buffers of the base part size are reused (no
- * allocator churn); they are dropped after a while without uploads.
+ * backpressure instead of growing the heap. Given-back buffers are reused by requests of the
+ * same size (no allocator churn, no fresh pages to fault in) as long as held and free buffers
+ * together stay within `capacity`; they are dropped after a while without uploads.
  *
  * A request is granted anyway once no buffer came back for `maxWaitMs`: buffers held by
  * uploads whose clients stall must not block every other upload (the memory bound then holds
  * for everything but those stalled uploads' parts). While buffers keep coming back (parts
  * finishing, however slowly) waiting goes on.
+ *
+ * Part size follows concurrency (`partSize`): the capacity is shared out between the writers
+ * that are filling parts (`join`), two parts each (one filling while the other uploads), so a
+ * lone upload uses fewer, larger parts and many uploads fall back to `base`. What it saves: an
+ * S3 request per part costs the object store far more than its bytes. Measured (Swift s3api,
+ * 256 MiB chunked push through the registry, CPU of Swift's proxy and object server): 8 MiB
+ * parts 1.50-1.96 s, 16 MiB 1.23-1.44 s, 32 MiB 1.15-1.42 s, one PutObject 0.95-1.15 s
+ * (2-core test machine, load 6-7).
  */
 
 interface Waiter {
@@ -22,6 +31,8 @@ interface Waiter {
 export class PartBuffers {
   private used = 0;
   private readonly free: Buffer[] = [];
+  private freeBytes = 0;
+  private writers = 0;
   private readonly waiters: Waiter[] = [];
   private trim: NodeJS.Timeout | undefined;
   /** When a buffer last came back (or the pool last had nothing out). */
@@ -37,6 +48,30 @@ export class PartBuffers {
   /** Bytes handed out and not given back. */
   get inUse(): number {
     return this.used;
+  }
+
+  /**
+   * Counts a writer among those filling parts (see partSize) until the returned function is
+   * called (at most once counts).
+   */
+  join(): () => void {
+    this.writers++;
+    let joined = true;
+    return () => {
+      if (joined) this.writers--;
+      joined = false;
+    };
+  }
+
+  /**
+   * The part size for a writer now: `base` doubled while two parts for every joined writer
+   * still fit in the capacity (at least `base`).
+   */
+  partSize(): number {
+    const share = this.capacity / (2 * Math.max(1, this.writers));
+    let size = this.base;
+    while (size * 2 <= share) size *= 2;
+    return size;
   }
 
   /** A buffer of exactly `size` bytes (contents undefined), once the budget allows it. */
@@ -76,12 +111,15 @@ export class PartBuffers {
   give(buf: Buffer): void {
     this.used -= buf.length;
     this.lastGive = Date.now();
-    if (buf.length === this.base && (this.free.length + 1) * this.base <= this.capacity) this.free.push(buf);
+    if (this.used + this.freeBytes + buf.length <= this.capacity) {
+      this.free.push(buf);
+      this.freeBytes += buf.length;
+    }
     this.wake();
     if (this.used === 0 && this.free.length > 0 && !this.trim) {
       this.trim = setTimeout(() => {
         this.trim = undefined;
-        if (this.used === 0) this.free.length = 0;
+        if (this.used === 0) this.dropFree();
       }, this.idleMs);
       this.trim.unref();
     }
@@ -94,7 +132,20 @@ export class PartBuffers {
   private grant(size: number): Buffer {
     if (this.used === 0) this.lastGive = Date.now();
     this.used += size;
-    return (size === this.base ? this.free.pop() : undefined) ?? Buffer.allocUnsafe(size);
+    const i = this.free.findIndex((b) => b.length === size);
+    if (i >= 0) {
+      const [buf] = this.free.splice(i, 1);
+      this.freeBytes -= size;
+      return buf;
+    }
+    // Free buffers of other sizes go when they would push held + free memory over the capacity.
+    while (this.free.length > 0 && this.used + this.freeBytes > this.capacity) this.freeBytes -= this.free.shift()!.length;
+    return Buffer.allocUnsafe(size);
+  }
+
+  private dropFree(): void {
+    this.free.length = 0;
+    this.freeBytes = 0;
   }
 
   private wake(): void {

@@ -5,9 +5,10 @@
  *   all writers, bounded in bytes: see s3-buffers.ts); a full part is uploaded in the
  *   background (at most 4 per writer at a time) while the caller keeps writing, and its buffer
  *   goes back once the upload settled. So a writer never holds more than its parts in flight
- *   plus the one it fills, and all writers together stay within the shared budget. Parts have
- *   the configured size, doubled every 250 parts (so that 1000 parts, Swift's default limit,
- *   hold > 30 GiB).
+ *   plus the one it fills, and all writers together stay within the shared budget. A part has
+ *   the size the pool gives for the writers filling parts at the moment it starts (at least
+ *   the configured size, larger when few uploads share the pool: PartBuffers.partSize),
+ *   doubled every 250 parts (so that 1000 parts, Swift's default limit, hold > 30 GiB).
  * - The multipart upload is created at a physical object key outside the key tree (see
  *   s3-pointers.ts). `commit()` uploads the rest as the last part, completes the upload there
  *   and then writes the pointer at the writer's key, which makes the object appear at the key
@@ -183,6 +184,8 @@ export class S3Writer implements FileWriter {
   private filled = 0;
   private total = 0;
   private readonly inflight = new Set<Promise<void>>();
+  /** Leaves the pool's count of writers filling parts (set from the first part on). */
+  private leave: (() => void) | undefined;
   private failure: unknown;
   private done = false;
   private readonly session = randomBytes(6).toString("hex");
@@ -282,6 +285,7 @@ export class S3Writer implements FileWriter {
 
   /** Takes the buffer of the next part (`size` bytes), keeping room for the segments in front. */
   private async takePart(size: number): Promise<Buffer> {
+    this.leave ??= this.ctx.buffers.join();
     const buf = await this.ctx.buffers.take(size, this.ctx.signal);
     this.cur = buf;
     this.room = this.segmentBytes;
@@ -289,8 +293,9 @@ export class S3Writer implements FileWriter {
     return buf;
   }
 
-  /** Gives the part buffer back (when the writer ends without uploading it). */
+  /** Gives the part buffer back and leaves the writer count (the writer fills no more parts). */
   private releasePart(): void {
+    this.leave?.();
     if (this.cur) this.ctx.buffers.give(this.cur);
     this.cur = undefined;
     this.room = 0;
@@ -302,7 +307,7 @@ export class S3Writer implements FileWriter {
     let off = 0;
     while (off < chunk.byteLength) {
       // (segments of a writer that cut parts differently must still fit in front)
-      const buf = this.cur ?? (await this.takePart(Math.max(partSizeFor(this.ctx.partSize, this.nextPart), this.segmentBytes + 1)));
+      const buf = this.cur ?? (await this.takePart(Math.max(this.nextPartSize(), this.segmentBytes + 1)));
       const n = Math.min(chunk.byteLength - off, buf.length - this.filled);
       buf.set(chunk.subarray(off, off + n), this.filled);
       this.filled += n;
@@ -315,6 +320,13 @@ export class S3Writer implements FileWriter {
         this.check();
       }
     }
+  }
+
+  /** Size of the next part: the pool's share for this writer, doubled every PARTS_PER_SIZE_STEP parts. */
+  private nextPartSize(): number {
+    // join() first: the share counts this writer
+    this.leave ??= this.ctx.buffers.join();
+    return partSizeFor(Math.max(this.ctx.partSize, this.ctx.buffers.partSize()), this.nextPart);
   }
 
   /** Reads the persisted segments' bytes into the room kept for them at the front of the part. */
