@@ -101,7 +101,8 @@ const EMPTY = Buffer.alloc(0);
 let tlsLoaded: typeof tls | undefined;
 /**
  * node:tls, loaded at the first HTTPS connection: a run that speaks plain HTTP only (loopback and
- * insecure registries) does not load it, 5-9 ms of start-up on 2 loaded cores.
+ * insecure registries) does not load it. Saves ~16 M instructions of start-up (callgrind,
+ * `import "node:net"` with and without node:tls: 524 -> 540 M), 5-9 ms on 2 loaded cores.
  */
 function tlsModule(): typeof tls {
   tlsLoaded ??= createRequire(import.meta.url)("node:tls") as typeof tls;
