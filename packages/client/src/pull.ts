@@ -245,6 +245,7 @@ async function fetchLayers(p: Pull, r: Resolved, store: Store, exists: boolean[]
   const results: PulledLayer[] = [];
   let previous: Promise<unknown> = Promise.resolve();
   const commits: Promise<void>[] = [];
+  const last = exists.lastIndexOf(false);
   for (let i = 0; i < layers.length; i++) {
     const desc = layers[i];
     const row = { digest: desc.digest, mediaType: desc.mediaType, diffId: r.diffIds[i], chainId: r.chains[i] };
@@ -254,7 +255,7 @@ async function fetchLayers(p: Pull, r: Resolved, store: Store, exists: boolean[]
       continue;
     }
     p.progress.event({ type: "layer", id: shortId(desc.digest), status: "waiting" });
-    const unpacked = limit(() => unpackLayer(p, r, store, session, i, pendings));
+    const unpacked = limit(() => unpackLayer(p, r, store, session, i, pendings, i === last));
     const parentCommitted = previous;
     const commit = (async () => {
       const { pending, size } = await unpacked;
@@ -293,6 +294,7 @@ async function unpackLayer(
   session: RegistrySession,
   i: number,
   pendings: Set<PendingLayer>,
+  last: boolean,
 ): Promise<{ pending: PendingLayer; size: number }> {
   const { signal, progress } = p;
   const desc: Descriptor = r.manifest.layers[i];
@@ -314,6 +316,8 @@ async function unpackLayer(
         durable: true,
         // one layer at a time unpacks on this thread, which otherwise only waits (caller-slot.ts)
         callerThread: true,
+        // nothing starts after the last layer: on this thread it shares its work with a worker
+        split: last,
         onResume: (offset) => progress.event({ type: "resume", id, offset }),
         // progress at most every 100 ms, and when the whole blob is downloaded
         onRead: (n, done) => {

@@ -23,9 +23,9 @@ import { LayerTooLargeError, TarFormatError, UnsafeLayerError } from "./errors.j
 import type { ExtractResult } from "./extract.js";
 import type { CompressedBlob } from "./verified.js";
 import { claimCallerSlot } from "./caller-slot.js";
-import { acquireWorker, releaseWorker } from "./worker-pool.js";
+import { acquireWorker, releaseWorker, unpackWorkersBusy } from "./worker-pool.js";
 
-export { prewarmUnpackWorkers, stopIdleUnpackWorkers } from "./worker-pool.js";
+export { prewarmUnpackWorkers, stopIdleUnpackWorkers, unpackWorkerJobs } from "./worker-pool.js";
 
 export { LayerTooLargeError, UnsafeLayerError } from "./errors.js";
 
@@ -77,6 +77,13 @@ export interface RemoteUnpackOptions extends Omit<UnpackOptions, "compressed"> {
    * when no other layer does, else in a worker of a pool one worker smaller.
    */
   callerThread?: boolean;
+  /**
+   * With `callerThread`, when the layer gets the calling thread while no worker has a job: it
+   * is split across two threads (caller-slot.ts): this thread downloads, verifies and
+   * decompresses the blob, a worker extracts the tar. For the last layer of a pull, which
+   * otherwise unpacks on one core while the other idles.
+   */
+  split?: boolean;
 }
 
 const MESSAGE_SIZE = 1024 * 1024;
@@ -157,7 +164,7 @@ let nextJobId = 1;
 type WorkerMessage = { id: number; type: string; bytes?: number; done?: boolean; offset?: number; buf?: ArrayBuffer; result?: ExtractResult; error?: Parameters<typeof reviveError>[0] };
 
 async function unpackInWorker(
-  input: { tar: Readable } | { remote: RemoteLayer },
+  input: { tar: Readable } | { remote: RemoteLayer } | { chunks: AsyncIterable<Buffer> },
   opts: UnpackOptions & Pick<RemoteUnpackOptions, "onResume" | "callerThread">,
 ): Promise<ExtractResult> {
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
@@ -247,7 +254,8 @@ async function unpackInWorker(
       release();
     }
   }
-  const tar = (input as { tar: Readable }).tar;
+  // a tar stream, or chunks that are each valid only until the next is asked for (copied below)
+  const src = "chunks" in input ? input.chunks : await inSource((input as { tar: Readable }).tar, opts.signal);
 
   // Message buffers travel to the worker and back (transferred, not copied).
   const newBuf = (): Buffer => {
@@ -277,7 +285,7 @@ async function unpackInWorker(
   };
   let tarSize = 0;
   try {
-    for await (const chunk of await inSource(tar, opts.signal)) {
+    for await (const chunk of src) {
       const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
       tarSize += c.length;
       opts.onRead?.(tarSize, false);
@@ -369,9 +377,15 @@ export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackO
     try {
       // the workers' path (remote-tar.ts: no copy or allocation per chunk), on this thread
       const client = RegistryClient.fromSession(remote.session, opts.signal);
-      const [{ extractLayer }, { remoteTar }] = await Promise.all([import("./extract.js"), import("./remote-tar.js")]);
+      const { remoteTar } = await import("./remote-tar.js");
       const tar = remoteTar(client, remote.repository, remote.blob, { signal: opts.signal, onRead: opts.onRead, onResume: opts.onResume });
-      r = await extractLayer(tar, { ...opts, releaseChunks: true });
+      if (slot && opts.split && !unpackWorkersBusy()) {
+        // this thread's share ends at the tar bytes, a worker extracts them (caller-slot.ts)
+        r = await unpackInWorker({ chunks: tar }, { ...opts, onRead: undefined, callerThread: true });
+      } else {
+        const { extractLayer } = await import("./extract.js");
+        r = await extractLayer(tar, { ...opts, releaseChunks: true });
+      }
     } finally {
       slot?.release();
     }

@@ -28,6 +28,18 @@ interface Entry {
 
 const live: Entry[] = [];
 const MAX_IDLE = 4;
+/** Jobs handed to workers since the process started (acquireWorker calls). */
+let jobsStarted = 0;
+
+/** Whether any worker is running a job now. */
+export function unpackWorkersBusy(): boolean {
+  return live.some((e) => e.jobs > 0);
+}
+
+/** How many unpack jobs have run in worker threads so far (for debug output and tests). */
+export function unpackWorkerJobs(): number {
+  return jobsStarted;
+}
 
 /**
  * Most workers at once: STRATA_UNPACK_WORKERS, else the number of cores (one fewer, at least
@@ -66,6 +78,7 @@ export function acquireWorker(callerThread = false): Worker {
   let e = live.find((x) => x.jobs === 0);
   if (!e && live.length < maxWorkers(callerThread)) e = spawnWorker();
   e ??= live.reduce((a, b) => (b.jobs < a.jobs ? b : a));
+  jobsStarted++;
   if (e.jobs++ === 0) e.worker.ref();
   return e.worker;
 }
