@@ -1,5 +1,5 @@
 /** Shared pieces of the benchmarks: peers, sampling, and the result table. */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,6 +9,43 @@ import { get as httpsGet, request as httpsRequest } from "node:https";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { freePort } from "../test/helpers/strata.js";
+
+/**
+ * The environment every benchmark runs its tools in: this process's, without
+ * NODE_EXTRA_CA_CERTS. These machines set that variable globally (to the system CA bundle), and
+ * Node then parses every certificate in it when any process starts, before its first line of
+ * JavaScript (callgrind: `node -e 0` is 89 M instructions without it, 506 M with it; ~60 ms of
+ * CPU), where the Go peers (skopeo, podman, docker, distribution) read CA files only at their
+ * first TLS connection. The benchmarks speak plain HTTP on loopback, so no tool needs it; what it
+ * would add to every strata run is printed by `nodeStartNote` under each table.
+ */
+export function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/**
+ * A line for under a table when this environment sets NODE_EXTRA_CA_CERTS: the start-up it
+ * costs a Node process here (`node -e 0` with and without it, fastest of 5 each), which every
+ * strata row would add if run with it. Empty when the variable is not set.
+ */
+export function nodeStartNote(): string {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return "";
+  const best = (env: NodeJS.ProcessEnv): number => {
+    let min = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 5; i++) {
+      const t0 = process.hrtime.bigint();
+      spawnSync(process.execPath, ["-e", "0"], { env, stdio: "ignore" });
+      min = Math.min(min, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    return min;
+  };
+  const without = best(benchEnv());
+  const withIt = best(process.env);
+  return `(rows run without NODE_EXTRA_CA_CERTS=${file}, which this environment sets: with it, every Node process starts ${(withIt - without).toFixed(2)} s later here, \`node -e 0\` ${withIt.toFixed(2)} s against ${without.toFixed(2)} s; the Go tools read CA files only for TLS)`;
+}
 
 export interface Peer {
   readonly url: string;

@@ -11,6 +11,8 @@
  *   STRATA_BENCH_PULL_LAYERS  layers (default 5)
  *   STRATA_BENCH_PULL_MIB     MiB of random data per layer (default 64)
  *   STRATA_BENCH_RUNS         rounds; the fastest of each tool is reported (default 2)
+ * Every tool runs without NODE_EXTRA_CA_CERTS (lib.ts benchEnv); what it would add is printed
+ * under the table.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -19,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildGzipLayout } from "./layout.js";
-import { type Peer, startDistribution } from "./lib.js";
+import { benchEnv, nodeStartNote, type Peer, startDistribution } from "./lib.js";
 
 const LAYERS = Number(process.env.STRATA_BENCH_PULL_LAYERS ?? 5);
 const MIB = Number(process.env.STRATA_BENCH_PULL_MIB ?? 64);
@@ -40,7 +42,7 @@ interface Measure {
 }
 
 function timed(cmd: string, args: string[]): Measure {
-  const r = spawnSync("/usr/bin/time", ["-f", "%e %M %U %S", cmd, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync("/usr/bin/time", ["-f", "%e %M %U %S", cmd, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, env: benchEnv() });
   const last = r.stderr.trim().split("\n").pop() ?? "";
   if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr.slice(-2000)}`);
   const [wall, kb, user, sys] = last.split(" ").map(Number);
@@ -97,6 +99,8 @@ async function main(): Promise<void> {
     console.log(line(head));
     console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
     for (const r of rows) console.log(line(r));
+    const note = nodeStartNote();
+    if (note) console.log(note);
   } finally {
     await registry?.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -18,6 +18,8 @@
  *   STRATA_BENCH_PUSH_LAYERS  layers (default 5)
  *   STRATA_BENCH_PUSH_MIB     MiB per layer (default 64)
  *   STRATA_BENCH_RUNS         rounds; medians reported (default 3)
+ * Every tool runs without NODE_EXTRA_CA_CERTS (lib.ts benchEnv); what it would add is printed
+ * under the table.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -26,6 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildGzipLayout } from "./layout.js";
+import { benchEnv, nodeStartNote } from "./lib.js";
 import { type Distribution, startDistribution } from "@strata/client/test-helpers/distribution.js";
 
 const LAYERS = Number(process.env.STRATA_BENCH_PUSH_LAYERS ?? 5);
@@ -95,8 +98,9 @@ async function main(): Promise<void> {
   if (!existsSync(STRATA)) throw new Error("run `npm run build` first");
   const dir = mkdtempSync(join(tmpdir(), "strata-bench-push-"));
   // skopeo keeps a blob-info cache (mount candidates) per user: a private one, so no run helps another
-  const env = { ...process.env, HOME: join(dir, "home"), DOCKER_CONFIG: join(dir, "docker") };
-  mkdirSync(env.HOME, { recursive: true });
+  const home = join(dir, "home");
+  const env = benchEnv({ HOME: home, DOCKER_CONFIG: join(dir, "docker") });
+  mkdirSync(home, { recursive: true });
   let source: Distribution | undefined;
   try {
     process.stderr.write(`building ${LAYERS} x ${MIB} MiB layers...\n`);
@@ -196,6 +200,8 @@ async function main(): Promise<void> {
     console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
     for (const r of rows) console.log(line(r));
     if (skipped) console.log(`store -> registry (strata push vs docker push): skipped: ${skipped}`);
+    const note = nodeStartNote();
+    if (note) console.log(note);
   } finally {
     await source?.stop();
     rmSync(dir, { recursive: true, force: true });
