@@ -4,7 +4,7 @@
  *   - `strata pull` into a fresh store (download, verify, gunzip, extract, tar-split),
  *   - Debian's `podman pull` with the overlay driver into a fresh root (same work),
  *   - `skopeo copy` to an OCI layout (download and verify only, no unpack),
- * and print wall time, peak RSS and the ratio to podman. Not a test; but the first Strata pull is
+ * and print wall time, peak RSS and the ratios to podman and skopeo. Not a test; but the first Strata pull is
  * checked with `strata verify` (outside the timing) so a broken fast path cannot be measured.
  *
  * Environment:
@@ -88,11 +88,12 @@ async function main(): Promise<void> {
       }
     }
     const podman = best.get("podman pull (overlay)")!;
+    const skopeo = best.get("skopeo copy (no unpack)")!;
     const rows = tools.map((t) => {
       const m = best.get(t.name)!;
-      return [t.name, m.wall.toFixed(2), m.cpu.toFixed(2), m.rssMiB.toFixed(0), (m.wall / podman.wall).toFixed(2)];
+      return [t.name, m.wall.toFixed(2), m.cpu.toFixed(2), m.rssMiB.toFixed(0), (m.wall / podman.wall).toFixed(2), (m.wall / skopeo.wall).toFixed(2)];
     });
-    const head = ["tool", "wall s", "CPU s", "peak RSS MiB", "wall / podman"];
+    const head = ["tool", "wall s", "CPU s", "peak RSS MiB", "wall / podman", "wall / skopeo"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
     console.log(`pull of ${LAYERS} x ${MIB} MiB incompressible gzip layers from a local docker-registry, fastest of ${RUNS}`);
