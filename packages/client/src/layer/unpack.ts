@@ -87,6 +87,7 @@ export interface RemoteUnpackOptions extends Omit<UnpackOptions, "compressed"> {
 }
 
 const MESSAGE_SIZE = 1024 * 1024;
+/** Bytes posted to a worker and not yet consumed: a tar stream, and a blob or a split layer's tar. */
 const MAX_IN_FLIGHT = 16 << 20;
 const MAX_IN_FLIGHT_BLOB = 4 << 20;
 
@@ -256,6 +257,8 @@ async function unpackInWorker(
   }
   // a tar stream, or chunks that are each valid only until the next is asked for (copied below)
   const src = "chunks" in input ? input.chunks : await inSource((input as { tar: Readable }).tar, opts.signal);
+  // a split layer's tar comes as fast as this thread inflates: a few MiB ahead keep the worker busy
+  const maxInFlight = "chunks" in input ? MAX_IN_FLIGHT_BLOB : MAX_IN_FLIGHT;
 
   // Message buffers travel to the worker and back (transferred, not copied).
   const newBuf = (): Buffer => {
@@ -310,7 +313,7 @@ async function unpackInWorker(
         off += take;
         if (fill === MESSAGE_SIZE) post();
       }
-      while (inFlight > MAX_IN_FLIGHT && !settled) await new Promise<void>((r) => (ackWaiter = r));
+      while (inFlight > maxInFlight && !settled) await new Promise<void>((r) => (ackWaiter = r));
     }
     if (opts.signal?.aborted) throw abortError(opts.signal);
     if (!settled) opts.onRead?.(tarSize, true);
