@@ -23,6 +23,13 @@
  *   still holds the whole blob. Memory: the window (registry/window.ts): references to a
  *   Readable's chunks (it never reuses one it emitted), copies of the chunks of a source that
  *   reuses its buffers (`reusedChunks`).
+ * - A source that can be read again (`reread`: a copy's blob chunks from a registry or an OCI
+ *   layout) keeps no window: a PATCH that cannot be resumed where the registry stands (below what
+ *   was sent, or a session dropped) starts over with a new session and a new, again verified,
+ *   read from byte 0, whatever the blob's size. Saves the window's memory, pool buffers the
+ *   kernel clears on first touch: `strata copy` registry -> registry of the bench:push image
+ *   (5 x 64 MiB, distribution 2.8), peak RSS 176 -> 100 MB, CPU (user + sys) 0.81 -> 0.62 s
+ *   (medians of 5 interleaved runs, load 4-5; sys 0.23-0.60 -> 0.15-0.28 s).
  * - The registry's `Docker-Content-Digest` of the closing PUT (and of a manifest PUT) must be the
  *   digest sent; a push is complete only when the registry acknowledged it (201).
  */
@@ -177,12 +184,15 @@ export class RegistryWriter {
   }
 
   /** Streams a blob in (see the module comment). Resolves with its digest and size. */
-  async uploadBlob(data: AsyncIterable<Buffer>, expect: BlobExpectation & { preverified?: boolean; reusedChunks?: boolean; onProgress?: (bytes: number) => void }): Promise<{ digest: Digest; size: number }> {
+  async uploadBlob(
+    data: AsyncIterable<Buffer>,
+    expect: BlobExpectation & { preverified?: boolean; reusedChunks?: boolean; onProgress?: (bytes: number) => void; reread?: () => Promise<AsyncIterable<Buffer>> },
+  ): Promise<{ digest: Digest; size: number }> {
     // chunks of a source that reuses its buffers are copied wherever they are kept
     const copy = expect.reusedChunks === true;
     // a stream that fails before its end unless it matches expect.digest needs no second hash
     const trusted = expect.preverified === true && expect.digest !== undefined;
-    const hash = trusted ? undefined : createHash("sha256");
+    let hash = trusted ? undefined : createHash("sha256");
     let size = 0;
     const known = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
     const tooLong = () => new RegistryError(`blob ${expect.digest ?? ""}: more than the ${known} bytes expected`);
@@ -193,7 +203,7 @@ export class RegistryWriter {
       if (expect.digest && expect.digest.startsWith("sha256:") && d !== expect.digest) throw new RegistryError(`blob ${expect.digest}: the bytes read have digest ${d}`);
       return expect.digest && !expect.digest.startsWith("sha256:") ? expect.digest : d;
     };
-    const source = data[Symbol.asyncIterator]();
+    let source = data[Symbol.asyncIterator]();
     let url: string | undefined;
     // a small blob's session, opened while its bytes are read
     let opening: Promise<string> | undefined;
@@ -229,8 +239,12 @@ export class RegistryWriter {
       let first: Promise<IteratorResult<Buffer>> | undefined = source.next();
       first.catch(() => {});
       url = await this.startSession();
-      // the bytes sent and not yet known to be stored: [window.start, size)
-      const window = new ResendWindow(RESUME_WINDOW);
+      // the bytes sent and not yet known to be stored: [window.start, size); none are kept when
+      // the source can be read again (an upload that cannot resume where the registry stands
+      // starts over from byte 0 with a new read)
+      const reread = expect.reread;
+      const keep = reread ? 0 : RESUME_WINDOW;
+      let window = new ResendWindow(keep);
       let ended = false;
       /** Reads one chunk of the source into the window (undefined at its end). */
       const pull = async (): Promise<Buffer | undefined> => {
@@ -263,6 +277,23 @@ export class RegistryWriter {
           yield c;
         }
       }
+      /** A new session, and (when the bytes from 0 are no longer kept) a new read of the source from byte 0. */
+      const startOver = async (): Promise<void> => {
+        if (window.start !== 0) {
+          if (!reread) throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has fewer bytes than can be sent again`);
+          await inflight;
+          await source.return?.().catch(() => {});
+          source = (await reread())[Symbol.asyncIterator]();
+          hash = trusted ? undefined : createHash("sha256");
+          size = 0;
+          ended = false;
+          window.release();
+          window = new ResendWindow(keep);
+        }
+        url = await this.startSession();
+        offset = 0;
+        this.onResume?.(0);
+      };
       let offset = 0;
       for (let attempt = 1; ; attempt++) {
         let failure: unknown;
@@ -294,13 +325,12 @@ export class RegistryWriter {
         const st = await this.client.request(url, { repository: this.repository, push: true, method: "GET", small: true });
         if (st.status === 404 || (st.status >= 400 && st.status < 500 && st.status !== 401 && st.status !== 403)) {
           // the registry dropped the session (distribution 2.8 cancels one whose PATCH broke off):
-          // a new session from byte 0, when the window still holds every byte read
-          if (window.start !== 0) throw await this.fail(st, "resuming the upload (the registry dropped the session)");
+          // a new session from byte 0, from the window when it still holds every byte read, else
+          // from a new read of the source
+          if (window.start !== 0 && !reread) throw await this.fail(st, "resuming the upload (the registry dropped the session)");
           await st.body.cancel().catch(() => {});
           this.open.delete(url);
-          url = await this.startSession();
-          offset = 0;
-          this.onResume?.(0);
+          await startOver();
           continue;
         }
         if (st.status !== 204) throw await this.fail(st, "asking the upload's offset to resume");
@@ -312,14 +342,15 @@ export class RegistryWriter {
           // "0-0" is what registries answer for an empty session as well as for one byte: a new
           // session from byte 0 is right either way
           await this.deleteSession(url);
-          url = await this.startSession();
-          offset = 0;
-          this.onResume?.(0);
+          await startOver();
           continue;
         }
         const have = m ? Number(m[1]) + 1 : 0;
         if (have < window.start || have > size) {
-          throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${window.start}-${size} can be sent again`);
+          if (!reread) throw new RegistryError(`${this.domain}/${this.repository}: cannot resume the upload: the registry has ${have} bytes, ${window.start}-${size} can be sent again`);
+          await this.deleteSession(url);
+          await startOver();
+          continue;
         }
         offset = have;
         this.onResume?.(have);

@@ -34,8 +34,12 @@ export class ResendWindow {
     return this.from;
   }
 
-  /** Adds the next bytes sent: by reference, or copied when the caller's buffer will be reused. */
+  /** Adds the next bytes sent: by reference, or copied when the caller's buffer will be reused. A window of `keep` 0 keeps nothing. */
   append(c: Buffer, copy: boolean): void {
+    if (this.keep === 0) {
+      this.from += c.length;
+      return;
+    }
     const release = copy ? retain(c) : undefined;
     if (!copy || release) {
       this.parts.push({ buf: c, len: c.length, owned: false, release });
