@@ -317,13 +317,13 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
     }
   });
 
-  it("registry to registry, a 40 MiB layer (more than the 16 MiB resume window) cut after 6 MiB: read again from the source, sent from byte 0 to a new session, intact", async () => {
+  it("registry to registry, a 40 MiB layer cut after 24 MiB (past the 16 MiB resume window): read again from the source, sent from byte 0 to a new session, intact", async () => {
     work = await mkdtemp(join(tmpdir(), "strata-dresume-"));
     const src = await startDistribution();
     reg = await startDistribution();
     // in front of the source: records its requests, cuts nothing
     const seen = await startCuttingProxy(src.port, 0, 0);
-    const proxy = await startCuttingProxy(reg.port, 6 << 20, 1);
+    const proxy = await startCuttingProxy(reg.port, 24 << 20, 1);
     try {
       const layout = join(work, "src");
       const b = new OciLayoutBuilder(layout);
