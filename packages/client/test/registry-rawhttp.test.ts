@@ -17,7 +17,8 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { type RawResponse, rawGet } from "../src/registry/rawhttp.js";
+import { buffersOut } from "../src/registry/lease.js";
+import { type RawResponse, rawGet, rawRequest } from "../src/registry/rawhttp.js";
 import { missing } from "./helpers/tools.js";
 
 const MiB = 1024 * 1024;
@@ -642,6 +643,38 @@ describe("rawGet: failures are network errors", () => {
     const r2 = await rawGet(`${srv.url}/x`);
     await r2.body.cancel();
     await within(srv.conns[1].closed, 2000, "closed after cancel()");
+  });
+
+  it("the buffer pool: an answer without a body takes no buffer; a body read, left early or cancelled unread gives its buffers back", T, async () => {
+    const srv = await serve(async (s, request) => {
+      if (request.startsWith("HEAD ")) await send(s, "HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n");
+      else if (request.startsWith("POST ")) await send(s, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nLocation: /u/1\r\n\r\n");
+      else {
+        await send(s, `HTTP/1.1 200 OK\r\nContent-Length: ${3 * MiB}\r\n\r\n`);
+        await send(s, randomBytes(3 * MiB));
+      }
+    });
+    const base = buffersOut();
+    for (let i = 0; i < 3; i++) {
+      const head = await rawRequest(`${srv.url}/b`, { method: "HEAD" });
+      const post = await rawRequest(`${srv.url}/u`, { method: "POST", body: Buffer.alloc(0) });
+      assert.equal(buffersOut(), base, "a HEAD and a 202 hold no pool buffer");
+      await head.body.cancel();
+      await post.body.cancel();
+      const unread = await rawGet(`${srv.url}/b`);
+      await delay(30);
+      assert.ok(buffersOut() > base, "a body arriving is read into the pool");
+      await unread.body.cancel();
+      assert.equal(buffersOut(), base, "cancelled unread");
+      const early = await rawGet(`${srv.url}/b`);
+      for await (const c of early.body) {
+        assert.ok(c.length > 0);
+        break;
+      }
+      assert.equal(buffersOut(), base, "left after one chunk");
+      assert.equal((await readAll(await rawGet(`${srv.url}/b`))).data.length, 3 * MiB);
+      assert.equal(buffersOut(), base, "read to its end");
+    }
   });
 
   it("an unsupported URL scheme is refused", T, async () => {

@@ -13,7 +13,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type Distribution, freePort, run, startDistribution } from "./helpers/distribution.js";
+import { type Distribution, freePort, pushOciLayout, run, startDistribution } from "./helpers/distribution.js";
 import { bigLayer, smallLayer } from "./helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
 import { addSignature, SIG_TYPE } from "./helpers/artifact.js";
@@ -312,6 +312,41 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/cut/img:1`, `oci:${join(work, "back")}:x`);
     } finally {
       await proxy.stop();
+      await reg.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
+  it("registry to registry, a 40 MiB layer cut after 24 MiB (past the 16 MiB resume window): read again from the source, sent from byte 0 to a new session, intact", async () => {
+    work = await mkdtemp(join(tmpdir(), "strata-dresume-"));
+    const src = await startDistribution();
+    reg = await startDistribution();
+    // in front of the source: records its requests, cuts nothing
+    const seen = await startCuttingProxy(src.port, 0, 0);
+    const proxy = await startCuttingProxy(reg.port, 24 << 20, 1);
+    try {
+      const layout = join(work, "src");
+      const b = new OciLayoutBuilder(layout);
+      const img = await b.image({ layers: [{ tar: await bigLayer("cut40", 40 << 20), compression: "none" }] });
+      await b.finish("v1", [img], false);
+      await pushOciLayout(layout, "v1", `${src.host}/cut/src:v1`);
+      const r = await runCli(["copy", `docker://${seen.host}/cut/src:v1`, `docker://${proxy.host}/cut/img:1`]);
+      assert.equal(r.code, 0, r.stderr);
+      const patches = proxy.lines.filter((l) => l.startsWith("PATCH "));
+      assert.equal(patches.length, 2, proxy.lines.join("\n"));
+      const between = proxy.lines.slice(proxy.lines.indexOf(patches[0]) + 1, proxy.lines.indexOf(patches[1]));
+      assert.ok(between.some((l) => /^POST \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      // the layer was read twice from the source, each time from its start (no Range)
+      const layer = img.blobDigests[0];
+      const gets = seen.heads.filter((h) => h.startsWith(`GET /v2/cut/src/blobs/${layer} `));
+      assert.equal(gets.length, 2, seen.lines.join("\n"));
+      assert.ok(gets.every((h) => !/^range:/im.test(h)), gets.join("\n"));
+      assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/cut/img:1`)), img.manifestDigest);
+      await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/cut/img:1`, `oci:${join(work, "back")}:x`);
+    } finally {
+      await seen.stop();
+      await proxy.stop();
+      await src.stop();
       await reg.stop();
       await rm(work, { recursive: true, force: true });
     }

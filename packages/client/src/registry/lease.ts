@@ -48,16 +48,27 @@ function grow(): void {
   for (let i = PER_ARENA - 1; i >= 0; i--) spare.push(slots[i]);
 }
 
+/** Buffers taken and not given back. */
+let out = 0;
+
 /** A pool buffer (contents undefined). */
 export function takeBuffer(): Buffer {
   if (spare.length === 0) grow();
+  out++;
   return spare.pop()!;
 }
 
 /** Gives a buffer from `takeBuffer` back; the caller must not touch it afterwards. */
 export function giveBuffer(b: Buffer): void {
   lenders.delete(b);
-  if (spare.length < MAX_SPARE && !spare.includes(b)) spare.push(b);
+  if (spare.includes(b)) return;
+  out--;
+  if (spare.length < MAX_SPARE) spare.push(b);
+}
+
+/** Pool buffers taken and not given back (tests: what a finished exchange still holds). */
+export function buffersOut(): number {
+  return out;
 }
 
 /** The pool buffer `chunk` lies in, or undefined when it is not from the pool. */

@@ -27,7 +27,8 @@ export class ResendWindow {
   /** The blob offset of the first byte kept. */
   private from = 0;
 
-  constructor(private readonly keep: number) {}
+  /** `keep`: the bytes to keep, or a function asked at each append (a share that changes). */
+  constructor(private readonly keep: number | (() => number)) {}
 
   /** Offset of the oldest byte still kept. */
   get start(): number {
@@ -36,6 +37,7 @@ export class ResendWindow {
 
   /** Adds the next bytes sent: by reference, or copied when the caller's buffer will be reused. */
   append(c: Buffer, copy: boolean): void {
+    const keep = typeof this.keep === "number" ? this.keep : this.keep();
     const release = copy ? retain(c) : undefined;
     if (!copy || release) {
       this.parts.push({ buf: c, len: c.length, owned: false, release });
@@ -54,7 +56,7 @@ export class ResendWindow {
       }
     }
     this.bytes += c.length;
-    while (this.parts.length > 1 && this.bytes - this.parts[0].len >= this.keep) {
+    while (this.parts.length > 1 && this.bytes - this.parts[0].len >= keep) {
       const p = this.parts.shift()!;
       this.bytes -= p.len;
       this.from += p.len;

@@ -222,7 +222,7 @@ class Copier {
             onProgress,
           )
         : ref.size >= 0 && this.src.blobChunks && this.dst.putBlobChunks
-        ? await this.dst.putBlobChunks(await this.src.blobChunks(ref), ref, onProgress)
+        ? await this.dst.putBlobChunks(await this.src.blobChunks(ref), ref, onProgress, () => this.src.blobChunks!(ref))
         : await this.dst.putBlob(await this.src.blob(ref), { digest: ref.digest, size: ref.size, mediaType: ref.mediaType, onProgress });
     this.emit({ kind: "blob", source: ref.digest, digest: r.digest, size: r.size, status: "copied", role });
     return r;

@@ -147,8 +147,8 @@ export class DockerDestination implements ImageDestination {
     return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified, onProgress: expect.onProgress });
   }
 
-  async putBlobChunks(chunks: AsyncIterable<Buffer>, expect: BlobRef, onProgress?: (bytes: number) => void): Promise<{ digest: Digest; size: number }> {
-    return this.writer.uploadBlob(chunks, { digest: expect.digest, size: expect.size, preverified: true, reusedChunks: true, onProgress });
+  async putBlobChunks(chunks: AsyncIterable<Buffer>, expect: BlobRef, onProgress?: (bytes: number) => void, reread?: () => Promise<AsyncIterable<Buffer>>): Promise<{ digest: Digest; size: number }> {
+    return this.writer.uploadBlob(chunks, { digest: expect.digest, size: expect.size, preverified: true, reusedChunks: true, onProgress, reread });
   }
 
   async putManifest(m: { raw: Buffer; mediaType: string }, opts: { top: boolean }): Promise<Digest> {

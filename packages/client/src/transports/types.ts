@@ -120,9 +120,11 @@ export interface ImageDestination {
    * Optional: `putBlob` for `ImageSource.blobChunks(ref)` of a `ref` with a known size (or for
    * bytes the source already verified, such as `SourceImage.configRaw`): the chunks are verified
    * against `ref` (the iteration fails before its end otherwise), so they are counted, not hashed
-   * again; each is used before the next is asked for, or copied.
+   * again; each is used before the next is asked for, or copied. `reread`: a new read of the same
+   * blob from byte 0, verified the same way (a source that can be read again): an upload broken
+   * off then starts over from it instead of keeping the bytes sent for a resume.
    */
-  putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef, onProgress?: (bytes: number) => void): Promise<{ digest: Digest; size: number }>;
+  putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef, onProgress?: (bytes: number) => void, reread?: () => Promise<AsyncIterable<Buffer>>): Promise<{ digest: Digest; size: number }>;
   /** Optional: one of `knownBlobs` made present at the destination (found or mounted), with its size; undefined when none could be. */
   reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number; mountedFrom?: string } | undefined>;
   /**
