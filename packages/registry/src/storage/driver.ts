@@ -86,6 +86,16 @@ export interface FileWriter {
   commit(): Promise<void>;
   /** Discards everything written; the writer is unusable afterwards. */
   cancel(): Promise<void>;
+  /**
+   * Optional (drivers that can do it cheaper than commit() + move()): makes the content
+   * readable at `dest` instead of the writer's key, replacing what `dest` held; the writer's key
+   * holds nothing afterwards, and the writer is unusable. Nothing is readable at `dest` before
+   * all of the content is. After a failure or a crash at any point, the content is either whole
+   * at `dest`, or where commit() or the last close() left it at the writer's key (so that
+   * `writer(key, {append: true})` resumes it, or finds it committed there): never lost, never
+   * partial.
+   */
+  commitTo?(dest: string): Promise<void>;
 }
 
 /**

@@ -265,6 +265,7 @@ class S3DriverImpl {
       root: this.root,
       signal: opts.signal,
       parked: this.parked,
+      move: (source: string, dest: string, signal?: AbortSignal) => this.move(source, dest, signal),
     };
     if (!opts.append && opts.size !== undefined && opts.size > 0 && opts.size <= MAX_SINGLE_PUT) {
       return new S3PutWriter(this.client, this.bucket, ctx.objectKey, key, opts.size, opts.signal);
@@ -457,12 +458,19 @@ class S3DriverImpl {
       ...physUploads.filter((u) => u.key.startsWith(`${phys}~`) || u.key.startsWith(`${phys}/`)),
     ];
     if (!self && internal.length === 0 && children.length === 0 && mine.length === 0) throw new PathNotFoundError(DRIVER_NAME, key);
+    // Owner records of aborted physical uploads (an interrupted commitTo() may have written one).
+    const abortedRecords: string[] = [];
     await parallel(mine, 4, async (u) => {
       await s3Call(key, signal, () =>
         this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal }),
-      ).catch((e) => {
-        if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
-      });
+      ).then(
+        () => {
+          if (isPhysicalKey(this.root, u.key)) abortedRecords.push(ownerRecordOf(u.key));
+        },
+        (e) => {
+          if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
+        },
+      );
     });
     // Pointers: `self` was read with its metadata; children with an empty body may be pointers.
     const pointers: { at: string; pointer: Pointer }[] = [];
@@ -480,7 +488,7 @@ class S3DriverImpl {
     await parallel(pointers, 8, async ({ at, pointer }) => {
       if ((await this.ownerOf(key, pointer.target, signal)) === at) owned.push(pointer.target, ownerRecordOf(pointer.target));
     });
-    const doomed = [...(self ? [ok] : []), ...internal.map((o) => o.key), ...children.map((c) => c.key), ...owned];
+    const doomed = [...(self ? [ok] : []), ...internal.map((o) => o.key), ...children.map((c) => c.key), ...owned, ...abortedRecords];
     await this.deleteObjects(key, doomed, signal);
   }
 
@@ -619,6 +627,8 @@ class S3DriverImpl {
       try {
         await s3Call(key, undefined, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId })));
         n++;
+        // the owner record an interrupted commitTo() may have written (s3-writer.ts)
+        if (isPhysicalKey(this.root, u.key)) await this.deleteObjects(key, [ownerRecordOf(u.key)]);
       } catch (e) {
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       }
