@@ -291,6 +291,36 @@ export function driverConformanceSuite(name: string, makeDriver: () => Promise<M
         assert.deepEqual(await childrenOrNone(d, p), [], "list after cancel");
       });
 
+      test("commitTo (drivers that offer it) publishes the appended content at the destination only, replacing it", async (d, p) => {
+        const probe = await d.writer(`${p}/probe`);
+        const direct = probe.commitTo !== undefined;
+        await probe.cancel();
+        if (!direct) return;
+        const up = `${p}/uploads/u1/data`;
+        const dest = `${p}/blobs/ab/data`;
+        const first = randomBytes(6 * 1024 * 1024 + 11);
+        const second = randomBytes(300_001);
+        await d.putContent(dest, Buffer.from("old"));
+        const w1 = await d.writer(up);
+        await w1.write(first);
+        await w1.close();
+        const w2 = await d.writer(up, { append: true });
+        await w2.write(second);
+        assert.equal((await d.getContent(dest)).toString(), "old", "dest before commitTo");
+        await w2.commitTo!(dest);
+        assert.ok((await d.getContent(dest)).equals(Buffer.concat([first, second])), "content at dest");
+        assert.equal((await d.stat(dest)).size, first.length + second.length);
+        await notFound(d.stat(up), "stat of the writer's key after commitTo");
+        const again = await d.writer(up, { append: true });
+        assert.equal(again.size, 0, "nothing left to resume at the writer's key");
+        await again.cancel();
+        await d.delete(`${p}/uploads`).catch((e) => {
+          if (!(e instanceof PathNotFoundError)) throw e;
+        });
+        assert.ok((await d.getContent(dest)).equals(Buffer.concat([first, second])), "content at dest after the upload directory went");
+        await d.delete(p);
+      });
+
       test("commit with zero bytes stores an empty object", async (d, p) => {
         const w = await d.writer(`${p}/zero`);
         await w.commit();

@@ -120,6 +120,17 @@ async function readBody(body: unknown): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** HeadObject of `objectKey`, or undefined when it does not exist. */
+async function headOrUndefined(ctx: WriterContext, objectKey: string): Promise<{ ContentLength?: number; Metadata?: Record<string, string> } | undefined> {
+  const { client, bucket, key, signal } = ctx;
+  try {
+    return await s3Call(key, signal, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal }));
+  } catch (e) {
+    if (e instanceof PathNotFoundError) return undefined;
+    throw e;
+  }
+}
+
 /** Every internal object of the writer for `objectKey`. */
 async function listWriterObjects(client: S3Client, bucket: string, key: string, objectKey: string): Promise<string[]> {
   const found: string[] = [];
@@ -226,6 +237,11 @@ export class S3Writer implements FileWriter {
     else if (state.uploadId) w.uploadKey = ctx.objectKey;
     if (state.uploadId) {
       const uploadId = state.uploadId;
+      // Whether a commitTo() completed the upload (the physical object exists; Swift's s3api
+      // still lists the parts of a completed upload, S3 answers NoSuchUpload), asked beside
+      // the first page of parts.
+      const completed = w.uploadKey === ctx.objectKey ? Promise.resolve(undefined) : headOrUndefined(ctx, w.uploadKey);
+      completed.catch(() => {}); // awaited below
       const listed: Part[] = [];
       let marker: string | undefined;
       for (;;) {
@@ -236,7 +252,13 @@ export class S3Writer implements FileWriter {
           );
         } catch (e) {
           if (w.uploadKey === ctx.objectKey || errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
-          return (await S3Writer.recoverCompleted(ctx, w.uploadKey)) ?? Promise.reject(e);
+          const head = await completed;
+          if (!head) throw e;
+          return S3Writer.recoverCompleted(ctx, w.uploadKey, head);
+        }
+        if (marker === undefined) {
+          const head = await completed;
+          if (head) return S3Writer.recoverCompleted(ctx, w.uploadKey, head);
         }
         for (const p of res.Parts ?? []) {
           if (p.PartNumber !== undefined && p.ETag !== undefined && p.Size !== undefined) listed.push({ PartNumber: p.PartNumber, ETag: p.ETag, Size: p.Size });
@@ -268,16 +290,10 @@ export class S3Writer implements FileWriter {
    * the pointer at its owner (the commitTo destination) uses it, only the writer's internal
    * objects are left to remove; otherwise the bytes are committed at the writer's own key as
    * commit() would have (owner record removed, pointer written), then the internal objects go.
-   * Returns a fresh writer (as after commit()), or undefined when there is no physical object
-   * (the upload was aborted).
+   * Returns a fresh writer (as after commit()).
    */
-  private static async recoverCompleted(ctx: WriterContext, physical: string): Promise<S3Writer | undefined> {
+  private static async recoverCompleted(ctx: WriterContext, physical: string, head: { ContentLength?: number }): Promise<S3Writer> {
     const { client, bucket, key, objectKey, root, signal } = ctx;
-    const head = await s3Call(key, signal, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: physical }), { abortSignal: signal })).catch((e) => {
-      if (e instanceof PathNotFoundError) return undefined;
-      throw e;
-    });
-    if (!head) return undefined;
     let owner: string | undefined;
     try {
       const res = await s3Call(key, signal, () => client.send(new GetObjectCommand({ Bucket: bucket, Key: ownerRecordOf(physical) }), { abortSignal: signal }));
@@ -288,10 +304,7 @@ export class S3Writer implements FileWriter {
     let published = false;
     if (owner !== undefined) {
       const ownerKey = `${root}${owner.slice(1)}`;
-      const at = await s3Call(key, signal, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: ownerKey }), { abortSignal: signal })).catch((e) => {
-        if (e instanceof PathNotFoundError) return undefined;
-        throw e;
-      });
+      const at = await headOrUndefined(ctx, ownerKey);
       published = pointerFrom(at?.Metadata)?.target === physical;
     }
     if (!published) {
@@ -622,17 +635,14 @@ export class S3Writer implements FileWriter {
     if (this.uploadId !== undefined) {
       const uploadId = this.uploadId;
       const uploadKey = this.uploadKey;
-      let aborted = false;
       try {
         await s3Call(key, undefined, () => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId })));
-        aborted = true;
       } catch (e) {
-        // Already completed or aborted elsewhere: nothing left to remove (a completed one's
-        // owner record stays: a pointer may use its bytes).
+        // Already completed or aborted elsewhere: nothing left to remove.
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       }
-      // an interrupted commitTo() may have recorded an owner for the unfinished upload
-      if (aborted && uploadKey !== objectKey) await deleteKeys(client, bucket, key, [ownerRecordOf(uploadKey)]);
+      // An owner record an interrupted commitTo() wrote stays (Swift's s3api accepts the abort
+      // of a completed upload, whose bytes a pointer may use); sweepOrphans removes it once stale.
     }
     await deleteWriterObjects(client, bucket, key, objectKey);
   }

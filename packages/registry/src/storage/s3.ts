@@ -41,6 +41,7 @@ import { ParkedWriters } from "./s3-parked.js";
 import { deleteWriterObjects, INTERNAL_MARK, MIN_PART_SIZE, S3Writer } from "./s3-writer.js";
 import {
   isPhysicalKey,
+  OWNER_SUFFIX,
   ownerRecordOf,
   PHYSICAL_DIR,
   physicalPrefixOf,
@@ -69,7 +70,8 @@ export interface S3StorageDriver extends StorageDriver {
   abortStaleMultipartUploads(olderThan: Date, spare?: (key: string) => Promise<boolean>): Promise<number>;
   /**
    * Deletes physical objects (see s3-pointers.ts) older than `olderThan` that no pointer
-   * uses any more. Returns how many were deleted.
+   * uses any more, and owner records that old whose physical object does not exist. Returns
+   * how many physical objects were deleted.
    */
   sweepOrphans(olderThan: Date): Promise<number>;
 }
@@ -548,7 +550,15 @@ class S3DriverImpl {
   async sweepOrphans(olderThan: Date): Promise<number> {
     const base = `${this.root}${PHYSICAL_DIR}/`;
     const key = "/";
-    const objects = (await this.listObjects(key, base)).filter((o) => isPhysicalKey(this.root, o.key) && o.modified !== undefined && o.modified < olderThan);
+    const all = await this.listObjects(key, base);
+    const objects = all.filter((o) => isPhysicalKey(this.root, o.key) && o.modified !== undefined && o.modified < olderThan);
+    // Owner records of physical objects that never came to be (a commitTo() cut short before
+    // its completion, then aborted: see s3-writer.ts).
+    const present = new Set(all.map((o) => o.key));
+    const stray = all.filter(
+      (o) => o.key.endsWith(OWNER_SUFFIX) && o.modified !== undefined && o.modified < olderThan && !present.has(o.key.slice(0, -OWNER_SUFFIX.length)),
+    );
+    if (stray.length) await this.deleteObjects(key, stray.map((o) => o.key));
     let n = 0;
     await parallel(objects, 4, async (o) => {
       const candidates = new Set([await this.ownerOf(key, o.key), this.objectKey(writtenFor(this.root, o.key))]);
