@@ -355,6 +355,23 @@ if (!probe) {
       assert.deepEqual(await rawKeys(d, "~strata-objects/"), [], "deleting the blob removes its bytes and owner record");
     });
 
+    it("commitTo told `unless` true completes, then removes the bytes: nothing at the destination, nothing leaked", async () => {
+      const d = make();
+      const up = "/v2/repositories/r/_uploads/c2/data";
+      const blob = "/v2/blobs/sha256/ab/c2/data";
+      const w1 = await d.writer(up);
+      await w1.write(randomBytes(5 * MiB + 9));
+      await w1.close();
+      const w2 = await d.writer(up, { append: true });
+      await w2.write(randomBytes(100));
+      assert.equal(await w2.commitTo!(blob, { unless: new Promise((r) => setTimeout(() => r(true), 50)) }), false);
+      await assert.rejects(d.stat(blob), PathNotFoundError);
+      await assert.rejects(d.stat(up), PathNotFoundError);
+      assert.deepEqual(await rawKeys(d, "~strata-objects/v2/repositories/r/_uploads/c2/"), [], "the completed bytes and owner record went");
+      assert.deepEqual(await rawKeys(d, "v2/repositories/r/_uploads/c2/"), []);
+      assert.equal((await uploadsFor(d, up.slice(1))).length, 0);
+    });
+
     for (const cut of [
       { what: "after the completion, before the pointer", when: "before" as const, match: (c: string, k: string) => c === "PutObjectCommand" && k.startsWith("v2/blobs/") },
       { what: "after the pointer, before the writer's state went", when: "after" as const, match: (c: string, k: string) => c === "DeleteObjectCommand" && k.endsWith("~strata-state") },

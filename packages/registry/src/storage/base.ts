@@ -29,9 +29,9 @@ export function checkedDriver(inner: StorageDriver): StorageDriver {
       const w = await inner.writer(key, opts);
       const commitTo = w.commitTo;
       if (commitTo) {
-        w.commitTo = async (dest) => {
+        w.commitTo = async (dest, opts) => {
           check(dest);
-          return commitTo.call(w, dest);
+          return commitTo.call(w, dest, opts);
         };
       }
       return w;

@@ -12,8 +12,9 @@
  * - The multipart upload is created at a physical object key outside the key tree (see
  *   s3-pointers.ts). `commit()` uploads the rest as the last part, completes the upload there
  *   and then writes the pointer at the writer's key, which makes the object appear at the key
- *   atomically (and lets `move` relocate it without copying). A writer that never filled a
- *   part commits with one PutObject at its key instead.
+ *   atomically (and lets `move` relocate it without copying). `commitTo(dest)` does the same
+ *   with the pointer at `dest` (and the owner record naming `dest`), none at the writer's key.
+ *   A writer that never filled a part commits with one PutObject at its key (or `dest`) instead.
  * - `close()` waits for the uploaded parts, uploads the bytes written since the last part as
  *   one more part when they reach S3's minimum part size (else stores them as a new "segment"
  *   object), and records the state (upload id, part count, segment list, size) in a small JSON
@@ -43,7 +44,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import type { FileWriter } from "./driver.js";
+import type { CommitToOptions, FileWriter } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import type { PartBuffers } from "./s3-buffers.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
@@ -554,19 +555,22 @@ export class S3Writer implements FileWriter {
    * pointer is written at `dest` itself, so no pointer at the writer's key, no move (HEAD,
    * owner record, pointer, DELETE) afterwards. A writer that never filled a part puts its
    * bytes at `dest` directly. Crash points: before the completion, the upload is resumable as
-   * the last close() left it (an owner record of an unfinished upload goes with its abort);
-   * after it, `resume` finishes the commit (recoverCompleted); after the pointer, only the
-   * writer's internal objects remain, removed by that as well.
+   * the last close() left it (an early owner record goes with sweepOrphans once stale); after
+   * it, `resume` finishes the commit (recoverCompleted); after the pointer, only the writer's
+   * internal objects remain, removed by that as well. `unless` is awaited beside the
+   * completion; when it says true, the completed physical object is deleted after the writer's
+   * state (a crash in between leaves an orphan for the sweep), and no pointer is written.
    *
-   * What it saves: the closing PUT of a 256 MiB chunked push through the registry (Swift
-   * s3api) made 13 sequential S3 requests after the CompleteMultipartUpload, 4 of them only
-   * for the pointer at the upload key and its move (see the measurements in upload/uploads.ts).
+   * What it saves: against commit() + the driver's move, the pointer at the writer's key, the
+   * move's HEAD, owner record round trip and DELETE (4 sequential requests of a blob upload's
+   * closing PUT; measured in upload/uploads.ts, publishDirect).
    */
-  async commitTo(dest: string): Promise<void> {
-    await this.finish(dest);
+  async commitTo(dest: string, opts: CommitToOptions = {}): Promise<boolean> {
+    return this.finish(dest, opts.unless);
   }
 
-  private async finish(dest: string | undefined): Promise<void> {
+  /** commit() or commitTo(); false when `unless` said true and nothing was published. */
+  private async finish(dest: string | undefined, unless?: Promise<boolean>): Promise<boolean> {
     this.checkEnd();
     try {
       this.done = true;
@@ -577,10 +581,14 @@ export class S3Writer implements FileWriter {
       if (this.cur) await this.loadSegments();
       if (this.uploadId === undefined) {
         const body = this.cur ? this.cur.subarray(0, this.filled) : Buffer.alloc(0);
-        const put = s3Call(key, signal, () =>
-          client.send(unsignedPayload(new PutObjectCommand({ Bucket: bucket, Key: target, Body: body, ContentLength: body.length })), { abortSignal: signal }),
-        );
-        await writeThenClean(this.ctx, put);
+        const put = async () => {
+          if (await unless) return false;
+          await s3Call(key, signal, () =>
+            client.send(unsignedPayload(new PutObjectCommand({ Bucket: bucket, Key: target, Body: body, ContentLength: body.length })), { abortSignal: signal }),
+          );
+          return true;
+        };
+        return await writeThenClean(this.ctx, put());
       } else {
         if (this.cur && this.filled > 0) {
           const buf = this.cur;
@@ -607,18 +615,26 @@ export class S3Writer implements FileWriter {
             s3Call(key, signal, () =>
               client.send(new PutObjectCommand({ Bucket: bucket, Key: ownerRecordOf(uploadKey), Body: owner, ContentLength: owner.length }), { abortSignal: signal }),
             );
-          await Promise.all([complete, recorded]);
-          if (legacy) return;
+          const [, , skip] = await Promise.all([complete, recorded, unless]);
+          if (skip) return false;
+          if (legacy) return true;
           const Metadata = pointerMetadata({ target: uploadKey, size: this.total });
           await s3Call(key, signal, () =>
             client.send(new PutObjectCommand({ Bucket: bucket, Key: target, Body: Buffer.alloc(0), ContentLength: 0, Metadata }), { abortSignal: signal }),
           );
+          return true;
         };
-        await writeThenClean(this.ctx, publish());
+        const published = await writeThenClean(this.ctx, publish());
+        if (!published) {
+          // after the writer's state went: the completed bytes are unreferenced
+          await deleteKeys(client, bucket, key, legacy ? [uploadKey] : [uploadKey, ownerRecordOf(uploadKey)]);
+          return false;
+        }
         if (legacy && dest !== undefined) {
           if (!this.ctx.move) throw new StorageError(DRIVER_NAME, key, "commitTo of a legacy upload needs the driver's move");
           await this.ctx.move(key, dest, signal);
         }
+        return true;
       }
     } finally {
       this.releasePart();

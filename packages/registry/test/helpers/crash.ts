@@ -59,7 +59,7 @@ export function crashingDriver(inner: StorageDriver): CrashingDriver {
         cancel: () => (dead ? never : w.cancel()),
       };
       // a commit straight to another key is a "commit" of that key
-      if (w.commitTo) wrapped.commitTo = (dest) => gate("commit", dest, () => w.commitTo!(dest));
+      if (w.commitTo) wrapped.commitTo = (dest, o) => gate("commit", dest, () => w.commitTo!(dest, o));
       return wrapped;
     },
     stat: (key, signal) => (dead ? never : inner.stat(key, signal)),
