@@ -410,6 +410,28 @@ if (!probe) {
       });
     }
 
+    it("sweepOrphans removes an old owner record whose physical object never came to be (a commitTo cut short before its completion, then cancelled)", async () => {
+      const d = make();
+      const up = "/v2/repositories/r/_uploads/c3/data";
+      const w1 = await d.writer(up);
+      await w1.write(randomBytes(5 * MiB + 1));
+      await w1.close();
+      const w2 = await d.writer(up, { append: true });
+      tap(d).arm({ when: "before", match: (c) => c === "CompleteMultipartUploadCommand" });
+      await assert.rejects(w2.commitTo!("/v2/blobs/sha256/ab/c3/data"));
+      const e = make();
+      const again = await e.writer(up, { append: true });
+      assert.equal(again.size, 5 * MiB + 1, "the upload is resumable as the last close() left it");
+      await again.cancel();
+      const records = await rawKeys(e, "~strata-objects/v2/repositories/r/_uploads/c3/");
+      assert.equal(records.length, 1, "the early owner record is all that is left");
+      assert.match(records[0]!, /~ref$/);
+      assert.equal(await e.sweepOrphans(new Date(Date.now() - 3600_000)), 0);
+      assert.equal((await rawKeys(e, "~strata-objects/v2/repositories/r/_uploads/c3/")).length, 1, "a young owner record is left alone");
+      await e.sweepOrphans(new Date(Date.now() + 3600_000));
+      assert.deepEqual(await rawKeys(e, "~strata-objects/v2/repositories/r/_uploads/c3/"), []);
+    });
+
     it("sweepOrphans removes bytes no pointer uses (overwritten pointer, crash before the pointer) and only once they are old", async () => {
       const d = make();
       const kept = "/v2/blobs/sha256/ab/s1/data";

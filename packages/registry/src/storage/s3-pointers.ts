@@ -30,7 +30,8 @@
  * upload, then the pointer at D, then removes the writer's state: a crash before the completion
  * leaves the upload resumable (its early owner record, once stale and without physical object,
  * goes with the sweep); after it, the writer's state names a completed upload, and resuming the
- * writer finishes the commit (at D's pointer if it exists, else with a pointer at K).
+ * writer finishes the commit (at D's pointer if it exists, else with a pointer at K; the owner
+ * record naming D stays, so deleting K then leaves the bytes to the sweep).
  *
  * Orphans (a crash between completing a physical object and writing its pointer, a pointer
  * overwritten by another object, a move interrupted before its destination pointer) are removed

@@ -286,11 +286,13 @@ export class S3Writer implements FileWriter {
   }
 
   /**
-   * A state whose multipart upload no longer exists: completed by a commitTo() that was cut
-   * short (or aborted). When the completed physical object exists, the commit is finished: if
-   * the pointer at its owner (the commitTo destination) uses it, only the writer's internal
-   * objects are left to remove; otherwise the bytes are committed at the writer's own key as
-   * commit() would have (owner record removed, pointer written), then the internal objects go.
+   * A state whose multipart upload was completed by a commitTo() that was cut short. The
+   * commit is finished: if the pointer at the physical object's owner (the commitTo
+   * destination) uses it, only the writer's internal objects are left to remove; otherwise the
+   * bytes are committed at the writer's own key as commit() would have (a pointer written),
+   * then the internal objects go. The owner record, if any, stays: should a commitTo() whose
+   * lease was lost still land its pointer at the destination, its bytes remain owned by that
+   * pointer (deleting the writer's key then leaves them to the sweep instead of removing them).
    * Returns a fresh writer (as after commit()).
    */
   private static async recoverCompleted(ctx: WriterContext, physical: string, head: { ContentLength?: number }): Promise<S3Writer> {
@@ -309,9 +311,6 @@ export class S3Writer implements FileWriter {
       published = pointerFrom(at?.Metadata)?.target === physical;
     }
     if (!published) {
-      if (owner !== undefined) {
-        await s3Call(key, signal, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: ownerRecordOf(physical) }), { abortSignal: signal }));
-      }
       const Metadata = pointerMetadata({ target: physical, size: head.ContentLength ?? 0 });
       await s3Call(key, signal, () =>
         client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: Buffer.alloc(0), ContentLength: 0, Metadata }), { abortSignal: signal }),
