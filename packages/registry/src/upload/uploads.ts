@@ -479,8 +479,8 @@ export class UploadService {
    * completion and the identity note beside the link, the closing PUT of a 256 MiB chunked
    * push makes 11 S3 requests in 6 sequential steps instead of 14 in 13. Measured (Swift s3api, `STRATA_BENCH_ONLY=speed
    * STRATA_BENCH_RUNS=5 node build/ts/bench/s3.js`, HTTP traced per request, 2-core machine,
-   * load 3-4): closing PUT 187-251 ms (median 220) -> 155-242 ms (median 167), of which
-   * CompleteMultipartUpload alone 62-107 ms.
+   * load 2-6, two runs each, interleaved): closing PUT 187-310 ms (medians 220, 241) ->
+   * 142-209 ms (medians 154, 194), of which CompleteMultipartUpload alone 62-107 ms.
    */
   private async publishDirect(s: UploadSession, digest: Digest, writer: FileWriter, lease: Lease): Promise<number> {
     const size = s.offset;
