@@ -287,6 +287,151 @@ if (!probe) {
       assert.deepEqual(await rawKeys(d, "~strata-objects/"), []);
     });
 
+    /**
+     * Records the commands `d` sends (name and key) while armed; `fail` may make one of them
+     * fail as a crash would: before it reaches the server ("before") or after it took effect ("after").
+     */
+    const tap = (d: S3StorageDriver) => {
+      const sent: string[] = [];
+      let armed = false;
+      let fail: { when: "before" | "after"; match: (command: string, key: string) => boolean } | undefined;
+      d.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          const key = String((args.input as { Key?: string }).Key ?? "");
+          const command = context.commandName ?? "";
+          const hit = fail !== undefined && fail.match(command, key);
+          if (armed) sent.push(`${command.replace(/Command$/, "")} ${key}`);
+          if (hit && fail!.when === "before") throw Object.assign(new Error("injected crash"), { name: "InjectedCrash" });
+          const out = await next(args);
+          if (hit) throw Object.assign(new Error("injected crash"), { name: "InjectedCrash" });
+          return out;
+        },
+        { step: "initialize", name: "testTap" },
+      );
+      return {
+        sent,
+        arm(f?: typeof fail) {
+          armed = true;
+          fail = f;
+        },
+      };
+    };
+
+    it("commitTo completes the upload and writes the pointer at the destination: no pointer at the upload key, no HEAD, no copy, no move", async () => {
+      const d = make();
+      const up = "/v2/repositories/r/_uploads/c1/data";
+      const blob = "/v2/blobs/sha256/ab/c1/data";
+      const data = randomBytes(11 * MiB + 7);
+      const w1 = await d.writer(up);
+      await writeChunked(w1, data.subarray(0, 10 * MiB));
+      await w1.close();
+      const t = tap(d);
+      const w2 = await d.writer(up, { append: true });
+      await w2.write(data.subarray(10 * MiB));
+      t.arm();
+      await w2.commitTo!(blob);
+      const sent = [...t.sent];
+      const physical = await physicalOf(d, blob.slice(1));
+      assert.match(physical, /^~strata-objects\/v2\/repositories\/r\/_uploads\/c1\/data~[0-9a-f]{16}$/);
+      // the last part, the completion with the owner record beside it, the pointer, the writer's state
+      assert.deepEqual(
+        sent.sort(),
+        [
+          `CompleteMultipartUpload ${physical}`,
+          `DeleteObject ${up.slice(1)}~strata-state`,
+          "ListObjectsV2 ",
+          `PutObject ${blob.slice(1)}`,
+          `PutObject ${physical}~ref`,
+          `UploadPart ${physical}`,
+        ].sort(),
+      );
+      assert.equal(sha(await d.getContent(blob)), sha(data));
+      await assert.rejects(d.stat(up), PathNotFoundError);
+      assert.deepEqual(await rawKeys(d, "v2/repositories/r/_uploads/c1/"), [], "nothing left at the upload key");
+      assert.equal(await d.sweepOrphans(new Date(Date.now() + 3600_000)), 0, "the sweep took bytes the blob's pointer uses");
+      await d.delete("/v2/repositories/r/_uploads/c1").catch(() => {});
+      assert.equal(sha(await d.getContent(blob)), sha(data), "bytes after the upload directory went");
+      await d.delete("/v2");
+      assert.deepEqual(await rawKeys(d, "~strata-objects/"), [], "deleting the blob removes its bytes and owner record");
+    });
+
+    it("commitTo told `unless` true completes, then removes the bytes: nothing at the destination, nothing leaked", async () => {
+      const d = make();
+      const up = "/v2/repositories/r/_uploads/c2/data";
+      const blob = "/v2/blobs/sha256/ab/c2/data";
+      const w1 = await d.writer(up);
+      await w1.write(randomBytes(5 * MiB + 9));
+      await w1.close();
+      const w2 = await d.writer(up, { append: true });
+      await w2.write(randomBytes(100));
+      assert.equal(await w2.commitTo!(blob, { unless: new Promise((r) => setTimeout(() => r(true), 50)) }), false);
+      await assert.rejects(d.stat(blob), PathNotFoundError);
+      await assert.rejects(d.stat(up), PathNotFoundError);
+      assert.deepEqual(await rawKeys(d, "~strata-objects/v2/repositories/r/_uploads/c2/"), [], "the completed bytes and owner record went");
+      assert.deepEqual(await rawKeys(d, "v2/repositories/r/_uploads/c2/"), []);
+      assert.equal((await uploadsFor(d, up.slice(1))).length, 0);
+    });
+
+    for (const cut of [
+      { what: "after the completion, before the pointer", when: "before" as const, match: (c: string, k: string) => c === "PutObjectCommand" && k.startsWith("v2/blobs/") },
+      { what: "after the pointer, before the writer's state went", when: "after" as const, match: (c: string, k: string) => c === "DeleteObjectCommand" && k.endsWith("~strata-state") },
+    ]) {
+      it(`a commitTo cut short ${cut.what}: the blob is whole or absent, and resuming finishes the commit`, async () => {
+        const d = make();
+        const id = `x${randomBytes(3).toString("hex")}`;
+        const up = `/v2/repositories/r/_uploads/${id}/data`;
+        const blob = `/v2/blobs/sha256/ab/${id}/data`;
+        const data = randomBytes(6 * MiB + 5);
+        const w1 = await d.writer(up);
+        await w1.write(data.subarray(0, 5 * MiB + 1));
+        await w1.close();
+        const w2 = await d.writer(up, { append: true });
+        await w2.write(data.subarray(5 * MiB + 1));
+        tap(d).arm(cut);
+        await assert.rejects(w2.commitTo!(blob));
+        const published = cut.when === "after";
+        if (published) assert.equal(sha(await d.getContent(blob)), sha(data), "the blob is whole");
+        else await assert.rejects(d.stat(blob), PathNotFoundError, "nothing at the blob key");
+        // another instance (as after a restart) resumes the writer: the commit is finished
+        const e = make();
+        const again = await e.writer(up, { append: true });
+        assert.equal(again.size, 0, "a committed writer resumes empty");
+        if (published) {
+          await assert.rejects(e.stat(up), PathNotFoundError, "the blob's bytes are not also at the upload key");
+        } else {
+          assert.equal(sha(await e.getContent(up)), sha(data), "the bytes are committed at the upload key");
+          await e.move(up, blob);
+        }
+        assert.deepEqual(await rawKeys(e, `v2/repositories/r/_uploads/${id}/`), [], "no writer state left");
+        assert.equal(await e.sweepOrphans(new Date(Date.now() + 3600_000)), 0, "the sweep took bytes a pointer uses");
+        assert.equal(sha(await e.getContent(blob)), sha(data));
+        await e.delete("/v2");
+        assert.deepEqual(await rawKeys(e, "~strata-objects/"), [], "nothing leaked");
+      });
+    }
+
+    it("sweepOrphans removes an old owner record whose physical object never came to be (a commitTo cut short before its completion, then cancelled)", async () => {
+      const d = make();
+      const up = "/v2/repositories/r/_uploads/c3/data";
+      const w1 = await d.writer(up);
+      await w1.write(randomBytes(5 * MiB + 1));
+      await w1.close();
+      const w2 = await d.writer(up, { append: true });
+      tap(d).arm({ when: "before", match: (c) => c === "CompleteMultipartUploadCommand" });
+      await assert.rejects(w2.commitTo!("/v2/blobs/sha256/ab/c3/data"));
+      const e = make();
+      const again = await e.writer(up, { append: true });
+      assert.equal(again.size, 5 * MiB + 1, "the upload is resumable as the last close() left it");
+      await again.cancel();
+      const records = await rawKeys(e, "~strata-objects/v2/repositories/r/_uploads/c3/");
+      assert.equal(records.length, 1, "the early owner record is all that is left");
+      assert.match(records[0]!, /~ref$/);
+      assert.equal(await e.sweepOrphans(new Date(Date.now() - 3600_000)), 0);
+      assert.equal((await rawKeys(e, "~strata-objects/v2/repositories/r/_uploads/c3/")).length, 1, "a young owner record is left alone");
+      await e.sweepOrphans(new Date(Date.now() + 3600_000));
+      assert.deepEqual(await rawKeys(e, "~strata-objects/v2/repositories/r/_uploads/c3/"), []);
+    });
+
     it("sweepOrphans removes bytes no pointer uses (overwritten pointer, crash before the pointer) and only once they are old", async () => {
       const d = make();
       const kept = "/v2/blobs/sha256/ab/s1/data";

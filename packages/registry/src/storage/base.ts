@@ -26,7 +26,15 @@ export function checkedDriver(inner: StorageDriver): StorageDriver {
     },
     async writer(key, opts?: WriterOptions): Promise<FileWriter> {
       check(key);
-      return inner.writer(key, opts);
+      const w = await inner.writer(key, opts);
+      const commitTo = w.commitTo;
+      if (commitTo) {
+        w.commitTo = async (dest, opts) => {
+          check(dest);
+          return commitTo.call(w, dest, opts);
+        };
+      }
+      return w;
     },
     async stat(key, signal) {
       check(key);

@@ -291,6 +291,60 @@ export function driverConformanceSuite(name: string, makeDriver: () => Promise<M
         assert.deepEqual(await childrenOrNone(d, p), [], "list after cancel");
       });
 
+      test("commitTo (drivers that offer it) publishes the appended content at the destination only, replacing it", async (d, p) => {
+        const probe = await d.writer(`${p}/probe`);
+        const direct = probe.commitTo !== undefined;
+        await probe.cancel();
+        if (!direct) return;
+        const up = `${p}/uploads/u1/data`;
+        const dest = `${p}/blobs/ab/data`;
+        const first = randomBytes(6 * 1024 * 1024 + 11);
+        const second = randomBytes(300_001);
+        await d.putContent(dest, Buffer.from("old"));
+        const w1 = await d.writer(up);
+        await w1.write(first);
+        await w1.close();
+        const w2 = await d.writer(up, { append: true });
+        await w2.write(second);
+        assert.equal((await d.getContent(dest)).toString(), "old", "dest before commitTo");
+        assert.equal(await w2.commitTo!(dest, { unless: Promise.resolve(false) }), true);
+        assert.ok((await d.getContent(dest)).equals(Buffer.concat([first, second])), "content at dest");
+        assert.equal((await d.stat(dest)).size, first.length + second.length);
+        await notFound(d.stat(up), "stat of the writer's key after commitTo");
+        const again = await d.writer(up, { append: true });
+        assert.equal(again.size, 0, "nothing left to resume at the writer's key");
+        await again.cancel();
+        await d.delete(`${p}/uploads`).catch((e) => {
+          if (!(e instanceof PathNotFoundError)) throw e;
+        });
+        assert.ok((await d.getContent(dest)).equals(Buffer.concat([first, second])), "content at dest after the upload directory went");
+        await d.delete(p);
+      });
+
+      test("commitTo told `unless` true discards the content and leaves the destination as it was", async (d, p) => {
+        const probe = await d.writer(`${p}/probe`);
+        const direct = probe.commitTo !== undefined;
+        await probe.cancel();
+        if (!direct) return;
+        const dest = `${p}/blobs/cd/data`;
+        await d.putContent(dest, Buffer.from("kept"));
+        for (const size of [1000, 6 * 1024 * 1024 + 3]) {
+          const up = `${p}/uploads/u${size}/data`;
+          const w1 = await d.writer(up);
+          await w1.write(randomBytes(size));
+          await w1.close();
+          const w2 = await d.writer(up, { append: true });
+          assert.equal(await w2.commitTo!(dest, { unless: Promise.resolve(true) }), false);
+          assert.equal((await d.getContent(dest)).toString(), "kept");
+          await notFound(d.stat(up), "stat of the writer's key");
+          const again = await d.writer(up, { append: true });
+          assert.equal(again.size, 0, "nothing left to resume");
+          await again.cancel();
+        }
+        assert.deepEqual(await objectsBelow(d, `${p}/uploads`), [], "upload keys left");
+        await d.delete(p);
+      });
+
       test("commit with zero bytes stores an empty object", async (d, p) => {
         const w = await d.writer(`${p}/zero`);
         await w.commit();

@@ -71,6 +71,11 @@ export function listPage(sorted: readonly string[], opts: Pick<ListOptions, "aft
   return { keys: rest.slice(0, limit), truncated: rest.length > limit };
 }
 
+export interface CommitToOptions {
+  /** Resolves true when the content must not be published after all (see FileWriter.commitTo). */
+  readonly unless?: Promise<boolean>;
+}
+
 /** A resumable writer. Methods must not be called concurrently. */
 export interface FileWriter {
   /** Bytes written so far, including earlier appended sessions. */
@@ -86,6 +91,18 @@ export interface FileWriter {
   commit(): Promise<void>;
   /** Discards everything written; the writer is unusable afterwards. */
   cancel(): Promise<void>;
+  /**
+   * Optional (drivers that can do it cheaper than commit() + move()): makes the content
+   * readable at `dest` instead of the writer's key, replacing what `dest` held; the writer's key
+   * holds nothing afterwards, and the writer is unusable. Nothing is readable at `dest` before
+   * all of the content is. After a failure or a crash at any point, the content is either whole
+   * at `dest`, or where commit() or the last close() left it at the writer's key (so that
+   * `writer(key, {append: true})` resumes it, or finds it committed there): never lost, never
+   * partial. With `unless`, whose answer the driver may await while it prepares the commit:
+   * when it resolves true, the content is discarded instead (as by cancel()), `dest` keeps what
+   * it held, and commitTo resolves false; otherwise it resolves true once published.
+   */
+  commitTo?(dest: string, opts?: CommitToOptions): Promise<boolean>;
 }
 
 /**

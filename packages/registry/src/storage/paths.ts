@@ -15,7 +15,10 @@
  *       └── _uploads/<uuid>/
  *           ├── data                                    bytes received so far by a chunked upload
  *           │                                           (never a blob key); session state lives in
- *           │                                           the session store, not here
+ *           │                                           the session store, not here; on S3 only
+ *           │                                           the writer's state objects ("data~strata-…")
+ *           │                                           live here, the parts go to a physical object
+ *           │                                           (storage/s3-pointers.ts)
  *           └── progress                                {offset, hashState} written only when a
  *                                                       session update failed after the data was
  *                                                       persisted (see upload/uploads.ts)
@@ -25,10 +28,12 @@
  *                                                       linked it and when it was last pulled
  *                                                       (see services/proxycache.ts)
  *
- * A blob becomes visible only once verified: a chunked upload's `data` is moved to its blobs/
- * key after the digest check; a monolithic upload (digest known up front) is written through
- * a driver writer at the blobs/ key itself, which publishes nothing before commit(), and
- * commit() happens only after the digest check.
+ * A blob becomes visible only once verified: a chunked upload's `data` is committed and moved
+ * to its blobs/ key after the digest check, or, where the driver's writer can (FileWriter.commitTo,
+ * S3), committed straight to the blobs/ key after the digest check without ever being readable
+ * at the upload key; a monolithic upload (digest known up front) is written through a driver
+ * writer at the blobs/ key itself, which publishes nothing before commit(), and commit()
+ * happens only after the digest check.
  * Repository names may contain "/" (nested repositories); `_layers`, `_manifests`,
  * `_referrers` and `_uploads` cannot be repository path components (components start with
  * [a-z0-9]), so a repository's own keys never collide with a nested repository.

@@ -7,7 +7,8 @@
  * 256 MiB chunked push on Swift). Instead, a resumable writer for driver key K uploads its
  * parts to a physical object outside the key tree and, on commit, writes at K a pointer: an
  * empty object whose metadata names the physical object and its size. `move` then rewrites
- * only the pointer.
+ * only the pointer. When the destination is known before the commit (a verified blob upload),
+ * `commitTo` writes the pointer straight at the destination and none at K (s3-writer.ts).
  *
  *   <root>v2/.../K                          pointer: empty body, metadata
  *                                             strata-target = <physical object key>
@@ -15,7 +16,7 @@
  *   <root>~strata-objects/v2/.../K~<hex>    physical object (multipart upload completed here);
  *                                             its name records the key it was written for
  *   <root>~strata-objects/v2/.../K~<hex>~ref  owner record: the driver key whose pointer owns
- *                                             the physical object after a move
+ *                                             the physical object after a move or a commitTo
  *
  * "~" is outside the key grammar, so no driver key reaches these objects and lists skip them.
  *
@@ -24,12 +25,19 @@
  * key is the owner, so deleting an upload's leftover pointer never deletes bytes a blob pointer
  * uses. A move writes, in this order: the owner record (new owner = destination), the pointer
  * at the destination, then removes the source pointer; a crash between any two steps leaves the
- * bytes referenced by at least one pointer, or by none (then they are an orphan).
+ * bytes referenced by at least one pointer, or by none (then they are an orphan). A commitTo
+ * (destination D) writes the owner record (owner = D) beside the completion of the multipart
+ * upload, then the pointer at D, then removes the writer's state: a crash before the completion
+ * leaves the upload resumable (its early owner record, once stale and without physical object,
+ * goes with the sweep); after it, the writer's state names a completed upload, and resuming the
+ * writer finishes the commit (at D's pointer if it exists, else with a pointer at K; the owner
+ * record naming D stays, so deleting K then leaves the bytes to the sweep).
  *
  * Orphans (a crash between completing a physical object and writing its pointer, a pointer
  * overwritten by another object, a move interrupted before its destination pointer) are removed
  * by `sweepOrphans` once older than a grace period: a physical object is kept while its owner's
- * key, or the key in its name, holds a pointer to it.
+ * key, or the key in its name, holds a pointer to it; an owner record is kept while its physical
+ * object exists.
  */
 import { randomBytes } from "node:crypto";
 

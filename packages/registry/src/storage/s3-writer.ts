@@ -12,8 +12,9 @@
  * - The multipart upload is created at a physical object key outside the key tree (see
  *   s3-pointers.ts). `commit()` uploads the rest as the last part, completes the upload there
  *   and then writes the pointer at the writer's key, which makes the object appear at the key
- *   atomically (and lets `move` relocate it without copying). A writer that never filled a
- *   part commits with one PutObject at its key instead.
+ *   atomically (and lets `move` relocate it without copying). `commitTo(dest)` does the same
+ *   with the pointer at `dest` (and the owner record naming `dest`), none at the writer's key.
+ *   A writer that never filled a part commits with one PutObject at its key (or `dest`) instead.
  * - `close()` waits for the uploaded parts, uploads the bytes written since the last part as
  *   one more part when they reach S3's minimum part size (else stores them as a new "segment"
  *   object), and records the state (upload id, part count, segment list, size) in a small JSON
@@ -43,12 +44,12 @@ import {
   type S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import type { FileWriter } from "./driver.js";
+import type { CommitToOptions, FileWriter } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import type { PartBuffers } from "./s3-buffers.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
 import type { ParkedState, ParkedWriters } from "./s3-parked.js";
-import { physicalKeyFor, pointerMetadata } from "./s3-pointers.js";
+import { ownerRecordOf, physicalKeyFor, pointerFrom, pointerMetadata } from "./s3-pointers.js";
 import { unsignedPayload } from "./s3-unsigned.js";
 
 /** Marks a writer's internal objects: K + INTERNAL_MARK + "state" / "seg-...". */
@@ -98,6 +99,8 @@ export interface WriterContext {
   readonly signal?: AbortSignal;
   /** States of writers this driver closed, for a cheaper resume (s3-parked.ts). */
   readonly parked?: ParkedWriters;
+  /** The driver's move, for commitTo() of a writer whose upload is at its own key (legacy state). */
+  readonly move?: (source: string, dest: string, signal?: AbortSignal) => Promise<void>;
 }
 
 /** The state object of the writer for object key `objectKey`. */
@@ -116,6 +119,17 @@ async function readBody(body: unknown): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
   return Buffer.concat(chunks);
+}
+
+/** HeadObject of `objectKey`, or undefined when it does not exist. */
+async function headOrUndefined(ctx: WriterContext, objectKey: string): Promise<{ ContentLength?: number; Metadata?: Record<string, string> } | undefined> {
+  const { client, bucket, key, signal } = ctx;
+  try {
+    return await s3Call(key, signal, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey }), { abortSignal: signal }));
+  } catch (e) {
+    if (e instanceof PathNotFoundError) return undefined;
+    throw e;
+  }
 }
 
 /** Every internal object of the writer for `objectKey`. */
@@ -224,12 +238,29 @@ export class S3Writer implements FileWriter {
     else if (state.uploadId) w.uploadKey = ctx.objectKey;
     if (state.uploadId) {
       const uploadId = state.uploadId;
+      // Whether a commitTo() completed the upload (the physical object exists; Swift's s3api
+      // still lists the parts of a completed upload, S3 answers NoSuchUpload), asked beside
+      // the first page of parts.
+      const completed = w.uploadKey === ctx.objectKey ? Promise.resolve(undefined) : headOrUndefined(ctx, w.uploadKey);
+      completed.catch(() => {}); // awaited below
       const listed: Part[] = [];
       let marker: string | undefined;
       for (;;) {
-        const res = await s3Call(key, signal, () =>
-          client.send(new ListPartsCommand({ Bucket: bucket, Key: w.uploadKey, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: signal }),
-        );
+        let res;
+        try {
+          res = await s3Call(key, signal, () =>
+            client.send(new ListPartsCommand({ Bucket: bucket, Key: w.uploadKey, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: signal }),
+          );
+        } catch (e) {
+          if (w.uploadKey === ctx.objectKey || errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
+          const head = await completed;
+          if (!head) throw e;
+          return S3Writer.recoverCompleted(ctx, w.uploadKey, head);
+        }
+        if (marker === undefined) {
+          const head = await completed;
+          if (head) return S3Writer.recoverCompleted(ctx, w.uploadKey, head);
+        }
         for (const p of res.Parts ?? []) {
           if (p.PartNumber !== undefined && p.ETag !== undefined && p.Size !== undefined) listed.push({ PartNumber: p.PartNumber, ETag: p.ETag, Size: p.Size });
         }
@@ -252,6 +283,41 @@ export class S3Writer implements FileWriter {
       throw new StorageError(DRIVER_NAME, key, `resumable upload state is inconsistent (recorded ${state.size} bytes, found ${w.total})`);
     }
     return w;
+  }
+
+  /**
+   * A state whose multipart upload was completed by a commitTo() that was cut short. The
+   * commit is finished: if the pointer at the physical object's owner (the commitTo
+   * destination) uses it, only the writer's internal objects are left to remove; otherwise the
+   * bytes are committed at the writer's own key as commit() would have (a pointer written),
+   * then the internal objects go. The owner record, if any, stays: should a commitTo() whose
+   * lease was lost still land its pointer at the destination, its bytes remain owned by that
+   * pointer (deleting the writer's key then leaves them to the sweep instead of removing them).
+   * Returns a fresh writer (as after commit()).
+   */
+  private static async recoverCompleted(ctx: WriterContext, physical: string, head: { ContentLength?: number }): Promise<S3Writer> {
+    const { client, bucket, key, objectKey, root, signal } = ctx;
+    let owner: string | undefined;
+    try {
+      const res = await s3Call(key, signal, () => client.send(new GetObjectCommand({ Bucket: bucket, Key: ownerRecordOf(physical) }), { abortSignal: signal }));
+      owner = (await s3Call(key, signal, () => readBody(res.Body))).toString("utf8");
+    } catch (e) {
+      if (!(e instanceof PathNotFoundError)) throw e;
+    }
+    let published = false;
+    if (owner !== undefined) {
+      const ownerKey = `${root}${owner.slice(1)}`;
+      const at = await headOrUndefined(ctx, ownerKey);
+      published = pointerFrom(at?.Metadata)?.target === physical;
+    }
+    if (!published) {
+      const Metadata = pointerMetadata({ target: physical, size: head.ContentLength ?? 0 });
+      await s3Call(key, signal, () =>
+        client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: Buffer.alloc(0), ContentLength: 0, Metadata }), { abortSignal: signal }),
+      );
+    }
+    await deleteWriterObjects(client, bucket, key, objectKey);
+    return new S3Writer(ctx);
   }
 
   /**
@@ -479,19 +545,49 @@ export class S3Writer implements FileWriter {
   }
 
   async commit(): Promise<void> {
+    await this.finish(undefined);
+  }
+
+  /**
+   * commit() with the content published at `dest` (see FileWriter.commitTo): the multipart
+   * upload completes at its physical object while the owner record names `dest`, then the
+   * pointer is written at `dest` itself, so no pointer at the writer's key, no move (HEAD,
+   * owner record, pointer, DELETE) afterwards. A writer that never filled a part puts its
+   * bytes at `dest` directly. Crash points: before the completion, the upload is resumable as
+   * the last close() left it (an early owner record goes with sweepOrphans once stale); after
+   * it, `resume` finishes the commit (recoverCompleted); after the pointer, only the writer's
+   * internal objects remain, removed by that as well. `unless` is awaited beside the
+   * completion; when it says true, the completed physical object is deleted after the writer's
+   * state (a crash in between leaves an orphan for the sweep), and no pointer is written.
+   *
+   * What it saves: against commit() + the driver's move, the pointer at the writer's key, the
+   * move's HEAD, owner record round trip and DELETE (4 sequential requests of a blob upload's
+   * closing PUT; measured in upload/uploads.ts, publishDirect).
+   */
+  async commitTo(dest: string, opts: CommitToOptions = {}): Promise<boolean> {
+    return this.finish(dest, opts.unless);
+  }
+
+  /** commit() or commitTo(); false when `unless` said true and nothing was published. */
+  private async finish(dest: string | undefined, unless?: Promise<boolean>): Promise<boolean> {
     this.checkEnd();
     try {
       this.done = true;
-      const { client, bucket, objectKey, key, signal } = this.ctx;
+      const { client, bucket, objectKey, key, signal, root } = this.ctx;
+      const target = dest === undefined ? objectKey : `${root}${dest.slice(1)}`;
       this.ctx.parked?.drop(objectKey);
       if (!this.cur && this.segmentBytes > 0) await this.takePart(this.segmentBytes);
       if (this.cur) await this.loadSegments();
       if (this.uploadId === undefined) {
         const body = this.cur ? this.cur.subarray(0, this.filled) : Buffer.alloc(0);
-        const put = s3Call(key, signal, () =>
-          client.send(unsignedPayload(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length })), { abortSignal: signal }),
-        );
-        await writeThenClean(this.ctx, put);
+        const put = async () => {
+          if (await unless) return false;
+          await s3Call(key, signal, () =>
+            client.send(unsignedPayload(new PutObjectCommand({ Bucket: bucket, Key: target, Body: body, ContentLength: body.length })), { abortSignal: signal }),
+          );
+          return true;
+        };
+        return await writeThenClean(this.ctx, put());
       } else {
         if (this.cur && this.filled > 0) {
           const buf = this.cur;
@@ -502,19 +598,42 @@ export class S3Writer implements FileWriter {
         const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber).map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag }));
         const uploadId = this.uploadId;
         const uploadKey = this.uploadKey;
+        const legacy = uploadKey === objectKey;
         const publish = async () => {
-          await s3Call(key, signal, () =>
+          const complete = s3Call(key, signal, () =>
             client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
               abortSignal: signal,
             }),
           );
-          if (uploadKey === objectKey) return;
+          // The owner record goes beside the completion: the pointer at `dest` must not exist
+          // without it (the sweep would take its bytes), and before the completion nothing
+          // uses it yet.
+          const owner = dest !== undefined && !legacy ? Buffer.from(dest) : undefined;
+          const recorded =
+            owner &&
+            s3Call(key, signal, () =>
+              client.send(new PutObjectCommand({ Bucket: bucket, Key: ownerRecordOf(uploadKey), Body: owner, ContentLength: owner.length }), { abortSignal: signal }),
+            );
+          const [, , skip] = await Promise.all([complete, recorded, unless]);
+          if (skip) return false;
+          if (legacy) return true;
           const Metadata = pointerMetadata({ target: uploadKey, size: this.total });
           await s3Call(key, signal, () =>
-            client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: Buffer.alloc(0), ContentLength: 0, Metadata }), { abortSignal: signal }),
+            client.send(new PutObjectCommand({ Bucket: bucket, Key: target, Body: Buffer.alloc(0), ContentLength: 0, Metadata }), { abortSignal: signal }),
           );
+          return true;
         };
-        await writeThenClean(this.ctx, publish());
+        const published = await writeThenClean(this.ctx, publish());
+        if (!published) {
+          // after the writer's state went: the completed bytes are unreferenced
+          await deleteKeys(client, bucket, key, legacy ? [uploadKey] : [uploadKey, ownerRecordOf(uploadKey)]);
+          return false;
+        }
+        if (legacy && dest !== undefined) {
+          if (!this.ctx.move) throw new StorageError(DRIVER_NAME, key, "commitTo of a legacy upload needs the driver's move");
+          await this.ctx.move(key, dest, signal);
+        }
+        return true;
       }
     } finally {
       this.releasePart();
@@ -537,6 +656,8 @@ export class S3Writer implements FileWriter {
         // Already completed or aborted elsewhere: nothing left to remove.
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       }
+      // An owner record an interrupted commitTo() wrote stays (Swift's s3api accepts the abort
+      // of a completed upload, whose bytes a pointer may use); sweepOrphans removes it once stale.
     }
     await deleteWriterObjects(client, bucket, key, objectKey);
   }

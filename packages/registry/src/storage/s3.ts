@@ -41,6 +41,7 @@ import { ParkedWriters } from "./s3-parked.js";
 import { deleteWriterObjects, INTERNAL_MARK, MIN_PART_SIZE, S3Writer } from "./s3-writer.js";
 import {
   isPhysicalKey,
+  OWNER_SUFFIX,
   ownerRecordOf,
   PHYSICAL_DIR,
   physicalPrefixOf,
@@ -69,7 +70,8 @@ export interface S3StorageDriver extends StorageDriver {
   abortStaleMultipartUploads(olderThan: Date, spare?: (key: string) => Promise<boolean>): Promise<number>;
   /**
    * Deletes physical objects (see s3-pointers.ts) older than `olderThan` that no pointer
-   * uses any more. Returns how many were deleted.
+   * uses any more, and owner records that old whose physical object does not exist. Returns
+   * how many physical objects were deleted.
    */
   sweepOrphans(olderThan: Date): Promise<number>;
 }
@@ -265,6 +267,7 @@ class S3DriverImpl {
       root: this.root,
       signal: opts.signal,
       parked: this.parked,
+      move: (source: string, dest: string, signal?: AbortSignal) => this.move(source, dest, signal),
     };
     if (!opts.append && opts.size !== undefined && opts.size > 0 && opts.size <= MAX_SINGLE_PUT) {
       return new S3PutWriter(this.client, this.bucket, ctx.objectKey, key, opts.size, opts.signal);
@@ -457,12 +460,19 @@ class S3DriverImpl {
       ...physUploads.filter((u) => u.key.startsWith(`${phys}~`) || u.key.startsWith(`${phys}/`)),
     ];
     if (!self && internal.length === 0 && children.length === 0 && mine.length === 0) throw new PathNotFoundError(DRIVER_NAME, key);
+    // Owner records of aborted physical uploads (an interrupted commitTo() may have written one).
+    const abortedRecords: string[] = [];
     await parallel(mine, 4, async (u) => {
       await s3Call(key, signal, () =>
         this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal }),
-      ).catch((e) => {
-        if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
-      });
+      ).then(
+        () => {
+          if (isPhysicalKey(this.root, u.key)) abortedRecords.push(ownerRecordOf(u.key));
+        },
+        (e) => {
+          if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
+        },
+      );
     });
     // Pointers: `self` was read with its metadata; children with an empty body may be pointers.
     const pointers: { at: string; pointer: Pointer }[] = [];
@@ -480,7 +490,7 @@ class S3DriverImpl {
     await parallel(pointers, 8, async ({ at, pointer }) => {
       if ((await this.ownerOf(key, pointer.target, signal)) === at) owned.push(pointer.target, ownerRecordOf(pointer.target));
     });
-    const doomed = [...(self ? [ok] : []), ...internal.map((o) => o.key), ...children.map((c) => c.key), ...owned];
+    const doomed = [...(self ? [ok] : []), ...internal.map((o) => o.key), ...children.map((c) => c.key), ...owned, ...abortedRecords];
     await this.deleteObjects(key, doomed, signal);
   }
 
@@ -540,7 +550,15 @@ class S3DriverImpl {
   async sweepOrphans(olderThan: Date): Promise<number> {
     const base = `${this.root}${PHYSICAL_DIR}/`;
     const key = "/";
-    const objects = (await this.listObjects(key, base)).filter((o) => isPhysicalKey(this.root, o.key) && o.modified !== undefined && o.modified < olderThan);
+    const all = await this.listObjects(key, base);
+    const objects = all.filter((o) => isPhysicalKey(this.root, o.key) && o.modified !== undefined && o.modified < olderThan);
+    // Owner records of physical objects that never came to be (a commitTo() cut short before
+    // its completion, then aborted: see s3-writer.ts).
+    const present = new Set(all.map((o) => o.key));
+    const stray = all.filter(
+      (o) => o.key.endsWith(OWNER_SUFFIX) && o.modified !== undefined && o.modified < olderThan && !present.has(o.key.slice(0, -OWNER_SUFFIX.length)),
+    );
+    if (stray.length) await this.deleteObjects(key, stray.map((o) => o.key));
     let n = 0;
     await parallel(objects, 4, async (o) => {
       const candidates = new Set([await this.ownerOf(key, o.key), this.objectKey(writtenFor(this.root, o.key))]);
@@ -619,6 +637,8 @@ class S3DriverImpl {
       try {
         await s3Call(key, undefined, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId })));
         n++;
+        // the owner record an interrupted commitTo() may have written (s3-writer.ts)
+        if (isPhysicalKey(this.root, u.key)) await this.deleteObjects(key, [ownerRecordOf(u.key)]);
       } catch (e) {
         if (errorName((e as { cause?: unknown }).cause) !== "NoSuchUpload") throw e;
       }

@@ -1,8 +1,9 @@
 /**
  * Blob uploads. Bytes go to the session's upload key (never a blob key); the running digest
  * is kept as a resumable hash state in the session. On completion the digest is checked
- * and only then the data is committed and moved to the blob's content address, so a blob
- * is never visible before it is verified.
+ * and only then the data is committed and moved to the blob's content address (or, where the
+ * driver's writer can, committed straight to it: FileWriter.commitTo), so a blob is never
+ * visible before it is verified.
  *
  * Crash and failure behaviour (every step of one upload runs under its lock, see locks.ts):
  * - A chunk is persisted (writer.close) before the session is advanced. When the session
@@ -195,13 +196,14 @@ export class UploadService {
           actual = await this.rehash(s, digest);
         }
         if (actual !== digest) throw new DigestMismatchError(digest, actual);
-        if (!committed) await writer.commit();
+        if (!committed && !writer.commitTo) await writer.commit();
       } catch (e) {
         if (isUnavailable(e)) throw e;
         if (!committed) await writer.cancel().catch(() => {});
         await this.discard(s, lease);
         throw e;
       }
+      if (!committed && writer.commitTo) return this.publishDirect(s, digest, writer, lease);
       return this.publish(s, digest, s.offset, lease);
     });
   }
@@ -458,6 +460,44 @@ export class UploadService {
         await this.blobs.noteVerified(digest).catch(() => {});
       }
       await this.linkHeld(s.repository, digest, size);
+    });
+    await this.repos.added(s.repository);
+    await this.markCompleted(s, digest, size, lease);
+    return size;
+  }
+
+  /**
+   * publish() for verified upload data still in its writer, on a driver whose writer can commit
+   * straight to another key (FileWriter.commitTo): under the blob's lock, the data is committed
+   * at the blob's address (or discarded when the blob is already stored), then linked. A crash
+   * or failure part-way leaves the data where the last close() left it or committed at its
+   * upload key (a retried PUT then finishes as after an interrupted commit), or the whole blob
+   * at its address (a retry links it); never a partial blob.
+   *
+   * What it saves (S3): the pointer at the upload key and its move (HEAD, owner record,
+   * pointer, DELETE); with the owner record and the check for a stored blob beside the
+   * completion and the identity note beside the link, the closing PUT of a 256 MiB chunked
+   * push makes 11 S3 requests in 6 sequential steps instead of 14 in 13. Measured (Swift s3api, `STRATA_BENCH_ONLY=speed
+   * STRATA_BENCH_RUNS=5 node build/ts/bench/s3.js`, HTTP traced per request, 2-core machine,
+   * load 2-6, two runs each, interleaved): closing PUT 187-310 ms (medians 220, 241) ->
+   * 142-209 ms (medians 154, 194), of which CompleteMultipartUpload alone 62-107 ms.
+   */
+  private async publishDirect(s: UploadSession, digest: Digest, writer: FileWriter, lease: Lease): Promise<number> {
+    const size = s.offset;
+    await this.locks.withLock(`blob:${digest}`, async () => {
+      // whether the blob is stored already, asked while the writer completes its data
+      const stored = this.blobs.globalSize(digest).then((n) => n === size);
+      stored.catch(() => {}); // the writer awaits it, or failed before
+      let published: boolean;
+      try {
+        published = await writer.commitTo!(pathFor({ kind: "blobData", digest }), { unless: stored });
+      } catch (e) {
+        if (isUnavailable(e)) throw e;
+        await this.discard(s, lease);
+        throw e;
+      }
+      if (published) await Promise.all([this.blobs.noteVerified(digest).catch(() => {}), this.linkHeld(s.repository, digest, size)]);
+      else await this.linkHeld(s.repository, digest, size);
     });
     await this.repos.added(s.repository);
     await this.markCompleted(s, digest, size, lease);

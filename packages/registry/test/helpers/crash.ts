@@ -8,7 +8,7 @@
 import { createServer, type Server } from "node:http";
 import { createRegistry } from "../../src/app.js";
 import type { RegistryConfig } from "../../src/config.js";
-import type { StorageDriver } from "../../src/storage/driver.js";
+import type { FileWriter, StorageDriver } from "../../src/storage/driver.js";
 
 export type DriverOp = "putContent" | "delete" | "move" | "commit";
 
@@ -49,7 +49,7 @@ export function crashingDriver(inner: StorageDriver): CrashingDriver {
     async writer(key, opts) {
       if (dead) return never;
       const w = await inner.writer(key, opts);
-      return {
+      const wrapped: FileWriter = {
         get size() {
           return w.size;
         },
@@ -58,6 +58,9 @@ export function crashingDriver(inner: StorageDriver): CrashingDriver {
         commit: () => gate("commit", key, () => w.commit()),
         cancel: () => (dead ? never : w.cancel()),
       };
+      // a commit straight to another key is a "commit" of that key
+      if (w.commitTo) wrapped.commitTo = (dest, o) => gate("commit", dest, () => w.commitTo!(dest, o));
+      return wrapped;
     },
     stat: (key, signal) => (dead ? never : inner.stat(key, signal)),
     list: (key, opts) => (dead ? never : inner.list(key, opts)),
