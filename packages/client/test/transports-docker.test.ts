@@ -317,6 +317,32 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
     }
   });
 
+  it("a layer gzipped on the way (--dest-compress gzip), 40 MiB cut after 24 MiB (past the resume window): compressed again from the source, sent from byte 0 to a new session, intact", async () => {
+    work = await mkdtemp(join(tmpdir(), "strata-zresume-"));
+    reg = await startDistribution();
+    const proxy = await startCuttingProxy(reg.port, 24 << 20, 1);
+    try {
+      const layout = join(work, "src");
+      const b = new OciLayoutBuilder(layout);
+      const img = await b.image({ layers: [{ tar: await bigLayer("cutz", 40 << 20), compression: "none" }] });
+      await b.finish("v1", [img], false);
+      const r = await runCli(["copy", "--dest-compress", "gzip", "--no-preserve-digests", `oci:${layout}:v1`, `docker://${proxy.host}/cut/gz:1`]);
+      assert.equal(r.code, 0, r.stderr);
+      const patches = proxy.lines.filter((l) => l.startsWith("PATCH "));
+      assert.equal(patches.length, 2, proxy.lines.join("\n"));
+      const between = proxy.lines.slice(proxy.lines.indexOf(patches[0]) + 1, proxy.lines.indexOf(patches[1]));
+      assert.ok(between.some((l) => /^POST \/v2\/cut\/gz\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
+      // skopeo, straight at the registry, finds a gzip layer and pulls and verifies every blob
+      const manifest = JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/cut/gz:1`));
+      assert.match(manifest.layers[0].mediaType, /gzip/);
+      await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/cut/gz:1`, `oci:${join(work, "back")}:x`);
+    } finally {
+      await proxy.stop();
+      await reg.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
   it("registry to registry, a 40 MiB layer cut after 24 MiB (past the 16 MiB resume window): read again from the source, sent from byte 0 to a new session, intact", async () => {
     work = await mkdtemp(join(tmpdir(), "strata-dresume-"));
     const src = await startDistribution();

@@ -239,8 +239,8 @@ class Copier {
       }
       const onProgress = this.started(l.blob, "layer", -1);
       const { decompressor } = await import("../layer/decompress.js");
-      const stream = chain(await this.src.blob(l.blob), decompressor(l.compression));
-      const r = await this.dst.putBlob(stream, { digest: diffId, mediaType: MediaTypes.OciLayer, onProgress });
+      const open = async () => chain(await this.src.blob(l.blob), decompressor(l.compression));
+      const r = await this.dst.putBlob(await open(), { digest: diffId, mediaType: MediaTypes.OciLayer, onProgress, reread: open });
       this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
       return { ...r, mediaType: MediaTypes.OciLayer, compression: "none", changed: true };
     }
@@ -265,12 +265,16 @@ class Copier {
     }
     // (de)compression code is loaded when a layer needs it
     const [{ decompressor }, { compressor }] = await Promise.all([import("../layer/decompress.js"), import("./gzip.js")]);
-    const parts: NodeJS.ReadWriteStream[] = [];
-    if (l.compression !== "none") parts.push(decompressor(l.compression));
-    parts.push(compressor(want));
+    const to = want;
+    // the layer recompressed from its source; again, identical, when an upload has to start over
+    const open = async () => {
+      const parts: NodeJS.ReadWriteStream[] = [];
+      if (l.compression !== "none") parts.push(decompressor(l.compression));
+      parts.push(compressor(to));
+      return chain(await this.src.blob(l.blob), ...parts);
+    };
     const onProgress = this.started(l.blob, "layer", -1);
-    const stream = chain(await this.src.blob(l.blob), ...parts);
-    const r = await this.dst.putBlob(stream, { mediaType: "", onProgress });
+    const r = await this.dst.putBlob(await open(), { mediaType: "", onProgress, reread: open });
     this.emit({ kind: "blob", source: l.blob.digest, digest: r.digest, size: r.size, status: "copied", role: "layer" });
     return { ...r, mediaType: "", compression: want, changed: true };
   }

@@ -144,7 +144,7 @@ export class DockerDestination implements ImageDestination {
     const known = expect.size !== undefined && expect.size >= 0 ? expect.size : undefined;
     // a source's verifying stream for exactly this blob fails before its end unless it matches
     const preverified = known !== undefined && alreadyVerified(data, { digest: expect.digest, size: known });
-    return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified, onProgress: expect.onProgress });
+    return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified, onProgress: expect.onProgress, reread: expect.reread });
   }
 
   async putBlobChunks(chunks: AsyncIterable<Buffer>, expect: BlobRef, onProgress?: (bytes: number) => void, reread?: () => Promise<AsyncIterable<Buffer>>): Promise<{ digest: Digest; size: number }> {

@@ -77,6 +77,14 @@ export interface PutBlobExpectation {
   readonly mediaType: string;
   /** Told the bytes read so far, as they go out. */
   readonly onProgress?: (bytes: number) => void;
+  /**
+   * The same content produced again from its start (a layer recompressed from its source: the
+   * compressor is deterministic), for a destination whose upload broke off where it cannot
+   * resume: it may start over from this instead of keeping the bytes sent (see
+   * ImageDestination.putBlobChunks' `reread`). Without `digest`, what counts is the content of
+   * the attempt that completes.
+   */
+  readonly reread?: () => Promise<Readable>;
 }
 
 /**
