@@ -24,7 +24,7 @@
  *   Readable's chunks (it never reuses one it emitted), copies of the chunks of a source that
  *   reuses its buffers (`reusedChunks`).
  * - A source that can be read again (`reread`: a copy's blob chunks from a registry or an OCI
- *   layout) keeps a share of REREAD_WINDOWS (the uploads of a copy together keep 16 MiB, one alone
+ *   layout, a layer compressed on the way from its source) keeps a share of REREAD_WINDOWS (the uploads of a copy together keep 16 MiB, one alone
  *   as much as any upload): a PATCH that cannot be resumed from it where the registry stands
  *   (below the window, or a session dropped) starts over with a new session and a new, again
  *   verified, read from byte 0, whatever the blob's size. Saves most of the windows' memory, pool
