@@ -380,15 +380,11 @@ export async function unpackRemoteLayer(remote: RemoteLayer, opts: RemoteUnpackO
     try {
       // the workers' path (remote-tar.ts: no copy or allocation per chunk), on this thread
       const client = RegistryClient.fromSession(remote.session, opts.signal);
-      const { remoteTar } = await import("./remote-tar.js");
+      // split: this thread's share ends at the tar bytes, a worker extracts them (caller-slot.ts)
+      const split = slot !== undefined && opts.split === true && !unpackWorkersBusy();
+      const [{ remoteTar }, extract] = await Promise.all([import("./remote-tar.js"), split ? undefined : import("./extract.js")]);
       const tar = remoteTar(client, remote.repository, remote.blob, { signal: opts.signal, onRead: opts.onRead, onResume: opts.onResume });
-      if (slot && opts.split && !unpackWorkersBusy()) {
-        // this thread's share ends at the tar bytes, a worker extracts them (caller-slot.ts)
-        r = await unpackInWorker({ chunks: tar }, { ...opts, onRead: undefined, callerThread: true });
-      } else {
-        const { extractLayer } = await import("./extract.js");
-        r = await extractLayer(tar, { ...opts, releaseChunks: true });
-      }
+      r = extract ? await extract.extractLayer(tar, { ...opts, releaseChunks: true }) : await unpackInWorker({ chunks: tar }, { ...opts, onRead: undefined });
     } finally {
       slot?.release();
     }
