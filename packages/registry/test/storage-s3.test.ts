@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
@@ -13,7 +13,7 @@ import type { S3Config } from "../src/config.js";
 import { driverConformanceSuite } from "../src/storage/conformance.js";
 import { PathNotFoundError, StorageUnavailableError } from "../src/storage/driver.js";
 import { type S3StorageDriver, s3Driver } from "../src/storage/s3.js";
-import { baseS3TestConfig, dropS3TestBucket, s3SkipReason, s3TestConfig } from "./helpers/s3-server.js";
+import { baseS3TestConfig, dropS3TestBucket, s3SkipReason, s3TestConfig, s3TestEndpoint } from "./helpers/s3-server.js";
 
 const MiB = 1024 * 1024;
 
@@ -517,6 +517,159 @@ if (!probe) {
       assert.equal((await b.getContent("/v2/k")).toString(), "b");
       await b.delete("/v2");
       assert.deepEqual(await rawKeys(none), []);
+    });
+  });
+
+  describe("s3 parts sent while they fill (s3-cutthrough.ts)", () => {
+    /** One UploadPart request as the proxy saw it. */
+    interface PartRequest {
+      readonly part: number;
+      /** Body bytes that reached the proxy. */
+      received: number;
+      readonly declared: number;
+      /** How it ended: "stored" (the store answered 200), "cut" (the client went away), or other status. */
+      outcome?: string;
+    }
+    let cfg: S3Config;
+    let proxy: Server;
+    let parts: PartRequest[] = [];
+    /** When set, decides whether to cut an UploadPart request after `bytes` reached the proxy. */
+    let sabotage: ((r: PartRequest) => boolean) | undefined;
+    const drivers: S3StorageDriver[] = [];
+
+    before(async () => {
+      const c = await s3TestConfig({ partSize: 8 * MiB, partBufferBytes: 16 * MiB });
+      assert.ok(c, "S3 server vanished");
+      const upstream = new URL(c.endpoint!);
+      // A relay in front of the store that records every UploadPart request (when it began,
+      // how many body bytes came, how it ended). The Host header is relayed unchanged, so the
+      // requests' signatures still hold.
+      proxy = createServer((req, res) => {
+        const q = new URL(req.url ?? "/", "http://x").searchParams;
+        const rec: PartRequest | undefined =
+          req.method === "PUT" && q.has("partNumber") ? { part: Number(q.get("partNumber")), received: 0, declared: Number(req.headers["content-length"]) } : undefined;
+        if (rec) parts.push(rec);
+        const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+          if (rec) rec.outcome = up.statusCode === 200 ? "stored" : String(up.statusCode);
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        });
+        out.on("error", () => res.destroy());
+        req.on("data", (c: Buffer) => {
+          if (!rec) return;
+          rec.received += c.length;
+          if (sabotage?.(rec)) {
+            rec.outcome = "sabotaged";
+            req.destroy();
+            out.destroy();
+          }
+        });
+        req.on("close", () => {
+          if (req.complete) return;
+          if (rec && rec.outcome === undefined) rec.outcome = "cut";
+          out.destroy();
+        });
+        req.pipe(out);
+      });
+      await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+      cfg = { ...c, endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` };
+    });
+    after(async () => {
+      for (const d of drivers) await d.close?.();
+      proxy?.close();
+      if (cfg) await dropS3TestBucket({ ...cfg, endpoint: s3TestEndpoint() });
+    });
+    const make = () => {
+      const d = s3Driver(cfg);
+      drivers.push(d);
+      parts = [];
+      sabotage = undefined;
+      return d;
+    };
+    const until = async (what: string, cond: () => boolean) => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond(), what);
+    };
+
+    it("a long session's parts go out while they fill; a part cut off by close() is sent again at its real size, and the bytes are whole", async () => {
+      const d = make();
+      const key = "/v2/cut/a";
+      // parts of 8 MiB (a lone writer's share of the 16 MiB pool)
+      const data = randomBytes(21 * MiB + 11);
+      const w = await d.writer(key);
+      await w.write(data.subarray(0, 6 * MiB));
+      // past S3's 5 MiB minimum, the first part is on its way though 2 MiB are missing
+      await until("part 1 went out before it was full", () => parts.some((p) => p.part === 1));
+      assert.equal(parts[0].declared, 8 * MiB, "the request declares the whole part");
+      await w.write(data.subarray(6 * MiB, 13 * MiB));
+      // part 1 is full; part 2 began at its first byte and is 3 MiB short
+      await until("part 2 went out before it was full", () => parts.some((p) => p.part === 2));
+      await w.close();
+      const p2 = parts.filter((p) => p.part === 2);
+      assert.deepEqual(
+        p2.map((p) => [p.declared, p.outcome]),
+        [
+          [8 * MiB, "cut"],
+          [5 * MiB, "stored"],
+        ],
+        "the cut-off part 2 is sent again with the 5 MiB it has",
+      );
+      assert.deepEqual(
+        parts.filter((p) => p.part === 1).map((p) => [p.declared, p.received, p.outcome]),
+        [[8 * MiB, 8 * MiB, "stored"]],
+        "part 1 went out once",
+      );
+      const w2 = await d.writer(key, { append: true });
+      await w2.write(data.subarray(13 * MiB));
+      await w2.commit();
+      assert.equal(sha(await readAll(await d.reader(key))), sha(data), "content differs");
+      await d.delete("/v2/cut");
+    });
+
+    it("a session that says how much it writes sends only the parts it fills while they fill", async () => {
+      const d = make();
+      const key = "/v2/cut/b";
+      const data = randomBytes(14 * MiB);
+      // 14 MiB announced: part 1 (8 MiB) fills, part 2 would be cut off at 6 MiB
+      const w = await d.writer(key, { expect: data.length });
+      await w.write(data.subarray(0, 1 * MiB));
+      await until("part 1 went out from its first MiB", () => parts.some((p) => p.part === 1));
+      await w.write(data.subarray(1 * MiB));
+      await w.close();
+      assert.deepEqual(
+        parts.map((p) => [p.part, p.declared, p.outcome]),
+        [
+          [1, 8 * MiB, "stored"],
+          [2, 6 * MiB, "stored"],
+        ],
+        "no request for part 2 before the session ended, none cut",
+      );
+      const w2 = await d.writer(key, { append: true, expect: 0 });
+      await w2.commit();
+      assert.equal(sha(await readAll(await d.reader(key))), sha(data), "content differs");
+      await d.delete("/v2/cut");
+    });
+
+    it("a part whose request fails on the way is uploaded again from its buffer: the write goes on and the bytes are whole", async () => {
+      const d = make();
+      const key = "/v2/cut/c";
+      const data = randomBytes(20 * MiB + 7);
+      // the first request for part 2 is cut after 3 MiB reached the relay
+      let struck = false;
+      sabotage = (r) => {
+        if (struck || r.part !== 2 || r.received < 3 * MiB) return false;
+        struck = true;
+        return true;
+      };
+      const w = await d.writer(key);
+      await writeChunked(w, data);
+      await w.commit();
+      const p2 = parts.filter((p) => p.part === 2);
+      assert.equal(p2[0]?.outcome, "sabotaged", "the first attempt at part 2 was cut");
+      assert.equal(p2.at(-1)?.outcome, "stored", "part 2 was stored by a later request");
+      assert.equal(p2.at(-1)?.declared, 8 * MiB);
+      assert.equal(sha(await readAll(await d.reader(key))), sha(data), "content differs");
+      await d.delete("/v2/cut");
     });
   });
 

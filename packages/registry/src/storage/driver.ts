@@ -46,6 +46,11 @@ export interface WriterOptions {
    * content in one request; such a writer cannot be resumed (close() fails). Ignored with append.
    */
   readonly size?: number;
+  /**
+   * How many bytes this session is expected to write (a chunk's Content-Length), when known.
+   * A hint only: a driver may skip work that a session ending sooner would waste.
+   */
+  readonly expect?: number;
   readonly signal?: AbortSignal;
 }
 

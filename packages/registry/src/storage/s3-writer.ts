@@ -47,6 +47,7 @@ import {
 import type { CommitToOptions, FileWriter } from "./driver.js";
 import { PathNotFoundError, StorageError } from "./driver.js";
 import type { PartBuffers } from "./s3-buffers.js";
+import { CutThroughPart } from "./s3-cutthrough.js";
 import { DRIVER_NAME, errorName, s3Call } from "./s3-client.js";
 import type { ParkedState, ParkedWriters } from "./s3-parked.js";
 import { ownerRecordOf, physicalKeyFor, pointerFrom, pointerMetadata } from "./s3-pointers.js";
@@ -86,6 +87,8 @@ interface WriterState {
 
 export interface WriterContext {
   readonly client: S3Client;
+  /** A client making one attempt per request, for parts sent while they fill (s3-cutthrough.ts); none: parts go out when full. */
+  readonly streamClient?: S3Client;
   readonly bucket: string;
   readonly partSize: number;
   /** Where part buffers come from (shared by the driver's writers). */
@@ -97,6 +100,8 @@ export interface WriterContext {
   /** The driver's key prefix in the bucket ("" or "prefix/"), for physical object keys. */
   readonly root: string;
   readonly signal?: AbortSignal;
+  /** Bytes this session is expected to write (WriterOptions.expect). */
+  readonly expect?: number;
   /** States of writers this driver closed, for a cheaper resume (s3-parked.ts). */
   readonly parked?: ParkedWriters;
   /** The driver's move, for commitTo() of a writer whose upload is at its own key (legacy state). */
@@ -197,7 +202,11 @@ export class S3Writer implements FileWriter {
   private room = 0;
   private filled = 0;
   private total = 0;
+  /** `total` when this session began (bytes of earlier sessions). */
+  private startTotal = 0;
   private readonly inflight = new Set<Promise<void>>();
+  /** The part being filled, when it is already going out (s3-cutthrough.ts). */
+  private cut: CutThroughPart | undefined;
   /** Leaves the pool's count of writers filling parts (set from the first part on). */
   private leave: (() => void) | undefined;
   private failure: unknown;
@@ -282,6 +291,7 @@ export class S3Writer implements FileWriter {
     if (w.total !== state.size) {
       throw new StorageError(DRIVER_NAME, key, `resumable upload state is inconsistent (recorded ${state.size} bytes, found ${w.total})`);
     }
+    w.startTotal = w.total;
     return w;
   }
 
@@ -340,6 +350,7 @@ export class S3Writer implements FileWriter {
     w.segments = [...p.segments];
     w.segmentBytes = w.segments.reduce((n, s) => n + s.size, 0);
     w.total = p.size;
+    w.startTotal = w.total;
     return w;
   }
 
@@ -362,7 +373,12 @@ export class S3Writer implements FileWriter {
   /** Gives the part buffer back and leaves the writer count (the writer fills no more parts). */
   private releasePart(): void {
     this.leave?.();
-    if (this.cur) this.ctx.buffers.give(this.cur);
+    const buf = this.cur;
+    const cut = this.cut;
+    this.cut = undefined;
+    // a part still going out reads its buffer until the request is cut
+    if (buf && cut) void cut.abandon().then(() => this.ctx.buffers.give(buf));
+    else if (buf) this.ctx.buffers.give(buf);
     this.cur = undefined;
     this.room = 0;
     this.filled = 0;
@@ -380,12 +396,63 @@ export class S3Writer implements FileWriter {
       this.total += n;
       off += n;
       if (this.filled === buf.length) {
-        await this.loadSegments();
-        this.cur = undefined;
-        await this.startPart(buf, buf.length);
+        const cut = this.cut;
+        if (cut) {
+          // the part went out while it filled; a failed attempt is sent again from the buffer
+          this.cut = undefined;
+          this.cur = undefined;
+          cut.feed(buf.length);
+          this.track(
+            buf,
+            cut.result.then(async (etag) => {
+              if (etag) this.parts.push({ PartNumber: cut.partNumber, ETag: etag, Size: buf.length });
+              else await this.uploadPart(buf, buf.length, cut.partNumber);
+            }),
+          );
+        } else {
+          await this.loadSegments();
+          this.cur = undefined;
+          await this.startPart(buf, buf.length);
+        }
         this.check();
+      } else if (this.cut) {
+        this.cut.feed(this.filled);
+      } else if (this.cutNow(buf)) {
+        await this.startCut(buf);
       }
     }
+  }
+
+  /**
+   * Whether the part being filled should start going out now (s3-cutthrough.ts). When the
+   * session's length is known, only a part that it fills: a part cut off by the session's end
+   * would be sent twice. Otherwise a first part once it holds S3's minimum part size (a small
+   * blob still ends as one PutObject), later parts from their first byte.
+   */
+  private cutNow(buf: Buffer): boolean {
+    if (!this.ctx.streamClient || this.room !== 0 || this.segments.length !== 0) return false;
+    const expect = this.ctx.expect;
+    if (expect !== undefined) return this.total - this.startTotal + (buf.length - this.filled) <= expect;
+    return this.uploadId !== undefined || this.filled >= MIN_PART_SIZE;
+  }
+
+  /** Starts sending the part being filled (see cutNow). */
+  private async startCut(buf: Buffer): Promise<void> {
+    const uploadId = await this.ensureUpload();
+    while (this.inflight.size >= PART_CONCURRENCY) await Promise.race(this.inflight);
+    if (this.cur !== buf || this.cut) return;
+    const partNumber = this.nextPart++;
+    const { bucket, signal } = this.ctx;
+    this.cut = new CutThroughPart(buf, this.filled, { client: this.ctx.streamClient!, bucket, uploadKey: this.uploadKey, uploadId, partNumber, signal });
+  }
+
+  /** Cuts the part that goes out while it fills: its bytes stay in `cur` and its number is free again. */
+  private async abandonCut(): Promise<void> {
+    const cut = this.cut;
+    if (!cut) return;
+    this.cut = undefined;
+    await cut.abandon();
+    this.nextPart = cut.partNumber;
   }
 
   /** Size of the next part: the pool's share for this writer, doubled every PARTS_PER_SIZE_STEP parts. */
@@ -443,28 +510,32 @@ export class S3Writer implements FileWriter {
       this.ctx.buffers.give(buf);
       throw e;
     }
-    const partNumber = this.nextPart++;
+    this.track(buf, this.uploadPart(buf, length, this.nextPart++, uploadId));
+  }
+
+  /** Uploads the first `length` bytes of `buf` as part `partNumber` (with the client's retries). */
+  private async uploadPart(buf: Buffer, length: number, partNumber: number, uploadId = this.uploadId!): Promise<void> {
     const body = buf.subarray(0, length);
     const { client, bucket, key, signal } = this.ctx;
-    const uploadKey = this.uploadKey;
-    const p: Promise<void> = s3Call(key, signal, () =>
+    const res = await s3Call(key, signal, () =>
       client.send(
-        unsignedPayload(new UploadPartCommand({ Bucket: bucket, Key: uploadKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length })),
+        unsignedPayload(new UploadPartCommand({ Bucket: bucket, Key: this.uploadKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length })),
         { abortSignal: signal },
       ),
-    ).then(
-      (res) => {
-        if (!res.ETag) throw new StorageError(DRIVER_NAME, key, `UploadPart ${partNumber} returned no ETag`);
-        this.parts.push({ PartNumber: partNumber, ETag: res.ETag, Size: length });
-      },
-      (e) => {
-        this.failure ??= e;
-      },
     );
-    const tracked = p
-      .catch((e) => {
-        this.failure ??= e;
-      })
+    if (!res.ETag) throw new StorageError(DRIVER_NAME, key, `UploadPart ${partNumber} returned no ETag`);
+    this.parts.push({ PartNumber: partNumber, ETag: res.ETag, Size: length });
+  }
+
+  /** Counts `work` (the upload of a part held in `buf`) in flight; `buf` goes back to the pool once it settled. */
+  private track(buf: Buffer, work: Promise<unknown>): void {
+    const tracked = work
+      .then(
+        () => {},
+        (e) => {
+          this.failure ??= e;
+        },
+      )
       .finally(() => {
         this.inflight.delete(tracked);
         this.ctx.buffers.give(buf);
@@ -491,6 +562,7 @@ export class S3Writer implements FileWriter {
     this.checkEnd();
     try {
       this.done = true;
+      await this.abandonCut();
       await this.drain();
       const { client, bucket, key, objectKey, signal } = this.ctx;
       if (this.cur && this.filled > this.room && this.filled >= MIN_PART_SIZE) {
@@ -573,6 +645,7 @@ export class S3Writer implements FileWriter {
     this.checkEnd();
     try {
       this.done = true;
+      await this.abandonCut();
       const { client, bucket, objectKey, key, signal, root } = this.ctx;
       const target = dest === undefined ? objectKey : `${root}${dest.slice(1)}`;
       this.ctx.parked?.drop(objectKey);
@@ -643,6 +716,7 @@ export class S3Writer implements FileWriter {
   async cancel(): Promise<void> {
     if (this.done && this.failure === undefined) throw new StorageError(DRIVER_NAME, this.ctx.key, "writer already closed");
     this.done = true;
+    await this.abandonCut();
     this.releasePart();
     this.ctx.parked?.drop(this.ctx.objectKey);
     while (this.inflight.size) await Promise.allSettled(this.inflight);

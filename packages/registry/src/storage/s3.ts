@@ -107,6 +107,8 @@ async function parallel<T>(items: readonly T[], n: number, fn: (item: T) => Prom
 class S3DriverImpl {
   readonly name = DRIVER_NAME;
   readonly client: S3Client;
+  /** One attempt per request: for part bodies that are streams (s3-cutthrough.ts). */
+  private readonly streamClient: S3Client;
   readonly bucket: string;
   private readonly root: string;
   private multiDelete = true;
@@ -115,6 +117,7 @@ class S3DriverImpl {
 
   constructor(private readonly cfg: S3Config) {
     this.client = createS3Client(cfg);
+    this.streamClient = createS3Client({ ...cfg, maxAttempts: 1 });
     this.bucket = cfg.bucket;
     this.root = cfg.prefix ? `${cfg.prefix}/` : "";
     this.buffers = new PartBuffers(Math.max(MIN_PART_SIZE, cfg.partSize), Math.max(cfg.partBufferBytes, cfg.partSize));
@@ -259,6 +262,7 @@ class S3DriverImpl {
     opts.signal?.throwIfAborted();
     const ctx = {
       client: this.client,
+      streamClient: this.streamClient,
       bucket: this.bucket,
       partSize: this.cfg.partSize,
       buffers: this.buffers,
@@ -266,6 +270,7 @@ class S3DriverImpl {
       objectKey: this.objectKey(key),
       root: this.root,
       signal: opts.signal,
+      expect: opts.expect,
       parked: this.parked,
       move: (source: string, dest: string, signal?: AbortSignal) => this.move(source, dest, signal),
     };
@@ -657,6 +662,7 @@ class S3DriverImpl {
 
   async close(): Promise<void> {
     this.client.destroy();
+    this.streamClient.destroy();
   }
 }
 

@@ -112,7 +112,7 @@ export class UploadService {
     if (!progress || progress.offset <= s.offset) return s;
     return this.locks.withLock(`upload:${id}`, async (lease) => {
       const cur = await this.get(repository, id);
-      const writer = await this.openWriter(cur, lease);
+      const writer = await this.openWriter(cur, lease, 0);
       if (!writer) return this.forget(cur, lease);
       await writer.close();
       return cur;
@@ -124,7 +124,7 @@ export class UploadService {
     await this.get(repository, id);
     return this.locks.withLock(`upload:${id}`, async (lease) => {
       const s = await this.get(repository, id);
-      const writer = await this.openWriter(s, lease);
+      const writer = await this.openWriter(s, lease, contentLength);
       if (!writer) return this.forget(s, lease);
       let allow: Allowance | undefined;
       try {
@@ -160,7 +160,7 @@ export class UploadService {
         await this.markCompleted(s, digest, size, lease);
         return size;
       }
-      const writer = await this.openWriter(s, lease);
+      const writer = await this.openWriter(s, lease, body ? contentLength : 0);
       if (!writer) return this.finishInterrupted(s, digest, body, contentLength, lease);
       const hash = this.loadHash(s);
       let allow: Allowance | undefined;
@@ -367,17 +367,18 @@ export class UploadService {
   /**
    * Opens the upload's data for appending, matching the session: when a progress record shows
    * a persisted chunk the session missed, the session is rolled forward. Undefined when the
-   * data does not match the session (the caller decides what that means).
+   * data does not match the session (the caller decides what that means). `expect`: the bytes
+   * this request will write, when known (WriterOptions.expect).
    */
-  private async openWriter(s: UploadSession, lease: Lease): Promise<FileWriter | undefined> {
+  private async openWriter(s: UploadSession, lease: Lease, expect?: number): Promise<FileWriter | undefined> {
     const key = pathFor({ kind: "uploadData", name: s.repository, id: s.id });
     let writer: FileWriter;
     try {
-      writer = await this.driver.writer(key, { append: true, signal: lease.signal });
+      writer = await this.driver.writer(key, { append: true, expect, signal: lease.signal });
     } catch (e) {
       if (isUnavailable(e)) throw e;
       if (!isNotFound(e) || s.offset > 0) return undefined; // committed, or state unreadable
-      writer = await this.driver.writer(key, { signal: lease.signal });
+      writer = await this.driver.writer(key, { expect, signal: lease.signal });
     }
     if (writer.size === s.offset) return writer;
     const progress = await this.readProgress(s);
