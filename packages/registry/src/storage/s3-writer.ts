@@ -9,6 +9,8 @@
  *   the size the pool gives for the writers filling parts at the moment it starts (at least
  *   the configured size, larger when few uploads share the pool: PartBuffers.partSize),
  *   doubled every 250 parts (so that 1000 parts, Swift's default limit, hold > 30 GiB).
+ *   A part may start going out while it fills (s3-cutthrough.ts, see cutNow): its buffer
+ *   still holds its bytes until the part is stored, for a second attempt or a shorter part.
  * - The multipart upload is created at a physical object key outside the key tree (see
  *   s3-pointers.ts). `commit()` uploads the rest as the last part, completes the upload there
  *   and then writes the pointer at the writer's key, which makes the object appear at the key
