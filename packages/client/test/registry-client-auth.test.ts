@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { pull } from "../src/pull.js";
 import { getCredentials } from "../src/credentials/docker-config.js";
 import { parseChallenges, redact } from "../src/registry/auth.js";
+import { RegistryClient } from "../src/registry/client.js";
 import { startTokenServer, writeHtpasswd } from "./helpers/auth-servers.js";
 import { type Distribution, pushOciLayout, startDistribution } from "./helpers/distribution.js";
 import { type PushedImage, smallLayer } from "./helpers/images.js";
@@ -129,6 +130,21 @@ describe("token auth (distribution with auth: token)", { skip: missing("docker-r
     assert.equal(mine.length, 1);
     assert.equal(mine[0].scope, "repository:test/tok:pull");
     assert.equal(mine[0].service, tokens.service);
+  });
+
+  it("requests refused at once share one token: 8 HEADs on a new client, one token request, every one answered", async () => {
+    const before = tokens.requests.length;
+    const client = new RegistryClient({ domain: reg.host, credentials: { username: USER, password: PASSWORD } });
+    const path = `/v2/test/tok/blobs/${img.configDigest}`;
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const res = await client.request(path, { repository: "test/tok", method: "HEAD", small: true });
+        await res.body.cancel().catch(() => {});
+        return res.status;
+      }),
+    );
+    assert.deepEqual(answers, Array(8).fill(200));
+    assert.equal(tokens.requests.length - before, 1, JSON.stringify(tokens.requests.slice(before)));
   });
 
   it("a token server refusing the credentials fails the pull without echoing them", async () => {

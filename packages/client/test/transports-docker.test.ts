@@ -2,8 +2,9 @@
  * `docker://` in `strata copy` and `strata manifest create`, against real registries (Debian's
  * docker-registry = CNCF distribution 2.8, open and behind htpasswd), read back by skopeo:
  * manifest and index digests kept, blobs verified by skopeo's own pull, same-registry copies
- * mount every blob (nothing uploaded), a layer larger than one upload chunk goes in PATCHes,
- * wrong credentials and an unreachable registry fail with one line.
+ * mount every blob (nothing uploaded), a layer's check, session and source read start at once, a
+ * large layer goes in one PUT that stops before its last bytes when they do not match, uploads cut
+ * mid-way are sent again, wrong credentials and an unreachable registry fail with one line.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -17,7 +18,7 @@ import { type Distribution, freePort, pushOciLayout, run, startDistribution } fr
 import { bigLayer, smallLayer } from "./helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
 import { addSignature, SIG_TYPE } from "./helpers/artifact.js";
-import { startCuttingProxy } from "./helpers/cutting-proxy.js";
+import { streamsBlob, startCuttingProxy } from "./helpers/cutting-proxy.js";
 import { runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
 
@@ -36,6 +37,40 @@ function events(stdout: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/**
+ * An HTTP proxy in front of a registry that logs each request when it arrives (`what`: its method)
+ * and each answer when it is passed on (`answer METHOD`), holding HEAD answers back `holdHeadMs`.
+ */
+async function startTimedProxy(upstream: number, holdHeadMs: number): Promise<{ host: string; log: { at: number; what: string; path: string }[]; stop(): Promise<void> }> {
+  const log: { at: number; what: string; path: string }[] = [];
+  const srv = http.createServer((req, res) => {
+    const path = req.url ?? "";
+    log.push({ at: performance.now(), what: req.method ?? "", path });
+    const up = http.request({ host: "127.0.0.1", port: upstream, method: req.method, path, headers: req.headers }, (u) => {
+      const pass = () => {
+        log.push({ at: performance.now(), what: `answer ${req.method}`, path });
+        res.writeHead(u.statusCode ?? 502, u.headers);
+        u.pipe(res);
+      };
+      if (req.method === "HEAD" && holdHeadMs > 0) setTimeout(pass, holdHeadMs);
+      else pass();
+    });
+    up.on("error", () => res.destroy());
+    res.on("close", () => up.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  return {
+    host: `127.0.0.1:${(srv.address() as { port: number }).port}`,
+    log,
+    stop: () =>
+      new Promise<void>((r) => {
+        srv.closeAllConnections();
+        srv.close(() => r());
+      }),
+  };
+}
+
 describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", { skip: missing("docker-registry", "skopeo") }, () => {
   let work: string;
   let layout: string;
@@ -49,7 +84,7 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     work = await mkdtemp(join(tmpdir(), "strata-dcopy-"));
     layout = join(work, "src");
     const b = new OciLayoutBuilder(layout);
-    // 20 MiB of random data: more than one 16 MiB upload chunk (PATCH, then PUT)
+    // 20 MiB of random data: above MONOLITHIC_MAX, streamed in one PUT as it is read
     single = await b.image({ layers: [{ tar: await smallLayer("one") }, { tar: await bigLayer("two", 20 << 20) }] });
     amd = await b.image({ layers: [{ tar: await smallLayer("amd") }], architecture: "amd64" });
     arm = await b.image({ layers: [{ tar: await smallLayer("arm") }], architecture: "arm64", variant: "v8" });
@@ -106,6 +141,66 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     assert.equal(ev.at(-1)?.digest, single.manifestDigest);
     // the blobs are really in the new repository: skopeo pulls it
     await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/other/copy:c`, `oci:${join(work, "mounted")}:x`);
+  });
+
+  it("each blob's check (HEAD), its upload session (POST) and its source read (GET) start at once; once one blob is found there, the next ones are checked first", async () => {
+    // the source and the destination are the same registry behind two proxies (two hosts: no
+    // mount); the destination's proxy holds every HEAD answer back 300 ms
+    const from = await startTimedProxy(reg.port, 0);
+    const to = await startTimedProxy(reg.port, 300);
+    try {
+      const first = await runCli(["copy", "--quiet", `docker://${from.host}/team/one:v1`, `docker://${to.host}/team/spec:v1`]);
+      assert.equal(first.code, 0, first.stderr);
+      const answered = Math.min(...to.log.filter((e) => e.what === "answer HEAD").map((e) => e.at));
+      const posts = to.log.filter((e) => e.what === "POST");
+      assert.equal(posts.length, 3, JSON.stringify(to.log));
+      assert.ok(
+        posts.every((e) => e.at < answered),
+        JSON.stringify(to.log),
+      );
+      // both layers' reads were asked of the source before any HEAD was answered (the config was read with the manifest)
+      const reads = from.log.filter((e) => e.what === "GET" && /\/blobs\/sha256:/.test(e.path) && single.blobDigests.some((d) => e.path.endsWith(d)));
+      assert.equal(reads.length, 2, JSON.stringify(from.log));
+      assert.ok(
+        reads.every((e) => e.at < answered),
+        JSON.stringify({ reads, answered }),
+      );
+      assert.equal(sha(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/team/spec:v1`)), single.manifestDigest);
+
+      // again, one blob at a time: the config's session opened beside its HEAD is deleted when the
+      // HEAD finds it; each layer is checked before anything else is asked for it
+      to.log.length = 0;
+      from.log.length = 0;
+      const again = await runCli(["copy", "--format", "json", "--max-concurrent", "1", `docker://${from.host}/team/one:v1`, `docker://${to.host}/team/spec:v2`]);
+      assert.equal(again.code, 0, again.stderr);
+      const blobs = events(again.stdout).filter((e) => e.event === "blob");
+      assert.deepEqual(
+        blobs.map((e) => e.status),
+        ["exists", "exists", "exists"],
+      );
+      // the config: HEAD and POST at once, the session deleted (in the background) once the HEAD found the blob
+      const uploads = (re: RegExp) => to.log.filter((e) => re.test(e.what) && /\/blobs\/uploads\//.test(e.path));
+      assert.equal(uploads(/^POST$/).length, 1, JSON.stringify(to.log));
+      assert.equal(uploads(/^answer DELETE$/).length, 1, JSON.stringify(to.log));
+      assert.deepEqual(
+        to.log.slice(0, 2).map((e) => e.what),
+        ["HEAD", "POST"],
+      );
+      // then each layer: its HEAD, answered before anything else is sent
+      const firstAnswer = to.log.findIndex((e) => e.what === "answer HEAD");
+      assert.deepEqual(
+        to.log
+          .slice(firstAnswer + 1)
+          .filter((e) => !/DELETE|PUT/.test(e.what))
+          .map((e) => e.what),
+        ["HEAD", "answer HEAD", "HEAD", "answer HEAD"],
+      );
+      // and no layer was read from the source
+      assert.equal(from.log.filter((e) => e.what === "GET" && single.blobDigests.some((d) => e.path.endsWith(d))).length, 0, JSON.stringify(from.log));
+    } finally {
+      await from.stop();
+      await to.stop();
+    }
   });
 
   it("manifest create builds an OCI index (and a Docker list) of images in the registry; skopeo reads it", async () => {
@@ -194,6 +289,34 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     const opened = count(/^POST \/v2\/team\/bad\/blobs\/uploads\/ /);
     assert.ok(opened >= 2, proxy.lines.join("\n"));
     assert.equal(count(/^(PUT|DELETE) \/v2\/team\/bad\/blobs\/uploads\/[^?]+\?/), opened, proxy.lines.join("\n"));
+  });
+
+  it("a big layer whose last byte differs from its digest: the whole-blob PUT stops before its last bytes, nothing is stored", async () => {
+    const bad = join(work, "bad-big");
+    await cp(layout, bad, { recursive: true });
+    const digest = single.blobDigests[1];
+    const blob = join(bad, "blobs", "sha256", digest.slice(7));
+    const bytes = await readFile(blob);
+    bytes[bytes.length - 1] ^= 0xff;
+    await writeFile(blob, bytes);
+    const proxy = await startCuttingProxy(reg.port, 0, 0);
+    let r;
+    try {
+      r = await runCli(["copy", `oci:${bad}:v1`, `docker://${proxy.host}/team/badbig:v1`]);
+    } finally {
+      await proxy.stop();
+    }
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /digest/);
+    const at = proxy.heads.findIndex((h) => streamsBlob(h));
+    assert.ok(at >= 0, proxy.lines.join("\n"));
+    assert.match(proxy.lines[at], new RegExp(`^PUT \\S+digest=${encodeURIComponent(digest)}`));
+    // the registry got the head and fewer bytes than the body's length: its verification came first
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(proxy.heads[at])?.[1]);
+    assert.equal(length, bytes.length);
+    assert.ok(proxy.bytes[at] < proxy.heads[at].length + 4 + length, `${proxy.bytes[at]} bytes passed on`);
+    const head = await fetch(`http://${reg.host}/v2/team/badbig/blobs/${digest}`, { method: "HEAD" });
+    assert.equal(head.status, 404);
   });
 
   it("a registry whose Docker-Content-Digest differs from what was sent: the copy fails with one line", async () => {
@@ -289,7 +412,7 @@ describe("strata login + copy to distribution behind htpasswd", { skip: missing(
 describe("an upload cut mid-way is sent again (distribution 2.8 drops the session)", { skip: missing("docker-registry", "skopeo") }, () => {
   let work: string;
   let reg: Distribution;
-  it("the PATCH is cut after 6 MiB; the status GET finds no session; a new one gets the blob from byte 0, intact", async () => {
+  it("the whole-blob PUT is cut after 6 MiB; the status GET finds no session; a new one gets the blob from byte 0, intact", async () => {
     work = await mkdtemp(join(tmpdir(), "strata-dresume-"));
     reg = await startDistribution();
     const proxy = await startCuttingProxy(reg.port, 6 << 20, 1);
@@ -301,10 +424,15 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       await b.finish("v1", [img], false);
       const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/cut/img:1`]);
       assert.equal(r.code, 0, r.stderr);
-      const patches = proxy.lines.filter((l) => l.startsWith("PATCH "));
-      assert.equal(patches.length, 2, proxy.lines.join("\n"));
-      // between the two PATCHes: the upload's status asked (GET on the session), then a new session (POST)
-      const between = proxy.lines.slice(proxy.lines.indexOf(patches[0]) + 1, proxy.lines.indexOf(patches[1]));
+      // the whole blob in one PUT (size and digest known), twice: cut, then sent again
+      const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
+      assert.equal(at.length, 2, proxy.lines.join("\n"));
+      assert.ok(
+        at.every((i) => /^PUT \S+[?&]digest=/.test(proxy.lines[i])),
+        proxy.lines.join("\n"),
+      );
+      // between the two: the upload's status asked (GET on the session), then a new session (POST)
+      const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^GET \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
       assert.ok(between.some((l) => /^POST \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
       // skopeo, straight at the registry, pulls and verifies every blob
@@ -328,9 +456,14 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       await b.finish("v1", [img], false);
       const r = await runCli(["copy", "--dest-compress", "gzip", "--no-preserve-digests", `oci:${layout}:v1`, `docker://${proxy.host}/cut/gz:1`]);
       assert.equal(r.code, 0, r.stderr);
-      const patches = proxy.lines.filter((l) => l.startsWith("PATCH "));
-      assert.equal(patches.length, 2, proxy.lines.join("\n"));
-      const between = proxy.lines.slice(proxy.lines.indexOf(patches[0]) + 1, proxy.lines.indexOf(patches[1]));
+      // the digest is known only at the end: PATCHes, then a closing PUT
+      const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
+      assert.equal(at.length, 2, proxy.lines.join("\n"));
+      assert.ok(
+        at.every((i) => proxy.lines[i].startsWith("PATCH ")),
+        proxy.lines.join("\n"),
+      );
+      const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^POST \/v2\/cut\/gz\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
       // skopeo, straight at the registry, finds a gzip layer and pulls and verifies every blob
       const manifest = JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/cut/gz:1`));
@@ -358,9 +491,13 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       await pushOciLayout(layout, "v1", `${src.host}/cut/src:v1`);
       const r = await runCli(["copy", `docker://${seen.host}/cut/src:v1`, `docker://${proxy.host}/cut/img:1`]);
       assert.equal(r.code, 0, r.stderr);
-      const patches = proxy.lines.filter((l) => l.startsWith("PATCH "));
-      assert.equal(patches.length, 2, proxy.lines.join("\n"));
-      const between = proxy.lines.slice(proxy.lines.indexOf(patches[0]) + 1, proxy.lines.indexOf(patches[1]));
+      const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
+      assert.equal(at.length, 2, proxy.lines.join("\n"));
+      assert.ok(
+        at.every((i) => /^PUT \S+[?&]digest=/.test(proxy.lines[i])),
+        proxy.lines.join("\n"),
+      );
+      const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^POST \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
       // the layer was read twice from the source, each time from its start (no Range)
       const layer = img.blobDigests[0];

@@ -179,6 +179,8 @@ export class RegistryClient {
   private readonly signal: AbortSignal | undefined;
   /** Authorization header per token scope key. */
   private readonly tokens = new Map<string, string>();
+  /** Token requests under way per scope key. */
+  private readonly fetching = new Map<string, Promise<string>>();
   /** The challenge learned from the registry (undefined until the first 401). */
   private challenge: Challenge | undefined;
   private readonly secrets: string[] = [];
@@ -386,8 +388,18 @@ export class RegistryClient {
       const basic = challenges.find((c) => c.scheme === "basic");
       if (bearer) {
         this.challenge = bearer;
-        this.tokens.delete(this.scopeKey(scopes));
-        await this.fetchToken(scopes, signal);
+        // requests refused at once share one new token: the one this request sent is dropped
+        // (not one another request fetched meanwhile), and a fetch under way is waited for
+        const key = this.scopeKey(scopes);
+        if (this.tokens.get(key) === auth) this.tokens.delete(key);
+        if (!this.tokens.has(key)) {
+          let fetching = this.fetching.get(key);
+          if (!fetching) {
+            fetching = this.fetchToken(scopes, signal).finally(() => this.fetching.delete(key));
+            this.fetching.set(key, fetching);
+          }
+          await fetching;
+        }
       } else if (basic) {
         this.challenge = basic;
         if (this.creds) debug(`credentials for ${this.opts.domain} sent to ${from.origin} (Basic)`);

@@ -84,8 +84,8 @@ class DockerSource implements ImageSource {
     return src.pipe(check);
   }
 
-  async blobChunks(ref: BlobRef): Promise<AsyncIterable<Buffer>> {
-    return verifiedChunks(this.client.blobChunks(this.ref.repository, ref), ref, (e) => new TransportError(`${this.name}: blob ${ref.digest}: ${e.message}`));
+  async blobChunks(ref: BlobRef, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+    return verifiedChunks(this.client.blobChunks(this.ref.repository, ref, { signal }), ref, (e) => new TransportError(`${this.name}: blob ${ref.digest}: ${e.message}`));
   }
 
   async close(): Promise<void> {}
@@ -147,8 +147,14 @@ export class DockerDestination implements ImageDestination {
     return this.writer.uploadBlob(data, { digest: expect.digest, size: expect.size, preverified, onProgress: expect.onProgress, reread: expect.reread });
   }
 
-  async putBlobChunks(chunks: AsyncIterable<Buffer>, expect: BlobRef, onProgress?: (bytes: number) => void, reread?: () => Promise<AsyncIterable<Buffer>>): Promise<{ digest: Digest; size: number }> {
-    return this.writer.uploadBlob(chunks, { digest: expect.digest, size: expect.size, preverified: true, reusedChunks: true, onProgress, reread });
+  async putBlobChunks(
+    chunks: AsyncIterable<Buffer>,
+    expect: BlobRef,
+    onProgress?: (bytes: number) => void,
+    reread?: () => Promise<AsyncIterable<Buffer>>,
+    present?: Promise<boolean | { mountedFrom: string }>,
+  ): Promise<{ digest: Digest; size: number; present?: true | { mountedFrom: string } }> {
+    return this.writer.uploadBlob(chunks, { digest: expect.digest, size: expect.size, preverified: true, reusedChunks: true, onProgress, reread, present });
   }
 
   async putManifest(m: { raw: Buffer; mediaType: string }, opts: { top: boolean }): Promise<Digest> {
@@ -161,9 +167,12 @@ export class DockerDestination implements ImageDestination {
     return this.writer.putManifest(m.raw, m.mediaType, reference);
   }
 
-  async commit(): Promise<void> {}
+  async commit(): Promise<void> {
+    await this.writer.settle();
+  }
 
   async abort(): Promise<void> {
+    await this.writer.settle();
     await this.writer.abortAll();
   }
 }

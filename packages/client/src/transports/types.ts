@@ -65,8 +65,9 @@ export interface ImageSource {
   /**
    * Optional: the same bytes as chunks of reused buffers (transports/chunks.ts): a chunk is valid
    * until the iterator's next `next()`; the iteration throws before its end unless they match `ref`.
+   * `signal`: aborting it ends a read not needed any more (a request still waiting is cut).
    */
-  blobChunks?(ref: BlobRef): Promise<AsyncIterable<Buffer>>;
+  blobChunks?(ref: BlobRef, signal?: AbortSignal): Promise<AsyncIterable<Buffer>>;
   close(): Promise<void>;
 }
 
@@ -130,9 +131,18 @@ export interface ImageDestination {
    * against `ref` (the iteration fails before its end otherwise), so they are counted, not hashed
    * again; each is used before the next is asked for, or copied. `reread`: a new read of the same
    * blob from byte 0, verified the same way (a source that can be read again): an upload broken
-   * off then starts over from it instead of keeping the bytes sent for a resume.
+   * off then starts over from it instead of keeping the bytes sent for a resume. `present`: this
+   * destination's `hasBlob(ref)`, run beside the upload's start (the session opened and the first
+   * chunk asked for while it is answered); when it finds the blob, nothing is sent, the upload is
+   * dropped and the result carries that answer as `present`.
    */
-  putBlobChunks?(chunks: AsyncIterable<Buffer>, ref: BlobRef, onProgress?: (bytes: number) => void, reread?: () => Promise<AsyncIterable<Buffer>>): Promise<{ digest: Digest; size: number }>;
+  putBlobChunks?(
+    chunks: AsyncIterable<Buffer>,
+    ref: BlobRef,
+    onProgress?: (bytes: number) => void,
+    reread?: () => Promise<AsyncIterable<Buffer>>,
+    present?: Promise<boolean | { mountedFrom: string }>,
+  ): Promise<{ digest: Digest; size: number; present?: true | { mountedFrom: string } }>;
   /** Optional: one of `knownBlobs` made present at the destination (found or mounted), with its size; undefined when none could be. */
   reuseBlob?(knownBlobs: NonNullable<SourceLayer["knownBlobs"]>): Promise<{ digest: Digest; size: number; mountedFrom?: string } | undefined>;
   /**
