@@ -40,14 +40,13 @@ export const s3Schema = z.object({
    * Memory for multipart parts of all uploads together; uploads beyond it wait for a part to
    * finish (their clients are slowed, the heap does not grow). Parts are larger than partSize
    * while this holds two of them for every upload filling parts (storage/s3-buffers.ts).
-   * 48 MiB gives a lone upload three 16 MiB parts: one filling, two waiting for the store's
-   * answer (see s3-buffers.ts for the stall that a third part removes).
+   * Part buffers count against memory.bufferLimitBytes (see s3-buffers.ts before raising this).
    */
   partBufferBytes: z
     .number()
     .int()
     .min(5 * MiB)
-    .default(48 * MiB),
+    .default(32 * MiB),
   maxAttempts: z.number().int().positive().default(5),
   /** Create the bucket when it does not exist (at start-up and whenever a health check finds it missing). */
   createBucket: z.boolean().default(false),

@@ -12,14 +12,22 @@
  * What it saves: a part no longer waits for its last byte before it starts to cross to the
  * object store, so the part in flight when a body ends is answered soon after (the client's
  * wait between its last byte and the PATCH's 202). Measured with Swift s3api on the 2-core
- * test machine, 256 MiB streamed PATCH + PUT through the registry, 16 MiB parts, A/B
- * interleaved at load 3-5: last byte -> 202 98-189 ms -> 54-88 ms; whole push best of 9
- * 1.23 -> 1.12 s (the rest of the gap to one PutObject is the store's CPU per part on a
- * machine it shares with the registry; see s3-buffers.ts for the parts' answer latency).
+ * test machine, 256 MiB streamed PATCH + PUT through the registry, 16 MiB parts, 6 rounds
+ * each, A/B interleaved at load 2-2.5: last byte -> 202 106-165 ms -> 56-84 ms; whole push
+ * 1.36-1.64 s (best 1.36) -> 1.19-1.62 s (best 1.19); the registry's CPU unchanged (0.69-0.97
+ * vs 0.69-1.07 s; fed in 64 KiB pieces it was ~0.1 s more, hence FEED_BYTES). The rest of the
+ * gap to one PutObject is the store's CPU per part on a machine it shares with the registry
+ * (see s3-buffers.ts for the parts' answer latency).
  */
 import { Readable } from "node:stream";
 import { type S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { unsignedPayload } from "./s3-unsigned.js";
+
+/**
+ * The body is fed in pieces of at least this many bytes: each piece is one write through the
+ * HTTP request's stream machinery, and the registry receives 64 KiB socket reads.
+ */
+const FEED_BYTES = 1024 * 1024;
 
 export interface CutThroughTarget {
   /** A client that makes one attempt per request (the body is a stream). */
@@ -69,9 +77,12 @@ export class CutThroughPart {
     return this.target.partNumber;
   }
 
-  /** Feeds the buffer's bytes up to `filled`; the body ends when the buffer is full. */
+  /**
+   * Feeds the buffer's bytes up to `filled` once FEED_BYTES gathered (or the buffer is full);
+   * the body ends when the buffer is full.
+   */
   feed(filled: number): void {
-    if (filled <= this.sent) return;
+    if (filled <= this.sent || (filled - this.sent < FEED_BYTES && filled < this.buf.length)) return;
     this.body.push(this.buf.subarray(this.sent, filled));
     this.sent = filled;
     if (filled === this.buf.length) this.body.push(null);
