@@ -6,6 +6,7 @@ import { createRegistry } from "./app.js";
 import { type LoadConfigOptions, loadConfig, type RegistryConfig, redisConfigured, splitAddr } from "./config.js";
 import { createTlsServer } from "./http/tls.js";
 import { compactHeap, governBuffers } from "./memory.js";
+import { pooledBufferBytes } from "./storage/s3-buffers.js";
 
 export interface RunningServer {
   readonly url: string;
@@ -33,7 +34,7 @@ export async function startServer(config: RegistryConfig, opts: { compact?: bool
     server.once("error", reject);
     server.listen(port, host, () => resolve());
   });
-  const ungovern = config.memory.bufferLimitBytes > 0 ? governBuffers(config.memory.bufferLimitBytes) : () => {};
+  const ungovern = config.memory.bufferLimitBytes > 0 ? governBuffers(config.memory.bufferLimitBytes, 100, pooledBufferBytes) : () => {};
   const addr = server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;
   const shownHost = host.includes(":") ? `[${host}]` : host;

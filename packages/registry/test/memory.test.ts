@@ -47,6 +47,26 @@ describe("buffer governor", () => {
     }
   });
 
+  it("does not count pooled Buffers against the limit: a full pool at the limit asks for nothing, garbage beside it still does", async () => {
+    const MiB = 1024 * 1024;
+    const base = process.memoryUsage().arrayBuffers;
+    // a pool holding 24 MiB of live buffers, the limit 16 MiB above what was there
+    const pool = Array.from({ length: 3 }, () => Buffer.alloc(8 * MiB, 1));
+    const held = () => pool.reduce((n, b) => n + b.length, 0);
+    const before = governorStats.collections;
+    const stop = governBuffers(base + 16 * MiB, 20, held);
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(governorStats.collections, before, "pooled buffers alone asked for a collection");
+      // garbage beyond a third of the limit, beside the pool
+      await promoteAndDrop(40);
+      assert.ok(await waitFor(() => governorStats.collections > before, 5000), "garbage beside the pool asked for no collection");
+    } finally {
+      stop();
+      pool.length = 0;
+    }
+  });
+
   it("asks for nothing while Buffers stay under the limit", async () => {
     const before = governorStats.collections;
     const stop = governBuffers(process.memoryUsage().arrayBuffers + 64 * 1024 * 1024, 20);

@@ -1,7 +1,7 @@
 /** PartBuffers: the shared, bounded memory of the S3 writers' parts. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PartBuffers } from "../src/storage/s3-buffers.js";
+import { PartBuffers, pooledBufferBytes } from "../src/storage/s3-buffers.js";
 
 const settled = async <T>(p: Promise<T>) => {
   let done = false;
@@ -98,5 +98,22 @@ describe("S3 part buffers", () => {
     pool.give(s);
     assert.equal(await pool.take(4), s, "the 4-byte buffer is reused");
     assert.equal(pool.inUse, 12);
+  });
+  it("pooledBufferBytes counts what every pool holds, lent out or kept for reuse, until it is dropped", async () => {
+    const MiB = 1024 * 1024;
+    const start = pooledBufferBytes();
+    const a = new PartBuffers(5 * MiB, 10 * MiB, 10_000, 50);
+    const b = new PartBuffers(5 * MiB, 10 * MiB, 10_000, 50);
+    const x = await a.take(5 * MiB);
+    const y = await b.take(5 * MiB);
+    const z = await b.take(5 * MiB);
+    assert.equal(pooledBufferBytes() - start, 15 * MiB, "lent out");
+    a.give(x);
+    b.give(y);
+    assert.equal(pooledBufferBytes() - start, 15 * MiB, "given back and kept for reuse");
+    b.give(z);
+    // after idleMs without buffers out, kept buffers are dropped
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(pooledBufferBytes() - start, 0, "dropped");
   });
 });

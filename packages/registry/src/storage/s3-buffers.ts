@@ -31,6 +31,14 @@
  * that push went from 0.69-1.11 to 1.14-1.66 s, the push itself was not faster.
  */
 
+/** Bytes held by every PartBuffers of the process (lent out or kept for reuse): live, never garbage. */
+let pooled = 0;
+
+/** What all part pools of this process hold (for the buffer governor, memory.ts). */
+export function pooledBufferBytes(): number {
+  return pooled;
+}
+
 interface Waiter {
   readonly size: number;
   readonly resolve: (b: Buffer) => void;
@@ -47,6 +55,8 @@ export class PartBuffers {
   private trim: NodeJS.Timeout | undefined;
   /** When a buffer last came back (or the pool last had nothing out). */
   private lastGive = Date.now();
+  /** This pool's share of `pooled`. */
+  private counted = 0;
 
   constructor(
     readonly base: number,
@@ -87,7 +97,11 @@ export class PartBuffers {
   /** A buffer of exactly `size` bytes (contents undefined), once the budget allows it. */
   take(size: number, signal?: AbortSignal): Promise<Buffer> {
     signal?.throwIfAborted();
-    if (this.waiters.length === 0 && this.fits(size)) return Promise.resolve(this.grant(size));
+    if (this.waiters.length === 0 && this.fits(size)) {
+      const buf = this.grant(size);
+      this.account();
+      return Promise.resolve(buf);
+    }
     return new Promise<Buffer>((resolve, reject) => {
       const settle = () => {
         clearTimeout(timer);
@@ -105,12 +119,14 @@ export class PartBuffers {
         settle();
         resolve(this.grant(size));
         this.wake();
+        this.account();
       };
       let timer = setTimeout(expire, this.maxWaitMs);
       const onAbort = () => {
         settle();
         reject(signal!.reason);
         this.wake();
+        this.account();
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters.push(w);
@@ -126,6 +142,7 @@ export class PartBuffers {
       this.freeBytes += buf.length;
     }
     this.wake();
+    this.account();
     if (this.used === 0 && this.free.length > 0 && !this.trim) {
       this.trim = setTimeout(() => {
         this.trim = undefined;
@@ -156,6 +173,14 @@ export class PartBuffers {
   private dropFree(): void {
     this.free.length = 0;
     this.freeBytes = 0;
+    this.account();
+  }
+
+  /** Brings `pooled` up to date with what this pool holds. */
+  private account(): void {
+    const held = this.used + this.freeBytes;
+    pooled += held - this.counted;
+    this.counted = held;
   }
 
   private wake(): void {
