@@ -24,11 +24,12 @@
  * its last byte with Swift, longer than a 16 MiB part takes to fill (~55 ms at 290 MB/s). With
  * two parts a lone upload's client therefore waits for a buffer: 210-280 ms per 256 MiB
  * streamed PATCH with the default 32 MiB pool (16 parts of 16 MiB, parts sent while they
- * fill), 0-120 ms with 48 MiB, which holds a third part (8 concurrent 1 GiB uploads, peak RSS
- * streamed 166 -> 176 MB, chunked 177 -> 182 MB). The default stays 32 MiB: pooled buffers
- * count against the buffer governor's limit (memory.ts, memory.bufferLimitBytes, 48 MiB), and a
- * full 48 MiB pool keeps it over that limit, a collection every 100 ms: the registry's CPU for
- * that push went from 0.69-1.11 to 1.14-1.66 s, the push itself was not faster.
+ * fill), 0-120 ms with 48 MiB, which holds a third part: the push took 1.12-1.45 s instead of
+ * 1.25-1.55 s (6 interleaved rounds each, load 1.7-2). The default stays 32 MiB for the memory
+ * bound: with 48 MiB, 8 concurrent 1 GiB uploads peaked at 189 MB streamed, 200 MB chunked and
+ * 212 MB monolithic (the pool keeps its buffers for reuse until idleMs) against 167, 178 and
+ * 194 MB with 32 MiB (bound 200 MB). Pooled bytes are left out of the buffer governor's count
+ * (memory.ts, pooledBufferBytes).
  */
 
 /** Bytes held by every PartBuffers of the process (lent out or kept for reuse): live, never garbage. */
