@@ -263,22 +263,28 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
     assert.equal(bad.code, 2);
   });
 
-  it("a layout blob that does not match its digest: one line, exit 1, no manifest at the destination", async () => {
-    const bad = join(work, "bad");
+  /**
+   * Copies the layout, with the last byte of blob `digest` flipped (same size, other digest), to
+   * team/`repo`:v1 through a proxy that records the requests (it cuts nothing).
+   */
+  async function copyCorrupted(repo: string, digest: string) {
+    const bad = join(work, repo);
     await cp(layout, bad, { recursive: true });
-    // flip a byte of the small layer: same size, other digest
-    const blob = join(bad, "blobs", "sha256", single.blobDigests[0].slice(7));
+    const blob = join(bad, "blobs", "sha256", digest.slice(7));
     const bytes = await readFile(blob);
     bytes[bytes.length - 1] ^= 0xff;
     await writeFile(blob, bytes);
-    // through a proxy that records the requests (it cuts nothing)
     const proxy = await startCuttingProxy(reg.port, 0, 0);
-    let r;
     try {
-      r = await runCli(["copy", `oci:${bad}:v1`, `docker://${proxy.host}/team/bad:v1`]);
+      return { r: await runCli(["copy", `oci:${bad}:v1`, `docker://${proxy.host}/team/${repo}:v1`]), proxy, bytes };
     } finally {
       await proxy.stop();
     }
+  }
+
+  it("a layout blob that does not match its digest: one line, exit 1, no manifest at the destination", async () => {
+    // the small layer
+    const { r, proxy } = await copyCorrupted("bad", single.blobDigests[0]);
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, /digest/);
@@ -292,20 +298,8 @@ describe("strata copy with docker:// (distribution 2.8, read back by skopeo)", {
   });
 
   it("a big layer whose last byte differs from its digest: the whole-blob PUT stops before its last bytes, nothing is stored", async () => {
-    const bad = join(work, "bad-big");
-    await cp(layout, bad, { recursive: true });
     const digest = single.blobDigests[1];
-    const blob = join(bad, "blobs", "sha256", digest.slice(7));
-    const bytes = await readFile(blob);
-    bytes[bytes.length - 1] ^= 0xff;
-    await writeFile(blob, bytes);
-    const proxy = await startCuttingProxy(reg.port, 0, 0);
-    let r;
-    try {
-      r = await runCli(["copy", `oci:${bad}:v1`, `docker://${proxy.host}/team/badbig:v1`]);
-    } finally {
-      await proxy.stop();
-    }
+    const { r, proxy, bytes } = await copyCorrupted("badbig", digest);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /digest/);
     const at = proxy.heads.findIndex((h) => streamsBlob(h));
