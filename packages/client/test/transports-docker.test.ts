@@ -19,6 +19,17 @@ import { bigLayer, smallLayer } from "./helpers/images.js";
 import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
 import { addSignature, SIG_TYPE } from "./helpers/artifact.js";
 import { streamsBlob, startCuttingProxy } from "./helpers/cutting-proxy.js";
+
+/** Where a blob was streamed through `proxy`: exactly twice, each a whole-blob PUT (cut, then sent again). */
+function twoWholePuts(proxy: { heads: string[]; lines: string[] }): number[] {
+  const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
+  assert.equal(at.length, 2, proxy.lines.join("\n"));
+  assert.ok(
+    at.every((i) => /^PUT \S+[?&]digest=/.test(proxy.lines[i])),
+    proxy.lines.join("\n"),
+  );
+  return at;
+}
 import { runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
 
@@ -419,12 +430,7 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/cut/img:1`]);
       assert.equal(r.code, 0, r.stderr);
       // the whole blob in one PUT (size and digest known), twice: cut, then sent again
-      const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
-      assert.equal(at.length, 2, proxy.lines.join("\n"));
-      assert.ok(
-        at.every((i) => /^PUT \S+[?&]digest=/.test(proxy.lines[i])),
-        proxy.lines.join("\n"),
-      );
+      const at = twoWholePuts(proxy);
       // between the two: the upload's status asked (GET on the session), then a new session (POST)
       const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^GET \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
@@ -485,12 +491,7 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       await pushOciLayout(layout, "v1", `${src.host}/cut/src:v1`);
       const r = await runCli(["copy", `docker://${seen.host}/cut/src:v1`, `docker://${proxy.host}/cut/img:1`]);
       assert.equal(r.code, 0, r.stderr);
-      const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
-      assert.equal(at.length, 2, proxy.lines.join("\n"));
-      assert.ok(
-        at.every((i) => /^PUT \S+[?&]digest=/.test(proxy.lines[i])),
-        proxy.lines.join("\n"),
-      );
+      const at = twoWholePuts(proxy);
       const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^POST \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
       // the layer was read twice from the source, each time from its start (no Range)
