@@ -40,7 +40,8 @@ export const s3Schema = z.object({
    * Memory for multipart parts of all uploads together; uploads beyond it wait for a part to
    * finish (their clients are slowed, the heap does not grow). Parts are larger than partSize
    * while this holds two of them for every upload filling parts (storage/s3-buffers.ts).
-   * Part buffers count against memory.bufferLimitBytes (see s3-buffers.ts before raising this).
+   * The buffer governor (memory.bufferLimitBytes) leaves them out of its count; raising this
+   * raises the peak RSS of many concurrent uploads (figures in storage/s3-buffers.ts).
    */
   partBufferBytes: z
     .number()
@@ -350,9 +351,10 @@ export const configSchema = z.object({
   memory: z
     .object({
       /**
-       * When the bytes held by Buffers (request bodies on their way to storage, part buffers)
-       * exceed this, V8 is asked to collect at once (memory.ts `governBuffers`), so dropped
-       * request Buffers do not pile up until its own external-memory trigger. 0: never.
+       * When the bytes held by Buffers (request bodies on their way to storage) exceed this, V8
+       * is asked to collect at once (memory.ts `governBuffers`), so dropped request Buffers do
+       * not pile up until its own external-memory trigger. S3 part buffers are left out of the
+       * count (only down to a third of the limit for the rest). 0: never.
        */
       bufferLimitBytes: z.number().int().min(0).default(48 * MiB),
     })
