@@ -20,16 +20,19 @@ import { type BuiltImage, OciLayoutBuilder } from "./helpers/oci-build.js";
 import { addSignature, SIG_TYPE } from "./helpers/artifact.js";
 import { streamsBlob, startCuttingProxy } from "./helpers/cutting-proxy.js";
 
-/** Where a blob was streamed through `proxy`: exactly twice, each a whole-blob PUT (cut, then sent again). */
-function twoWholePuts(proxy: { heads: string[]; lines: string[] }): number[] {
+/** Where a blob was streamed through `proxy`: exactly twice (cut, then sent again), each request line matching `how`. */
+function streamedTwice(proxy: { heads: string[]; lines: string[] }, how: RegExp): number[] {
   const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
   assert.equal(at.length, 2, proxy.lines.join("\n"));
   assert.ok(
-    at.every((i) => /^PUT \S+[?&]digest=/.test(proxy.lines[i])),
+    at.every((i) => how.test(proxy.lines[i])),
     proxy.lines.join("\n"),
   );
   return at;
 }
+
+/** A whole-blob PUT's request line. */
+const WHOLE_PUT = /^PUT \S+[?&]digest=/;
 import { runCli } from "./helpers/run-cli.js";
 import { missing } from "./helpers/tools.js";
 
@@ -430,7 +433,7 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       const r = await runCli(["copy", `oci:${layout}:v1`, `docker://${proxy.host}/cut/img:1`]);
       assert.equal(r.code, 0, r.stderr);
       // the whole blob in one PUT (size and digest known), twice: cut, then sent again
-      const at = twoWholePuts(proxy);
+      const at = streamedTwice(proxy, WHOLE_PUT);
       // between the two: the upload's status asked (GET on the session), then a new session (POST)
       const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^GET \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
@@ -457,12 +460,7 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       const r = await runCli(["copy", "--dest-compress", "gzip", "--no-preserve-digests", `oci:${layout}:v1`, `docker://${proxy.host}/cut/gz:1`]);
       assert.equal(r.code, 0, r.stderr);
       // the digest is known only at the end: PATCHes, then a closing PUT
-      const at = proxy.heads.flatMap((h, i) => (streamsBlob(h) ? [i] : []));
-      assert.equal(at.length, 2, proxy.lines.join("\n"));
-      assert.ok(
-        at.every((i) => proxy.lines[i].startsWith("PATCH ")),
-        proxy.lines.join("\n"),
-      );
+      const at = streamedTwice(proxy, /^PATCH /);
       const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^POST \/v2\/cut\/gz\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
       // skopeo, straight at the registry, finds a gzip layer and pulls and verifies every blob
@@ -491,7 +489,7 @@ describe("an upload cut mid-way is sent again (distribution 2.8 drops the sessio
       await pushOciLayout(layout, "v1", `${src.host}/cut/src:v1`);
       const r = await runCli(["copy", `docker://${seen.host}/cut/src:v1`, `docker://${proxy.host}/cut/img:1`]);
       assert.equal(r.code, 0, r.stderr);
-      const at = twoWholePuts(proxy);
+      const at = streamedTwice(proxy, WHOLE_PUT);
       const between = proxy.lines.slice(at[0] + 1, at[1]);
       assert.ok(between.some((l) => /^POST \/v2\/cut\/img\/blobs\/uploads\//.test(l)), proxy.lines.join("\n"));
       // the layer was read twice from the source, each time from its start (no Range)
