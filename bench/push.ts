@@ -14,6 +14,11 @@
  * first Strata result of each row is read back by skopeo (outside the timing) and its manifest
  * digest compared.
  *
+ * The "floor s" column of the copy rows is the destination's own share, measured in the same
+ * rounds: this process uploads the image from memory (every blob at once, POST + PUT each,
+ * then the manifest), so no source is read and nothing verified. No client copies the image to
+ * that registry on this machine faster; each tool's wall time less the floor is its own cost.
+ *
  * Environment:
  *   STRATA_BENCH_PUSH_LAYERS  layers (default 5)
  *   STRATA_BENCH_PUSH_MIB     MiB per layer (default 64)
@@ -23,12 +28,12 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildGzipLayout } from "./layout.js";
-import { benchEnv, nodeStartNote } from "./lib.js";
+import { benchEnv, http, nodeStartNote, pushMonolithic } from "./lib.js";
 import { type Distribution, startDistribution } from "@strata/client/test-helpers/distribution.js";
 
 const LAYERS = Number(process.env.STRATA_BENCH_PUSH_LAYERS ?? 5);
@@ -56,6 +61,26 @@ function timed(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Measure {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr.slice(-2000)}`);
   const [wall, kb, user, sys] = last.split(" ").map(Number);
   return { wall, rssMiB: kb / 1024, cpu: user + sys };
+}
+
+/**
+ * The destination's floor (see the header): the layout's image uploaded from memory to `base`
+ * as bench/dst:v1, blobs all at once; the wall time and this process's CPU.
+ */
+async function floorUpload(layout: string, manifestDigest: string, base: string): Promise<Measure> {
+  const blob = (digest: string) => readFileSync(join(layout, "blobs", "sha256", digest.slice("sha256:".length)));
+  const raw = blob(manifestDigest);
+  const manifest = JSON.parse(raw.toString()) as { mediaType: string; config: { digest: string }; layers: { digest: string }[] };
+  const digests = [manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
+  const bodies = digests.map(blob);
+  const cpu0 = process.cpuUsage();
+  const t = performance.now();
+  await Promise.all(digests.map((d, i) => pushMonolithic(base, "bench/dst", bodies[i], d)));
+  const put = await http("PUT", `${base}/v2/bench/dst/manifests/v1`, raw, { "Content-Type": manifest.mediaType });
+  if (put.status !== 201) throw new Error(`floor: manifest PUT ${put.status} ${put.text}`);
+  const wall = (performance.now() - t) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { wall, rssMiB: 0, cpu: (cpu.user + cpu.system) / 1e6 };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -120,6 +145,7 @@ async function main(): Promise<void> {
         med("strata", "wall").toFixed(2),
         med(peer, "wall").toFixed(2),
         (med("strata", "wall") / med(peer, "wall")).toFixed(2),
+        runs.has("floor") ? med("floor", "wall").toFixed(2) : "-",
         med("strata", "cpu").toFixed(2),
         med(peer, "cpu").toFixed(2),
         med("strata", "rssMiB").toFixed(0),
@@ -130,16 +156,19 @@ async function main(): Promise<void> {
       const runs = new Map<string, Measure[]>([
         ["strata", []],
         ["skopeo", []],
+        ["floor", []],
       ]);
       for (let round = 0; round < RUNS; round++) {
-        for (const tool of ["strata", "skopeo"]) {
+        for (const tool of ["strata", "skopeo", "floor"]) {
           const dest = await startDistribution();
           try {
             const to = `docker://${dest.host}/bench/dst:v1`;
             const m =
               tool === "strata"
                 ? timed(process.execPath, [STRATA, "copy", "-q", s.src, to], env)
-                : timed("skopeo", ["copy", "-q", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", s.src, to], env);
+                : tool === "skopeo"
+                  ? timed("skopeo", ["copy", "-q", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", s.src, to], env)
+                  : await floorUpload(layout, digest, `http://${dest.host}`);
             if (tool === "strata" && round === 0) {
               const raw = execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", to], { env });
               if (sha256(raw) !== digest) throw new Error(`${s.name}: strata's manifest digest differs`);
@@ -192,7 +221,7 @@ async function main(): Promise<void> {
         await dockerd.stop();
       }
     }
-    const head = ["copy", "strata s", "peer s", "strata / peer", "strata CPU s", "peer CPU s", "strata RSS MiB", "peer RSS MiB"];
+    const head = ["copy", "strata s", "peer s", "strata / peer", "floor s", "strata CPU s", "peer CPU s", "strata RSS MiB", "peer RSS MiB"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
     console.log(`copy of ${LAYERS} x ${MIB} MiB gzip layers (random data) to distribution 2.8 on loopback, median of ${RUNS}`);
