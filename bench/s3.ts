@@ -8,6 +8,7 @@
  *   STRATA_BENCH_S3_ACCESS_KEY / STRATA_BENCH_S3_SECRET_KEY  (default the local Swift's test:tester / testing)
  *   STRATA_BENCH_S3_MIB       blob size in MiB (default 256)
  *   STRATA_BENCH_S3_PART_MIB  storage.s3.partSize in MiB for the driver and lib-storage (default: the config default)
+ *   STRATA_BENCH_S3_LONE_MIB  storage.s3.lonePartSize in MiB (default: the config default; 0 turns lone parts off)
  *   STRATA_BENCH_RUNS         rounds of all measurements, the fastest of each is reported (default 3)
  *   STRATA_BENCH_BIG_MIB      size of each of the 8 concurrent uploads of the memory table (default 1024)
  *   STRATA_BENCH_S3_ONLY=get  only blob GET: raw GetObject and the Strata HTTP pull (with the pushes
@@ -422,6 +423,7 @@ async function main(): Promise<void> {
     accessKeyId: process.env.STRATA_BENCH_S3_ACCESS_KEY || "test:tester",
     secretAccessKey: process.env.STRATA_BENCH_S3_SECRET_KEY || "testing",
     ...(process.env.STRATA_BENCH_S3_PART_MIB ? { partSize: Number(process.env.STRATA_BENCH_S3_PART_MIB) * MiB } : {}),
+    ...(process.env.STRATA_BENCH_S3_LONE_MIB ? { lonePartSize: Number(process.env.STRATA_BENCH_S3_LONE_MIB) * MiB } : {}),
   });
   try {
     await ensureBucket(cfg);

@@ -213,7 +213,7 @@ describe("Redis Sentinel failover during chunked pushes to two replicas", { time
   it("pushes complete or fail with 503 and succeed on retry; nothing acknowledged is lost", async (t) => {
     if (skip) return t.skip(skip);
     const bucket = `strata-failover-${randomBytes(4).toString("hex")}`;
-    const s3cfg = s3!.config(bucket, { partSize: 5 * MiB, partBufferBytes: 10 * MiB });
+    const s3cfg = s3!.config(bucket, { partSize: 5 * MiB, partBufferBytes: 10 * MiB, lonePartSize: 0 });
     await ensureBucket(s3Schema.parse(s3cfg));
     const config = {
       storage: { driver: "s3", s3: s3cfg },

@@ -158,9 +158,10 @@ describe("kill -9 of strata serve", () => {
       const fleet = await fleetConfig();
       cleanup = fleet.cleanup;
       const config = fleet.config as { storage: { s3: Record<string, unknown> } };
-      // parts of exactly 5 MiB (a part pool of two, PartBuffers.partSize): kills land between parts
+      // parts of exactly 5 MiB (a part pool of two, PartBuffers.partSize; no lone parts): kills land between parts
       config.storage.s3.partSize = 5 * MiB;
       config.storage.s3.partBufferBytes = 10 * MiB;
+      config.storage.s3.lonePartSize = 0;
       const f = await killLoop("s3+redis", fleet.config, {
         kills: kills(5),
         chunkSizes: [1 * KB, 300 * KB, 5 * MiB + 3 * KB],

@@ -145,9 +145,10 @@ describe("upload purge [s3+redis]", { skip: s3Enabled ? false : "S3 purge tests 
     const fleet = await fleetConfig();
     cleanup = fleet.cleanup;
     const cfg = fleet.config as { storage: { s3: Record<string, unknown> }; uploads: Record<string, number> };
-    // parts of exactly 5 MiB: a part pool of two (PartBuffers.partSize), so 7 MiB starts a multipart upload
+    // parts of exactly 5 MiB: a part pool of two (PartBuffers.partSize; no lone parts), so 7 MiB starts a multipart upload
     cfg.storage.s3.partSize = 5 * MiB;
     cfg.storage.s3.partBufferBytes = 10 * MiB;
+    cfg.storage.s3.lonePartSize = 0;
     cfg.uploads = { ttlSeconds: 3, purgeIntervalSeconds: 1, orphanGraceSeconds: 2 };
     const s3 = s3Schema.parse(cfg.storage.s3);
     const client = createS3Client(s3);

@@ -48,6 +48,16 @@ export const s3Schema = z.object({
     .int()
     .min(5 * MiB)
     .default(32 * MiB),
+  /**
+   * Part size of an upload while it is the only one filling parts: two such parts may be held
+   * beyond partBufferBytes, so a lone upload makes fewer S3 requests (figures in
+   * storage/s3-buffers.ts); 0 turns it off.
+   */
+  lonePartSize: z
+    .number()
+    .int()
+    .refine((n) => n === 0 || n >= 5 * MiB, "lonePartSize must be 0 or at least 5 MiB")
+    .default(32 * MiB),
   maxAttempts: z.number().int().positive().default(5),
   /** Create the bucket when it does not exist (at start-up and whenever a health check finds it missing). */
   createBucket: z.boolean().default(false),

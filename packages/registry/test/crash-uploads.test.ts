@@ -41,7 +41,7 @@ const setups: Record<string, () => Promise<Setup>> = {
     };
   },
   "s3+redis": async () => {
-    const s3 = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB });
+    const s3 = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB, lonePartSize: 0 });
     if (!s3) throw new Error(s3SkipReason());
     const keyPrefix = `strata-test:${randomBytes(6).toString("hex")}:`;
     const config = parseConfig({ log: { level: "silent" }, storage: { driver: "s3", s3 }, redis: { url: testRedisUrl(), keyPrefix } });

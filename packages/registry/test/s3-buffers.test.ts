@@ -80,6 +80,68 @@ describe("S3 part buffers", () => {
     assert.equal(pool.partSize(), 16);
   });
 
+  it("a lone writer gets two parts of lonePart beyond the capacity; a second writer brings the limit back and waits for it", async () => {
+    assert.equal(new PartBuffers(4, 32, 10_000, 30_000, 8).partSize(), 16, "a lonePart within half the capacity changes nothing");
+    const big = new PartBuffers(4, 16, 10_000, 30_000, 16);
+    const a = big.join();
+    assert.equal(big.limit, 32);
+    assert.equal(big.partSize(), 16, "alone: parts of lonePart");
+    const x = await big.take(16);
+    const y = await big.take(16);
+    assert.equal(big.inUse, 32, "two lone parts, twice the capacity");
+    const b = big.join();
+    assert.equal(big.limit, 16);
+    assert.equal(big.partSize(), 4, "two writers share the capacity");
+    const w = big.take(4);
+    assert.equal(await settled(w), false, "the newcomer waits while the lone parts exceed the capacity");
+    big.give(x);
+    assert.equal(await settled(w), false, "16 held + 4 is still over the capacity");
+    big.give(y);
+    const got = await w;
+    assert.equal(got.length, 4);
+    assert.equal(big.inUse, 4);
+    b();
+    assert.equal(big.limit, 16, "alone again, but a crowd was there within quietMs");
+    big.give(got);
+    a();
+    const quick = new PartBuffers(4, 16, 10_000, 30_000, 16, 30);
+    const l1 = quick.join();
+    const l2 = quick.join();
+    l2();
+    assert.equal(quick.limit, 16);
+    await new Promise((r) => setTimeout(r, 40));
+    assert.equal(quick.limit, 32, "alone and quiet for quietMs: the lone limit again");
+    l1();
+  });
+
+  it("a writer leaving raises the limit and wakes a waiter; free buffers beyond the capacity go when writers share it again", async () => {
+    const start = pooledBufferBytes();
+    const pool = new PartBuffers(4, 16, 10_000, 30_000, 16, 0);
+    const a = pool.join();
+    const b = pool.join();
+    const x = await pool.take(8);
+    const y = await pool.take(8);
+    const w = pool.take(16);
+    assert.equal(await settled(w), false, "over the shared capacity");
+    b();
+    assert.equal(await settled(w), true, "woken when the other writer left");
+    const z = await w;
+    assert.equal(pool.inUse, 32, "alone again: the limit is two lone parts");
+    pool.give(x);
+    pool.give(y);
+    pool.give(z);
+    assert.equal(pooledBufferBytes() - start, 32, "kept for reuse while the writer is joined");
+    a();
+    assert.equal(pooledBufferBytes() - start, 32, "still kept for the next lone upload");
+    const c = pool.join();
+    const d = pool.join();
+    const s = await pool.take(4);
+    assert.ok(pooledBufferBytes() - start <= 16, `two writers: held and kept bytes within the capacity (${pooledBufferBytes() - start})`);
+    pool.give(s);
+    c();
+    d();
+  });
+
   it("buffers of any size are reused by requests of that size while held and free bytes stay within the capacity", async () => {
     const pool = new PartBuffers(4, 16);
     const a = await pool.take(8);

@@ -45,7 +45,7 @@ if (!probe) {
   // that prefixed keys behave like unprefixed ones. The part pool holds two such parts, so a
   // lone writer's parts keep that size (PartBuffers.partSize).
   driverConformanceSuite("s3", async () => {
-    const cfg = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB, prefix: "conformance/root" });
+    const cfg = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB, lonePartSize: 0, prefix: "conformance/root" });
     assert.ok(cfg, "S3 server vanished");
     return { driver: s3Driver(cfg), cleanup: () => dropS3TestBucket(cfg) };
   });
@@ -71,7 +71,7 @@ if (!probe) {
 
     before(async () => {
       // parts of exactly 5 MiB: a pool of two (PartBuffers.partSize)
-      const c = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB });
+      const c = await s3TestConfig({ partSize: 5 * MiB, partBufferBytes: 10 * MiB, lonePartSize: 0 });
       assert.ok(c, "S3 server vanished");
       cfg = c;
     });
@@ -538,7 +538,7 @@ if (!probe) {
     const drivers: S3StorageDriver[] = [];
 
     before(async () => {
-      const c = await s3TestConfig({ partSize: 8 * MiB, partBufferBytes: 16 * MiB });
+      const c = await s3TestConfig({ partSize: 8 * MiB, partBufferBytes: 16 * MiB, lonePartSize: 0 });
       assert.ok(c, "S3 server vanished");
       const upstream = new URL(c.endpoint!);
       // A relay in front of the store that records every UploadPart request (when it began,
@@ -579,8 +579,8 @@ if (!probe) {
       proxy?.close();
       if (cfg) await dropS3TestBucket({ ...cfg, endpoint: s3TestEndpoint() });
     });
-    const make = () => {
-      const d = s3Driver(cfg);
+    const make = (extra: Partial<S3Config> = {}) => {
+      const d = s3Driver({ ...cfg, ...extra });
       drivers.push(d);
       parts = [];
       sabotage = undefined;
@@ -624,6 +624,41 @@ if (!probe) {
       await w2.commit();
       assert.equal(sha(await readAll(await d.reader(key))), sha(data), "content differs");
       await d.delete("/v2/cut");
+    });
+
+    it("an upload alone uses parts of lonePartSize beyond the pool; beside another upload, parts of the pool's share", async () => {
+      // pool 16 MiB, lone parts 16 MiB: alone, two 16 MiB parts; two writers share 16 MiB as 8 MiB parts
+      const d = make({ lonePartSize: 16 * MiB });
+      const data = randomBytes(33 * MiB);
+      const w = await d.writer("/v2/lone/a", { expect: data.length });
+      await w.write(data);
+      await w.commit();
+      assert.deepEqual(
+        parts.filter((p) => p.outcome === "stored").map((p) => [p.part, p.declared]),
+        [
+          [1, 16 * MiB],
+          [2, 16 * MiB],
+          [3, 1 * MiB],
+        ],
+        "alone: 16 MiB parts",
+      );
+      assert.equal(sha(await readAll(await d.reader("/v2/lone/a"))), sha(data), "content differs");
+      parts = [];
+      const crowd = make({ lonePartSize: 16 * MiB });
+      const [x, y] = [randomBytes(17 * MiB), randomBytes(17 * MiB)];
+      const wx = await crowd.writer("/v2/lone/x", { expect: x.length });
+      const wy = await crowd.writer("/v2/lone/y", { expect: y.length });
+      // both write their first MiB before either fills a part
+      await wx.write(x.subarray(0, MiB));
+      await wy.write(y.subarray(0, MiB));
+      await Promise.all([wx.write(x.subarray(MiB)).then(() => wx.commit()), wy.write(y.subarray(MiB)).then(() => wy.commit())]);
+      // the first writer took its first part alone (16 MiB); from the second join on, the pool's share
+      const sizes = parts.filter((p) => p.outcome === "stored").map((p) => p.declared / MiB);
+      assert.ok(sizes.filter((n) => n === 8).length >= 2, `two writers: 8 MiB parts (${sizes} MiB)`);
+      assert.ok(sizes.filter((n) => n === 16).length <= 1, `at most the part taken alone has 16 MiB (${sizes} MiB)`);
+      assert.equal(sha(await readAll(await crowd.reader("/v2/lone/x"))), sha(x));
+      assert.equal(sha(await readAll(await crowd.reader("/v2/lone/y"))), sha(y));
+      await d.delete("/v2/lone");
     });
 
     it("a session that says how much it writes sends only the parts it fills while they fill", async () => {
