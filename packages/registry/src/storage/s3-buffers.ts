@@ -26,24 +26,29 @@
  * come one after another leave and join all the time; the quiet period keeps them on the
  * capacity). When a second writer joins, the limit falls back to the capacity: the newcomers
  * wait (as any taker over the limit) until the lone writer's large parts come back, at most
- * one part's upload; free buffers beyond the capacity go at the next take of another size. Measured (256 MiB streamed PATCH + PUT through `strata
- * serve` on Swift s3api, best of 3 rounds against raw PutObject in the same rounds, interleaved
- * pairs, load 1.4-2.4): 16 MiB parts 0.65-0.88x raw PutObject (medians 0.81 and 0.79 in two
- * series of 5 and 4 pairs), 32 MiB parts 0.81-0.95x (medians 0.86 and 0.86), better in 8 of 9
- * pairs. Kept buffers matter: dropping the large ones at each request's end (and faulting fresh
- * ones in at the next) cost 0.2-0.3 s more registry CPU per push (page faults in the copy into
- * the part, and collections).
+ * one part's upload; free buffers beyond the capacity go at the next take of another size.
+ * Measured (256 MiB streamed PATCH + PUT through `strata serve` on Swift s3api, best of 3
+ * rounds against raw PutObject in the same rounds, interleaved pairs, load 1.4-2.4): 16 MiB
+ * parts (the 32 MiB pool's share alone) 0.65-0.88x raw PutObject (medians 0.81 and 0.79 in two
+ * series of 5 and 4 pairs), 32 MiB lone parts 0.81-0.95x (medians 0.86 and 0.86), better in 8
+ * of 9 pairs. Kept buffers matter: dropping the large ones at each request's end (and faulting
+ * fresh ones in at the next) cost 0.2-0.3 s more registry CPU per push (page faults in the copy
+ * into the part, and collections). Memory (bench:s3 memory table, 8 concurrent 1 GiB uploads,
+ * same machine, lone parts off -> on): streamed 167 -> 158-163 MB, chunked 178 -> 180-188 MB,
+ * monolithic 195 -> 177-183 MB (bound 200 MB; one run each, run-to-run noise ~10 MB).
  *
  * A part's buffer comes back only when the store answered for the whole part, 50-70 ms after
  * its last byte with Swift, longer than a 16 MiB part takes to fill (~55 ms at 290 MB/s). With
  * two parts a lone upload's client therefore waits for a buffer: 210-280 ms per 256 MiB
- * streamed PATCH with the default 32 MiB pool (16 parts of 16 MiB, parts sent while they
- * fill), 0-120 ms with 48 MiB, which holds a third part: the push took 1.12-1.45 s instead of
- * 1.25-1.55 s (6 interleaved rounds each, load 1.7-2). The default stays 32 MiB for the memory
- * bound: with 48 MiB, 8 concurrent 1 GiB uploads peaked at 189 MB streamed, 200 MB chunked and
- * 212 MB monolithic (the pool keeps its buffers for reuse until idleMs) against 167, 178 and
- * 194 MB with 32 MiB (bound 200 MB). Pooled bytes are left out of the buffer governor's count
- * (memory.ts, pooledBufferBytes).
+ * streamed PATCH with 16 MiB parts (the 32 MiB pool without lone parts; parts sent while they
+ * fill), 0-120 ms with a 48 MiB pool, which holds a third part: the push took 1.12-1.45 s
+ * instead of 1.25-1.55 s (6 interleaved rounds each, load 1.7-2), yet CPU, not waiting, bounds
+ * a push on a loaded machine: a third 16 MiB buffer gained nothing in 5 later pairs, where
+ * fewer (32 MiB) parts did (above). The capacity stays 32 MiB for the memory bound: with 48 MiB,
+ * 8 concurrent 1 GiB uploads peaked at 189 MB streamed, 200 MB chunked and 212 MB monolithic
+ * (the pool keeps its buffers for reuse until idleMs) against 167, 178 and 194 MB with 32 MiB
+ * (bound 200 MB). Pooled bytes are left out of the buffer governor's count (memory.ts,
+ * pooledBufferBytes).
  */
 
 /** Bytes held by every PartBuffers of the process (lent out or kept for reuse): live, never garbage. */
