@@ -112,11 +112,15 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
     const prefetched = sendfileStats.prefetched - before.prefetched;
     assert.ok(prefetched >= large.length / 2, `only ${prefetched} of ${large.length} bytes were read ahead on the pool`);
     assert.ok(prefetched <= large.length, `${prefetched} bytes read ahead for a ${large.length}-byte blob`);
-    // Now cached: the residency check lets it go straight out.
+    // Now cached: the residency check lets it go straight out. (Under another test's load the
+    // kernel may drop pages in between; their windows are then read ahead again, rightly.)
+    const cached = await residentBytes(file);
     const again = { ...sendfileStats };
     const res2 = await rawGet(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
     assert.ok(res2.complete && res2.body.equals(large));
-    assert.equal(sendfileStats.prefetched - again.prefetched, 0, "a cached blob is read ahead again");
+    const reread = sendfileStats.prefetched - again.prefetched;
+    if (cached === large.length) assert.equal(reread, 0, "a cached blob is read ahead again");
+    else t.diagnostic(`${large.length - cached} bytes of the blob left the page cache between the GETs; ${reread} bytes were read ahead again`);
   });
 
   it("serves small and empty blobs, and pipelined GETs, with exact framing", async () => {
