@@ -648,11 +648,11 @@ if (!probe) {
       const [x, y] = [randomBytes(17 * MiB), randomBytes(17 * MiB)];
       const wx = await crowd.writer("/v2/lone/x", { expect: x.length });
       const wy = await crowd.writer("/v2/lone/y", { expect: y.length });
-      // both write their first MiB before either fills a part
+      // x takes its first part alone (16 MiB); y joins, and waits until that part is stored
       await wx.write(x.subarray(0, MiB));
-      await wy.write(y.subarray(0, MiB));
-      await Promise.all([wx.write(x.subarray(MiB)).then(() => wx.commit()), wy.write(y.subarray(MiB)).then(() => wy.commit())]);
-      // the first writer took its first part alone (16 MiB); from the second join on, the pool's share
+      const yFirst = wy.write(y.subarray(0, MiB));
+      await Promise.all([wx.write(x.subarray(MiB)).then(() => wx.commit()), yFirst.then(() => wy.write(y.subarray(MiB))).then(() => wy.commit())]);
+      // from the second join on, the pool's share
       const sizes = parts.filter((p) => p.outcome === "stored").map((p) => p.declared / MiB);
       assert.ok(sizes.filter((n) => n === 8).length >= 2, `two writers: 8 MiB parts (${sizes} MiB)`);
       assert.ok(sizes.filter((n) => n === 16).length <= 1, `at most the part taken alone has 16 MiB (${sizes} MiB)`);
