@@ -24,9 +24,11 @@
  * limit is two parts of `lonePart` when that is above the capacity, so a single upload gets
  * the large parts without raising what many concurrent uploads may hold (uploads whose PATCHes
  * come one after another leave and join all the time; the quiet period keeps them on the
- * capacity). When a second writer joins, the limit falls back to the capacity: the newcomers
- * wait (as any taker over the limit) until the lone writer's large parts come back, at most
- * one part's upload; free buffers beyond the capacity go at the next take of another size.
+ * capacity). When a second writer joins, the limit falls back to the capacity plus one lone
+ * part while lone parts are out: the newcomers wait (as any taker over the limit) until one of
+ * the lone writer's large parts comes back, at most one part's upload, and not for the part it
+ * is still filling (a slow client's). Free buffers beyond the limit go at the next take of
+ * another size.
  * Measured (256 MiB streamed PATCH + PUT through `strata serve` on Swift s3api, best of 3
  * rounds against raw PutObject in the same rounds, interleaved pairs, load 1.4-2.4): 16 MiB
  * parts (the 32 MiB pool's share alone) 0.65-0.88x raw PutObject (medians 0.81 and 0.79 in two
@@ -35,7 +37,8 @@
  * fresh ones in at the next) cost 0.2-0.3 s more registry CPU per push (page faults in the copy
  * into the part, and collections). Memory (bench:s3 memory table, 8 concurrent 1 GiB uploads,
  * same machine, lone parts off -> on): streamed 167 -> 158-163 MB, chunked 178 -> 180-188 MB,
- * monolithic 195 -> 177-183 MB (bound 200 MB; one run each, run-to-run noise ~10 MB).
+ * monolithic 195 -> 177-183 MB (bound 200 MB; one run each, run-to-run noise ~10 MB); with the
+ * lone part's allowance for newcomers, 181, 186 and 187 MB (one run).
  *
  * A part's buffer comes back only when the store answered for the whole part, 50-70 ms after
  * its last byte with Swift, longer than a 16 MiB part takes to fill (~55 ms at 290 MB/s). With
@@ -91,14 +94,28 @@ export class PartBuffers {
 
   /** When two or more writers were last joined at once. */
   private lastCrowd = -Infinity;
+  /** Buffers out that are larger than half the capacity (lone parts). */
+  private bigOut = 0;
 
   /**
    * What the writers may hold now: two lone parts while one writer is joined and no other was
-   * for `quietMs`, the capacity otherwise.
+   * for `quietMs`; otherwise the capacity, plus one lone part while lone parts are out (a lone
+   * writer's part that fills slowly does not hold the others back).
    */
   get limit(): number {
-    if (this.writers <= 1 && Date.now() - this.lastCrowd >= this.quietMs) return Math.max(this.capacity, 2 * this.lonePart);
-    return this.capacity;
+    return this.alone() ? this.loneLimit() : this.capacity + (this.bigOut > 0 ? this.lonePart : 0);
+  }
+
+  private alone(): boolean {
+    return this.writers <= 1 && Date.now() - this.lastCrowd >= this.quietMs;
+  }
+
+  private loneLimit(): number {
+    return Math.max(this.capacity, 2 * this.lonePart);
+  }
+
+  private isBig(size: number): boolean {
+    return size > this.capacity / 2;
   }
 
   /** Bytes handed out and not given back. */
@@ -125,10 +142,10 @@ export class PartBuffers {
 
   /**
    * The part size for a writer now: `base` doubled while two parts for every joined writer
-   * still fit in the limit (at least `base`).
+   * still fit in the capacity, or in two lone parts for a writer alone (at least `base`).
    */
   partSize(): number {
-    const share = this.limit / (2 * Math.max(1, this.writers));
+    const share = (this.alone() ? this.loneLimit() : this.capacity) / (2 * Math.max(1, this.writers));
     let size = this.base;
     while (size * 2 <= share) size *= 2;
     return size;
@@ -176,6 +193,7 @@ export class PartBuffers {
   /** Returns a buffer from `take` (exactly once). */
   give(buf: Buffer): void {
     this.used -= buf.length;
+    if (this.isBig(buf.length)) this.bigOut--;
     this.lastGive = Date.now();
     if (this.used + this.freeBytes + buf.length <= this.limit) {
       this.free.push(buf);
@@ -199,6 +217,7 @@ export class PartBuffers {
   private grant(size: number): Buffer {
     if (this.used === 0) this.lastGive = Date.now();
     this.used += size;
+    if (this.isBig(size)) this.bigOut++;
     const i = this.free.findIndex((b) => b.length === size);
     if (i >= 0) {
       const [buf] = this.free.splice(i, 1);
