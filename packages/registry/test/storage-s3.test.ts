@@ -627,7 +627,7 @@ if (!probe) {
     });
 
     it("an upload alone uses parts of lonePartSize beyond the pool; beside another upload, parts of the pool's share", async () => {
-      // pool 16 MiB, lone parts 16 MiB: alone, two 16 MiB parts; two writers share 16 MiB as 8 MiB parts
+      // pool 16 MiB, lone parts 16 MiB: alone, 16 MiB parts; two writers share 16 MiB as 8 MiB parts
       const d = make({ lonePartSize: 16 * MiB });
       const data = randomBytes(33 * MiB);
       const w = await d.writer("/v2/lone/a", { expect: data.length });
@@ -648,7 +648,7 @@ if (!probe) {
       const [x, y] = [randomBytes(17 * MiB), randomBytes(17 * MiB)];
       const wx = await crowd.writer("/v2/lone/x", { expect: x.length });
       const wy = await crowd.writer("/v2/lone/y", { expect: y.length });
-      // x takes its first part alone (16 MiB); y joins, and waits until that part is stored
+      // x takes its first part alone (16 MiB) and fills it slowly; y joins beside it (the pool's share)
       await wx.write(x.subarray(0, MiB));
       const yFirst = wy.write(y.subarray(0, MiB));
       await Promise.all([wx.write(x.subarray(MiB)).then(() => wx.commit()), yFirst.then(() => wy.write(y.subarray(MiB))).then(() => wy.commit())]);
