@@ -648,7 +648,7 @@ if (!probe) {
       const [x, y] = [randomBytes(17 * MiB), randomBytes(17 * MiB)];
       const wx = await crowd.writer("/v2/lone/x", { expect: x.length });
       const wy = await crowd.writer("/v2/lone/y", { expect: y.length });
-      // x takes its first part alone (16 MiB) and fills it slowly; y joins beside it (the pool's share)
+      // x takes its first part alone (16 MiB); y joins while it is still filling and gets the pool's share beside it
       await wx.write(x.subarray(0, MiB));
       const yFirst = wy.write(y.subarray(0, MiB));
       await Promise.all([wx.write(x.subarray(MiB)).then(() => wx.commit()), yFirst.then(() => wy.write(y.subarray(MiB))).then(() => wy.commit())]);
