@@ -119,7 +119,8 @@ for (const mode of ["sendfile", "copy"] as const) describe(`blob GET sent native
     const res2 = await rawGet(`${srv.url}/v2/sf/a/blobs/${largeDigest}`);
     assert.ok(res2.complete && res2.body.equals(large));
     const reread = sendfileStats.prefetched - again.prefetched;
-    if (cached === large.length) assert.equal(reread, 0, "a cached blob is read ahead again");
+    // fincore counts whole pages: a fully cached file shows at least its size
+    if (cached >= large.length) assert.equal(reread, 0, "a cached blob is read ahead again");
     else t.diagnostic(`${large.length - cached} bytes of the blob left the page cache between the GETs; ${reread} bytes were read ahead again`);
   });
 
