@@ -41,7 +41,7 @@ describe("S3 part buffers", () => {
   });
 
   it("a taker that waits too long is granted anyway (stalled holders cannot block everyone)", async () => {
-    const pool = new PartBuffers(4, 4, 50);
+    const pool = new PartBuffers(4, 4, { maxWaitMs: 50 });
     const a = await pool.take(4);
     const b = await pool.take(4);
     assert.equal(pool.inUse, 8);
@@ -81,8 +81,8 @@ describe("S3 part buffers", () => {
   });
 
   it("a lone writer gets two parts of lonePart beyond the capacity; a second writer brings the limit back and waits for one of them", async () => {
-    assert.equal(new PartBuffers(4, 32, 10_000, 30_000, 8).partSize(), 16, "a lonePart within half the capacity changes nothing");
-    const big = new PartBuffers(4, 16, 10_000, 30_000, 16);
+    assert.equal(new PartBuffers(4, 32, { lonePart: 8 }).partSize(), 16, "a lonePart within half the capacity changes nothing");
+    const big = new PartBuffers(4, 16, { lonePart: 16 });
     const a = big.join();
     assert.equal(big.limit, 32);
     assert.equal(big.partSize(), 16, "alone: parts of lonePart");
@@ -108,7 +108,7 @@ describe("S3 part buffers", () => {
     b();
     assert.equal(big.limit, 16, "alone again, but a crowd was there within quietMs");
     a();
-    const quick = new PartBuffers(4, 16, 10_000, 30_000, 16, 30);
+    const quick = new PartBuffers(4, 16, { lonePart: 16, quietMs: 30 });
     const l1 = quick.join();
     const l2 = quick.join();
     l2();
@@ -120,7 +120,7 @@ describe("S3 part buffers", () => {
 
   it("a writer leaving raises the limit and wakes a waiter; free buffers beyond the capacity go when writers share it again", async () => {
     const start = pooledBufferBytes();
-    const pool = new PartBuffers(4, 16, 10_000, 30_000, 16, 0);
+    const pool = new PartBuffers(4, 16, { lonePart: 16, quietMs: 0 });
     const a = pool.join();
     const b = pool.join();
     const x = await pool.take(8);
@@ -168,8 +168,8 @@ describe("S3 part buffers", () => {
   it("pooledBufferBytes counts what every pool holds, lent out or kept for reuse, until it is dropped", async () => {
     const MiB = 1024 * 1024;
     const start = pooledBufferBytes();
-    const a = new PartBuffers(5 * MiB, 10 * MiB, 10_000, 50);
-    const b = new PartBuffers(5 * MiB, 10 * MiB, 10_000, 50);
+    const a = new PartBuffers(5 * MiB, 10 * MiB, { idleMs: 50 });
+    const b = new PartBuffers(5 * MiB, 10 * MiB, { idleMs: 50 });
     const x = await a.take(5 * MiB);
     const y = await b.take(5 * MiB);
     const z = await b.take(5 * MiB);

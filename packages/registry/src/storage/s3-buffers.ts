@@ -54,6 +54,17 @@
  * pooledBufferBytes).
  */
 
+export interface PartBuffersOptions {
+  /** A request is granted anyway once no buffer came back for this long (default 10 s). */
+  maxWaitMs?: number;
+  /** Free buffers are dropped once the pool had nothing out for this long (default 30 s). */
+  idleMs?: number;
+  /** Part size a writer alone may use (two of them), above the capacity; 0 (default): none. */
+  lonePart?: number;
+  /** How long after two writers were last joined at once a writer counts as alone (default 1 s). */
+  quietMs?: number;
+}
+
 /** Bytes held by every PartBuffers of the process (lent out or kept for reuse): live, never garbage. */
 let pooled = 0;
 
@@ -81,16 +92,22 @@ export class PartBuffers {
   /** This pool's share of `pooled`. */
   private counted = 0;
 
+  // PartBuffersOptions, defaults applied
+  private readonly maxWaitMs: number;
+  private readonly idleMs: number;
+  readonly lonePart: number;
+  private readonly quietMs: number;
+
   constructor(
     readonly base: number,
     readonly capacity: number,
-    private readonly maxWaitMs = 10_000,
-    private readonly idleMs = 30_000,
-    /** Part size a writer alone may use (two of them), above the capacity; 0: none. */
-    readonly lonePart = 0,
-    /** How long after two writers were last joined at once a writer counts as alone. */
-    private readonly quietMs = 1000,
-  ) {}
+    opts: PartBuffersOptions = {},
+  ) {
+    this.maxWaitMs = opts.maxWaitMs ?? 10_000;
+    this.idleMs = opts.idleMs ?? 30_000;
+    this.lonePart = opts.lonePart ?? 0;
+    this.quietMs = opts.quietMs ?? 1000;
+  }
 
   /** When two or more writers were last joined at once. */
   private lastCrowd = -Infinity;

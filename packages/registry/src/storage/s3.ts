@@ -120,7 +120,7 @@ class S3DriverImpl {
     this.streamClient = createS3Client({ ...cfg, maxAttempts: 1 });
     this.bucket = cfg.bucket;
     this.root = cfg.prefix ? `${cfg.prefix}/` : "";
-    this.buffers = new PartBuffers(Math.max(MIN_PART_SIZE, cfg.partSize), Math.max(cfg.partBufferBytes, cfg.partSize), undefined, undefined, cfg.lonePartSize);
+    this.buffers = new PartBuffers(Math.max(MIN_PART_SIZE, cfg.partSize), Math.max(cfg.partBufferBytes, cfg.partSize), { lonePart: cfg.lonePartSize });
   }
 
   /** Object key of a driver key ("/a/b" -> "<prefix>/a/b"). */
